@@ -1,0 +1,3 @@
+from graphattach.cli.main import main
+
+main()

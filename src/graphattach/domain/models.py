@@ -1,0 +1,116 @@
+"""Records of the mailbox: users, folders, items (messages and events), attachments, upload sessions.
+
+These are what the storage layer keeps. Graph properties that the server does not interpret are
+kept as they came, camelCase, in ``data``; everything the server reasons about is a field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ItemKind = Literal["message", "event"]
+FolderKind = Literal["mail", "calendar", "calendarGroup"]
+AttachmentKind = Literal["file", "item", "reference"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    mail: str
+    #: Exchange's per-mailbox maximum message size in bytes (ErrorMessageSizeExceeded above it).
+    max_message_size: int
+    created: datetime = field(default_factory=utcnow)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Folder:
+    """A mail folder, a calendar or a calendar group."""
+
+    id: str
+    user_id: str
+    kind: FolderKind
+    display_name: str
+    parent_id: str | None = None
+    #: ``inbox``, ``drafts``... for mail folders, ``calendar`` for the default calendar.
+    well_known_name: str | None = None
+    created: datetime = field(default_factory=utcnow)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Item:
+    """A message or an event in one user's mailbox."""
+
+    id: str
+    user_id: str
+    kind: ItemKind
+    #: The mail folder of a message, the calendar of an event.
+    folder_id: str
+    created: datetime = field(default_factory=utcnow)
+    last_modified: datetime = field(default_factory=utcnow)
+    change_key: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Derived by the store on read: a non-inline attachment exists (Graph's hasAttachments).
+    has_attachments: bool = False
+
+
+@dataclass(slots=True)
+class Attachment:
+    id: str
+    user_id: str
+    item_id: str
+    kind: AttachmentKind
+    name: str | None
+    content_type: str | None
+    #: What Graph reports as ``size`` (Exchange's stored size, see docs/fidelity.md).
+    size: int
+    is_inline: bool = False
+    content_id: str | None = None
+    last_modified: datetime = field(default_factory=utcnow)
+    #: Raw byte length of a file attachment's content (0 for item/reference attachments).
+    content_length: int = 0
+    #: Where the bytes of a file attachment live in the blob store.
+    blob_key: str | None = None
+    #: The embedded item of an item attachment, or the reference properties.
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+SessionState = Literal["active", "completed", "cancelled", "expired"]
+
+
+@dataclass(slots=True)
+class UploadSession:
+    id: str
+    user_id: str
+    item_id: str
+    item_kind: ItemKind
+    name: str
+    content_type: str | None
+    is_inline: bool
+    content_id: str | None
+    #: Declared total size in bytes.
+    size: int
+    #: Bytes acknowledged so far (fsynced and committed).
+    received: int
+    blob_key: str
+    state: SessionState
+    expires: datetime
+    created: datetime = field(default_factory=utcnow)
+    #: The attachment created by the final range.
+    attachment_id: str | None = None
+    #: The request that completed it, for answering an identical retry the same way.
+    last_range: tuple[int, int] | None = None
+
+
+def replace(record: Any, **changes: Any) -> Any:
+    return dataclasses.replace(record, **changes)

@@ -1,0 +1,160 @@
+"""The two storage protocols. Every backend passes ``graphattach.storage.conformance``.
+
+Metadata and bytes are apart (as in Azurite's metadata store vs extent store): the metadata
+store keeps records and enforces invariants transactionally, the blob store keeps immutable or
+append-only byte sequences under opaque keys. Several server processes may share one store, so
+nothing here may rely on in-process state for correctness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+
+
+class Conflict(Exception):
+    """A uniqueness or compare-and-set precondition failed."""
+
+
+class LimitExceeded(Exception):
+    """An attachment would break a per-item limit; ``which`` is ``count`` or ``size``."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__(which)
+        self.which = which
+
+
+class MetadataStore(Protocol):
+    """Records of users, folders, items, attachments and upload sessions."""
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    async def close(self) -> None: ...
+
+    async def reset(self) -> None:
+        """Delete every record (admin reset)."""
+
+    # settings kept in the store so that every process agrees (tenant id...)
+    async def get_setting(self, key: str) -> str | None: ...
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless a value exists; return the stored one."""
+
+    # users
+    async def add_user(self, user: User) -> None:
+        """Insert; ``Conflict`` if the id or the user principal name (case-insensitive) is taken."""
+
+    async def get_user(self, user_id: str) -> User | None: ...
+    async def get_user_by_upn(self, upn: str) -> User | None:
+        """Case-insensitive lookup by userPrincipalName."""
+
+    async def list_users(self) -> list[User]: ...
+    async def update_user(self, user: User) -> None: ...
+
+    # folders (mail folders, calendars, calendar groups)
+    async def add_folder(self, folder: Folder) -> None: ...
+    async def get_folder(self, user_id: str, folder_id: str) -> Folder | None: ...
+    async def get_well_known_folder(self, user_id: str, kind: FolderKind, name: str) -> Folder | None: ...
+    async def list_folders(
+        self, user_id: str, kind: FolderKind, parent_id: str | None, *, any_parent: bool = False
+    ) -> list[Folder]:
+        """Folders of ``kind`` directly under ``parent_id`` (None: top level), oldest first."""
+
+    async def update_folder(self, folder: Folder) -> None: ...
+    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+        """Delete a folder, its subfolders, their items and attachments; return freed blob keys."""
+
+    # items (messages and events)
+    async def add_item(self, item: Item) -> None: ...
+    async def get_item(self, user_id: str, item_id: str) -> Item | None:
+        """The item with ``has_attachments`` derived from its non-inline attachments."""
+
+    async def list_items(
+        self,
+        user_id: str,
+        kind: ItemKind,
+        folder_ids: list[str] | None,
+        *,
+        skip: int = 0,
+        top: int | None = None,
+    ) -> tuple[list[Item], int]:
+        """Items of ``kind`` in the given folders (None: all), newest first, and the total count."""
+
+    async def update_item(self, item: Item) -> None:
+        """Replace fields and data of an existing item; ``KeyError`` if it is gone."""
+
+    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+        """Delete an item and its attachments; return the blob keys no record references any more."""
+
+    # attachments
+    async def add_attachment(
+        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+    ) -> None:
+        """Insert, atomically checking the item's attachment count and total ``size`` against the
+        limits (``LimitExceeded``); ``KeyError`` if the item is gone."""
+
+    async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None: ...
+    async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
+        """Attachments of one item in the order they were added."""
+
+    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+        """Delete; None if absent, else the blob keys no record references any more."""
+
+    # upload sessions
+    async def add_session(self, session: UploadSession) -> None: ...
+    async def get_session(self, session_id: str) -> UploadSession | None: ...
+    async def advance_session(self, session_id: str, expected_received: int, received: int,
+                              last_range: tuple[int, int]) -> bool:
+        """Compare-and-set ``received`` on an active session; False if it moved meanwhile."""
+
+    async def complete_session(self, session_id: str, expected_received: int, attachment: Attachment,
+                               *, max_count: int | None = None, max_total_size: int | None = None) -> bool:
+        """In one transaction: insert ``attachment`` (whose blob is the session's) and mark the
+        session completed with ``received = size``. False if the session moved meanwhile.
+        ``LimitExceeded`` / ``KeyError`` as ``add_attachment``."""
+
+    async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
+        """Mark a session cancelled or expired; returns the session as it was, None if unknown."""
+
+    async def delete_session(self, session_id: str) -> UploadSession | None: ...
+    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]: ...
+
+    def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        """Exclusive lock on one session, across processes; released when its holder dies."""
+
+    # blobs that records reference (for orphan reclamation)
+    async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
+        """Those of ``keys`` that an attachment or an upload session references."""
+
+
+class BlobStore(Protocol):
+    """Byte sequences under opaque keys. Writes are durable when they return."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def reset(self) -> None: ...
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0,
+                    limit: int | None = None) -> int:
+        """Truncate ``key`` to ``offset`` bytes (creating it if absent and ``offset == 0``), append
+        ``chunks``, make it durable, and return the new length. With ``limit``, stop with
+        ``ValueError`` as soon as more than ``limit`` bytes arrive (nothing past ``offset`` kept).
+        If ``chunks`` raises, the bytes past ``offset`` are discarded and the error propagates."""
+
+    def read(self, key: str, *, start: int = 0, end: int | None = None,
+             chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``KeyError`` if absent."""
+
+    async def size(self, key: str) -> int | None: ...
+    async def delete(self, key: str) -> None:
+        """Delete; no error if absent."""
+
+    async def copy(self, src: str, dst: str) -> None:
+        """Make ``dst`` a durable copy of ``src``."""
+
+    def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
+        """Every key (last written before ``older_than`` if given)."""
