@@ -49,10 +49,16 @@ class ItemNotFound(GraphError):
 
 
 class ResourceNotFound(GraphError):
-    """The router's own 404: the URL names no Graph segment we know."""
+    """A path under ``/v1.0`` with a segment Graph does not know: the real service answers 400."""
 
-    status, code = 404, "UnknownError"
+    status, code = 400, "BadRequest"
     message = "Resource not found for the segment."
+
+
+class NotFound(GraphError):
+    """The router's own 404, outside the Graph service root."""
+
+    status, code, message = 404, "UnknownError", "The requested resource does not exist."
 
 
 class InvalidIdMalformed(GraphError):

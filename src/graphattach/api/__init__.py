@@ -1,0 +1,1 @@
+"""Thin Starlette routes: parse the request, call one service, serialise the answer."""

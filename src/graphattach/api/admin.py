@@ -1,0 +1,195 @@
+"""The admin API under ``/_graphattach``: users, tokens, reset, clock. Not part of Graph.
+
+When the server runs with ``--admin-key``, every call needs ``X-Graphattach-Admin-Key``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from graphattach import __version__
+from graphattach.api.call import read_body
+from graphattach.api.responses import empty, graph_json
+from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
+from graphattach.auth.tokens import CLI_APP_ID
+from graphattach.composition import store_urls
+from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
+from graphattach.protocol.jsonio import loads_object
+from graphattach.protocol.users import user_json
+from graphattach.services import users as user_service
+from graphattach.services.context import Context
+
+ADMIN_PREFIX = "/_graphattach"
+
+
+def _ctx(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    key = ctx.settings.admin_key
+    if key and not hmac.compare_digest(request.headers.get("x-graphattach-admin-key", ""), key):
+        raise AccessDenied("The admin API needs the X-Graphattach-Admin-Key header.")
+    return ctx
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = await read_body(request, 1024 * 1024)
+    return loads_object(body) if body.strip() else {}
+
+
+def _admin_user(user: Any) -> dict[str, Any]:
+    return {**user_json(user), "maxMessageSize": user.max_message_size}
+
+
+async def health(request: Request) -> Response:
+    return graph_json({"status": "ok", "version": __version__})
+
+
+async def info(request: Request) -> Response:
+    ctx = _ctx(request)
+    store, blobs = store_urls(ctx.settings)
+    return graph_json(
+        {
+            "version": __version__,
+            "tenantId": ctx.tenant_id,
+            "graphUrl": ctx.settings.service_root("v1.0"),
+            "betaUrl": ctx.settings.service_root("beta"),
+            "uploadOrigin": ctx.settings.upload_root,
+            "profile": ctx.settings.profile,
+            "strict": ctx.settings.strict,
+            "store": store,
+            "blobs": blobs,
+            "tokenEndpoint": f"{ctx.settings.root_url}/{ctx.tenant_id}/oauth2/v2.0/token",
+            "now": ctx.clock.now().isoformat(),
+        }
+    )
+
+
+async def list_users(request: Request) -> Response:
+    ctx = _ctx(request)
+    return graph_json({"value": [_admin_user(u) for u in await ctx.metadata.list_users()]})
+
+
+async def add_user(request: Request) -> Response:
+    ctx = _ctx(request)
+    body = await _json(request)
+    upn = body.get("userPrincipalName")
+    if not isinstance(upn, str):
+        raise BadRequest("userPrincipalName is required.")
+    size = body.get("maxMessageSize")
+    if size is not None and (not isinstance(size, int) or size <= 0):
+        raise BadRequest("maxMessageSize must be a positive integer.")
+    user = await user_service.create_user(
+        ctx,
+        upn,
+        body.get("displayName"),
+        user_id=body.get("id"),
+        password=str(body.get("password") or user_service.DEMO_PASSWORD),
+        max_message_size=size,
+    )
+    return graph_json(_admin_user(user), status=201)
+
+
+async def update_user(request: Request) -> Response:
+    ctx = _ctx(request)
+    user = await user_service.find_user(ctx, request.path_params["user"])
+    if user is None:
+        raise GraphError("No such user.", status=404, code="ErrorInvalidUser")
+    body = await _json(request)
+    if "maxMessageSize" in body:
+        size = body["maxMessageSize"]
+        if not isinstance(size, int) or size <= 0:
+            raise BadRequest("maxMessageSize must be a positive integer.")
+        user.max_message_size = size
+    if "displayName" in body:
+        user.display_name = str(body["displayName"])
+    await ctx.metadata.update_user(user)
+    return graph_json(_admin_user(user))
+
+
+async def mint_token(request: Request) -> Response:
+    """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token."""
+    ctx = _ctx(request)
+    body = await _json(request)
+    lifetime = body.get("lifetime", 3600)
+    if not isinstance(lifetime, int) or lifetime <= 0:
+        raise BadRequest("lifetime must be a positive number of seconds.")
+    now = ctx.clock.now().timestamp()
+    if body.get("app"):
+        roles = _names(body.get("roles"), DEFAULT_APP_ROLES)
+        app_id = str(body.get("appId") or "00000000-0000-0000-0000-0000000a99a7")
+        token = ctx.tokens.mint_app(roles=roles, app_id=app_id, lifetime=lifetime, now=now)
+        return graph_json(
+            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "roles": roles}
+        )
+    key = body.get("user")
+    if not isinstance(key, str):
+        raise BadRequest("Give 'user' (a userPrincipalName or id) or 'app': true.")
+    user = await user_service.find_user(ctx, key)
+    if user is None:
+        raise GraphError(f"The user '{key}' does not exist.", status=404, code="ErrorInvalidUser")
+    scopes = _names(body.get("scopes"), DEFAULT_DELEGATED_SCOPES)
+    token = ctx.tokens.mint_delegated(
+        user_id=user.id,
+        upn=user.user_principal_name,
+        name=user.display_name,
+        scopes=scopes,
+        lifetime=lifetime,
+        app_id=CLI_APP_ID,
+        now=now,
+    )
+    return graph_json(
+        {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": " ".join(scopes)}
+    )
+
+
+def _names(value: Any, default: tuple[str, ...]) -> list[str]:
+    if value is None:
+        return list(default)
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise BadRequest("scopes/roles must be a list of strings or a space-separated string.")
+
+
+async def reset(request: Request) -> Response:
+    """Delete every record and byte; keep the tenant and its signing key; re-create the demo users."""
+    ctx = _ctx(request)
+    await ctx.metadata.reset()
+    await ctx.blobs.reset()
+    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
+    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
+    ctx.clock.reset()
+    if ctx.settings.demo_tenant:
+        await user_service.ensure_demo_tenant(ctx)
+    return empty(204)
+
+
+async def clock(request: Request) -> Response:
+    """``GET`` the server time; ``POST {"advanceSeconds": n}`` moves it forward (tests); ``DELETE`` resets."""
+    ctx = _ctx(request)
+    if request.method == "POST":
+        body = await _json(request)
+        seconds = body.get("advanceSeconds")
+        if not isinstance(seconds, (int, float)) or seconds < 0:
+            raise BadRequest("advanceSeconds must be a non-negative number.")
+        ctx.clock.advance(float(seconds))
+    elif request.method == "DELETE":
+        ctx.clock.reset()
+    return graph_json({"now": ctx.clock.now().isoformat(), "offsetSeconds": ctx.clock.offset.total_seconds()})
+
+
+ROUTES = [
+    Route(f"{ADMIN_PREFIX}/health", health, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/info", info, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/users", list_users, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/users", add_user, methods=["POST"]),
+    Route(f"{ADMIN_PREFIX}/users/{{user}}", update_user, methods=["PATCH"]),
+    Route(f"{ADMIN_PREFIX}/token", mint_token, methods=["POST"]),
+    Route(f"{ADMIN_PREFIX}/reset", reset, methods=["POST"]),
+    Route(f"{ADMIN_PREFIX}/clock", clock, methods=["GET", "POST", "DELETE"]),
+]

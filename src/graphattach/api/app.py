@@ -1,0 +1,82 @@
+"""The ASGI application: Graph, the upload endpoint, OAuth, the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from graphattach.api import admin, oauth, upload_endpoint
+from graphattach.api.graph import graph_beta, graph_v1
+from graphattach.api.middleware import GraphMiddleware
+from graphattach.composition import close_context, open_context
+from graphattach.domain.errors import GraphError, NotFound
+from graphattach.protocol.errors import graph_error_body
+from graphattach.services.context import Context
+from graphattach.settings import Settings
+
+GRAPH_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    ctx: Context = request.app.state.ctx
+    if exc.status_code == 405:
+        error: GraphError = GraphError(
+            f"The HTTP method '{request.method}' is not supported for this resource.",
+            status=405,
+            code="Request_BadRequest",
+        )
+    elif exc.status_code == 404:
+        error = NotFound(f"No resource at '{request.url.path}'. Graph lives under /v1.0 and /beta.")
+    else:
+        error = GraphError(str(exc.detail), status=exc.status_code, code="BadRequest")
+    state = request.scope["state"]
+    body = graph_error_body(
+        error,
+        request_id=state["request_id"],
+        client_request_id=state["client_request_id"],
+        now=ctx.clock.now(),
+    )
+    return Response(body, status_code=error.status, media_type="application/json")
+
+
+def build_app(ctx: Context | None = None, settings: Settings | None = None) -> Starlette:
+    """The app over an open ``ctx``, or one that opens and closes its stores with its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = ctx is None
+        context = ctx or await open_context(settings or Settings())
+        app.state.ctx = context
+        background = upload_endpoint.start_background(context)
+        try:
+            yield
+        finally:
+            await upload_endpoint.stop_background(background)
+            if owned:
+                await close_context(context)
+
+    routes: list[Any] = [
+        Route("/v1.0/{path:path}", graph_v1, methods=GRAPH_METHODS),
+        Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
+        *upload_endpoint.ROUTES,
+        *admin.ROUTES,
+        *oauth.ROUTES,
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(GraphMiddleware, now=lambda: app.state.ctx.clock.now())],
+        exception_handlers={HTTPException: _http_exception},
+        lifespan=lifespan,
+    )
+    if ctx is not None:
+        app.state.ctx = ctx
+    return app

@@ -1,0 +1,92 @@
+"""``GraphCall``: what a Graph route handler gets, and reading request bodies under a cap."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphattach.auth.principal import Principal
+from graphattach.domain.errors import BadRequest, RequestEntityTooLarge
+from graphattach.protocol.jsonio import loads_object
+from graphattach.protocol.odata import QueryOptions
+from graphattach.protocol.paths import GraphPath
+from graphattach.services.context import Context
+
+
+def declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest("The Content-Length header is not a number.") from None
+    if value < 0:
+        raise BadRequest("The Content-Length header is negative.")
+    return value
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    """The whole body, refused with 413 before reading when ``Content-Length`` exceeds ``cap``
+    and as soon as more than ``cap`` bytes arrive otherwise."""
+    length = declared_length(request)
+    if length is not None and length > cap:
+        raise RequestEntityTooLarge()
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > cap:
+            raise RequestEntityTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def stream_body(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+@dataclass(slots=True)
+class GraphCall:
+    """One authenticated Graph request, parsed."""
+
+    request: Request
+    ctx: Context
+    path: GraphPath
+    query: QueryOptions
+    principal: Principal
+
+    @property
+    def service_root(self) -> str:
+        """``http://127.0.0.1:8765/v1.0`` (the version of this request)."""
+        return self.ctx.settings.service_root(self.path.version)
+
+    @property
+    def is_beta(self) -> bool:
+        return self.path.version == "beta"
+
+    @property
+    def strict(self) -> bool:
+        return self.ctx.settings.strict
+
+    @property
+    def request_id(self) -> str:
+        return str(self.request.scope["state"]["request_id"])
+
+    async def json(self) -> dict[str, Any]:
+        """The body as one JSON object, under the 4 MiB request cap."""
+        return loads_object(await read_body(self.request, self.ctx.settings.max_request_body))
+
+    def url_without_query(self) -> str:
+        raw = self.request.scope.get("raw_path") or self.request.url.path.encode()
+        return self.ctx.settings.root_url + raw.decode("latin-1").split("?", 1)[0]
+
+
+Handler = Callable[[GraphCall], Awaitable[Response]]
+Routes = dict[tuple[str, str], Handler]

@@ -1,0 +1,69 @@
+"""The Graph endpoint: ``/{v1.0|beta}/...`` → authenticate, parse, dispatch by (endpoint, method).
+
+Each feature module (``users``, ``mail``, ``calendar``, ``attachments``, ``upload_sessions``)
+exports ``ROUTES: dict[(endpoint, METHOD), handler]``; ``endpoint`` is ``GraphPath.endpoint``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graphattach.api import attachments, calendar, mail, upload_sessions, users
+from graphattach.api.call import GraphCall, Routes
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.odata import parse_query
+from graphattach.protocol.paths import parse_graph_path
+from graphattach.services.context import Context
+
+ROUTES: Routes = {}
+for _module in (users, mail, calendar, attachments, upload_sessions):
+    overlap = ROUTES.keys() & _module.ROUTES.keys()
+    assert not overlap, f"routes defined twice: {overlap}"
+    ROUTES.update(_module.ROUTES)
+
+ENDPOINTS = frozenset(endpoint for endpoint, _ in ROUTES)
+
+WWW_AUTHENTICATE = (
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+    'client_id="00000003-0000-0000-c000-000000000000"'
+)
+
+
+async def graph_v1(request: Request) -> Response:
+    return await graph_endpoint(request, "v1.0")
+
+
+async def graph_beta(request: Request) -> Response:
+    return await graph_endpoint(request, "beta")
+
+
+async def graph_endpoint(request: Request, version: str) -> Response:
+    ctx: Context = request.app.state.ctx
+    try:
+        principal = ctx.tokens.verify_graph_token(
+            request.headers.get("authorization"), now=ctx.clock.now().timestamp()
+        )
+    except GraphError as exc:
+        exc.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
+        raise
+    raw_path = request.scope.get("raw_path")
+    raw = raw_path.decode("latin-1") if raw_path else request.url.path
+    raw = raw.split("?", 1)[0]
+    prefix = f"/{version}/"
+    rest = raw[raw.index(prefix) + len(prefix) - 1 :] if prefix in raw else raw
+    path = parse_graph_path(version, rest)
+    method = request.method.upper()
+    handler = ROUTES.get((path.endpoint, method))
+    if handler is None:
+        if path.endpoint in ENDPOINTS:
+            raise GraphError(
+                f"The HTTP method '{method}' is not supported for this resource.",
+                status=405,
+                code="Request_BadRequest",
+            )
+        raise GraphError(
+            f"The '{path.endpoint}' resource is not supported by this server.", status=400, code="BadRequest"
+        )
+    query = parse_query(request.url.query, strict=ctx.settings.strict)
+    return await handler(GraphCall(request, ctx, path, query, principal))

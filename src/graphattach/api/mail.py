@@ -1,0 +1,7 @@
+"""Graph routes: mail."""
+
+from __future__ import annotations
+
+from graphattach.api.call import Routes
+
+ROUTES: Routes = {}

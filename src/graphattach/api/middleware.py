@@ -1,0 +1,114 @@
+"""The outermost ASGI middleware: request ids, Graph error bodies, and body draining.
+
+- every response carries ``request-id``, ``client-request-id`` (echoed, else the request id),
+  ``x-ms-ags-diagnostic``, ``Strict-Transport-Security`` and ``Cache-Control: private``
+  (../shared/reference/graph-api.md §3.3);
+- a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
+- a request body the app did not read is drained when small, else the connection is closed, so
+  a keep-alive client never has its next request parsed from the leftovers (clients.md row 17).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graphattach.domain.errors import GraphError, InternalServerError
+from graphattach.protocol.errors import graph_error_body
+
+log = logging.getLogger("graphattach")
+
+DIAGNOSTIC = (
+    '{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000",'
+    '"RoleInstance":"graphattach","ADSiteName":"LCL"}}'
+)
+#: Unread request bodies up to this size are read and dropped to keep the connection alive.
+DRAIN_LIMIT = 1024 * 1024
+
+
+class GraphMiddleware:
+    def __init__(self, app: ASGIApp, now: Callable[[], datetime]) -> None:
+        self.app = app
+        self.now = now
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        request_id = str(uuid.uuid4())
+        client_request_id = headers.get(b"client-request-id", b"").decode("latin-1").strip() or request_id
+        scope.setdefault("state", {})
+        scope["state"]["request_id"] = request_id
+        scope["state"]["client_request_id"] = client_request_id
+
+        declared = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        has_body = chunked or (declared is not None and declared.strip() not in (b"0", b""))
+        body_state = {"done": not has_body, "read": 0}
+        started = False
+
+        async def tracking_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                body_state["read"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body_state["done"] = True
+            elif message["type"] == "http.disconnect":
+                body_state["done"] = True
+            return message
+
+        async def drain_or_close() -> bool:
+            """True when the connection must be closed after this response."""
+            if body_state["done"]:
+                return False
+            try:
+                remaining = int(declared) - body_state["read"] if declared is not None else None
+            except ValueError:
+                remaining = None
+            if remaining is None or remaining > DRAIN_LIMIT:
+                return True
+            while not body_state["done"]:
+                await tracking_receive()
+            return False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                extra = [
+                    (b"request-id", request_id.encode()),
+                    (b"client-request-id", client_request_id.encode("latin-1")),
+                    (b"x-ms-ags-diagnostic", DIAGNOSTIC.encode()),
+                    (b"strict-transport-security", b"max-age=31536000"),
+                    (b"cache-control", b"private"),
+                ]
+                if await drain_or_close():
+                    extra.append((b"connection", b"close"))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, tracking_receive, send_with_headers)
+        except GraphError as exc:
+            if started:
+                raise
+            await self._send_error(exc, request_id, client_request_id, send_with_headers)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await self._send_error(InternalServerError(), request_id, client_request_id, send_with_headers)
+
+    async def _send_error(self, exc: GraphError, request_id: str, client_request_id: str, send: Send) -> None:
+        body = graph_error_body(
+            exc, request_id=request_id, client_request_id=client_request_id, now=self.now()
+        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in exc.headers.items()]
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,80 @@
+"""Graph routes: ``/users``, ``/users/{id|upn}``, ``/me``."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from graphattach.api.call import GraphCall, Routes
+from graphattach.api.responses import graph_json
+from graphattach.auth.permissions import USERS_READ_ALL
+from graphattach.domain.errors import AccessDenied, GraphError
+from graphattach.protocol.odata import context_url, next_link
+from graphattach.protocol.shape import collection, project
+from graphattach.protocol.users import USER_PROPERTIES, user_json
+from graphattach.services.access import me_not_allowed
+from graphattach.services.users import find_user
+
+
+async def list_users(call: GraphCall) -> Response:
+    if not call.principal.has_any(USERS_READ_ALL):
+        raise GraphError(
+            "Insufficient privileges to complete the operation.",
+            status=403,
+            code="Authorization_RequestDenied",
+        )
+    users = await call.ctx.metadata.list_users()
+    total = len(users)
+    skip, top = call.query.skip or 0, call.query.top or 100
+    page = users[skip : skip + top]
+    values = [project(user_json(u), call.query.select, known=USER_PROPERTIES) for u in page]
+    link = (
+        next_link(call.url_without_query(), call.request.url.query, skip + top)
+        if skip + top < total
+        else None
+    )
+    return graph_json(
+        collection(
+            context_url(call.service_root, "users"),
+            values,
+            count=total if call.query.count else None,
+            next_link=link,
+        )
+    )
+
+
+async def get_user(call: GraphCall) -> Response:
+    if call.path.is_me:
+        if not call.principal.is_delegated:
+            raise me_not_allowed()
+        user = await call.ctx.metadata.get_user(call.principal.user_id or "")
+        key = call.principal.upn or ""
+    else:
+        key = call.path.user or ""
+        user = await find_user(call.ctx, key)
+    if user is None:
+        raise GraphError(
+            f"Resource '{key}' does not exist or one of its queried reference-property objects are "
+            f"not present.",
+            status=404,
+            code="Request_ResourceNotFound",
+        )
+    own = call.principal.is_delegated and call.principal.user_id == user.id
+    if not own and not call.principal.has_any(USERS_READ_ALL):
+        if call.principal.is_delegated:
+            raise GraphError(
+                "Insufficient privileges to complete the operation.",
+                status=403,
+                code="Authorization_RequestDenied",
+            )
+        raise AccessDenied()
+    body = {
+        "@odata.context": context_url(call.service_root, "users/$entity"),
+        **project(user_json(user), call.query.select, known=USER_PROPERTIES),
+    }
+    return graph_json(body)
+
+
+ROUTES: Routes = {
+    ("users", "GET"): list_users,
+    ("user", "GET"): get_user,
+}

@@ -1,0 +1,1 @@
+"""Tokens (minting and verifying JWTs), principals and the permission table."""

@@ -1,0 +1,266 @@
+"""Minting and verifying the server's tokens.
+
+Graph tokens are RS256 JWTs like Entra ID's: ``aud=https://graph.microsoft.com``, ``iss`` the
+tenant's v1 issuer, ``tid``, ``oid``, ``upn``, ``scp`` (delegated) or ``roles`` (app), ``exp``.
+Upload tokens (the ``authtoken`` of an upload URL) are JWTs of their own audience, bound to one
+session. The signing key lives in the metadata store so every server process shares it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from graphattach.auth.principal import Principal
+from graphattach.domain.errors import GraphError, InvalidAuthenticationToken
+
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
+GRAPH_AUDIENCES = (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", "00000003-0000-0000-c000-000000000000")
+UPLOAD_AUDIENCE = "https://outlook.office.com/api/"
+#: The app id ``graphattach token`` puts in tokens it mints for people.
+CLI_APP_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+
+
+def generate_private_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadClaims:
+    session_id: str
+    user_id: str
+    expires: float
+
+
+class TokenService:
+    """Signs and verifies every token the server deals in."""
+
+    def __init__(self, private_key_pem: str, tenant_id: str, issuer_base: str) -> None:
+        self.private_key_pem = private_key_pem
+        self._private_key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
+        assert isinstance(self._private_key, rsa.RSAPrivateKey)
+        self._public_key = self._private_key.public_key()
+        der = self._public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.key_id = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode("ascii")
+        self.tenant_id = tenant_id
+        self.issuer = f"https://sts.windows.net/{tenant_id}/"
+        self.issuer_base = issuer_base
+
+    # ---- JWKS / discovery
+    def jwks(self) -> dict[str, Any]:
+        numbers = self._public_key.public_numbers()
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "kid": self.key_id,
+                    "n": _b64url_uint(numbers.n),
+                    "e": _b64url_uint(numbers.e),
+                }
+            ]
+        }
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(
+            claims, self._private_key, algorithm="RS256", headers={"kid": self.key_id, "typ": "JWT"}
+        )
+
+    # ---- Graph tokens
+    def mint_delegated(
+        self,
+        *,
+        user_id: str,
+        upn: str,
+        name: str,
+        scopes: list[str],
+        lifetime: int = 3600,
+        app_id: str = CLI_APP_ID,
+        now: float | None = None,
+    ) -> str:
+        now = time.time() if now is None else now
+        return self._sign(
+            {
+                "aud": GRAPH_AUDIENCE,
+                "iss": self.issuer,
+                "iat": int(now),
+                "nbf": int(now),
+                "exp": int(now + lifetime),
+                "tid": self.tenant_id,
+                "oid": user_id,
+                "sub": user_id,
+                "upn": upn,
+                "unique_name": upn,
+                "name": name,
+                "appid": app_id,
+                "scp": " ".join(scopes),
+                "ver": "1.0",
+                "uti": uuid.uuid4().hex,
+            }
+        )
+
+    def mint_app(
+        self, *, roles: list[str], app_id: str, lifetime: int = 3600, now: float | None = None
+    ) -> str:
+        now = time.time() if now is None else now
+        return self._sign(
+            {
+                "aud": GRAPH_AUDIENCE,
+                "iss": self.issuer,
+                "iat": int(now),
+                "nbf": int(now),
+                "exp": int(now + lifetime),
+                "tid": self.tenant_id,
+                "oid": app_id,
+                "sub": app_id,
+                "appid": app_id,
+                "roles": roles,
+                "idtyp": "app",
+                "ver": "1.0",
+                "uti": uuid.uuid4().hex,
+            }
+        )
+
+    def mint_id_token(
+        self, *, audience: str, user_id: str, upn: str, name: str, issuer: str, lifetime: int = 3600
+    ) -> str:
+        now = int(time.time())
+        return self._sign(
+            {
+                "aud": audience,
+                "iss": issuer,
+                "iat": now,
+                "nbf": now,
+                "exp": now + lifetime,
+                "tid": self.tenant_id,
+                "oid": user_id,
+                "sub": user_id,
+                "preferred_username": upn,
+                "name": name,
+                "ver": "2.0",
+            }
+        )
+
+    def verify_graph_token(self, authorization: str | None, *, now: float | None = None) -> Principal:
+        """The principal of a ``Bearer`` header, or ``InvalidAuthenticationToken`` (401)."""
+        if not authorization or not authorization.strip():
+            raise InvalidAuthenticationToken("Access token is empty.")
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise InvalidAuthenticationToken("Access token is empty.")
+        if token.count(".") != 2:
+            raise InvalidAuthenticationToken("IDX14100: JWT is not well formed, there are no dots (.).")
+        try:
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                audience=list(GRAPH_AUDIENCES),
+                issuer=self.issuer,
+                # Lifetime is checked below against the server clock, which tests can move.
+                options={
+                    "require": ["exp", "aud", "iss"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidAuthenticationToken("Invalid audience.") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidAuthenticationToken("Invalid issuer.") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidAuthenticationToken(
+                "Access token validation failure. Signature validation failed."
+            ) from None
+        except jwt.DecodeError:
+            raise InvalidAuthenticationToken(
+                "CompactToken parsing failed with error code: 80049217"
+            ) from None
+        except jwt.InvalidTokenError as exc:
+            raise InvalidAuthenticationToken(f"Access token validation failure. {exc}") from None
+        if claims["exp"] <= (time.time() if now is None else now):
+            raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.")
+        app_id = str(claims.get("appid") or claims.get("azp") or "")
+        if "scp" in claims:
+            return Principal(
+                kind="delegated",
+                permissions=frozenset(str(claims["scp"]).split()),
+                app_id=app_id,
+                user_id=str(claims.get("oid")),
+                upn=claims.get("upn") or claims.get("preferred_username"),
+            )
+        roles = claims.get("roles") or []
+        return Principal(kind="app", permissions=frozenset(str(r) for r in roles), app_id=app_id)
+
+    # ---- upload tokens
+    def mint_upload_token(self, *, session_id: str, user_id: str, expires: float) -> str:
+        return self._sign(
+            {
+                "aud": UPLOAD_AUDIENCE,
+                "iss": self.issuer,
+                "exp": int(expires) + 1,
+                "sid": session_id,
+                "uid": user_id,
+                "ver": "Exchange.Callback.V1",
+            }
+        )
+
+    def verify_upload_token(self, token: str | None) -> UploadClaims:
+        """Claims of an upload URL's ``authtoken`` (expiry is the session's, checked by the caller)."""
+        if not token:
+            raise GraphError("The access token is missing.", status=401, code="InvalidAuthenticationToken")
+        try:
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                audience=UPLOAD_AUDIENCE,
+                issuer=self.issuer,
+                options={"require": ["exp", "aud", "sid", "uid"], "verify_exp": False},
+            )
+        except jwt.InvalidAudienceError:
+            raise GraphError(
+                "The audience claim value is invalid 'aud'.", status=401, code="InvalidAudience"
+            ) from None
+        except jwt.InvalidTokenError:
+            raise GraphError(
+                "The access token is invalid.", status=401, code="InvalidAuthenticationToken"
+            ) from None
+        return UploadClaims(str(claims["sid"]), str(claims["uid"]), float(claims["exp"]))
+
+    def audience_of(self, token: str) -> str | None:
+        """The ``aud`` of a token signed by us, else None (for the upload endpoint's 401 wording)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False},
+            )
+        except jwt.InvalidTokenError:
+            return None
+        aud = claims.get("aud")
+        return str(aud) if aud is not None else None

@@ -1,0 +1,227 @@
+"""``graphattach serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from graphattach.domain import ids
+from graphattach.settings import Settings, default_data_dir
+
+
+def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``host``, ``127.0.0.1`` and ``localhost``, made once."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    cert_path, key_path = data_dir / "tls-cert.pem", data_dir / "tls-key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graphattach local")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def _prepare_store(settings: Settings) -> str:
+    """Open the store once before the workers start: migrate, seed the demo tenant, read the tenant id."""
+    if settings.in_memory:
+        return settings.tenant_id or ids.new_guid()
+    from graphattach.composition import context_for
+
+    async def prepare() -> str:
+        async with context_for(settings) as ctx:
+            return ctx.tenant_id
+
+    return asyncio.run(prepare())
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+    @click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+    @click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Where metadata (SQLite) and attachment bytes live. [default: ~/.local/share/graphattach]",
+    )
+    @click.option("--in-memory", is_flag=True, help="Keep nothing: in-memory stores.")
+    @click.option(
+        "--profile",
+        type=click.Choice(["outlook", "lenient"]),
+        default="outlook",
+        show_default=True,
+        help="outlook: exactly the real service; lenient: bend where well-known clients need it.",
+    )
+    @click.option("--loose", is_flag=True, help="Ignore unknown query options and body properties.")
+    @click.option("--public-url", default=None, help="Scheme://host:port clients use (behind a proxy).")
+    @click.option("--upload-origin", default=None, help="Scheme://host:port of upload URLs.")
+    @click.option("--tls", is_flag=True, help="Serve https with a generated self-signed certificate.")
+    @click.option(
+        "--admin-key",
+        envvar="GRAPHATTACH_ADMIN_KEY",
+        default=None,
+        help="Require this key on the admin API (X-Graphattach-Admin-Key).",
+    )
+    @click.option("--session-lifetime", type=float, default=None, help="Upload session lifetime in seconds.")
+    @click.option("--max-chunk", type=int, default=None, help="Largest upload PUT accepted, in bytes.")
+    @click.option(
+        "--sweep-interval", type=float, default=None, help="Seconds between expiry sweeps (0: off)."
+    )
+    @click.option(
+        "--store",
+        default=None,
+        envvar="GRAPHATTACH_STORE",
+        help="Metadata store URL (sqlite:///path, memory:, postgresql://...).",
+    )
+    @click.option(
+        "--blobs",
+        default=None,
+        envvar="GRAPHATTACH_BLOBS",
+        help="Blob store URL (file:///dir, memory:, s3://bucket/prefix).",
+    )
+    @click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
+    @click.option(
+        "--server",
+        "server_impl",
+        type=click.Choice(["granian", "uvicorn"]),
+        default="granian",
+        show_default=True,
+        help="ASGI server.",
+    )
+    @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
+    def serve(
+        host: str,
+        port: int,
+        data_dir: Path | None,
+        in_memory: bool,
+        profile: str,
+        loose: bool,
+        public_url: str | None,
+        upload_origin: str | None,
+        tls: bool,
+        admin_key: str | None,
+        session_lifetime: float | None,
+        max_chunk: int | None,
+        sweep_interval: float | None,
+        store: str | None,
+        blobs: str | None,
+        workers: int,
+        server_impl: str,
+        no_demo: bool,
+    ) -> None:
+        """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
+        from graphattach.api.asgi import ENV_VAR, settings_to_env
+
+        extra: dict[str, object] = {}
+        if session_lifetime is not None:
+            extra["upload_session_lifetime"] = session_lifetime
+        if max_chunk is not None:
+            extra["max_upload_chunk"] = max_chunk
+        if sweep_interval is not None:
+            extra["sweep_interval"] = sweep_interval
+        settings = Settings(
+            host=host,
+            port=port,
+            data_dir=(data_dir or default_data_dir()).expanduser().resolve(),
+            in_memory=in_memory,
+            public_url=public_url,
+            upload_origin=upload_origin,
+            profile=profile,  # type: ignore[arg-type]
+            strict=not loose,
+            tls=tls,
+            admin_key=admin_key,
+            store=store,
+            blobs=blobs,
+            demo_tenant=not no_demo,
+            client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
+            **extra,  # type: ignore[arg-type]
+        )
+        if in_memory and workers > 1:
+            raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
+        tenant_id = _prepare_store(settings)
+        settings = dataclasses.replace(settings, tenant_id=tenant_id)
+        os.environ[ENV_VAR] = settings_to_env(settings)
+        cert = key = None
+        if tls:
+            cert, key = _tls_files(settings.data_dir, host)
+        where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
+        click.echo(f"graphattach serving Microsoft Graph at {settings.service_root('v1.0')} (and /beta)")
+        click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
+        if tls:
+            click.echo(f"  TLS certificate (trust it in clients): {cert}")
+        click.echo(
+            f"  get a token:   graphattach token --user adele@contoso.onmicrosoft.com"
+            f" --base-url {settings.root_url}"
+        )
+        click.echo(f"  tenant id:     {tenant_id}")
+        sys.stdout.flush()
+        if server_impl == "uvicorn":
+            import uvicorn
+
+            uvicorn.run(
+                "graphattach.api.asgi:create_app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                ssl_certfile=str(cert) if cert else None,
+                ssl_keyfile=str(key) if key else None,
+                timeout_keep_alive=30,
+            )
+            return
+        from granian import Granian
+        from granian.constants import HTTPModes, Interfaces
+
+        Granian(
+            "graphattach.api.asgi:create_app_from_env",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            factory=True,
+            workers=workers,
+            http=HTTPModes.http1,
+            log_level="warning",  # type: ignore[arg-type]
+            ssl_cert=cert,
+            ssl_key=key,
+            backpressure=None,
+        ).serve()

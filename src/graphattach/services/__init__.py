@@ -1,0 +1,1 @@
+"""Use cases of the mailbox. Services take records and plain values, never HTTP objects."""

@@ -1,0 +1,135 @@
+"""Users of the tenant and the mailbox every user gets (well-known folders, a default calendar)."""
+
+from __future__ import annotations
+
+import re
+
+from graphattach.domain import ids, limits
+from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.models import Folder, User
+from graphattach.services.context import Context
+from graphattach.storage.interfaces import Conflict
+
+#: Well-known mail folders and their display names (mailfolder.md).
+WELL_KNOWN_MAIL_FOLDERS = {
+    "inbox": "Inbox",
+    "drafts": "Drafts",
+    "sentitems": "Sent Items",
+    "deleteditems": "Deleted Items",
+    "junkemail": "Junk Email",
+    "archive": "Archive",
+    "outbox": "Outbox",
+}
+ROOT_FOLDER = "msgfolderroot"
+
+#: The demo tenant a fresh server starts with (documented in the README).
+DEMO_DOMAIN = "contoso.onmicrosoft.com"
+DEMO_USERS = (
+    ("adele", "Adele Vance"),
+    ("alex", "Alex Wilber"),
+    ("megan", "Megan Bowen"),
+)
+DEMO_PASSWORD = "graphattach"
+
+_UPN_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+async def create_user(
+    ctx: Context,
+    upn: str,
+    display_name: str | None = None,
+    *,
+    user_id: str | None = None,
+    password: str = DEMO_PASSWORD,
+    max_message_size: int | None = None,
+) -> User:
+    """Create a user with a provisioned mailbox. ``Conflict`` → 400 if the UPN is taken."""
+    if not _UPN_RE.match(upn):
+        raise BadRequest(
+            f"Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}'.",
+            code="Request_BadRequest",
+        )
+    if user_id is not None and not ids.is_guid(user_id):
+        raise BadRequest("Invalid object identifier: the id must be a GUID.", code="Request_BadRequest")
+    local = upn.split("@", 1)[0]
+    user = User(
+        id=user_id or ids.new_guid(),
+        user_principal_name=upn,
+        display_name=display_name or local.replace(".", " ").title(),
+        mail=upn,
+        max_message_size=max_message_size or limits.DEFAULT_MAX_MESSAGE_SIZE,
+        data={"password": password},
+    )
+    try:
+        await ctx.metadata.add_user(user)
+    except Conflict:
+        raise GraphError(
+            "Another object with the same value for property userPrincipalName already exists.",
+            status=400,
+            code="Request_BadRequest",
+        ) from None
+    await provision_mailbox(ctx, user)
+    return user
+
+
+async def provision_mailbox(ctx: Context, user: User) -> None:
+    """The folders and calendar Exchange creates with every mailbox."""
+    root = Folder(
+        id=ids.new_id("folder"),
+        user_id=user.id,
+        kind="mail",
+        display_name="Top of Information Store",
+        well_known_name=ROOT_FOLDER,
+    )
+    await ctx.metadata.add_folder(root)
+    for name, display in WELL_KNOWN_MAIL_FOLDERS.items():
+        await ctx.metadata.add_folder(
+            Folder(
+                id=ids.new_id("folder"),
+                user_id=user.id,
+                kind="mail",
+                display_name=display,
+                parent_id=root.id,
+                well_known_name=name,
+            )
+        )
+    group = Folder(
+        id=ids.new_id("calendarGroup"),
+        user_id=user.id,
+        kind="calendarGroup",
+        display_name="My Calendars",
+        well_known_name="mycalendars",
+    )
+    await ctx.metadata.add_folder(group)
+    await ctx.metadata.add_folder(
+        Folder(
+            id=ids.new_id("calendar"),
+            user_id=user.id,
+            kind="calendar",
+            display_name="Calendar",
+            parent_id=group.id,
+            well_known_name="calendar",
+            data={"isDefaultCalendar": True},
+        )
+    )
+
+
+async def ensure_demo_tenant(ctx: Context) -> None:
+    """Create the demo users once, the first time a store is opened (idempotent across processes)."""
+    if await ctx.metadata.get_setting("demo_tenant_done"):
+        return
+    for local, name in DEMO_USERS:
+        upn = f"{local}@{DEMO_DOMAIN}"
+        if await ctx.metadata.get_user_by_upn(upn) is None:
+            try:
+                await create_user(ctx, upn, name)
+            except GraphError:
+                pass  # another process created it meanwhile
+    await ctx.metadata.set_setting_if_absent("demo_tenant_done", "1")
+
+
+async def find_user(ctx: Context, id_or_upn: str) -> User | None:
+    """By object id (GUID) or userPrincipalName (case-insensitive)."""
+    if "@" in id_or_upn:
+        return await ctx.metadata.get_user_by_upn(id_or_upn)
+    return await ctx.metadata.get_user(id_or_upn.lower() if ids.is_guid(id_or_upn) else id_or_upn)

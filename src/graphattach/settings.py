@@ -1,0 +1,88 @@
+"""Server settings: one immutable object built from the CLI flags or the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from graphattach.domain import limits
+
+Profile = Literal["outlook", "lenient"]
+
+
+def default_data_dir() -> Path:
+    """``$GRAPHATTACH_DATA_DIR``, else ``$XDG_DATA_HOME/graphattach``, else ``~/.local/share/graphattach``."""
+    if env := os.environ.get("GRAPHATTACH_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "graphattach"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = field(default_factory=default_data_dir)
+    in_memory: bool = False
+    #: Scheme, host and port clients use to reach Graph (the service root is this + ``/v1.0``).
+    #: Derived from host and port when not set.
+    public_url: str | None = None
+    #: Origin of upload URLs. By default ``localhost`` instead of ``127.0.0.1`` (or the reverse),
+    #: so that SDKs that attach Graph tokens by host behave as against outlook.office.com.
+    upload_origin: str | None = None
+    profile: Profile = "outlook"
+    #: Refuse unknown query options and body properties (``--loose`` turns it off).
+    strict: bool = True
+    tls: bool = False
+    #: When set, the admin API (``/_graphattach``) requires this key in ``X-Graphattach-Admin-Key``.
+    admin_key: str | None = None
+    upload_session_lifetime: float = limits.DEFAULT_UPLOAD_SESSION_LIFETIME_SECONDS
+    max_upload_chunk: int = limits.DEFAULT_MAX_UPLOAD_CHUNK
+    max_request_body: int = limits.MAX_REQUEST_BODY
+    #: Seconds between sweeps of expired sessions and orphaned bytes (0 disables the sweeper).
+    sweep_interval: float = 60.0
+    #: An orphaned blob must be at least this old before the sweeper deletes it.
+    orphan_grace: float = 3600.0
+    #: The client secret apps use with the token endpoint (default ``graphattach-secret``).
+    client_secret: str | None = None
+    #: The tenant id of a new store (an existing store keeps its own).
+    tenant_id: str | None = None
+    #: Create the demo tenant's users on first start.
+    demo_tenant: bool = True
+    #: Metadata and blob store URLs (``sqlite:///path``, ``memory:``, ``file:///dir``...); derived
+    #: from ``data_dir``/``in_memory`` when not set.
+    store: str | None = None
+    blobs: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def root_url(self) -> str:
+        """Scheme, host and port of the Graph endpoint, without the version."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def service_root(self, version: str = "v1.0") -> str:
+        return f"{self.root_url}/{version}"
+
+    @property
+    def upload_root(self) -> str:
+        if self.upload_origin:
+            return self.upload_origin.rstrip("/")
+        root = self.root_url
+        # A different host name for the same server: 127.0.0.1 <-> localhost.
+        if "://127.0.0.1" in root:
+            return root.replace("://127.0.0.1", "://localhost", 1)
+        if "://localhost" in root:
+            return root.replace("://localhost", "://127.0.0.1", 1)
+        return root
