@@ -1,0 +1,423 @@
+"""``BlobStore`` with one file per key under a root directory.
+
+Layout: ``root/<xx>/<name>`` where ``xx`` is the first two hex digits of the key's SHA-256 (at
+most 256 directories) and ``name`` recovers the key: ``k`` + lower-case base32 of its UTF-8 bytes
+(safe on case-insensitive file systems). Keys too long for a file name are stored as ``h`` + the
+full SHA-256 with the key itself in a sidecar file ``h<sha256>.key``. Keys are never used as paths.
+Temporary files start with a dot and are ignored by ``keys()``.
+
+All file system calls run in worker threads; a write buffers its chunks up to ``BUFFER_SIZE``
+before handing them to a thread, so memory stays bounded whatever the total size. A write that is
+cancelled waits for its thread before closing the file descriptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import errno
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from graphattach.storage._common import as_utc
+
+__all__ = ["FileBlobStore"]
+
+R = TypeVar("R")
+
+#: Bytes gathered in memory before one write in a worker thread.
+BUFFER_SIZE = 1024 * 1024
+#: Keys whose encoded name would be longer than this use a hashed name and a sidecar.
+_MAX_NAME = 200
+_SIDECAR = ".key"
+_COPY_BLOCK = 1024 * 1024
+
+
+async def _in_thread(fn: Callable[..., R], *args: Any) -> R:
+    """Run ``fn`` in a thread; if we are cancelled meanwhile, wait for it before propagating.
+
+    File descriptors must not be closed (and their numbers reused) while a thread still uses them.
+    """
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if not future.done():
+            try:
+                await _wait_uncancellable(future)
+            except BaseException:
+                pass  # the cancellation is what we propagate
+        raise
+
+
+async def _wait_uncancellable(future: asyncio.Future[Any]) -> None:
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            continue
+
+
+@dataclass(frozen=True, slots=True)
+class _Location:
+    directory: Path
+    path: Path
+    #: The file holding the key of a hashed name, else None.
+    sidecar: Path | None
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _datasync(fd: int) -> None:
+    sync = getattr(os, "fdatasync", os.fsync)
+    sync(fd)
+
+
+class FileBlobStore:
+    """``BlobStore`` under ``root`` (created by ``open``)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # naming -------------------------------------------------------------------------------------
+
+    def _locate(self, key: str) -> _Location:
+        raw = key.encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(raw).hexdigest()
+        directory = self.root / digest[:2]
+        encoded = base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+        if len(encoded) + 1 <= _MAX_NAME:
+            return _Location(directory, directory / f"k{encoded}", None)
+        name = f"h{digest}"
+        return _Location(directory, directory / name, directory / f"{name}{_SIDECAR}")
+
+    @staticmethod
+    def _decode(directory: Path, name: str) -> str | None:
+        """The key stored under ``name``, or None for temporary, sidecar and foreign files."""
+        if name.startswith("k"):
+            encoded = name[1:].upper()
+            try:
+                raw = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+                return raw.decode("utf-8", "surrogatepass")
+            except (binascii.Error, ValueError):
+                return None
+        if name.startswith("h") and not name.endswith(_SIDECAR):
+            try:
+                return (directory / f"{name}{_SIDECAR}").read_bytes().decode("utf-8", "surrogatepass")
+            except (OSError, ValueError):
+                return None
+        return None
+
+    # lifecycle ----------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await _in_thread(lambda: self.root.mkdir(parents=True, exist_ok=True))
+
+    async def close(self) -> None:
+        return None
+
+    async def reset(self) -> None:
+        def run() -> None:
+            if not self.root.exists():
+                return
+            for entry in os.scandir(self.root):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
+        await _in_thread(run)
+
+    # writing ------------------------------------------------------------------------------------
+
+    def _open_for_write(self, location: _Location, key: str, offset: int) -> tuple[int, bool]:
+        """Open the blob, truncated to ``offset``; returns ``(fd, created)``."""
+        created_dir = False
+        if not location.directory.exists():
+            location.directory.mkdir(parents=True, exist_ok=True)
+            created_dir = True
+        if location.sidecar is not None and not location.sidecar.exists():
+            self._write_sidecar(location, key)
+        flags = os.O_WRONLY | os.O_CLOEXEC
+        created = False
+        try:
+            fd = os.open(location.path, flags)
+        except FileNotFoundError:
+            if offset > 0:
+                raise KeyError(key) from None
+            fd = os.open(location.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+        try:
+            stat = os.fstat(fd)
+            if stat.st_size < offset:
+                raise ValueError(f"blob {key!r} has {stat.st_size} bytes, fewer than offset {offset}")
+            if stat.st_nlink > 1:
+                # Shared with a copy (hard link): write a private file instead of changing both.
+                os.close(fd)
+                fd = self._unshare(location, offset)
+            else:
+                os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            if created:
+                _fsync_dir(location.directory)
+                if created_dir:
+                    _fsync_dir(self.root)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, created
+
+    def _unshare(self, location: _Location, length: int) -> int:
+        """Replace a hard-linked blob by a private copy of its first ``length`` bytes; return an fd."""
+        temp = location.directory / f".tmp-{secrets.token_hex(8)}"
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            with open(location.path, "rb") as source:
+                remaining = length
+                while remaining:
+                    block = source.read(min(_COPY_BLOCK, remaining))
+                    if not block:
+                        raise ValueError("blob shrank while being copied")
+                    _write_all(fd, block)
+                    remaining -= len(block)
+            _datasync(fd)
+            os.replace(temp, location.path)
+            _fsync_dir(location.directory)
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            raise
+        return fd
+
+    @staticmethod
+    def _write_sidecar(location: _Location, key: str) -> None:
+        assert location.sidecar is not None
+        temp = location.directory / f".tmp-{secrets.token_hex(8)}"
+        with open(temp, "wb") as handle:
+            handle.write(key.encode("utf-8", "surrogatepass"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, location.sidecar)
+        _fsync_dir(location.directory)
+
+    async def write(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None
+    ) -> int:
+        if offset < 0:
+            raise ValueError("offset must not be negative")
+        location = self._locate(key)
+        fd, _created = await _in_thread(self._open_for_write, location, key, offset)
+        length = offset
+        received = 0
+        buffer = bytearray()
+        try:
+            async for chunk in chunks:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise ValueError(f"more than {limit} bytes")
+                if len(buffer) + len(chunk) < BUFFER_SIZE:
+                    buffer += chunk
+                    continue
+                if buffer:
+                    await _in_thread(_write_all, fd, bytes(buffer))
+                    length += len(buffer)
+                    buffer.clear()
+                if len(chunk) >= BUFFER_SIZE:
+                    await _in_thread(_write_all, fd, chunk)
+                    length += len(chunk)
+                else:
+                    buffer += chunk
+
+            def finish() -> None:
+                if buffer:
+                    _write_all(fd, buffer)
+                _datasync(fd)
+
+            await _in_thread(finish)
+            length += len(buffer)
+        except BaseException:
+            try:
+                await _in_thread(_truncate_and_sync, fd, offset)
+            finally:
+                os.close(fd)
+            raise
+        os.close(fd)
+        return length
+
+    # reading ------------------------------------------------------------------------------------
+
+    async def read(
+        self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+    ) -> AsyncIterator[bytes]:
+        if start < 0 or chunk_size <= 0:
+            raise ValueError("start must not be negative and chunk_size must be positive")
+        location = self._locate(key)
+
+        def open_() -> tuple[int, int]:
+            try:
+                fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise KeyError(key) from None
+            return fd, os.fstat(fd).st_size
+
+        fd, size = await _in_thread(open_)
+        try:
+            stop = size if end is None else min(end, size)
+            position = start
+            # Read at least a few hundred KiB per thread hop even when chunk_size is tiny.
+            block = max(chunk_size, 256 * 1024)
+            while position < stop:
+                data = await _in_thread(os.pread, fd, min(block, stop - position), position)
+                if not data:
+                    break
+                position += len(data)
+                view = memoryview(data)
+                for i in range(0, len(data), chunk_size):
+                    yield bytes(view[i : i + chunk_size])
+        finally:
+            os.close(fd)
+
+    async def size(self, key: str) -> int | None:
+        path = self._locate(key).path
+
+        def run() -> int | None:
+            try:
+                return os.stat(path).st_size
+            except FileNotFoundError:
+                return None
+
+        return await _in_thread(run)
+
+    # deleting and copying -----------------------------------------------------------------------
+
+    async def delete(self, key: str) -> None:
+        location = self._locate(key)
+
+        def run() -> None:
+            for path in (location.path, location.sidecar):
+                if path is None:
+                    continue
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+        await _in_thread(run)
+
+    async def copy(self, src: str, dst: str) -> None:
+        if src == dst:
+            if await self.size(src) is None:
+                raise KeyError(src)
+            return
+        source, target = self._locate(src), self._locate(dst)
+        await _in_thread(self._copy, source, target, src, dst)
+
+    def _copy(self, source: _Location, target: _Location, src: str, dst: str) -> None:
+        if not source.path.exists():
+            raise KeyError(src)
+        created_dir = False
+        if not target.directory.exists():
+            target.directory.mkdir(parents=True, exist_ok=True)
+            created_dir = True
+        if target.sidecar is not None and not target.sidecar.exists():
+            self._write_sidecar(target, dst)
+        temp = target.directory / f".tmp-{secrets.token_hex(8)}"
+        try:
+            try:
+                # Blobs are immutable once referenced, and write() unshares a linked file first.
+                os.link(source.path, temp)
+                # A copy is new: orphan reclamation by age must not see the source's mtime.
+                os.utime(temp)
+            except FileNotFoundError:
+                raise KeyError(src) from None
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                _stream_copy(source.path, temp, src)
+            os.replace(temp, target.path)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.directory)
+        if created_dir:
+            _fsync_dir(self.root)
+
+    # listing ------------------------------------------------------------------------------------
+
+    async def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
+        cutoff = as_utc(older_than).timestamp() if older_than is not None else None
+
+        def shards() -> list[str]:
+            try:
+                return sorted(e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False))
+            except FileNotFoundError:
+                return []
+
+        def listing(name: str) -> list[str]:
+            directory = self.root / name
+            found: list[str] = []
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                return found
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name.endswith(_SIDECAR):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    if cutoff is not None and entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                        continue
+                except FileNotFoundError:
+                    continue
+                key = self._decode(directory, entry.name)
+                if key is not None:
+                    found.append(key)
+            return found
+
+        for shard in await _in_thread(shards):
+            for key in await _in_thread(listing, shard):
+                yield key
+
+
+def _truncate_and_sync(fd: int, length: int) -> None:
+    os.ftruncate(fd, length)
+    _datasync(fd)
+
+
+def _stream_copy(source: Path, target: Path, src: str) -> None:
+    try:
+        reader = open(source, "rb")
+    except FileNotFoundError:
+        raise KeyError(src) from None
+    with reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer, _COPY_BLOCK)
+        writer.flush()
+        os.fsync(writer.fileno())

@@ -1,0 +1,485 @@
+"""In-process stores: dicts behind the storage protocols (tests, single-process demos).
+
+Every method runs without awaiting in the middle, so each one is atomic with respect to the other
+tasks of the event loop, which is what the SQLite backend gets from its transactions. Records are
+copied on the way in and out so that callers never share state with the store.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from graphattach.domain.models import (
+    Attachment,
+    Folder,
+    FolderKind,
+    Item,
+    ItemKind,
+    UploadSession,
+    User,
+    utcnow,
+)
+from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.storage.interfaces import Conflict, LimitExceeded
+
+__all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
+
+R = TypeVar("R")
+
+_DATETIME_FIELDS = ("created", "last_modified", "expires")
+
+
+def _clone(record: R) -> R:
+    """A deep copy with its datetimes normalised to aware UTC, as the persistent backends return."""
+    clone = copy.deepcopy(record)
+    for name in _DATETIME_FIELDS:
+        value = getattr(clone, name, None)
+        if isinstance(value, datetime):
+            setattr(clone, name, as_utc(value))
+    return clone
+
+
+def _check_limits(
+    existing: list[Attachment], new: Attachment, max_count: int | None, max_total_size: int | None
+) -> None:
+    if max_count is not None and len(existing) + 1 > max_count:
+        raise LimitExceeded("count")
+    if max_total_size is not None and sum(a.size for a in existing) + new.size > max_total_size:
+        raise LimitExceeded("size")
+
+
+class MemoryMetadataStore:
+    """``MetadataStore`` over dicts; ``lock_session`` is an ``asyncio.Lock`` per session id."""
+
+    def __init__(self) -> None:
+        self._locks = KeyedLocks()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._settings: dict[str, str] = {}
+        self._users: dict[str, User] = {}
+        self._user_by_upn: dict[str, str] = {}
+        self._folders: dict[str, Folder] = {}
+        self._items: dict[str, Item] = {}
+        #: item id -> attachment id -> attachment, in insertion order.
+        self._attachments: dict[str, dict[str, Attachment]] = {}
+        self._attachment_item: dict[str, str] = {}
+        self._sessions: dict[str, UploadSession] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def reset(self) -> None:
+        settings = self._settings
+        self._clear()
+        self._settings = settings
+
+    # settings -----------------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        return self._settings.get(key)
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        return self._settings.setdefault(key, value)
+
+    # users --------------------------------------------------------------------------------------
+
+    async def add_user(self, user: User) -> None:
+        upn = fold(user.user_principal_name)
+        if user.id in self._users or upn in self._user_by_upn:
+            raise Conflict(f"user {user.id!r} / {user.user_principal_name!r} exists")
+        self._users[user.id] = _clone(user)
+        self._user_by_upn[upn] = user.id
+
+    async def get_user(self, user_id: str) -> User | None:
+        user = self._users.get(user_id)
+        return _clone(user) if user else None
+
+    async def get_user_by_upn(self, upn: str) -> User | None:
+        user_id = self._user_by_upn.get(fold(upn))
+        return await self.get_user(user_id) if user_id is not None else None
+
+    async def list_users(self) -> list[User]:
+        return [_clone(u) for u in sorted(self._users.values(), key=lambda u: as_utc(u.created))]
+
+    async def update_user(self, user: User) -> None:
+        old = self._users.get(user.id)
+        if old is None:
+            raise KeyError(user.id)
+        old_upn, new_upn = fold(old.user_principal_name), fold(user.user_principal_name)
+        if new_upn != old_upn:
+            if new_upn in self._user_by_upn:
+                raise Conflict(f"user principal name {user.user_principal_name!r} is taken")
+            del self._user_by_upn[old_upn]
+            self._user_by_upn[new_upn] = user.id
+        self._users[user.id] = _clone(user)
+
+    # folders ------------------------------------------------------------------------------------
+
+    def _check_folder_refs(self, folder: Folder) -> None:
+        if folder.user_id not in self._users:
+            raise KeyError(folder.user_id)
+        if folder.parent_id is not None:
+            parent = self._folders.get(folder.parent_id)
+            if parent is None or parent.user_id != folder.user_id:
+                raise KeyError(folder.parent_id)
+        if folder.well_known_name is not None:
+            name = fold(folder.well_known_name)
+            for other in self._folders.values():
+                if (
+                    other.id != folder.id
+                    and other.user_id == folder.user_id
+                    and other.kind == folder.kind
+                    and other.well_known_name is not None
+                    and fold(other.well_known_name) == name
+                ):
+                    raise Conflict(f"well-known folder {folder.well_known_name!r} exists")
+
+    async def add_folder(self, folder: Folder) -> None:
+        if folder.id in self._folders:
+            raise Conflict(f"folder {folder.id!r} exists")
+        self._check_folder_refs(folder)
+        self._folders[folder.id] = _clone(folder)
+
+    def _folder(self, user_id: str, folder_id: str) -> Folder | None:
+        folder = self._folders.get(folder_id)
+        return folder if folder is not None and folder.user_id == user_id else None
+
+    async def get_folder(self, user_id: str, folder_id: str) -> Folder | None:
+        folder = self._folder(user_id, folder_id)
+        return _clone(folder) if folder else None
+
+    async def get_well_known_folder(self, user_id: str, kind: FolderKind, name: str) -> Folder | None:
+        wanted = fold(name)
+        for folder in self._folders.values():
+            if (
+                folder.user_id == user_id
+                and folder.kind == kind
+                and folder.well_known_name is not None
+                and fold(folder.well_known_name) == wanted
+            ):
+                return _clone(folder)
+        return None
+
+    async def list_folders(
+        self, user_id: str, kind: FolderKind, parent_id: str | None, *, any_parent: bool = False
+    ) -> list[Folder]:
+        found = [
+            f
+            for f in self._folders.values()
+            if f.user_id == user_id and f.kind == kind and (any_parent or f.parent_id == parent_id)
+        ]
+        found.sort(key=lambda f: as_utc(f.created))  # stable: insertion order breaks ties
+        return [_clone(f) for f in found]
+
+    async def update_folder(self, folder: Folder) -> None:
+        if self._folder(folder.user_id, folder.id) is None:
+            raise KeyError(folder.id)
+        self._check_folder_refs(folder)
+        self._folders[folder.id] = _clone(folder)
+
+    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+        if self._folder(user_id, folder_id) is None:
+            return []
+        doomed = {folder_id}
+        grew = True
+        while grew:
+            children = {
+                f.id for f in self._folders.values() if f.user_id == user_id and f.parent_id in doomed
+            } - doomed
+            doomed |= children
+            grew = bool(children)
+        items = [i.id for i in self._items.values() if i.user_id == user_id and i.folder_id in doomed]
+        keys: set[str] = set()
+        for item_id in items:
+            keys |= self._drop_item(item_id)
+        for fid in doomed:
+            del self._folders[fid]
+        return self._unreferenced(keys)
+
+    # items --------------------------------------------------------------------------------------
+
+    def _item_out(self, item: Item) -> Item:
+        out = _clone(item)
+        out.has_attachments = any(not a.is_inline for a in self._attachments.get(item.id, {}).values())
+        return out
+
+    def _item(self, user_id: str, item_id: str) -> Item | None:
+        item = self._items.get(item_id)
+        return item if item is not None and item.user_id == user_id else None
+
+    async def add_item(self, item: Item) -> None:
+        if item.id in self._items:
+            raise Conflict(f"item {item.id!r} exists")
+        if self._folder(item.user_id, item.folder_id) is None:
+            raise KeyError(item.folder_id)
+        stored = _clone(item)
+        stored.has_attachments = False
+        self._items[item.id] = stored
+
+    async def get_item(self, user_id: str, item_id: str) -> Item | None:
+        item = self._item(user_id, item_id)
+        return self._item_out(item) if item else None
+
+    async def list_items(
+        self,
+        user_id: str,
+        kind: ItemKind,
+        folder_ids: list[str] | None,
+        *,
+        skip: int = 0,
+        top: int | None = None,
+    ) -> tuple[list[Item], int]:
+        if skip < 0 or (top is not None and top < 0):
+            raise ValueError("skip and top must not be negative")
+        folders = set(folder_ids) if folder_ids is not None else None
+        found = [
+            i
+            for i in self._items.values()
+            if i.user_id == user_id and i.kind == kind and (folders is None or i.folder_id in folders)
+        ]
+        found.sort(key=lambda i: (as_utc(i.created), i.id), reverse=True)
+        page = found[skip:] if top is None else found[skip : skip + top]
+        return [self._item_out(i) for i in page], len(found)
+
+    async def update_item(self, item: Item) -> None:
+        if self._item(item.user_id, item.id) is None:
+            raise KeyError(item.id)
+        if self._folder(item.user_id, item.folder_id) is None:
+            raise KeyError(item.folder_id)
+        stored = _clone(item)
+        stored.has_attachments = False
+        self._items[item.id] = stored
+
+    def _drop_item(self, item_id: str) -> set[str]:
+        del self._items[item_id]
+        keys: set[str] = set()
+        for attachment in self._attachments.pop(item_id, {}).values():
+            del self._attachment_item[attachment.id]
+            if attachment.blob_key is not None:
+                keys.add(attachment.blob_key)
+        return keys
+
+    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+        if self._item(user_id, item_id) is None:
+            return []
+        return self._unreferenced(self._drop_item(item_id))
+
+    # attachments --------------------------------------------------------------------------------
+
+    def _insert_attachment(
+        self, attachment: Attachment, max_count: int | None, max_total_size: int | None
+    ) -> None:
+        if self._item(attachment.user_id, attachment.item_id) is None:
+            raise KeyError(attachment.item_id)
+        if attachment.id in self._attachment_item:
+            raise Conflict(f"attachment {attachment.id!r} exists")
+        existing = self._attachments.setdefault(attachment.item_id, {})
+        _check_limits(list(existing.values()), attachment, max_count, max_total_size)
+        existing[attachment.id] = _clone(attachment)
+        self._attachment_item[attachment.id] = attachment.item_id
+
+    async def add_attachment(
+        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+    ) -> None:
+        self._insert_attachment(attachment, max_count, max_total_size)
+
+    async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
+        if self._item(user_id, item_id) is None:
+            return None
+        attachment = self._attachments.get(item_id, {}).get(attachment_id)
+        return _clone(attachment) if attachment else None
+
+    async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
+        if self._item(user_id, item_id) is None:
+            return []
+        return [_clone(a) for a in self._attachments.get(item_id, {}).values()]
+
+    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+        if self._item(user_id, item_id) is None:
+            return None
+        attachment = self._attachments.get(item_id, {}).pop(attachment_id, None)
+        if attachment is None:
+            return None
+        del self._attachment_item[attachment_id]
+        return self._unreferenced({attachment.blob_key} if attachment.blob_key is not None else set())
+
+    # upload sessions ----------------------------------------------------------------------------
+
+    async def add_session(self, session: UploadSession) -> None:
+        if session.id in self._sessions:
+            raise Conflict(f"session {session.id!r} exists")
+        if session.state not in SESSION_STATES:
+            raise ValueError(session.state)
+        self._sessions[session.id] = _clone(session)
+
+    async def get_session(self, session_id: str) -> UploadSession | None:
+        session = self._sessions.get(session_id)
+        return _clone(session) if session else None
+
+    async def advance_session(
+        self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
+    ) -> bool:
+        session = self._sessions.get(session_id)
+        if session is None or session.state != "active" or session.received != expected_received:
+            return False
+        session.received = received
+        session.last_range = (last_range[0], last_range[1])
+        return True
+
+    async def complete_session(
+        self,
+        session_id: str,
+        expected_received: int,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+    ) -> bool:
+        session = self._sessions.get(session_id)
+        if session is None or session.state != "active" or session.received != expected_received:
+            return False
+        self._insert_attachment(attachment, max_count, max_total_size)
+        session.state = "completed"
+        session.received = session.size
+        session.attachment_id = attachment.id
+        session.last_range = (expected_received, session.size - 1)
+        return True
+
+    async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
+        if state not in SESSION_STATES:
+            raise ValueError(state)
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        before = _clone(session)
+        session.state = state  # type: ignore[assignment]
+        return before
+
+    async def delete_session(self, session_id: str) -> UploadSession | None:
+        session = self._sessions.pop(session_id, None)
+        return _clone(session) if session else None
+
+    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
+        cutoff = as_utc(when)
+        found = [s for s in self._sessions.values() if as_utc(s.expires) < cutoff]
+        found.sort(key=lambda s: (as_utc(s.expires), s.id))
+        return [_clone(s) for s in found[:limit]]
+
+    def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(session_id)
+
+    # blobs --------------------------------------------------------------------------------------
+
+    def _blob_refs(self) -> set[str]:
+        refs = {
+            a.blob_key for atts in self._attachments.values() for a in atts.values() if a.blob_key is not None
+        }
+        refs |= {s.blob_key for s in self._sessions.values()}
+        return refs
+
+    def _unreferenced(self, keys: set[str]) -> list[str]:
+        if not keys:
+            return []
+        return sorted(keys - self._blob_refs())
+
+    async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
+        return set(keys) & self._blob_refs()
+
+
+@dataclass(slots=True)
+class _Blob:
+    data: bytearray
+    mtime: datetime
+
+
+class MemoryBlobStore:
+    """``BlobStore`` over a dict of byte arrays."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, _Blob] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def reset(self) -> None:
+        self._blobs.clear()
+
+    async def write(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None
+    ) -> int:
+        if offset < 0:
+            raise ValueError("offset must not be negative")
+        blob = self._blobs.get(key)
+        if blob is None:
+            if offset > 0:
+                raise KeyError(key)
+            blob = self._blobs[key] = _Blob(bytearray(), utcnow())
+        elif len(blob.data) < offset:
+            raise ValueError(f"blob {key!r} is shorter than {offset}")
+        data = blob.data
+        del data[offset:]
+        blob.mtime = utcnow()
+        received = 0
+        try:
+            async for chunk in chunks:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise ValueError(f"more than {limit} bytes")
+                data += chunk
+        except BaseException:
+            del data[offset:]
+            raise
+        finally:
+            blob.mtime = utcnow()
+        return len(data)
+
+    async def read(
+        self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+    ) -> AsyncIterator[bytes]:
+        if start < 0 or chunk_size <= 0:
+            raise ValueError("start must not be negative and chunk_size must be positive")
+        blob = self._blobs.get(key)
+        if blob is None:
+            raise KeyError(key)
+        data = blob.data
+        stop = len(data) if end is None else min(end, len(data))
+        position = start
+        while position < stop:
+            size = min(chunk_size, stop - position)
+            yield bytes(data[position : position + size])
+            position += size
+
+    async def size(self, key: str) -> int | None:
+        blob = self._blobs.get(key)
+        return len(blob.data) if blob is not None else None
+
+    async def delete(self, key: str) -> None:
+        self._blobs.pop(key, None)
+
+    async def copy(self, src: str, dst: str) -> None:
+        blob = self._blobs.get(src)
+        if blob is None:
+            raise KeyError(src)
+        if src != dst:
+            self._blobs[dst] = _Blob(bytearray(blob.data), utcnow())
+
+    async def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
+        cutoff = as_utc(older_than) if older_than is not None else None
+        for key, blob in list(self._blobs.items()):
+            if cutoff is None or blob.mtime < cutoff:
+                yield key
+
+    def __repr__(self) -> str:
+        return f"<MemoryBlobStore {len(self._blobs)} blobs>"

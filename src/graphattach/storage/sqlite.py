@@ -1,0 +1,957 @@
+"""``MetadataStore`` on one SQLite file that several server processes may share.
+
+The stdlib ``sqlite3`` connection lives on one dedicated worker thread; every method sends one
+function there, so at most one statement runs at a time per store and the event loop never
+blocks on disk. The database runs in WAL mode with ``synchronous=FULL``: a method that returns has
+committed durably (the server acknowledges only after that). Writes that check an invariant
+(uniqueness, attachment limits, compare-and-set) run inside ``BEGIN IMMEDIATE`` so that the
+check and the write see the same state even with other processes writing. ``busy_timeout`` makes
+processes wait for each other's write lock instead of failing.
+
+Datetimes are stored as integer microseconds since the epoch (UTC) and come back as aware UTC
+datetimes. Graph properties that are not fields are a JSON text column ``data``.
+
+Schema changes are SQL files in ``migrations/sqlite/NNNN_name.sql``, applied in order by
+``open()`` inside one ``BEGIN IMMEDIATE`` transaction, the version kept in ``PRAGMA user_version``.
+
+``lock_session`` combines an ``asyncio.Lock`` per session id (tasks of this process) with an
+``fcntl.flock`` on ``<db dir>/locks/<session id>.lock`` (other processes); the kernel drops a
+``flock`` when its holder dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from graphattach.domain.models import (
+    Attachment,
+    Folder,
+    FolderKind,
+    Item,
+    ItemKind,
+    UploadSession,
+    User,
+)
+from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
+from graphattach.storage.interfaces import Conflict, LimitExceeded
+
+__all__ = ["SqliteMetadataStore", "load_migrations"]
+
+R = TypeVar("R")
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
+_SAFE_LOCK_NAME = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
+
+
+def load_migrations() -> list[tuple[int, str, str]]:
+    """The packaged migrations as ``(version, name, sql)``, in order; versions are 1, 2, 3..."""
+    folder = resources.files("graphattach.storage").joinpath("migrations", "sqlite")
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"SQLite migrations must be numbered 0001, 0002... without gaps: {versions}")
+    return found
+
+
+def split_statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of ``script`` (``executescript`` would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement.strip(";").strip() and not _only_comments(statement):
+                yield statement
+    if buffer.strip() and not _only_comments(buffer):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]!r}")
+
+
+def _only_comments(sql: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
+
+
+def _json(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode("utf-8")
+
+
+def _unjson(text: str) -> dict[str, Any]:
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+# rows <-> records ---------------------------------------------------------------------------------
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        user_principal_name=row["upn"],
+        display_name=row["display_name"],
+        mail=row["mail"],
+        max_message_size=row["max_message_size"],
+        created=from_micros(row["created"]),
+        data=_unjson(row["data"]),
+    )
+
+
+def _folder(row: sqlite3.Row) -> Folder:
+    return Folder(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        display_name=row["display_name"],
+        parent_id=row["parent_id"],
+        well_known_name=row["well_known_name"],
+        created=from_micros(row["created"]),
+        data=_unjson(row["data"]),
+    )
+
+
+def _item(row: sqlite3.Row) -> Item:
+    return Item(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        folder_id=row["folder_id"],
+        created=from_micros(row["created"]),
+        last_modified=from_micros(row["last_modified"]),
+        change_key=row["change_key"],
+        data=_unjson(row["data"]),
+        has_attachments=bool(row["has_attachments"]),
+    )
+
+
+def _attachment(row: sqlite3.Row) -> Attachment:
+    return Attachment(
+        id=row["id"],
+        user_id=row["user_id"],
+        item_id=row["item_id"],
+        kind=row["kind"],
+        name=row["name"],
+        content_type=row["content_type"],
+        size=row["size"],
+        is_inline=bool(row["is_inline"]),
+        content_id=row["content_id"],
+        last_modified=from_micros(row["last_modified"]),
+        content_length=row["content_length"],
+        blob_key=row["blob_key"],
+        data=_unjson(row["data"]),
+    )
+
+
+def _session(row: sqlite3.Row) -> UploadSession:
+    last_start, last_end = row["last_start"], row["last_end"]
+    return UploadSession(
+        id=row["id"],
+        user_id=row["user_id"],
+        item_id=row["item_id"],
+        item_kind=row["item_kind"],
+        name=row["name"],
+        content_type=row["content_type"],
+        is_inline=bool(row["is_inline"]),
+        content_id=row["content_id"],
+        size=row["size"],
+        received=row["received"],
+        blob_key=row["blob_key"],
+        state=row["state"],
+        expires=from_micros(row["expires"]),
+        created=from_micros(row["created"]),
+        attachment_id=row["attachment_id"],
+        last_range=(last_start, last_end) if last_start is not None and last_end is not None else None,
+    )
+
+
+_ITEM_COLUMNS = """
+    items.id, items.user_id, items.kind, items.folder_id, items.created, items.last_modified,
+    items.change_key, items.data,
+    EXISTS (SELECT 1 FROM attachments a
+            WHERE a.user_id = items.user_id AND a.item_id = items.id AND a.is_inline = 0)
+        AS has_attachments
+"""
+
+_UNREFERENCED = """
+    SELECT DISTINCT value FROM json_each(?)
+    WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)
+      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)
+    ORDER BY value
+"""
+
+
+def _integrity(exc: sqlite3.IntegrityError, what: str) -> Exception:
+    """``KeyError`` for a missing referenced record, ``Conflict`` for a taken id or name."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_CONSTRAINT_FOREIGNKEY" or "FOREIGN KEY" in str(exc):
+        return KeyError(what)
+    return Conflict(f"{what}: {exc}")
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+# cross-process session locks ----------------------------------------------------------------------
+
+
+def _flock_acquire(path: Path) -> int:
+    """Open and ``flock`` ``path``; retry if its holder unlinked it meanwhile. Returns the fd."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            mine = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # we locked a file the previous holder removed: take the new one
+
+
+def _flock_release(path: Path, fd: int) -> None:
+    """Remove the lock file while still holding it (waiters notice and retry), then unlock."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+class SqliteMetadataStore:
+    """``MetadataStore`` on the SQLite file at ``path`` (created if absent)."""
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.lock_dir = self.path.parent / "locks"
+        self._busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock_executor: ThreadPoolExecutor | None = None
+        self._locks = KeyedLocks()
+
+    # plumbing -----------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., R], *args: Any) -> R:
+        if self._executor is None or self._conn is None:
+            raise RuntimeError("the store is not open")
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(conn, *args))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _retry_busy(self, fn: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrations = load_migrations()
+        latest = migrations[-1][0] if migrations else 0
+
+        def apply() -> None:
+            with _transaction(conn):
+                current = conn.execute("PRAGMA user_version").fetchone()[0]
+                if current > latest:
+                    raise RuntimeError(
+                        f"{self.path} has schema version {current}, newer than this code ({latest})"
+                    )
+                for version, _name, sql in migrations:
+                    if version <= current:
+                        continue
+                    for statement in split_statements(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version}")
+
+        self._retry_busy(apply)
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphattach-sqlite")
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor = executor
+        self._lock_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="graphattach-flock")
+
+    async def close(self) -> None:
+        conn, executor, lock_executor = self._conn, self._executor, self._lock_executor
+        if conn is None or executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        finally:
+            self._conn = self._executor = self._lock_executor = None
+            executor.shutdown(wait=False)
+            if lock_executor is not None:
+                lock_executor.shutdown(wait=False)
+
+    async def reset(self) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                for table in ("attachments", "items", "folders", "upload_sessions", "users"):
+                    conn.execute(f"DELETE FROM {table}")
+
+        await self._run(run)
+
+    # settings -----------------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            return row["value"] if row else None
+
+        return await self._run(run)
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        def run(conn: sqlite3.Connection) -> str:
+            with _transaction(conn):
+                conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+                stored: str = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
+            return stored
+
+        return await self._run(run)
+
+    # users --------------------------------------------------------------------------------------
+
+    async def add_user(self, user: User) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    conn.execute(
+                        "INSERT INTO users (id, upn, display_name, mail, max_message_size, created, data)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            user.id,
+                            user.user_principal_name,
+                            user.display_name,
+                            user.mail,
+                            user.max_message_size,
+                            to_micros(user.created),
+                            _json(user.data),
+                        ),
+                    )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"user {user.id!r} / {user.user_principal_name!r} exists") from exc
+
+        await self._run(run)
+
+    async def get_user(self, user_id: str) -> User | None:
+        def run(conn: sqlite3.Connection) -> User | None:
+            row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+            return _user(row) if row else None
+
+        return await self._run(run)
+
+    async def get_user_by_upn(self, upn: str) -> User | None:
+        def run(conn: sqlite3.Connection) -> User | None:
+            row = conn.execute("SELECT * FROM users WHERE upn = ?", (upn,)).fetchone()
+            return _user(row) if row else None
+
+        return await self._run(run)
+
+    async def list_users(self) -> list[User]:
+        def run(conn: sqlite3.Connection) -> list[User]:
+            return [_user(r) for r in conn.execute("SELECT * FROM users ORDER BY created, seq")]
+
+        return await self._run(run)
+
+    async def update_user(self, user: User) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    cursor = conn.execute(
+                        "UPDATE users SET upn = ?, display_name = ?, mail = ?, max_message_size = ?,"
+                        " created = ?, data = ? WHERE id = ?",
+                        (
+                            user.user_principal_name,
+                            user.display_name,
+                            user.mail,
+                            user.max_message_size,
+                            to_micros(user.created),
+                            _json(user.data),
+                            user.id,
+                        ),
+                    )
+                    if cursor.rowcount != 1:
+                        raise KeyError(user.id)
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"user principal name {user.user_principal_name!r} is taken") from exc
+
+        await self._run(run)
+
+    # folders ------------------------------------------------------------------------------------
+
+    async def add_folder(self, folder: Folder) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    conn.execute(
+                        "INSERT INTO folders (id, user_id, kind, display_name, parent_id, well_known_name,"
+                        " created, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            folder.id,
+                            folder.user_id,
+                            folder.kind,
+                            folder.display_name,
+                            folder.parent_id,
+                            folder.well_known_name,
+                            to_micros(folder.created),
+                            _json(folder.data),
+                        ),
+                    )
+            except sqlite3.IntegrityError as exc:
+                raise _integrity(exc, folder.parent_id or folder.user_id) from exc
+
+        await self._run(run)
+
+    async def get_folder(self, user_id: str, folder_id: str) -> Folder | None:
+        def run(conn: sqlite3.Connection) -> Folder | None:
+            row = conn.execute(
+                "SELECT * FROM folders WHERE user_id = ? AND id = ?", (user_id, folder_id)
+            ).fetchone()
+            return _folder(row) if row else None
+
+        return await self._run(run)
+
+    async def get_well_known_folder(self, user_id: str, kind: FolderKind, name: str) -> Folder | None:
+        def run(conn: sqlite3.Connection) -> Folder | None:
+            row = conn.execute(
+                "SELECT * FROM folders WHERE user_id = ? AND kind = ? AND well_known_name = ?",
+                (user_id, kind, name),
+            ).fetchone()
+            return _folder(row) if row else None
+
+        return await self._run(run)
+
+    async def list_folders(
+        self, user_id: str, kind: FolderKind, parent_id: str | None, *, any_parent: bool = False
+    ) -> list[Folder]:
+        def run(conn: sqlite3.Connection) -> list[Folder]:
+            if any_parent:
+                rows = conn.execute(
+                    "SELECT * FROM folders WHERE user_id = ? AND kind = ? ORDER BY created, seq",
+                    (user_id, kind),
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM folders WHERE user_id = ? AND kind = ? AND parent_id IS ?"
+                    " ORDER BY created, seq",
+                    (user_id, kind, parent_id),
+                )
+            return [_folder(r) for r in rows]
+
+        return await self._run(run)
+
+    async def update_folder(self, folder: Folder) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    cursor = conn.execute(
+                        "UPDATE folders SET kind = ?, display_name = ?, parent_id = ?, well_known_name = ?,"
+                        " created = ?, data = ? WHERE user_id = ? AND id = ?",
+                        (
+                            folder.kind,
+                            folder.display_name,
+                            folder.parent_id,
+                            folder.well_known_name,
+                            to_micros(folder.created),
+                            _json(folder.data),
+                            folder.user_id,
+                            folder.id,
+                        ),
+                    )
+                    if cursor.rowcount != 1:
+                        raise KeyError(folder.id)
+            except sqlite3.IntegrityError as exc:
+                raise _integrity(exc, folder.parent_id or folder.id) from exc
+
+        await self._run(run)
+
+    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn):
+                tree = [
+                    r[0]
+                    for r in conn.execute(
+                        "WITH RECURSIVE tree (id) AS ("
+                        "  SELECT id FROM folders WHERE user_id = ?1 AND id = ?2"
+                        "  UNION SELECT f.id FROM folders f JOIN tree ON f.parent_id = tree.id"
+                        "  WHERE f.user_id = ?1"
+                        ") SELECT id FROM tree",
+                        (user_id, folder_id),
+                    )
+                ]
+                if not tree:
+                    return []
+                folders = _json_list(tree)
+                items_in_tree = (
+                    "SELECT id FROM items WHERE user_id = ?1"
+                    " AND folder_id IN (SELECT value FROM json_each(?2))"
+                )
+                keys = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT DISTINCT blob_key FROM attachments"
+                        f" WHERE user_id = ?1 AND blob_key IS NOT NULL AND item_id IN ({items_in_tree})",
+                        (user_id, folders),
+                    )
+                ]
+                conn.execute(
+                    f"DELETE FROM attachments WHERE user_id = ?1 AND item_id IN ({items_in_tree})",
+                    (user_id, folders),
+                )
+                conn.execute(
+                    "DELETE FROM items WHERE user_id = ?1 AND folder_id IN (SELECT value FROM json_each(?2))",
+                    (user_id, folders),
+                )
+                conn.execute(
+                    "DELETE FROM folders WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
+                    (user_id, folders),
+                )
+                return _unreferenced(conn, keys)
+
+        return await self._run(run)
+
+    # items --------------------------------------------------------------------------------------
+
+    async def add_item(self, item: Item) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    conn.execute(
+                        "INSERT INTO items (id, user_id, kind, folder_id, created, last_modified, change_key,"
+                        " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            item.id,
+                            item.user_id,
+                            item.kind,
+                            item.folder_id,
+                            to_micros(item.created),
+                            to_micros(item.last_modified),
+                            item.change_key,
+                            _json(item.data),
+                        ),
+                    )
+            except sqlite3.IntegrityError as exc:
+                raise _integrity(exc, item.folder_id) from exc
+
+        await self._run(run)
+
+    async def get_item(self, user_id: str, item_id: str) -> Item | None:
+        def run(conn: sqlite3.Connection) -> Item | None:
+            row = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE user_id = ? AND id = ?", (user_id, item_id)
+            ).fetchone()
+            return _item(row) if row else None
+
+        return await self._run(run)
+
+    async def list_items(
+        self,
+        user_id: str,
+        kind: ItemKind,
+        folder_ids: list[str] | None,
+        *,
+        skip: int = 0,
+        top: int | None = None,
+    ) -> tuple[list[Item], int]:
+        if skip < 0 or (top is not None and top < 0):
+            raise ValueError("skip and top must not be negative")
+
+        def run(conn: sqlite3.Connection) -> tuple[list[Item], int]:
+            where = "items.user_id = ? AND items.kind = ?"
+            params: list[Any] = [user_id, kind]
+            if folder_ids is not None:
+                where += " AND items.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            with _transaction(conn, "DEFERRED"):  # one snapshot for the count and the page
+                total = conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0]
+                rows = conn.execute(
+                    f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
+                    " ORDER BY items.created DESC, items.id DESC LIMIT ? OFFSET ?",
+                    [*params, -1 if top is None else top, skip],
+                ).fetchall()
+            return [_item(r) for r in rows], total
+
+        return await self._run(run)
+
+    async def update_item(self, item: Item) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    cursor = conn.execute(
+                        "UPDATE items SET kind = ?, folder_id = ?, created = ?, last_modified = ?,"
+                        " change_key = ?, data = ? WHERE user_id = ? AND id = ?",
+                        (
+                            item.kind,
+                            item.folder_id,
+                            to_micros(item.created),
+                            to_micros(item.last_modified),
+                            item.change_key,
+                            _json(item.data),
+                            item.user_id,
+                            item.id,
+                        ),
+                    )
+                    if cursor.rowcount != 1:
+                        raise KeyError(item.id)
+            except sqlite3.IntegrityError as exc:
+                raise _integrity(exc, item.folder_id) from exc
+
+        await self._run(run)
+
+    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn):
+                keys = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT DISTINCT blob_key FROM attachments"
+                        " WHERE user_id = ? AND item_id = ? AND blob_key IS NOT NULL",
+                        (user_id, item_id),
+                    )
+                ]
+                conn.execute("DELETE FROM attachments WHERE user_id = ? AND item_id = ?", (user_id, item_id))
+                conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
+                return _unreferenced(conn, keys)
+
+        return await self._run(run)
+
+    # attachments --------------------------------------------------------------------------------
+
+    async def add_attachment(
+        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+    ) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                _insert_attachment(conn, attachment, max_count, max_total_size)
+
+        await self._run(run)
+
+    async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
+        def run(conn: sqlite3.Connection) -> Attachment | None:
+            row = conn.execute(
+                "SELECT * FROM attachments WHERE user_id = ? AND item_id = ? AND id = ?",
+                (user_id, item_id, attachment_id),
+            ).fetchone()
+            return _attachment(row) if row else None
+
+        return await self._run(run)
+
+    async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
+        def run(conn: sqlite3.Connection) -> list[Attachment]:
+            rows = conn.execute(
+                "SELECT * FROM attachments WHERE user_id = ? AND item_id = ? ORDER BY seq", (user_id, item_id)
+            )
+            return [_attachment(r) for r in rows]
+
+        return await self._run(run)
+
+    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+        def run(conn: sqlite3.Connection) -> list[str] | None:
+            with _transaction(conn):
+                row = conn.execute(
+                    "DELETE FROM attachments WHERE user_id = ? AND item_id = ? AND id = ? RETURNING blob_key",
+                    (user_id, item_id, attachment_id),
+                ).fetchone()
+                if row is None:
+                    return None
+                return _unreferenced(conn, [row[0]] if row[0] is not None else [])
+
+        return await self._run(run)
+
+    # upload sessions ----------------------------------------------------------------------------
+
+    async def add_session(self, session: UploadSession) -> None:
+        if session.state not in SESSION_STATES:
+            raise ValueError(session.state)
+        last = session.last_range or (None, None)
+
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                with _transaction(conn):
+                    conn.execute(
+                        "INSERT INTO upload_sessions (id, user_id, item_id, item_kind, name, content_type,"
+                        " is_inline, content_id, size, received, blob_key, state, expires, created,"
+                        " attachment_id, last_start, last_end)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            session.id,
+                            session.user_id,
+                            session.item_id,
+                            session.item_kind,
+                            session.name,
+                            session.content_type,
+                            int(session.is_inline),
+                            session.content_id,
+                            session.size,
+                            session.received,
+                            session.blob_key,
+                            session.state,
+                            to_micros(session.expires),
+                            to_micros(session.created),
+                            session.attachment_id,
+                            last[0],
+                            last[1],
+                        ),
+                    )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"session {session.id!r} exists") from exc
+
+        await self._run(run)
+
+    async def get_session(self, session_id: str) -> UploadSession | None:
+        def run(conn: sqlite3.Connection) -> UploadSession | None:
+            row = conn.execute("SELECT * FROM upload_sessions WHERE id = ?", (session_id,)).fetchone()
+            return _session(row) if row else None
+
+        return await self._run(run)
+
+    async def advance_session(
+        self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
+    ) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                cursor = conn.execute(
+                    "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
+                    " WHERE id = ? AND state = 'active' AND received = ?",
+                    (received, last_range[0], last_range[1], session_id, expected_received),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(run)
+
+    async def complete_session(
+        self,
+        session_id: str,
+        expected_received: int,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+    ) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                row = conn.execute(
+                    "SELECT size FROM upload_sessions WHERE id = ? AND state = 'active' AND received = ?",
+                    (session_id, expected_received),
+                ).fetchone()
+                if row is None:
+                    return False
+                size = row["size"]
+                _insert_attachment(conn, attachment, max_count, max_total_size)
+                conn.execute(
+                    "UPDATE upload_sessions SET state = 'completed', received = ?, attachment_id = ?,"
+                    " last_start = ?, last_end = ? WHERE id = ?",
+                    (size, attachment.id, expected_received, size - 1, session_id),
+                )
+                return True
+
+        return await self._run(run)
+
+    async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
+        if state not in SESSION_STATES:
+            raise ValueError(state)
+
+        def run(conn: sqlite3.Connection) -> UploadSession | None:
+            with _transaction(conn):
+                row = conn.execute("SELECT * FROM upload_sessions WHERE id = ?", (session_id,)).fetchone()
+                if row is None:
+                    return None
+                conn.execute("UPDATE upload_sessions SET state = ? WHERE id = ?", (state, session_id))
+                return _session(row)
+
+        return await self._run(run)
+
+    async def delete_session(self, session_id: str) -> UploadSession | None:
+        def run(conn: sqlite3.Connection) -> UploadSession | None:
+            with _transaction(conn):
+                row = conn.execute(
+                    "DELETE FROM upload_sessions WHERE id = ? RETURNING *", (session_id,)
+                ).fetchone()
+                return _session(row) if row else None
+
+        return await self._run(run)
+
+    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
+        def run(conn: sqlite3.Connection) -> list[UploadSession]:
+            rows = conn.execute(
+                "SELECT * FROM upload_sessions WHERE expires < ? ORDER BY expires, id LIMIT ?",
+                (to_micros(when), limit),
+            )
+            return [_session(r) for r in rows]
+
+        return await self._run(run)
+
+    def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        return self._lock_session(session_id)
+
+    @asynccontextmanager
+    async def _lock_session(self, session_id: str) -> AsyncIterator[None]:
+        async with self._locks.hold(session_id):
+            executor = self._lock_executor
+            if executor is None:
+                raise RuntimeError("the store is not open")
+            path = self.lock_dir / _lock_file_name(session_id)
+            future = asyncio.get_running_loop().run_in_executor(executor, _flock_acquire, path)
+            try:
+                fd = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The thread may still get the lock after we gave up: release it when it does.
+                future.add_done_callback(lambda f: _release_abandoned(path, f))
+                raise
+            try:
+                yield
+            finally:
+                _flock_release(path, fd)
+
+    # blobs --------------------------------------------------------------------------------------
+
+    async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+
+        def run(conn: sqlite3.Connection) -> set[str]:
+            rows = conn.execute(
+                "SELECT DISTINCT value FROM json_each(?) WHERE"
+                " EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)"
+                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)",
+                (_json_list(keys),),
+            )
+            return {r[0] for r in rows}
+
+        return await self._run(run)
+
+
+def _json_list(values: list[str]) -> str:
+    return orjson.dumps(list(values)).decode("utf-8")
+
+
+def _unreferenced(conn: sqlite3.Connection, keys: list[str]) -> list[str]:
+    if not keys:
+        return []
+    return [r[0] for r in conn.execute(_UNREFERENCED, (_json_list(keys),))]
+
+
+def _insert_attachment(
+    conn: sqlite3.Connection, attachment: Attachment, max_count: int | None, max_total_size: int | None
+) -> None:
+    """Insert inside the caller's ``BEGIN IMMEDIATE`` transaction, checking the item's limits."""
+    exists = conn.execute(
+        "SELECT 1 FROM items WHERE user_id = ? AND id = ?", (attachment.user_id, attachment.item_id)
+    ).fetchone()
+    if exists is None:
+        raise KeyError(attachment.item_id)
+    if max_count is not None or max_total_size is not None:
+        count, total = conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM attachments WHERE user_id = ? AND item_id = ?",
+            (attachment.user_id, attachment.item_id),
+        ).fetchone()
+        if max_count is not None and count + 1 > max_count:
+            raise LimitExceeded("count")
+        if max_total_size is not None and total + attachment.size > max_total_size:
+            raise LimitExceeded("size")
+    try:
+        conn.execute(
+            "INSERT INTO attachments (id, user_id, item_id, kind, name, content_type, size, is_inline,"
+            " content_id, last_modified, content_length, blob_key, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                attachment.id,
+                attachment.user_id,
+                attachment.item_id,
+                attachment.kind,
+                attachment.name,
+                attachment.content_type,
+                attachment.size,
+                int(attachment.is_inline),
+                attachment.content_id,
+                to_micros(attachment.last_modified),
+                attachment.content_length,
+                attachment.blob_key,
+                _json(attachment.data),
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise _integrity(exc, attachment.item_id) from exc
+
+
+def _lock_file_name(session_id: str) -> str:
+    """Ids we mint are safe file names; anything else is hashed, never used as a path."""
+    if _SAFE_LOCK_NAME.match(session_id):
+        return f"{session_id}.lock"
+    return f"h-{hashlib.sha256(session_id.encode('utf-8', 'surrogatepass')).hexdigest()}.lock"
+
+
+def _release_abandoned(path: Path, future: asyncio.Future[int]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    try:
+        _flock_release(path, future.result())
+    except OSError as exc:  # pragma: no cover - nothing useful to do in a callback
+        if exc.errno != errno.EBADF:
+            raise
