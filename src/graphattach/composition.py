@@ -42,9 +42,7 @@ def make_metadata_store(url: str) -> MetadataStore:
         from graphattach.storage.postgres import PostgresMetadataStore  # type: ignore[import-not-found]
 
         return PostgresMetadataStore(url)  # type: ignore[no-any-return]
-    raise ValueError(
-        f"unsupported metadata store URL: {url!r} (use memory:, sqlite:///path or postgresql://...)"
-    )
+    raise ValueError(f"unsupported metadata store URL: {url!r} (use memory:, sqlite:///path or postgresql://...)")
 
 
 def make_blob_store(url: str) -> BlobStore:
@@ -76,13 +74,9 @@ async def open_context(settings: Settings) -> Context:
     tenant_id = await metadata.set_setting_if_absent("tenant_id", settings.tenant_id or ids.new_guid())
     pem = await metadata.get_setting("signing_key")
     if pem is None:
-        pem = await metadata.set_setting_if_absent(
-            "signing_key", await asyncio.to_thread(generate_private_key_pem)
-        )
+        pem = await metadata.set_setting_if_absent("signing_key", await asyncio.to_thread(generate_private_key_pem))
     tokens = TokenService(pem, tenant_id, settings.root_url)
-    ctx = Context(
-        settings=settings, metadata=metadata, blobs=blobs, clock=Clock(), tokens=tokens, tenant_id=tenant_id
-    )
+    ctx = Context(settings=settings, metadata=metadata, blobs=blobs, clock=Clock(), tokens=tokens, tenant_id=tenant_id)
     if settings.demo_tenant:
         await ensure_demo_tenant(ctx)
     return ctx

@@ -122,9 +122,7 @@ async def mint_token(request: Request) -> Response:
         roles = _names(body.get("roles"), DEFAULT_APP_ROLES)
         app_id = str(body.get("appId") or "00000000-0000-0000-0000-0000000a99a7")
         token = ctx.tokens.mint_app(roles=roles, app_id=app_id, lifetime=lifetime, now=now)
-        return graph_json(
-            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "roles": roles}
-        )
+        return graph_json({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "roles": roles})
     key = body.get("user")
     if not isinstance(key, str):
         raise BadRequest("Give 'user' (a userPrincipalName or id) or 'app': true.")

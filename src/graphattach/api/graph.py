@@ -14,6 +14,7 @@ from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.odata import parse_query
 from graphattach.protocol.paths import parse_graph_path
+from graphattach.services.access import me_not_allowed
 from graphattach.services.context import Context
 
 ROUTES: Routes = {}
@@ -41,9 +42,7 @@ async def graph_beta(request: Request) -> Response:
 async def graph_endpoint(request: Request, version: str) -> Response:
     ctx: Context = request.app.state.ctx
     try:
-        principal = ctx.tokens.verify_graph_token(
-            request.headers.get("authorization"), now=ctx.clock.now().timestamp()
-        )
+        principal = ctx.tokens.verify_graph_token(request.headers.get("authorization"), now=ctx.clock.now().timestamp())
     except GraphError as exc:
         exc.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
         raise
@@ -53,6 +52,8 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     prefix = f"/{version}/"
     rest = raw[raw.index(prefix) + len(prefix) - 1 :] if prefix in raw else raw
     path = parse_graph_path(version, rest)
+    if path.is_me and not principal.is_delegated:
+        raise me_not_allowed()
     method = request.method.upper()
     handler = ROUTES.get((path.endpoint, method))
     if handler is None:

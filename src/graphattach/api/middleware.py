@@ -105,9 +105,7 @@ class GraphMiddleware:
             await self._send_error(InternalServerError(), request_id, client_request_id, send_with_headers)
 
     async def _send_error(self, exc: GraphError, request_id: str, client_request_id: str, send: Send) -> None:
-        body = graph_error_body(
-            exc, request_id=request_id, client_request_id=client_request_id, now=self.now()
-        )
+        body = graph_error_body(exc, request_id=request_id, client_request_id=client_request_id, now=self.now())
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in exc.headers.items()]
         await send({"type": "http.response.start", "status": exc.status, "headers": headers})

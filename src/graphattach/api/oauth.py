@@ -17,11 +17,13 @@ import hmac
 import json
 import time
 import uuid
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from graphattach.api.call import read_body
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
 from graphattach.services.context import Context
 from graphattach.services.users import find_user
@@ -109,7 +111,7 @@ def _requested_scopes(raw: str, default: tuple[str, ...]) -> list[str]:
 
 async def token(request: Request) -> Response:
     ctx: Context = request.app.state.ctx
-    form = await request.form()
+    form = dict(parse_qsl((await read_body(request, 64 * 1024)).decode("utf-8", "replace"), keep_blank_values=True))
     grant = str(form.get("grant_type", ""))
     client_id = str(form.get("client_id", ""))
     secret = str(form.get("client_secret", ""))
@@ -169,9 +171,7 @@ async def token(request: Request) -> Response:
             name=user.display_name,
             issuer=issuer,
         )
-        client_info = base64.urlsafe_b64encode(
-            json.dumps({"uid": user.id, "utid": ctx.tenant_id}).encode()
-        ).decode()
+        client_info = base64.urlsafe_b64encode(json.dumps({"uid": user.id, "utid": ctx.tenant_id}).encode()).decode()
         return JSONResponse(
             {
                 "token_type": "Bearer",

@@ -8,9 +8,7 @@ from starlette.responses import Response
 
 from graphattach.protocol.jsonio import dumps
 
-GRAPH_JSON = (
-    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
-)
+GRAPH_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 
 
 def graph_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

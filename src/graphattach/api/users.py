@@ -27,11 +27,7 @@ async def list_users(call: GraphCall) -> Response:
     skip, top = call.query.skip or 0, call.query.top or 100
     page = users[skip : skip + top]
     values = [project(user_json(u), call.query.select, known=USER_PROPERTIES) for u in page]
-    link = (
-        next_link(call.url_without_query(), call.request.url.query, skip + top)
-        if skip + top < total
-        else None
-    )
+    link = next_link(call.url_without_query(), call.request.url.query, skip + top) if skip + top < total else None
     return graph_json(
         collection(
             context_url(call.service_root, "users"),
@@ -53,8 +49,7 @@ async def get_user(call: GraphCall) -> Response:
         user = await find_user(call.ctx, key)
     if user is None:
         raise GraphError(
-            f"Resource '{key}' does not exist or one of its queried reference-property objects are "
-            f"not present.",
+            f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
             status=404,
             code="Request_ResourceNotFound",
         )

@@ -56,9 +56,7 @@ class TokenService:
         self._private_key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
         assert isinstance(self._private_key, rsa.RSAPrivateKey)
         self._public_key = self._private_key.public_key()
-        der = self._public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        der = self._public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.key_id = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode("ascii")
         self.tenant_id = tenant_id
         self.issuer = f"https://sts.windows.net/{tenant_id}/"
@@ -81,9 +79,7 @@ class TokenService:
         }
 
     def _sign(self, claims: dict[str, Any]) -> str:
-        return jwt.encode(
-            claims, self._private_key, algorithm="RS256", headers={"kid": self.key_id, "typ": "JWT"}
-        )
+        return jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": self.key_id, "typ": "JWT"})
 
     # ---- Graph tokens
     def mint_delegated(
@@ -118,9 +114,7 @@ class TokenService:
             }
         )
 
-    def mint_app(
-        self, *, roles: list[str], app_id: str, lifetime: int = 3600, now: float | None = None
-    ) -> str:
+    def mint_app(self, *, roles: list[str], app_id: str, lifetime: int = 3600, now: float | None = None) -> str:
         now = time.time() if now is None else now
         return self._sign(
             {
@@ -192,13 +186,9 @@ class TokenService:
         except jwt.InvalidIssuerError:
             raise InvalidAuthenticationToken("Invalid issuer.") from None
         except jwt.InvalidSignatureError:
-            raise InvalidAuthenticationToken(
-                "Access token validation failure. Signature validation failed."
-            ) from None
+            raise InvalidAuthenticationToken("Access token validation failure. Signature validation failed.") from None
         except jwt.DecodeError:
-            raise InvalidAuthenticationToken(
-                "CompactToken parsing failed with error code: 80049217"
-            ) from None
+            raise InvalidAuthenticationToken("CompactToken parsing failed with error code: 80049217") from None
         except jwt.InvalidTokenError as exc:
             raise InvalidAuthenticationToken(f"Access token validation failure. {exc}") from None
         if claims["exp"] <= (time.time() if now is None else now):
@@ -242,13 +232,9 @@ class TokenService:
                 options={"require": ["exp", "aud", "sid", "uid"], "verify_exp": False},
             )
         except jwt.InvalidAudienceError:
-            raise GraphError(
-                "The audience claim value is invalid 'aud'.", status=401, code="InvalidAudience"
-            ) from None
+            raise GraphError("The audience claim value is invalid 'aud'.", status=401, code="InvalidAudience") from None
         except jwt.InvalidTokenError:
-            raise GraphError(
-                "The access token is invalid.", status=401, code="InvalidAuthenticationToken"
-            ) from None
+            raise GraphError("The access token is invalid.", status=401, code="InvalidAuthenticationToken") from None
         return UploadClaims(str(claims["sid"]), str(claims["uid"]), float(claims["exp"]))
 
     def audience_of(self, token: str) -> str | None:

@@ -59,21 +59,17 @@ def register(cli: click.Group) -> None:
     @click.option(
         "--scopes",
         default=None,
-        help='Delegated scopes, e.g. "Mail.ReadWrite Calendars.ReadWrite". '
-        "[default: every mail and calendar scope]",
+        help='Delegated scopes, e.g. "Mail.ReadWrite Calendars.ReadWrite". [default: every mail and calendar scope]',
     )
     @click.option("--app", is_flag=True, help="An application token (roles) instead of a delegated one.")
     @click.option(
         "--roles",
         default=None,
-        help="Application roles for --app. [default: Mail.ReadWrite Mail.Send "
-        "Calendars.ReadWrite User.Read.All]",
+        help="Application roles for --app. [default: Mail.ReadWrite Mail.Send Calendars.ReadWrite User.Read.All]",
     )
     @click.option("--lifetime", type=int, default=3600, show_default=True, help="Seconds until it expires.")
     @_base_url_option
-    def token(
-        user: str | None, scopes: str | None, app: bool, roles: str | None, lifetime: int, base_url: str
-    ) -> None:
+    def token(user: str | None, scopes: str | None, app: bool, roles: str | None, lifetime: int, base_url: str) -> None:
         """Print a bearer token minted by the running server."""
         if app == bool(user):
             raise click.UsageError("give exactly one of --user UPN|ID and --app")
@@ -106,9 +102,7 @@ def register(cli: click.Group) -> None:
     @click.option("--password", default=None, help="Password for the token endpoint's password grant.")
     @click.option("--max-message-size", type=int, default=None, help="Mailbox maximum message size in bytes.")
     @_base_url_option
-    def add_user(
-        upn: str, name: str | None, password: str | None, max_message_size: int | None, base_url: str
-    ) -> None:
+    def add_user(upn: str, name: str | None, password: str | None, max_message_size: int | None, base_url: str) -> None:
         """Add a user (with a mailbox and a calendar)."""
         body: dict[str, Any] = {"userPrincipalName": upn, "displayName": name, "password": password}
         if max_message_size:

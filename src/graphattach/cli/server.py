@@ -52,9 +52,7 @@ def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
@@ -103,9 +101,7 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--session-lifetime", type=float, default=None, help="Upload session lifetime in seconds.")
     @click.option("--max-chunk", type=int, default=None, help="Largest upload PUT accepted, in bytes.")
-    @click.option(
-        "--sweep-interval", type=float, default=None, help="Seconds between expiry sweeps (0: off)."
-    )
+    @click.option("--sweep-interval", type=float, default=None, help="Seconds between expiry sweeps (0: off).")
     @click.option(
         "--store",
         default=None,
@@ -189,8 +185,7 @@ def register(cli: click.Group) -> None:
         if tls:
             click.echo(f"  TLS certificate (trust it in clients): {cert}")
         click.echo(
-            f"  get a token:   graphattach token --user adele@contoso.onmicrosoft.com"
-            f" --base-url {settings.root_url}"
+            f"  get a token:   graphattach token --user adele@contoso.onmicrosoft.com --base-url {settings.root_url}"
         )
         click.echo(f"  tenant id:     {tenant_id}")
         sys.stdout.flush()

@@ -72,9 +72,7 @@ def _list_option(value: str) -> list[str]:
     return [i for i in items if i]
 
 
-def parse_query(
-    query_string: str, *, strict: bool = True, allowed_extra: frozenset[str] = frozenset()
-) -> QueryOptions:
+def parse_query(query_string: str, *, strict: bool = True, allowed_extra: frozenset[str] = frozenset()) -> QueryOptions:
     """Parse a raw query string. Unknown ``$`` options are refused; other unknown parameters are
     refused in strict mode (``--loose`` ignores them) unless listed in ``allowed_extra``."""
     options = QueryOptions()
@@ -94,8 +92,7 @@ def parse_query(
                 )
             if lowered in seen:
                 raise BadRequest(
-                    f"Query option '{name}' was specified more than once, but it must be specified at "
-                    f"most once."
+                    f"Query option '{name}' was specified more than once, but it must be specified at most once."
                 )
             seen.add(lowered)
             if lowered == "$select":

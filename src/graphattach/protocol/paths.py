@@ -67,7 +67,7 @@ class GraphPath:
 
     @property
     def is_me(self) -> bool:
-        return self.user is None
+        return bool(self.steps) and self.steps[0].name == "me"
 
     @property
     def item_kind(self) -> str | None:
@@ -307,9 +307,7 @@ def _parse_messages(
         return GraphPath(version, user, "message", containers, item, steps=tuple(steps))
     if r.take_name("send"):
         steps.append(Step("send"))
-        return _done(
-            version, r, GraphPath(version, user, "message.send", containers, item, steps=tuple(steps))
-        )
+        return _done(version, r, GraphPath(version, user, "message.send", containers, item, steps=tuple(steps)))
     return _parse_attachments(version, r, user, steps, containers, item)
 
 
@@ -367,7 +365,5 @@ def _parse_attachments(
     steps.append(Step("attachments", key))
     if r.take_name("$value"):
         steps.append(Step("$value"))
-        return _done(
-            version, r, GraphPath(version, user, "attachment.value", containers, item, key, tuple(steps))
-        )
+        return _done(version, r, GraphPath(version, user, "attachment.value", containers, item, key, tuple(steps)))
     return _done(version, r, GraphPath(version, user, "attachment", containers, item, key, tuple(steps)))

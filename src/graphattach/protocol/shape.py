@@ -33,10 +33,7 @@ def project(
     return {
         k: v
         for k, v in entity.items()
-        if k in always
-        or k.startswith("@odata.context")
-        or k.lower() in wanted
-        or k.split("@", 1)[0].lower() in wanted
+        if k in always or k.startswith("@odata.context") or k.lower() in wanted or k.split("@", 1)[0].lower() in wanted
     }
 
 

@@ -33,9 +33,7 @@ async def resolve_user(ctx: Context, principal: Principal, path: GraphPath) -> U
             raise me_not_allowed()
         user = await ctx.metadata.get_user(principal.user_id)
         if user is None:
-            raise GraphError(
-                f"The requested user '{principal.upn}' is invalid.", status=404, code="ErrorInvalidUser"
-            )
+            raise GraphError(f"The requested user '{principal.upn}' is invalid.", status=404, code="ErrorInvalidUser")
         return user
     assert path.user is not None
     user = await find_user(ctx, path.user)

@@ -224,9 +224,7 @@ class FileBlobStore:
         os.replace(temp, location.sidecar)
         _fsync_dir(location.directory)
 
-    async def write(
-        self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None
-    ) -> int:
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None) -> int:
         if offset < 0:
             raise ValueError("offset must not be negative")
         location = self._locate(key)

@@ -129,9 +129,7 @@ class MetadataStore(Protocol):
         """Mark a session cancelled or expired; returns the session as it was, None if unknown."""
 
     async def delete_session(self, session_id: str) -> UploadSession | None: ...
-    async def list_sessions_expiring_before(
-        self, when: datetime, limit: int = 100
-    ) -> list[UploadSession]: ...
+    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]: ...
 
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Exclusive lock on one session, across processes; released when its holder dies."""
@@ -148,9 +146,7 @@ class BlobStore(Protocol):
     async def close(self) -> None: ...
     async def reset(self) -> None: ...
 
-    async def write(
-        self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None
-    ) -> int:
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None) -> int:
         """Truncate ``key`` to ``offset`` bytes (creating it if absent and ``offset == 0``), append
         ``chunks``, make it durable, and return the new length. With ``limit``, stop with
         ``ValueError`` as soon as more than ``limit`` bytes arrive (nothing past ``offset`` kept).

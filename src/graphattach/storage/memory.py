@@ -192,9 +192,7 @@ class MemoryMetadataStore:
         doomed = {folder_id}
         grew = True
         while grew:
-            children = {
-                f.id for f in self._folders.values() if f.user_id == user_id and f.parent_id in doomed
-            } - doomed
+            children = {f.id for f in self._folders.values() if f.user_id == user_id and f.parent_id in doomed} - doomed
             doomed |= children
             grew = bool(children)
         items = [i.id for i in self._items.values() if i.user_id == user_id and i.folder_id in doomed]
@@ -275,9 +273,7 @@ class MemoryMetadataStore:
 
     # attachments --------------------------------------------------------------------------------
 
-    def _insert_attachment(
-        self, attachment: Attachment, max_count: int | None, max_total_size: int | None
-    ) -> None:
+    def _insert_attachment(self, attachment: Attachment, max_count: int | None, max_total_size: int | None) -> None:
         if self._item(attachment.user_id, attachment.item_id) is None:
             raise KeyError(attachment.item_id)
         if attachment.id in self._attachment_item:
@@ -380,9 +376,7 @@ class MemoryMetadataStore:
     # blobs --------------------------------------------------------------------------------------
 
     def _blob_refs(self) -> set[str]:
-        refs = {
-            a.blob_key for atts in self._attachments.values() for a in atts.values() if a.blob_key is not None
-        }
+        refs = {a.blob_key for atts in self._attachments.values() for a in atts.values() if a.blob_key is not None}
         refs |= {s.blob_key for s in self._sessions.values()}
         return refs
 
@@ -416,9 +410,7 @@ class MemoryBlobStore:
     async def reset(self) -> None:
         self._blobs.clear()
 
-    async def write(
-        self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None
-    ) -> int:
+    async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None) -> int:
         if offset < 0:
             raise ValueError("offset must not be negative")
         blob = self._blobs.get(key)

@@ -276,9 +276,7 @@ class SqliteMetadataStore:
         return await loop.run_in_executor(self._executor, lambda: fn(conn, *args))
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
@@ -311,9 +309,7 @@ class SqliteMetadataStore:
             with _transaction(conn):
                 current = conn.execute("PRAGMA user_version").fetchone()[0]
                 if current > latest:
-                    raise RuntimeError(
-                        f"{self.path} has schema version {current}, newer than this code ({latest})"
-                    )
+                    raise RuntimeError(f"{self.path} has schema version {current}, newer than this code ({latest})")
                 for version, _name, sql in migrations:
                     if version <= current:
                         continue
@@ -470,9 +466,7 @@ class SqliteMetadataStore:
 
     async def get_folder(self, user_id: str, folder_id: str) -> Folder | None:
         def run(conn: sqlite3.Connection) -> Folder | None:
-            row = conn.execute(
-                "SELECT * FROM folders WHERE user_id = ? AND id = ?", (user_id, folder_id)
-            ).fetchone()
+            row = conn.execute("SELECT * FROM folders WHERE user_id = ? AND id = ?", (user_id, folder_id)).fetchone()
             return _folder(row) if row else None
 
         return await self._run(run)
@@ -498,8 +492,7 @@ class SqliteMetadataStore:
                 )
             else:
                 rows = conn.execute(
-                    "SELECT * FROM folders WHERE user_id = ? AND kind = ? AND parent_id IS ?"
-                    " ORDER BY created, seq",
+                    "SELECT * FROM folders WHERE user_id = ? AND kind = ? AND parent_id IS ? ORDER BY created, seq",
                     (user_id, kind, parent_id),
                 )
             return [_folder(r) for r in rows]
@@ -549,8 +542,7 @@ class SqliteMetadataStore:
                     return []
                 folders = _json_list(tree)
                 items_in_tree = (
-                    "SELECT id FROM items WHERE user_id = ?1"
-                    " AND folder_id IN (SELECT value FROM json_each(?2))"
+                    "SELECT id FROM items WHERE user_id = ?1 AND folder_id IN (SELECT value FROM json_each(?2))"
                 )
                 keys = [
                     r[0]
@@ -830,9 +822,7 @@ class SqliteMetadataStore:
     async def delete_session(self, session_id: str) -> UploadSession | None:
         def run(conn: sqlite3.Connection) -> UploadSession | None:
             with _transaction(conn):
-                row = conn.execute(
-                    "DELETE FROM upload_sessions WHERE id = ? RETURNING *", (session_id,)
-                ).fetchone()
+                row = conn.execute("DELETE FROM upload_sessions WHERE id = ? RETURNING *", (session_id,)).fetchone()
                 return _session(row) if row else None
 
         return await self._run(run)
