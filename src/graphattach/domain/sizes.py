@@ -7,7 +7,7 @@ rule to the two published data points so the seeds replay byte-exact:
 - ``menu.txt``, 20 raw bytes → ``size`` 178 (event-post-attachments, seed 003);
 - ``flower``, 3,483,322 raw bytes → ``size`` 3,640,066 (the large-attachments walkthrough, seed 000).
 
-``size = raw + 158 + floor(raw * 44953 / 1_000_000)`` reproduces both exactly. Limits (the
+``size = raw + 158 + floor(raw * 4495310 / 10**8)`` reproduces both exactly. Limits (the
 mailbox's maximum message size, 150 MB for sessions) are checked against raw bytes, so a 150 MB
 file still fits. See docs/fidelity.md.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import orjson
 
 FILE_OVERHEAD = 158
-FILE_RATIO_PPM = 44_953
+FILE_RATIO_PER_1E8 = 4_495_310
 #: A tiny event as an item attachment reports 2473 (event-post-attachments.md); Exchange stores
 #: the item as MAPI properties, so we charge its JSON length plus a fixed overhead.
 ITEM_OVERHEAD = 2_300
@@ -26,7 +26,7 @@ REFERENCE_OVERHEAD = 300
 
 
 def file_attachment_size(raw_length: int) -> int:
-    return raw_length + FILE_OVERHEAD + raw_length * FILE_RATIO_PPM // 1_000_000
+    return raw_length + FILE_OVERHEAD + raw_length * FILE_RATIO_PER_1E8 // 100_000_000
 
 
 def item_attachment_size(item: dict[str, object]) -> int:
