@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from graphattach import __version__
-from graphattach.cli import admin, server
+from graphattach.cli import admin, client, server
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,6 +16,7 @@ def cli() -> None:
 
 server.register(cli)
 admin.register(cli)
+client.register(cli)
 
 
 def main() -> None:
