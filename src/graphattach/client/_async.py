@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from graphattach.client._auth import StaticToken, TokenProvider, as_token_provider
@@ -109,6 +110,7 @@ class AsyncClient:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
                         result = await self._execute(op)
                 else:
+                    await anyio.lowlevel.checkpoint_if_cancelled()
                     result = await self._execute(op)
             except BaseException as exc:  # thrown into the flow so that it can clean up (cancel a session)
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
