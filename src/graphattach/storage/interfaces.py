@@ -107,12 +107,20 @@ class MetadataStore(Protocol):
     # upload sessions
     async def add_session(self, session: UploadSession) -> None: ...
     async def get_session(self, session_id: str) -> UploadSession | None: ...
-    async def advance_session(self, session_id: str, expected_received: int, received: int,
-                              last_range: tuple[int, int]) -> bool:
+    async def advance_session(
+        self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
+    ) -> bool:
         """Compare-and-set ``received`` on an active session; False if it moved meanwhile."""
 
-    async def complete_session(self, session_id: str, expected_received: int, attachment: Attachment,
-                               *, max_count: int | None = None, max_total_size: int | None = None) -> bool:
+    async def complete_session(
+        self,
+        session_id: str,
+        expected_received: int,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+    ) -> bool:
         """In one transaction: insert ``attachment`` (whose blob is the session's) and mark the
         session completed with ``received = size``. False if the session moved meanwhile.
         ``LimitExceeded`` / ``KeyError`` as ``add_attachment``."""
@@ -121,7 +129,9 @@ class MetadataStore(Protocol):
         """Mark a session cancelled or expired; returns the session as it was, None if unknown."""
 
     async def delete_session(self, session_id: str) -> UploadSession | None: ...
-    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]: ...
+    async def list_sessions_expiring_before(
+        self, when: datetime, limit: int = 100
+    ) -> list[UploadSession]: ...
 
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Exclusive lock on one session, across processes; released when its holder dies."""
@@ -138,15 +148,17 @@ class BlobStore(Protocol):
     async def close(self) -> None: ...
     async def reset(self) -> None: ...
 
-    async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0,
-                    limit: int | None = None) -> int:
+    async def write(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None
+    ) -> int:
         """Truncate ``key`` to ``offset`` bytes (creating it if absent and ``offset == 0``), append
         ``chunks``, make it durable, and return the new length. With ``limit``, stop with
         ``ValueError`` as soon as more than ``limit`` bytes arrive (nothing past ``offset`` kept).
         If ``chunks`` raises, the bytes past ``offset`` are discarded and the error propagates."""
 
-    def read(self, key: str, *, start: int = 0, end: int | None = None,
-             chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    def read(
+        self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
+    ) -> AsyncIterator[bytes]:
         """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``KeyError`` if absent."""
 
     async def size(self, key: str) -> int | None: ...
