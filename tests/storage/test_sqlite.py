@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from graphattach.storage.conformance import (
-    MetadataStoreConformance,
+    PersistentMetadataStoreConformance,
     make_attachment,
     make_folder,
     make_item,
@@ -47,7 +47,7 @@ async def reopen(db_path: Path) -> AsyncIterator[Reopen]:
         await store.close()
 
 
-class TestSqliteMetadataStore(MetadataStoreConformance):
+class TestSqliteMetadataStore(PersistentMetadataStoreConformance):
     persistent = True
 
     @pytest.fixture
@@ -232,9 +232,7 @@ async def store(db_path: Path) -> AsyncIterator[SqliteMetadataStore]:
     await store.close()
 
 
-async def test_lock_excludes_another_process_until_it_releases(
-    store: SqliteMetadataStore, db_path: Path
-) -> None:
+async def test_lock_excludes_another_process_until_it_releases(store: SqliteMetadataStore, db_path: Path) -> None:
     child = _child(db_path, "hold", "session-x", "1.0")
     try:
         await _wait_for_line(child, "locked")

@@ -175,9 +175,7 @@ class MetadataStoreConformance:
         assert await metadata_store.get_setting("other") is None
 
     async def test_concurrent_set_setting_if_absent_agree(self, metadata_store: MetadataStore) -> None:
-        values = await asyncio.gather(
-            *(metadata_store.set_setting_if_absent("k", f"v{i}") for i in range(10))
-        )
+        values = await asyncio.gather(*(metadata_store.set_setting_if_absent("k", f"v{i}") for i in range(10)))
         assert len(set(values)) == 1
         assert await metadata_store.get_setting("k") == values[0]
 
@@ -345,9 +343,7 @@ class MetadataStoreConformance:
         with pytest.raises(Conflict):
             await metadata_store.update_folder(folder)
 
-    async def test_delete_folder_deletes_the_tree_and_returns_freed_blobs(
-        self, metadata_store: MetadataStore
-    ) -> None:
+    async def test_delete_folder_deletes_the_tree_and_returns_freed_blobs(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         root = make_folder(user, parent_id=inbox.id)
         child = make_folder(user, parent_id=root.id)
@@ -393,9 +389,7 @@ class MetadataStoreConformance:
         assert await metadata_store.delete_folder(stranger.id, inbox.id) == []
         assert await metadata_store.get_folder(user.id, inbox.id) == inbox
 
-    async def test_delete_calendar_group_deletes_its_calendars_and_events(
-        self, metadata_store: MetadataStore
-    ) -> None:
+    async def test_delete_calendar_group_deletes_its_calendars_and_events(self, metadata_store: MetadataStore) -> None:
         user, _ = await self.mailbox(metadata_store)
         group = make_folder(user, "calendarGroup")
         calendar = make_folder(user, "calendar", parent_id=group.id)
@@ -435,9 +429,7 @@ class MetadataStoreConformance:
         with pytest.raises(KeyError):  # the folder belongs to someone else
             await metadata_store.add_item(make_item(their_inbox, user_id=user.id))
 
-    async def test_has_attachments_is_derived_from_non_inline_attachments(
-        self, metadata_store: MetadataStore
-    ) -> None:
+    async def test_has_attachments_is_derived_from_non_inline_attachments(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         item = make_item(inbox, has_attachments=True)  # the caller's value is ignored
         await metadata_store.add_item(item)
@@ -470,9 +462,7 @@ class MetadataStoreConformance:
         for i, minute in enumerate(minutes):
             folder = inbox if i % 2 == 0 else archive
             items.append(
-                await self.item_in(
-                    metadata_store, folder, id=f"item-{i:02d}", created=T0 + timedelta(minutes=minute)
-                )
+                await self.item_in(metadata_store, folder, id=f"item-{i:02d}", created=T0 + timedelta(minutes=minute))
             )
         event = await self.item_in(metadata_store, calendar, kind="event")
         stranger, their_inbox = await self.mailbox(metadata_store)
@@ -765,9 +755,7 @@ class MetadataStoreConformance:
         stored = await metadata_store.get_session(session.id)
         assert stored == session  # untouched
         assert len(await metadata_store.list_attachments(user.id, item.id)) == 1
-        assert await metadata_store.complete_session(
-            session.id, 0, attachment, max_count=2, max_total_size=1100
-        )
+        assert await metadata_store.complete_session(session.id, 0, attachment, max_count=2, max_total_size=1100)
 
     async def test_complete_session_item_gone(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
@@ -829,9 +817,7 @@ class MetadataStoreConformance:
         found = await metadata_store.list_sessions_expiring_before(cutoff)
         assert [s.id for s in found] == [sessions[1].id, sessions[2].id]  # strictly before, soonest first
         assert found[0] == sessions[1]
-        assert [s.id for s in await metadata_store.list_sessions_expiring_before(cutoff, limit=1)] == [
-            sessions[1].id
-        ]
+        assert [s.id for s in await metadata_store.list_sessions_expiring_before(cutoff, limit=1)] == [sessions[1].id]
         everything = await metadata_store.list_sessions_expiring_before(T0 + timedelta(days=1))
         assert len(everything) == 4
         assert await metadata_store.list_sessions_expiring_before(T0) == []
@@ -943,33 +929,6 @@ class MetadataStoreConformance:
         await metadata_store.add_user(user)
         await metadata_store.add_folder(inbox)
         await metadata_store.add_item(item)
-
-    async def test_reopen_keeps_everything(
-        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata | None
-    ) -> None:
-        if not self.persistent or reopen_metadata_store is None:
-            pytest.skip("not a persistent backend")
-        user, inbox = await self.mailbox(metadata_store)
-        item = await self.item_in(metadata_store, inbox)
-        attachment = make_attachment(item)
-        await metadata_store.add_attachment(attachment)
-        session = make_session(item)
-        await metadata_store.add_session(session)
-        await metadata_store.advance_session(session.id, 0, 5, (0, 4))
-        await metadata_store.set_setting_if_absent("tenant_id", "t1")
-
-        store = await reopen_metadata_store(metadata_store)
-        assert await store.get_user(user.id) == user
-        assert await store.get_folder(user.id, inbox.id) == inbox
-        stored_item = await store.get_item(user.id, item.id)
-        assert stored_item is not None and stored_item.has_attachments
-        assert await store.list_attachments(user.id, item.id) == [attachment]
-        stored_session = await store.get_session(session.id)
-        assert stored_session is not None and stored_session.received == 5
-        assert stored_session.last_range == (0, 4)
-        assert await store.get_setting("tenant_id") == "t1"
-        with pytest.raises(Conflict):
-            await store.add_user(make_user(user.user_principal_name.upper()))
 
 
 class BlobStoreConformance:
@@ -1172,21 +1131,6 @@ class BlobStoreConformance:
         await blob_store.write("a", _chunks(b"again"))
         assert await _read_all(blob_store, "a") == b"again"
 
-    async def test_reopen_keeps_blobs(
-        self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs | None
-    ) -> None:
-        if not self.persistent or reopen_blob_store is None:
-            pytest.skip("not a persistent backend")
-        await blob_store.write("a", _chunks(b"alpha"))
-        await blob_store.write("long" * 100, _chunks(b"beta"))
-        await blob_store.copy("a", "c")
-        store = await reopen_blob_store(blob_store)
-        assert await _read_all(store, "a") == b"alpha"
-        assert await _read_all(store, "long" * 100) == b"beta"
-        assert await _read_all(store, "c") == b"alpha"
-        assert await _keys(store) == {"a", "long" * 100, "c"}
-        assert await store.write("a", _chunks(b"!"), offset=5) == 6
-
     @settings(
         max_examples=40,
         deadline=None,
@@ -1239,3 +1183,51 @@ class BlobStoreConformance:
                 assert await _read_all(blob_store, other) == copied
         await blob_store.delete(key)
         await blob_store.delete(other)
+
+
+class PersistentMetadataStoreConformance(MetadataStoreConformance):
+    """For backends that keep data across close and open: also provide ``reopen_metadata_store``."""
+
+    persistent: ClassVar[bool] = True
+
+    async def test_reopen_keeps_everything(
+        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata
+    ) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        attachment = make_attachment(item)
+        await metadata_store.add_attachment(attachment)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        await metadata_store.advance_session(session.id, 0, 5, (0, 4))
+        await metadata_store.set_setting_if_absent("tenant_id", "t1")
+
+        store = await reopen_metadata_store(metadata_store)
+        assert await store.get_user(user.id) == user
+        assert await store.get_folder(user.id, inbox.id) == inbox
+        stored_item = await store.get_item(user.id, item.id)
+        assert stored_item is not None and stored_item.has_attachments
+        assert await store.list_attachments(user.id, item.id) == [attachment]
+        stored_session = await store.get_session(session.id)
+        assert stored_session is not None and stored_session.received == 5
+        assert stored_session.last_range == (0, 4)
+        assert await store.get_setting("tenant_id") == "t1"
+        with pytest.raises(Conflict):
+            await store.add_user(make_user(user.user_principal_name.upper()))
+
+
+class PersistentBlobStoreConformance(BlobStoreConformance):
+    """For backends that keep bytes across close and open: also provide ``reopen_blob_store``."""
+
+    persistent: ClassVar[bool] = True
+
+    async def test_reopen_keeps_blobs(self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs) -> None:
+        await blob_store.write("a", _chunks(b"alpha"))
+        await blob_store.write("long" * 100, _chunks(b"beta"))
+        await blob_store.copy("a", "c")
+        store = await reopen_blob_store(blob_store)
+        assert await _read_all(store, "a") == b"alpha"
+        assert await _read_all(store, "long" * 100) == b"beta"
+        assert await _read_all(store, "c") == b"alpha"
+        assert await _keys(store) == {"a", "long" * 100, "c"}
+        assert await store.write("a", _chunks(b"!"), offset=5) == 6
