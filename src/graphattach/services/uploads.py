@@ -180,6 +180,8 @@ def authenticate(ctx: Context, path: UploadPath, authtoken: str | None, authoriz
     credential = authtoken if authtoken is not None else bearer
     if not credential:
         raise invalid_token("The access token is missing.")
+    if ctx.tokens.audience_of(credential) in GRAPH_AUDIENCES:
+        raise invalid_audience()
     try:
         claims = ctx.tokens.verify_upload_token(credential)
     except GraphError as exc:
