@@ -4,6 +4,7 @@ profiles, concurrency and disconnects."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import dataclasses
 import re
 import socket
@@ -105,9 +106,32 @@ async def test_walkthrough_replays_byte_exact(graph: Graph, kind: str) -> None:
         location,
     )
     assert match, location
-    # only now does the item have the attachment
+    attachment_id = match.group(1)
+    # only now does the item have the attachment, byte-exact, with Exchange's size and sniffed type
     item = await graph.get(f"/me/{items}/{item_id}")
     assert item.json()["hasAttachments"] is True
+    listed = (await graph.get(f"/me/{items}/{item_id}/attachments")).json()["value"]
+    assert [a["id"] for a in listed] == [attachment_id]
+    metadata = await graph.get(
+        f"/users('{mailbox}')/{items}('{item_id}')/attachments('{attachment_id}')"
+        "?$select=lastModifiedDateTime,name,contentType,size,isInline"
+    )
+    assert metadata.status_code == 200, metadata.text
+    shown = metadata.json()
+    assert list(shown)[:4] == ["@odata.context", "@odata.type", "@odata.mediaContentType", "id"]
+    assert shown["@odata.type"] == "#microsoft.graph.fileAttachment"
+    assert shown["@odata.mediaContentType"] == "image/jpeg"
+    assert {k: shown[k] for k in ("name", "contentType", "size", "isInline")} == {
+        "name": "flower",
+        "contentType": "image/jpeg",
+        "size": 3_640_066,  # the walkthrough's figure for these 3,483,322 bytes
+        "isInline": False,
+    }
+    raw = await graph.get(f"/me/{items}/{item_id}/attachments/{attachment_id}/$value")
+    assert raw.status_code == 200
+    assert raw.headers["content-type"].startswith("image/jpeg")
+    assert raw.headers["content-length"] == str(FLOWER_SIZE)
+    assert hashlib.sha256(raw.content).digest() == hashlib.sha256(data).digest()
 
 
 async def test_the_status_body_never_changes_expiry_and_reports_acknowledged_bytes(graph: Graph) -> None:
@@ -135,6 +159,7 @@ async def test_cancel_frees_the_session(graph: Graph) -> None:
     assert_graph_error(await graph.http.get(url), 404, "ErrorItemNotFound")
     assert_graph_error(await graph.http.delete(url), 404, "ErrorItemNotFound")
     assert_graph_error(await put_range(graph, url, payload(MiB), MiB, 3 * MiB), 404, "ErrorItemNotFound")
+    assert (await graph.get(f"/me/messages/{item_id}/attachments")).json()["value"] == []
     if graph.ctx is not None:
         keys = [key async for key in graph.ctx.blobs.keys()]
         session_id = re.search(r"AttachmentSessions\('([^']+)'\)", url).group(1)  # type: ignore[union-attr]
@@ -533,6 +558,8 @@ async def test_lenient_ranges_and_repeated_final_puts(lenient: Graph) -> None:
     assert again.content == b""
     other = await put_range(graph, url, data[: 5 * MiB], 0, total)
     assert_graph_error(other, 404, "ErrorItemNotFound")
+    listed = (await graph.get(f"/me/messages/{item_id}/attachments?$select=name,size")).json()["value"]
+    assert len(listed) == 1  # the repeated final PUT created nothing
     # msgraph-core's empty re-send of a single-range upload
     small = 4 * MiB
     single = await upload_url(graph, item_id, small)
@@ -541,6 +568,7 @@ async def test_lenient_ranges_and_repeated_final_puts(lenient: Graph) -> None:
     resend = await graph.http.put(single, content=b"", headers={"Content-Range": f"bytes 0-{small - 1}/{small}"})
     assert resend.status_code == 201, resend.text
     assert resend.headers["location"] == done.headers["location"]
+    assert len((await graph.get(f"/me/messages/{item_id}/attachments?$select=name")).json()["value"]) == 2
 
 
 # the mailbox's maximum message size ---------------------------------------------------------------
