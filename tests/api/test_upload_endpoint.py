@@ -4,8 +4,8 @@ profiles, concurrency and disconnects."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import dataclasses
+import hashlib
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
