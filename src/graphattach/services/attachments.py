@@ -16,7 +16,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -341,63 +340,3 @@ async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Att
         existing = copies.get(original.id)
         result.append(existing if existing is not None else await _copy_one(ctx, original, target))
     return result
-
-
-async def _fingerprint(ctx: Context, attachment: Attachment) -> tuple[Any, ...]:
-    if attachment.kind == "file" and attachment.blob_key is not None:
-        digest = hashlib.sha256()
-        async for chunk in ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK):
-            digest.update(chunk)
-        return ("file", attachment.name, attachment.content_length, digest.hexdigest())
-    if attachment.kind == "item":
-        return ("item", attachment.name, repr(attachment.data.get("item")))
-    return ("reference", attachment.name, repr(attachment.data.get("reference") or {}))
-
-
-def _input_fingerprint(parsed: AttachmentInput) -> tuple[Any, ...]:
-    if isinstance(parsed, FileInput):
-        return ("file", parsed.name, len(parsed.content), hashlib.sha256(parsed.content).hexdigest())
-    if isinstance(parsed, ItemInput):
-        return ("item", parsed.name, repr(parsed.item))
-    return ("reference", parsed.name, repr(parsed.properties))
-
-
-async def merge_from_patch(
-    ctx: Context,
-    user: User,
-    item: Item,
-    payloads: Any,
-    *,
-    version: str = "v1.0",
-    strict: bool | None = None,
-) -> list[Attachment]:
-    """An ``attachments`` array in a PATCH of an event (O365's ``Event.save()`` sends the files it
-    has just uploaded): every entry is validated first (nothing is added if one is bad); entries
-    that match an attachment the item already has (same type, name and content) are skipped, the
-    others are added. Returns what was added."""
-    if not isinstance(payloads, list):
-        raise GraphError(
-            "The property 'attachments' must be a collection of attachments.", status=400, code="BadRequest"
-        )
-    use_strict = ctx.settings.strict if strict is None else strict
-    parsed = [parse_attachment(p, version=version, strict=use_strict) for p in payloads]
-    if not parsed:
-        return []
-    existing = await ctx.metadata.list_attachments(item.user_id, item.id)
-    known: dict[tuple[Any, ...], int] = {}
-    for attachment in existing:
-        if attachment.kind == "file" and not any(
-            isinstance(p, FileInput) and p.name == attachment.name and len(p.content) == attachment.content_length
-            for p in parsed
-        ):
-            continue  # no candidate can match: do not read its bytes
-        key = await _fingerprint(ctx, attachment)
-        known[key] = known.get(key, 0) + 1
-    added: list[Attachment] = []
-    for entry in parsed:
-        key = _input_fingerprint(entry)
-        if known.get(key, 0) > 0:
-            known[key] -= 1
-            continue
-        added.append(await add_parsed(ctx, user, item, entry))
-    return added
