@@ -113,3 +113,21 @@ def test_missing_azure_extra_has_a_clear_message(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "azure.identity", None)
     with pytest.raises(AuthError, match=r"pip install 'graphattach\[azure\]'"):
         device_code_token("client-id")
+
+
+def test_entra_id_credentials_are_built_lazily() -> None:
+    import azure.identity
+
+    from graphattach.client import client_secret_token, interactive_token
+
+    device = device_code_token("11111111-2222-3333-4444-555555555555", "contoso.onmicrosoft.com")
+    assert isinstance(device.credential, azure.identity.DeviceCodeCredential)
+    assert device.scopes == [
+        "https://graph.microsoft.com/Mail.ReadWrite",
+        "https://graph.microsoft.com/Calendars.ReadWrite",
+    ]
+    browser = interactive_token("11111111-2222-3333-4444-555555555555")
+    assert isinstance(browser.credential, azure.identity.InteractiveBrowserCredential)
+    app = client_secret_token("contoso.onmicrosoft.com", "11111111-2222-3333-4444-555555555555", "s3cret")
+    assert isinstance(app.credential, azure.identity.ClientSecretCredential)
+    assert app.scopes == ["https://graph.microsoft.com/.default"]

@@ -551,3 +551,28 @@ def test_attach_many_keeps_at_most_four_requests_in_flight(fake: FakeGraph, make
     assert all(r.ok for r in results)
     assert len(fake.attachments("message", item)) == 10
     assert 1 <= peak[0] <= 4
+
+
+def test_interrupting_attach_many_cancels_the_uploads_in_flight(
+    client: Client, fake: FakeGraph, make_file: MakeFile
+) -> None:
+    import _thread
+    import time
+
+    item = fake.add_message()
+    files = [make_file(9 * MiB, f"f{i}.bin", seed=i) for i in range(3)]
+    interrupted: list[bool] = []
+
+    def interrupt(progress: Progress) -> None:
+        if progress.done == 4 * MiB and not interrupted:
+            interrupted.append(True)
+            _thread.interrupt_main()
+            time.sleep(0.5)  # let the main thread take the interrupt before this upload goes on
+
+    with pytest.raises(KeyboardInterrupt):
+        client.attach_many(Message(item), files, concurrency=3, progress=interrupt)
+    attached = len(fake.attachments("message", item))
+    cancelled = len(fake.calls("DELETE", UPLOAD_HOST))
+    assert cancelled >= 1
+    assert attached + cancelled == len(fake.calls("POST"))  # every session finished or was cancelled
+    assert all(s.done for s in fake.sessions.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from graphattach.client._core import (
     Core,
     Failure,
     Flow,
+    Progress,
     ProgressCallback,
     Reply,
     Result,
@@ -175,15 +177,35 @@ class Client:
         Returns one :class:`AttachResult` per file, in order; a failed file does not stop the others.
         """
 
+        stop = threading.Event()
+
+        def report(event: Progress) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt  # the caller was interrupted: cancel this upload's session
+            if progress is not None:
+                progress(event)
+
         def one(file: FileLike) -> AttachResult:
+            if stop.is_set():
+                return AttachResult(file, None, ClientError("not attempted: interrupted", code="Interrupted"))
             try:
-                return AttachResult(file, self.attach(target, file, progress=progress, restart_expired=restart_expired))
+                return AttachResult(file, self.attach(target, file, progress=report, restart_expired=restart_expired))
             except ClientError as exc:
                 return AttachResult(file, None, exc)
+            except KeyboardInterrupt:
+                return AttachResult(
+                    file, None, ClientError("interrupted; its upload session was cancelled", code="Interrupted")
+                )
 
         workers = max(1, min(concurrency or self.concurrency, len(files) or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphattach-upload") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphattach-upload")
+        try:
             return list(pool.map(one, files))
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def resume(
         self,
