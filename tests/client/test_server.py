@@ -239,3 +239,19 @@ def test_150_mb_round_trips(server_process: ServerProcess, tmp_path: Path) -> No
         target = new_target(client, "message")
         attachment = client.attach(target, path)
         check_round_trip(client, target, attachment.id, path, tmp_path)
+
+
+def test_memory_does_not_grow_with_the_file(server_process: ServerProcess, make_file: MakeFile) -> None:
+    """Ranges are read from disk while they are sent: the client never holds even one whole range."""
+    import tracemalloc
+
+    path = make_file(30 * MiB, "memory.bin", seed=30)
+    with graph_client(server_process) as client:
+        target = new_target(client, "message")
+        tracemalloc.start()
+        try:
+            client.attach(target, path)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 2 * MiB  # a 4 MiB range is never in memory at once, let alone the 30 MiB file

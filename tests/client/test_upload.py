@@ -576,3 +576,17 @@ def test_interrupting_attach_many_cancels_the_uploads_in_flight(
     assert cancelled >= 1
     assert attached + cancelled == len(fake.calls("POST"))  # every session finished or was cancelled
     assert all(s.done for s in fake.sessions.values())
+
+
+def test_a_file_cut_short_while_a_range_is_read(make_file: MakeFile) -> None:
+    from graphattach.client._files import FileSlice, FileSource
+
+    path = make_file(3 * MiB)
+    with FileSource(path) as source:
+        piece = FileSlice(source, MiB, 2 * MiB)
+        with open(path, "r+b") as f:
+            f.truncate(MiB + 1000)
+        with pytest.raises(FileChanged, match="short"):
+            b"".join(piece)
+        with pytest.raises(FileChanged, match="changed size"):
+            source.check()

@@ -28,6 +28,7 @@ from graphattach.client._core import (
     METADATA_SELECT,
     Core,
     Failure,
+    FileSlice,
     Flow,
     ProgressCallback,
     Reply,
@@ -131,13 +132,16 @@ class AsyncClient:
             await self._sleep(op.seconds)
             return None
         headers = dict(op.headers)
+        content: Any = op.content
+        if isinstance(content, FileSlice):
+            content = aiter(content)
         if op.auth and (self._token is not None or self._async_token is not None):
             headers["Authorization"] = f"Bearer {await self._bearer(op.refresh_token)}"
         try:
             if op.sink is None:
-                response = await self._http.request(op.method, op.url, headers=headers, content=op.content)
+                response = await self._http.request(op.method, op.url, headers=headers, content=content)
                 return Reply(response.status_code, response.headers, response.content)
-            async with self._http.stream(op.method, op.url, headers=headers, content=op.content) as response:
+            async with self._http.stream(op.method, op.url, headers=headers, content=content) as response:
                 if not 200 <= response.status_code < 300:
                     return Reply(response.status_code, response.headers, await response.aread())
                 op.sink.seek(0)

@@ -40,7 +40,7 @@ from graphattach.client._errors import (
     UploadSessionExpired,
     error_class,
 )
-from graphattach.client._files import FileSource, guess_content_type
+from graphattach.client._files import FileSlice, FileSource, guess_content_type
 from graphattach.client._models import (
     Attachment,
     Event,
@@ -60,6 +60,7 @@ __all__ = [
     "DEFAULT_GRAPH_URL",
     "Core",
     "Failure",
+    "FileSlice",
     "Progress",
     "Reply",
     "RetryPolicy",
@@ -91,7 +92,8 @@ class Send:
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
-    content: bytes | None = None
+    #: The body: bytes, or a slice of a file read while it is sent (upload ranges).
+    content: bytes | FileSlice | None = None
     #: Add ``Authorization: Bearer`` from the token provider (Graph requests only).
     auth: bool = True
     #: Ask the token provider for a fresh token first (after a 401).
@@ -479,15 +481,16 @@ class Core:
             if is_final and target is not None and snapshot is None:
                 # To tell, should the answer to the final PUT be lost, whether it created the attachment.
                 snapshot = yield from self._ids_named(target, source.name)
-            data = source.read(first, end - first)
+            source.check()
             headers = {
                 "Content-Type": "application/octet-stream",
                 "Content-Range": f"bytes {first}-{end - 1}/{total}",
+                "Content-Length": str(end - first),
                 "User-Agent": USER_AGENT,
             }
-            # Pre-authenticated URL: never a Graph token here (graph-api.md §4.2, §8.1).
-            result = yield Send("PUT", url, headers, data, auth=False)
-            del data
+            # Pre-authenticated URL: never a Graph token here (graph-api.md §4.2, §8.1). The body is
+            # read from the file while it is sent: memory does not depend on the range or file size.
+            result = yield Send("PUT", url, headers, FileSlice(source, first, end - first), auth=False)
             retry_after: float | None = None
             if isinstance(result, Reply):
                 status = result.status

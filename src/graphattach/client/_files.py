@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from graphattach.client._errors import FileChanged, InvalidInput
 
-__all__ = ["FileSource", "FileLike"]
+__all__ = ["FileLike", "FileSlice", "FileSource"]
+
+#: Size of the reads that feed a range's request body.
+PIECE = 256 * 1024
 
 FileLike = str | os.PathLike[str] | IO[bytes]
 
@@ -120,3 +124,41 @@ class FileSource:
 
     def read_all(self) -> bytes:
         return self.read(0, self.size)
+
+
+class FileSlice:
+    """``length`` bytes of a source from ``offset``, read piece by piece while they are sent.
+
+    A request body that holds no more than one piece in memory; a short read raises
+    :class:`FileChanged`. Each iteration starts again from ``offset`` (a retried request).
+    """
+
+    def __init__(self, source: FileSource, offset: int, length: int) -> None:
+        self.source = source
+        self.offset = offset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[bytes]:
+        source = self.source
+        source.open()
+        handle = source._handle
+        assert handle is not None
+        position = self.offset
+        left = self.length
+        while left > 0:
+            handle.seek(position)
+            piece = handle.read(min(PIECE, left))
+            if not piece:
+                raise FileChanged(
+                    f"{source.name}: the file ended at {position} bytes, {left} short of the range being sent"
+                )
+            position += len(piece)
+            left -= len(piece)
+            yield piece
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self:
+            yield piece

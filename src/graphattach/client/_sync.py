@@ -29,6 +29,7 @@ from graphattach.client._core import (
     METADATA_SELECT,
     Core,
     Failure,
+    FileSlice,
     Flow,
     Progress,
     ProgressCallback,
@@ -111,13 +112,16 @@ class Client:
             self._sleep(op.seconds)
             return None
         headers = dict(op.headers)
+        content: Any = op.content
+        if isinstance(content, FileSlice):
+            content = iter(content)
         if op.auth and self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_token(op.refresh_token)}"
         try:
             if op.sink is None:
-                response = self._http.request(op.method, op.url, headers=headers, content=op.content)
+                response = self._http.request(op.method, op.url, headers=headers, content=content)
                 return Reply(response.status_code, response.headers, response.content)
-            with self._http.stream(op.method, op.url, headers=headers, content=op.content) as response:
+            with self._http.stream(op.method, op.url, headers=headers, content=content) as response:
                 if not 200 <= response.status_code < 300:
                     return Reply(response.status_code, response.headers, response.read())
                 op.sink.seek(0)
