@@ -208,6 +208,7 @@ def main() -> int:
         help="Python with msgraph-sdk, msgraph-core and O365 (default .venv-compat/bin/python).",
     )
     parser.add_argument("--clients", default="graphattach,msgraph-core,O365", help="Comma-separated subset.")
+    parser.add_argument("--repeat", type=int, default=1, help="Rounds (the clients alternate; default 1).")
     parser.add_argument("--json", dest="json_out", default=None, help="Also write the results here.")
     args = parser.parse_args()
     if args.worker:
@@ -250,7 +251,7 @@ def main() -> int:
         token = httpx.post(f"{root}/_graphattach/token", json={"user": USER}).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         print(f"file: {size:,} bytes  server: {root} (--profile lenient)  sha256: {expected[:16]}…", file=sys.stderr)
-        for name in clients:
+        for name in [c for _ in range(args.repeat) for c in clients]:
             created = httpx.post(f"{root}/v1.0/users/{USER}/messages", json={"subject": f"bench {name}"}, headers=auth)
             created.raise_for_status()
             item = created.json()["id"]
@@ -301,10 +302,37 @@ def main() -> int:
             server.kill()
         log.close()
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"size_bytes": size, "results": results}, indent=2))
+    summary = _summary(results)
+    for row in summary:
+        print(
+            f"{row['client']:>13}: median {row['median_seconds']:.2f} s, peak RSS {row['max_peak_rss_kib'] / 1024:.1f} MiB"
+            f" over {row['runs']} run(s), all verified: {row['all_ok']}",
+            file=sys.stderr,
+        )
+    report = {"size_bytes": size, "profile": "lenient", "summary": summary, "results": results}
+    print(json.dumps(report, indent=2))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"size_bytes": size, "results": results}, indent=2) + "\n")
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0 if all(r["ok"] for r in results) else 1
+
+
+def _summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import statistics
+
+    out = []
+    for name in dict.fromkeys(r["client"] for r in results):
+        rows = [r for r in results if r["client"] == name]
+        timed = [r for r in rows if "seconds" in r]
+        out.append(
+            {
+                "client": name,
+                "runs": len(rows),
+                "all_ok": all(r["ok"] for r in rows),
+                "median_seconds": statistics.median(r["seconds"] for r in timed) if timed else float("nan"),
+                "max_peak_rss_kib": max((r["peak_rss_kib"] for r in timed), default=0),
+            }
+        )
+    return out
 
 
 def _line(row: dict[str, Any]) -> str:
