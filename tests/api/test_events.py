@@ -453,3 +453,61 @@ async def test_calendar_permissions(graph: Graph) -> None:
     assert app.status_code == 201
     assert app.json()["organizer"]["emailAddress"]["address"] == ALEX
     assert_graph_error(await graph.get(f"/users/{ALEX}/events", app=True, roles="Mail.Read"), 403, "ErrorAccessDenied")
+
+
+O365_EVENT = {
+    "transactionId": None,
+    "subject": "O365 meeting",
+    "body": {"contentType": "HTML", "content": ""},
+    "start": {"dateTime": "2030-09-01T10:00:00", "timeZone": "Romance Standard Time"},
+    "end": {"dateTime": "2030-09-01T11:00:00", "timeZone": "Romance Standard Time"},
+    "attendees": [{"emailAddress": {"address": ALEX, "name": "Alex Wilber"}, "type": "required"}],
+    "location": {"displayName": ""},
+    "categories": [],
+    "isAllDay": False,
+    "importance": "normal",
+    "isReminderOn": True,
+    "reminderMinutesBeforeStart": 15,
+    "responseRequested": True,
+    "sensitivity": "normal",
+    "showAs": "busy",
+    "isOnlineMeeting": "false",
+    "onlineMeetingProvider": "teamsForBusiness",
+    "singleValueExtendedProperties": [
+        {"id": "Boolean {00020329-0000-0000-C000-000000000046} Name DoNotForward", "value": "false"}
+    ],
+}
+
+
+async def test_o365_event_body_is_accepted(graph: Graph) -> None:
+    """The exact body O365's Event.save() POSTs (O365 calendar.py ``to_api_data``)."""
+    response = await graph.post(
+        f"/users/{ADELE}/calendars/{(await graph.get('/me/calendar')).json()['id']}/events", json=O365_EVENT
+    )
+    assert response.status_code == 201, response.text
+    event = response.json()
+    assert event["isOnlineMeeting"] is False
+    assert event["location"]["displayName"] == "" and event["locations"] == []
+    assert event["start"]["dateTime"] == "2030-09-01T08:00:00.0000000"
+    assert "singleValueExtendedProperties" not in event
+    prop = O365_EVENT["singleValueExtendedProperties"][0]["id"]
+    expanded = await graph.get(
+        f"/me/events/{event['id']}?$expand=singleValueExtendedProperties($filter=id eq '{prop}')"
+    )
+    assert expanded.status_code == 200
+    assert expanded.json()["singleValueExtendedProperties"] == [{"id": prop, "value": "false"}]
+    # PATCH upserts extended properties by id
+    await graph.patch(
+        f"/me/events/{event['id']}",
+        json={
+            "singleValueExtendedProperties": [
+                {"id": prop.upper(), "value": "true"},
+                {"id": "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name Color", "value": "Green"},
+            ]
+        },
+    )
+    every = (await graph.get(f"/me/events/{event['id']}?$expand=singleValueExtendedProperties")).json()
+    assert sorted(p["value"] for p in every["singleValueExtendedProperties"]) == ["Green", "true"]
+    assert_graph_error(
+        await graph.get(f"/me/events/{event['id']}?$expand=singleValueExtendedProperties($top=1)"), 400, "BadRequest"
+    )

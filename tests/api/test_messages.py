@@ -515,3 +515,30 @@ async def test_permissions_on_messages(graph: Graph) -> None:
     assert_graph_error(
         await graph.get("/users/nobody@contoso.onmicrosoft.com/messages", app=True), 404, "ErrorInvalidUser"
     )
+
+
+async def test_o365_draft_body_is_accepted(graph: Graph) -> None:
+    """The body O365's Message.save_draft() POSTs (O365 message.py ``to_api_data``)."""
+    body = {
+        "subject": "O365 draft",
+        "body": {"contentType": "HTML", "content": "<p>x</p>"},
+        "importance": "normal",
+        "flag": {"flagStatus": "notFlagged"},
+        "isReadReceiptRequested": False,
+        "isDeliveryReceiptRequested": False,
+        "toRecipients": [{"emailAddress": {"address": ALEX, "name": "Alex"}}],
+        "ccRecipients": [],
+        "bccRecipients": [],
+        "replyTo": [],
+        "internetMessageHeaders": [{"name": "x-custom", "value": "1"}],
+        "singleValueExtendedProperties": [
+            {"id": "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name Tag", "value": "t"}
+        ],
+    }
+    response = await graph.post(f"/users/{ADELE}/messages", json=body)
+    assert response.status_code == 201, response.text
+    message = response.json()
+    headers = await graph.get(f"/me/messages/{message['id']}?$select=internetMessageHeaders")
+    assert headers.json()["internetMessageHeaders"] == [{"name": "x-custom", "value": "1"}]
+    expanded = (await graph.get(f"/me/messages/{message['id']}?$expand=singleValueExtendedProperties")).json()
+    assert expanded["singleValueExtendedProperties"][0]["value"] == "t"

@@ -60,11 +60,35 @@ async def expansions(call: GraphCall, item: Item, known: frozenset[str], type_na
                 # TODO(attachments): api.attachments.expand_attachments is implemented on the
                 # attachments branch; until it is merged the expansion is empty.
                 extra["attachments"] = []
+        elif name.lower() in EXTENDED:
+            extra[EXTENDED[name.lower()]] = extended_properties(item, EXTENDED[name.lower()], raw)
         elif name.lower() in {k.lower() for k in known}:
             raise BadRequest(f"The navigation property '{name}' cannot be expanded on this server.")
         else:
             raise BadRequest(f"Could not find a property named '{name}' on type '{type_name}'.")
     return extra
+
+
+EXTENDED = {
+    "singlevalueextendedproperties": "singleValueExtendedProperties",
+    "multivalueextendedproperties": "multiValueExtendedProperties",
+}
+_ID_FILTER = re.compile(r"^\s*id\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+def extended_properties(item: Item, key: str, raw: str) -> list[dict[str, Any]]:
+    """``$expand=singleValueExtendedProperties($filter=id eq '...')``: the stored properties,
+    narrowed to the id of the filter (the form the Graph docs use)."""
+    stored = list(item.data.get(key) or [])
+    options = raw[raw.index("(") + 1 : raw.rindex(")")] if "(" in raw and raw.endswith(")") else ""
+    if not options:
+        return stored
+    name, _, value = options.partition("=")
+    match = _ID_FILTER.match(value) if name.strip().lower() == "$filter" else None
+    if match is None:
+        raise BadRequest(f"Only $filter=id eq '...' is supported inside $expand of {key}.")
+    wanted = match.group(1).replace("''", "'").lower()
+    return [p for p in stored if p["id"].lower() == wanted]
 
 
 _PREFER_TZ = re.compile(r'outlook\.timezone\s*=\s*"?([^";,]+)"?', re.IGNORECASE)

@@ -107,7 +107,7 @@ async def update_event(ctx: Context, user: User, event: Item, changes: dict[str,
     (even an empty PATCH: O365 saves an event after uploading attachments to send them)."""
     before = _attendee_addresses(event)
     if changes:
-        updated = replace(event, data={**event.data, **changes})
+        updated = replace(event, data=items.apply_changes(event.data, changes))
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)

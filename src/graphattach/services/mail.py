@@ -126,7 +126,7 @@ async def reload(ctx: Context, item: Item) -> Item:
 async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> Item:
     """Apply validated PATCH properties (the protocol layer already refused draft-only ones)."""
     if changes:
-        updated = replace(item, data={**item.data, **changes})
+        updated = replace(item, data=items.apply_changes(item.data, changes))
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)
