@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from starlette.responses import Response
+
 from graphattach.api.call import GraphCall
-from graphattach.domain import timezones
+from graphattach.domain import limits, timezones
 from graphattach.domain.errors import BadRequest
 from graphattach.domain.models import Item, User
-from graphattach.protocol.odata import context_path, context_url
+from graphattach.protocol.odata import context_path, context_url, next_link
 from graphattach.protocol.paths import Step
+from graphattach.protocol.shape import collection
 from graphattach.services.access import authorize, resolve_user
 
 
@@ -81,3 +84,46 @@ def preferred_time_zone(call: GraphCall) -> str | None:
                     code="TimeZoneNotSupportedException",
                 ) from None
     return None
+
+
+def page_bounds(call: GraphCall) -> tuple[int, int]:
+    """``$skip`` and ``$top`` of a collection request (10 by default, 1000 at most, as Graph)."""
+    top = call.query.top if call.query.top is not None else limits.DEFAULT_PAGE_SIZE
+    if top > limits.MAX_PAGE_SIZE:
+        raise BadRequest(
+            f"The limit of '{limits.MAX_PAGE_SIZE}' for Top query has been exceeded. "
+            f"The value from the incoming request is '{top}'."
+        )
+    return call.query.skip or 0, top
+
+
+def refuse_unsupported_options(call: GraphCall) -> None:
+    """``$filter``, ``$orderby`` and ``$search`` are not evaluated here: a 400 in strict mode
+    rather than an answer that silently ignores them (``--loose`` ignores them)."""
+    if not call.strict:
+        return
+    for name, value in (
+        ("$filter", call.query.filter),
+        ("$orderby", call.query.orderby),
+        ("$search", call.query.search),
+    ):
+        if value is not None:
+            raise BadRequest(
+                f"Query option '{name}' is not supported on this collection by this server. Start the server "
+                f"with --loose to ignore it."
+            )
+
+
+def collection_page(
+    call: GraphCall, user: User, values: list[dict[str, Any]], *, total: int, skip: int, top: int
+) -> dict[str, Any]:
+    """``{"@odata.context", ["@odata.count"], "value", ["@odata.nextLink"]}`` for one page."""
+    link = None
+    if top > 0 and skip + len(values) < total:
+        link = next_link(call.url_without_query(), call.request.url.query, skip + len(values))
+    return collection(collection_context(call, user), values, count=total if call.query.count else None, next_link=link)
+
+
+def count_response(total: int) -> Response:
+    """``GET .../$count``: the number as ``text/plain``."""
+    return Response(str(total).encode(), media_type="text/plain", headers={"OData-Version": "4.0"})
