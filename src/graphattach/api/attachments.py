@@ -19,13 +19,12 @@ from typing import Any
 
 import orjson
 import pybase64
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from graphattach.api.call import GraphCall, Routes, read_body
 from graphattach.api.responses import GRAPH_JSON, empty, graph_json
 from graphattach.auth.permissions import read_permissions, write_permissions
-from graphattach.domain.errors import BadRequest, GraphError, RequestEntityTooLarge
+from graphattach.domain.errors import BadRequest, GraphError
 from graphattach.domain.models import Attachment, Item, User
 from graphattach.protocol.attachments import (
     SELECTABLE,
@@ -47,11 +46,6 @@ from graphattach.services.access import authorize, resolve_item, resolve_user
 
 #: Responses whose files total at most this many raw bytes are built in memory; larger ones stream.
 INLINE_LIMIT = 1024 * 1024
-#: A body over the 4 MiB cap that is announced (or turns out) to be at most this large is read and
-#: dropped, never kept, before the 413 goes out: clients send the whole body before they read the
-#: answer, and closing on unread bytes resets the connection under the 413. Larger bodies get the
-#: 413 at once and the connection is closed (api/middleware.py).
-DISCARD_LIMIT = 16 * 1024 * 1024
 
 
 async def _resolve(call: GraphCall, *, write: bool) -> tuple[User, Item]:
@@ -182,33 +176,9 @@ def _shape(
 # handlers
 
 
-async def _discard_rest(request: Request, limit: int) -> None:
-    """Read and drop the rest of a refused body, up to ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return
-    seen = 0
-    try:
-        async for chunk in request.stream():
-            seen += len(chunk)
-            if seen > limit:
-                return
-    except (ClientDisconnect, RuntimeError):
-        return
-
-
-async def read_capped_body(call: GraphCall) -> bytes:
-    """The request body under the 4 MiB cap: 413 before anything is kept (api/call.py ``read_body``)."""
-    try:
-        return await read_body(call.request, call.ctx.settings.max_request_body)
-    except RequestEntityTooLarge:
-        await _discard_rest(call.request, DISCARD_LIMIT)
-        raise
-
-
 async def add_attachment(call: GraphCall) -> Response:
     """``POST .../attachments``: 201 with the attachment (contentBytes echoed for a file)."""
-    body = await read_capped_body(call)
+    body = await read_body(call.request, call.ctx.settings.max_request_body)
     user, item = await _resolve(call, write=True)
     payload = loads_payload(body)
     parsed = parse_attachment(payload, version=call.path.version, strict=call.strict)
