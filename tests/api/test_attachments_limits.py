@@ -3,6 +3,7 @@ message size) and streaming of large attachments."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import uuid
@@ -316,3 +317,20 @@ async def test_large_attachment_reads_back_identical_through_both_paths(graph: G
             assert max(sizes) <= base64_length(STREAM_CHUNK)
     listed = (await graph.get(f"{base}/attachments")).json()["value"]
     assert sha256(base64.b64decode(listed[0]["contentBytes"])) == sha256(data)
+
+
+async def test_concurrent_adds_respect_the_mailbox_size_exactly(graph: Graph) -> None:
+    upn = await _user_with_max(graph, 1000)
+    message = await new_message(graph, upn)
+    base = f"/users/{upn}/messages/{message['id']}"
+    token = await graph.token(upn)
+
+    async def add(index: int) -> int:
+        response = await graph.post(f"{base}/attachments", json=file_payload(f"{index}.bin", b"q" * 150), token=token)
+        if response.status_code != 201:
+            assert_graph_error(response, 400, "ErrorMessageSizeExceeded")
+        return response.status_code
+
+    results = await asyncio.gather(*(add(i) for i in range(10)))
+    assert sorted(results) == [201] * 6 + [400] * 4  # 6 × 150 raw bytes fit in 1000, a 7th does not
+    assert len(await attachment_ids(graph, base, user=upn)) == 6
