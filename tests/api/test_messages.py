@@ -542,3 +542,17 @@ async def test_o365_draft_body_is_accepted(graph: Graph) -> None:
     assert headers.json()["internetMessageHeaders"] == [{"name": "x-custom", "value": "1"}]
     expanded = (await graph.get(f"/me/messages/{message['id']}?$expand=singleValueExtendedProperties")).json()
     assert expanded["singleValueExtendedProperties"][0]["value"] == "t"
+
+
+async def test_create_with_attachments_and_rollback_on_a_bad_one(graph: Graph) -> None:
+    good = {"@odata.type": "#microsoft.graph.fileAttachment", "name": "a.txt", "contentBytes": "aGVsbG8="}
+    response = await graph.post("/me/messages", json={"subject": "attached", "attachments": [good]})
+    assert response.status_code == 201, response.text
+    assert response.json()["hasAttachments"] is True
+    names = (await graph.get(f"/me/messages/{response.json()['id']}/attachments")).json()["value"]
+    assert [a["name"] for a in names] == ["a.txt"]
+    before = await count_drafts(graph)
+    untyped = {"name": "b.txt", "contentBytes": "aGVsbG8="}
+    refused = await graph.post("/me/messages", json={"subject": "half", "attachments": [good, untyped]})
+    assert refused.status_code in (400, 422), refused.text
+    assert await count_drafts(graph) == before

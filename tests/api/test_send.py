@@ -158,7 +158,7 @@ async def test_send_mail_default_saves_and_false_does_not(graph: Graph) -> None:
     assert dropped in [m["subject"] for m in inbox["value"]]
 
 
-async def test_send_mail_with_attachments_is_accepted(graph: Graph) -> None:
+async def test_send_mail_delivers_its_attachments(graph: Graph) -> None:
     subject = unique("with-attachment")
     response = await graph.post(
         "/me/sendMail",
@@ -179,8 +179,15 @@ async def test_send_mail_with_attachments_is_accepted(graph: Graph) -> None:
         },
     )
     assert response.status_code == 202, response.text
-    inbox = (await graph.get("/me/mailFolders/inbox/messages?$top=1000&$select=subject", user=ALEX)).json()
-    assert subject in [m["subject"] for m in inbox["value"]]
+    inbox = (
+        await graph.get("/me/mailFolders/inbox/messages?$top=1000&$select=subject,hasAttachments", user=ALEX)
+    ).json()
+    received = [m for m in inbox["value"] if m["subject"] == subject]
+    assert len(received) == 1 and received[0]["hasAttachments"] is True
+    expanded = (await graph.get(f"/me/messages/{received[0]['id']}?$expand=attachments", user=ALEX)).json()
+    assert [(a["name"], a["contentBytes"]) for a in expanded["attachments"]] == [
+        ("menu.txt", "bWFjIGFuZCBjaGVlc2UgdG9kYXk=")
+    ]
 
 
 @pytest.mark.parametrize(

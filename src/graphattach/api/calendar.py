@@ -48,7 +48,7 @@ async def create_event(call: GraphCall) -> Response:
     container = await resolve_containers(call.ctx, user, call.path.containers)
     zone = preferred_time_zone(call)  # a bad Prefer header fails before anything is stored
     data, attachments = proto.parse_create(await call.json(), strict=call.strict)
-    item = await calendar.create_event(call.ctx, user, container, data, attachments)
+    item = await calendar.create_event(call.ctx, user, container, data, attachments, version=call.path.version)
     return await _event_response(call, user, item, zone, status=201)
 
 

@@ -51,7 +51,7 @@ async def create_message(call: GraphCall) -> Response:
     user = await mailbox(call, MAIL_WRITE)
     folder = await resolve_containers(call.ctx, user, call.path.containers)
     data, attachments = proto.parse_create(await call.json(), strict=call.strict)
-    item = await mail.create_message(call.ctx, user, folder, data, attachments)
+    item = await mail.create_message(call.ctx, user, folder, data, attachments, version=call.path.version)
     return await _message_response(call, user, item, status=201)
 
 
@@ -115,7 +115,14 @@ async def send_mail(call: GraphCall) -> Response:
     if params.get("message") is None:
         raise BadRequest("The 'message' parameter is required.", code="ErrorInvalidParameter")
     data, attachments = proto.parse_create(params["message"], strict=call.strict)
-    await mail.send_mail(call.ctx, user, data, attachments, save_to_sent_items=params.get("saveToSentItems", True))
+    await mail.send_mail(
+        call.ctx,
+        user,
+        data,
+        attachments,
+        save_to_sent_items=params.get("saveToSentItems", True),
+        version=call.path.version,
+    )
     return empty(202)
 
 

@@ -54,12 +54,7 @@ async def expansions(call: GraphCall, item: Item, known: frozenset[str], type_na
         if name.lower() == "attachments":
             from graphattach.api.attachments import expand_attachments
 
-            try:
-                extra["attachments"] = await expand_attachments(call, item)
-            except NotImplementedError:
-                # TODO(attachments): api.attachments.expand_attachments is implemented on the
-                # attachments branch; until it is merged the expansion is empty.
-                extra["attachments"] = []
+            extra["attachments"] = await expand_attachments(call, item)
         elif name.lower() in EXTENDED:
             extra[EXTENDED[name.lower()]] = extended_properties(item, EXTENDED[name.lower()], raw)
         elif name.lower() in {k.lower() for k in known}:
