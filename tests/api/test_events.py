@@ -511,3 +511,18 @@ async def test_o365_event_body_is_accepted(graph: Graph) -> None:
     assert_graph_error(
         await graph.get(f"/me/events/{event['id']}?$expand=singleValueExtendedProperties($top=1)"), 400, "BadRequest"
     )
+
+
+async def test_filter_events_and_calendars(graph: Graph) -> None:
+    cal = (await graph.post("/me/calendars", json={"name": unique("Filtered")})).json()
+    base = f"/me/calendars/{cal['id']}/events"
+    for subject, day in (("early", "2030-01-01"), ("late", "2030-12-01")):
+        await graph.post(base, json={"subject": subject, **utc(day, "09:00:00", "10:00:00")})
+    late = (await graph.get(f"{base}?$filter=start/dateTime ge '2030-06-01T00:00:00'")).json()
+    assert [e["subject"] for e in late["value"]] == ["late"]
+    ordered = (await graph.get(f"{base}?$orderby=start/dateTime")).json()
+    assert [e["subject"] for e in ordered["value"]] == ["early", "late"]
+    named = (await graph.get(f"/me/calendars?$filter=name eq '{cal['name']}'")).json()
+    assert [c["id"] for c in named["value"]] == [cal["id"]]
+    groups = (await graph.get("/me/calendarGroups?$filter=name eq 'My Calendars'")).json()
+    assert [g["name"] for g in groups["value"]] == ["My Calendars"]

@@ -194,3 +194,17 @@ async def test_folder_ids_and_permissions(graph: Graph) -> None:
     created = await graph.post(f"/users/{ALEX}/mailFolders", json={"displayName": unique("app")}, app=True)
     assert created.status_code == 201
     assert (await graph.delete(f"/users/{ALEX}/mailFolders/{created.json()['id']}", app=True)).status_code == 204
+
+
+async def test_filter_folders(graph: Graph) -> None:
+    parent = await new_folder(graph)
+    for name in ("Receipts", "Travel", "Taxes"):
+        await graph.post(f"/me/mailFolders/{parent['id']}/childFolders", json={"displayName": name})
+    body = (
+        await graph.get(
+            f"/me/mailFolders/{parent['id']}/childFolders?$filter=startswith(displayName,'t')&$orderby=displayName desc"
+        )
+    ).json()
+    assert [f["displayName"] for f in body["value"]] == ["Travel", "Taxes"]
+    inbox = (await graph.get("/me/mailFolders?$filter=displayName eq 'inbox'")).json()
+    assert [f["displayName"] for f in inbox["value"]] == ["Inbox"]
