@@ -291,3 +291,31 @@ def test_rich_progress_renders(monkeypatch: pytest.MonkeyPatch) -> None:
         shown(Progress("a.bin", 100, 100, "session"))
     task: Any = next(iter(shown._progress.tasks))
     assert task.completed == 100 and task.total == 100 and task.description == "a.bin"
+
+
+@pytest.mark.server
+def test_cli_against_a_real_server_with_the_token_command(
+    server_process: Any, make_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented recipe: --graph-url a local server, --token-command "graphattach token --user …"."""
+    import hashlib
+
+    from tests.helpers import ADELE
+
+    for var in ("GRAPHATTACH_TOKEN", "GRAPHATTACH_TOKEN_COMMAND", "GRAPHATTACH_GRAPH_URL"):
+        monkeypatch.delenv(var, raising=False)
+    root = server_process.root
+    token = httpx.post(f"{root}/_graphattach/token", json={"user": ADELE}).json()["access_token"]
+    item = httpx.post(
+        f"{root}/v1.0/me/messages", json={"subject": "cli"}, headers={"Authorization": f"Bearer {token}"}
+    ).json()["id"]
+    command = f"{sys.executable} -m graphattach token --user {ADELE} --base-url {root}"
+    options = ["--graph-url", f"{root}/v1.0", "--token-command", command]
+    path = make_file(5 * MiB + 7, "cli.bin")
+    result = run("attach", str(path), "--message", item, "--json", "-q", *options)
+    assert result.exit_code == 0, result.output
+    attachment_id = json.loads(result.stdout)[0]["attachment"]["id"]
+    out = tmp_path / "back.bin"
+    result = run("attachments", "download", attachment_id, "--message", item, "-o", str(out), *options)
+    assert result.exit_code == 0, result.output
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(path.read_bytes()).digest()
