@@ -556,7 +556,8 @@ def test_attach_many_keeps_at_most_four_requests_in_flight(fake: FakeGraph, make
 def test_interrupting_attach_many_cancels_the_uploads_in_flight(
     client: Client, fake: FakeGraph, make_file: MakeFile
 ) -> None:
-    import _thread
+    import os
+    import signal
     import time
 
     item = fake.add_message()
@@ -566,8 +567,8 @@ def test_interrupting_attach_many_cancels_the_uploads_in_flight(
     def interrupt(progress: Progress) -> None:
         if progress.done == 4 * MiB and not interrupted:
             interrupted.append(True)
-            _thread.interrupt_main()
-            time.sleep(0.5)  # let the main thread take the interrupt before this upload goes on
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the main thread is waiting for the uploads
+            time.sleep(0.5)  # let the main thread take it before this upload goes on
 
     with pytest.raises(KeyboardInterrupt):
         client.attach_many(Message(item), files, concurrency=3, progress=interrupt)
@@ -590,3 +591,12 @@ def test_a_file_cut_short_while_a_range_is_read(make_file: MakeFile) -> None:
             b"".join(piece)
         with pytest.raises(FileChanged, match="changed size"):
             source.check()
+
+
+def test_a_session_that_never_advances_is_a_protocol_error(
+    client: Client, fake: FakeGraph, make_file: MakeFile, retry: RetryPolicy
+) -> None:
+    fake.script(upload_put, lambda r, p: httpx.Response(200, json={"nextExpectedRanges": ["0"]}), times=100)
+    with pytest.raises(ProtocolError, match="keeps asking for byte 0"):
+        client.attach(Message(fake.add_message()), make_file(5 * MiB))
+    assert len(fake.calls("PUT")) == retry.attempts + 1 and fake.sessions == {}

@@ -472,7 +472,7 @@ class Core:
         first, last = _first_range(session.next_expected_ranges, total, url)
         if progress:
             progress(Progress(source.name, first, total, "session"))
-        failures = 0
+        failures = stalls = 0
         final_failed = False
         snapshot: set[str] | None = None
         while True:
@@ -502,7 +502,16 @@ class Core:
                 if status in (200, 202):
                     state = UploadSession.from_json(result.json(), url)
                     if state.next_expected_ranges:
+                        previous = first
                         first, last = _first_range(state.next_expected_ranges, total, url)
+                        stalls = stalls + 1 if first <= previous else 0
+                        if stalls > self.retry.attempts:
+                            raise ProtocolError(
+                                f"the upload session keeps asking for byte {first} again",
+                                status=status,
+                                request_id=result.headers.get("request-id"),
+                                upload_url=url,
+                            )
                         failures = 0
                         if progress:
                             progress(Progress(source.name, first, total, "session"))
