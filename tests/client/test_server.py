@@ -255,3 +255,19 @@ def test_memory_does_not_grow_with_the_file(server_process: ServerProcess, make_
         finally:
             tracemalloc.stop()
     assert peak < 2 * MiB  # a 4 MiB range is never in memory at once, let alone the 30 MiB file
+
+
+async def test_async_client_round_trip(server_process: ServerProcess, make_file: MakeFile, tmp_path: Path) -> None:
+    from graphattach.client import AsyncClient
+
+    path = make_file(9 * MiB + 1, "async.bin", seed=91)
+    token = GraphattachTokenProvider(server_process.root, ADELE)
+    async with AsyncClient(f"{server_process.root}/v1.0", token) as client:
+        target = await client.create_event(subject="async", start="2030-02-01T09:00:00", end="2030-02-01T10:00:00")
+        results = await client.attach_many(target, [path, make_file(1000, "small.txt")])
+        assert all(r.ok for r in results)
+        attachment = results[0].attachment
+        assert attachment is not None
+        copy = tmp_path / "async-copy.bin"
+        assert await client.download(target, attachment, copy) == path.stat().st_size
+    assert sha256_of(copy) == sha256_of(path)
