@@ -600,3 +600,22 @@ def test_a_session_that_never_advances_is_a_protocol_error(
     with pytest.raises(ProtocolError, match="keeps asking for byte 0"):
         client.attach(Message(fake.add_message()), make_file(5 * MiB))
     assert len(fake.calls("PUT")) == retry.attempts + 1 and fake.sessions == {}
+
+
+def test_the_next_range_named_in_an_out_of_order_error_is_followed(make_file: MakeFile) -> None:
+    """Without GET on the upload URL, a 416 that names the next expected range still tells where to go."""
+    fake = FakeGraph(status_get=False)
+    item = fake.add_message()
+    path = make_file(9 * MiB)
+
+    def lost_answer_then_overlap(request: httpx.Request, proceed: Callable[[], httpx.Response]) -> httpx.Response:
+        proceed()  # stored 4..8 MiB
+        raise httpx.ReadError("reset", request=request)
+
+    fake.script(upload_put_at(4 * MiB), lost_answer_then_overlap)
+    body = {"error": {"code": "invalidRange", "message": f"Overlap. The next expected range is '{8 * MiB}'."}}
+    fake.script(upload_put_at(4 * MiB), lambda r, p: httpx.Response(416, json=body))
+    with Client(GRAPH, TOKEN, transport=fake.transport, sleep=lambda s: None) as client:
+        attachment = client.attach(Message(item), path)
+    assert put_ranges(fake)[-1] == f"bytes {8 * MiB}-{9 * MiB - 1}/{9 * MiB}"
+    assert stored(fake, "message", item, attachment) == path.read_bytes()

@@ -20,6 +20,7 @@ import email.utils
 import http
 import json
 import random
+import re
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -452,7 +453,7 @@ class Core:
         cancel = self.cancel_on_failure if cancel_on_failure is None else cancel_on_failure
         try:
             with source:
-                return (yield from self._upload(session, source, target, progress))
+                attachment = yield from self._upload(session, source, target, progress)
         except BaseException as exc:
             if cancel and not isinstance(exc, UploadSessionExpired | GeneratorExit):
                 cancelled = yield from self._cancel_quietly(session.upload_url)
@@ -461,6 +462,10 @@ class Core:
             elif isinstance(exc, ClientError) and exc.upload_url is None:
                 exc.upload_url = session.upload_url
             raise
+        # Done: the session is consumed, nothing left to cancel whatever the callback does.
+        if progress:
+            progress(Progress(source.name, source.size, source.size, "session"))
+        return attachment
 
     def _upload(
         self, session: UploadSession, source: FileSource, target: str | None, progress: ProgressCallback | None
@@ -495,10 +500,7 @@ class Core:
             if isinstance(result, Reply):
                 status = result.status
                 if status == 201 or (status in (200, 201) and _looks_like_attachment(result)):
-                    attachment = yield from self._finished(result, source, target, url)
-                    if progress:
-                        progress(Progress(source.name, total, total, "session"))
-                    return attachment
+                    return (yield from self._finished(result, source, target, url))
                 if status in (200, 202):
                     state = UploadSession.from_json(result.json(), url)
                     if state.next_expected_ranges:
@@ -528,6 +530,8 @@ class Core:
                     )
                 if status in (409, 416):
                     probed = yield from self._probe(url, total)
+                    if not isinstance(probed, tuple):
+                        probed = _range_named_in_error(result, total)
                     if isinstance(probed, tuple) and probed != (first, last) and failures < self.retry.attempts:
                         first, last = probed
                         failures += 1
@@ -817,6 +821,21 @@ def _first_range(ranges: Sequence[str], total: int, url: str) -> tuple[int, int]
     except ProtocolError as exc:
         exc.upload_url = url
         raise
+
+
+_NEXT_RANGE_IN_MESSAGE = re.compile(r"next expected range is '?(\d+(?:-\d*)?)'?", re.IGNORECASE)
+
+
+def _range_named_in_error(reply: Reply, total: int) -> tuple[int, int] | None:
+    """``… The next expected range is '{next}'.`` in an out-of-order error, when the session cannot be asked."""
+    error = error_from_reply(reply)
+    match = _NEXT_RANGE_IN_MESSAGE.search(error.message)
+    if not match:
+        return None
+    try:
+        return parse_range(match.group(1), total)
+    except ProtocolError:
+        return None
 
 
 def _transport_error(failure: Failure, url: str) -> TransportError:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -184,7 +184,7 @@ class Client:
         stop = threading.Event()
 
         def report(event: Progress) -> None:
-            if stop.is_set():
+            if stop.is_set() and event.done < event.total:
                 raise KeyboardInterrupt  # the caller was interrupted: cancel this upload's session
             if progress is not None:
                 progress(event)
@@ -201,15 +201,48 @@ class Client:
                     file, None, ClientError("interrupted; its upload session was cancelled", code="Interrupted")
                 )
 
+        results: list[AttachResult | None] = [None] * len(files)
+        pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(len(files)):
+            pending.put(index)
+
+        def work(finished: threading.Event) -> None:
+            try:
+                while True:
+                    try:
+                        index = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    results[index] = one(files[index])
+            finally:
+                finished.set()
+
+        # Waiting on Events, not Thread.join(): a join that Ctrl-C interrupts cannot be trusted in 3.11.
         workers = max(1, min(concurrency or self.concurrency, len(files) or 1))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graphattach-upload")
+        finished = [threading.Event() for _ in range(workers)]
+        threads = [
+            threading.Thread(target=work, args=(event,), name=f"graphattach-upload-{i}", daemon=True)
+            for i, event in enumerate(finished)
+        ]
         try:
-            return list(pool.map(one, files))
+            for thread in threads:
+                thread.start()
+            for event in finished:
+                event.wait()
         except BaseException:
+            # Ctrl-C: every upload in flight cancels its session at its next step; wait for that.
             stop.set()
+            for thread, event in zip(threads, finished, strict=True):
+                waited = 0.0
+                while not event.wait(0.1):
+                    waited += 0.1
+                    if waited >= 2 and thread.ident is None:
+                        break  # interrupted before it could start
             raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        return [
+            r if r is not None else AttachResult(f, None, ClientError("not attempted", code="Interrupted"))
+            for r, f in zip(results, files, strict=True)
+        ]
 
     def resume(
         self,
