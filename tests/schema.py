@@ -93,6 +93,8 @@ class Model:
         props: dict[str, dict[str, Any]] = {}
         for entry in reversed(self.chain(name)):
             props.update(entry.get("properties", {}))
+            # Dynamic properties the real service sends on an open type (listed, with sources, in the data).
+            props.update(entry.get("dynamicProperties", {}))
         return props
 
     def navigation(self, name: str) -> dict[str, dict[str, Any]]:

@@ -341,3 +341,17 @@ def test_schema_conformance_log_classifier_can_name_or_skip() -> None:
     log.requests_hook(_Response(201, {"anything": True}))
     assert log.checked == 1
     log.assert_clean()
+
+
+def test_schema_accepts_only_listed_dynamic_properties_of_open_types() -> None:
+    base = {"@odata.type": "#microsoft.graph.event", "id": "AAMkAA=", "isDraft": False}
+    assert schema_errors({**base, "occurrenceId": None}, "microsoft.graph.event") == []
+    assert schema_errors({**base, "occurrenceId": 3}, "microsoft.graph.event") == [
+        "$.occurrenceId: 3 is not a valid Edm.String"
+    ]
+    assert schema_errors({**base, "AutoRoomBookingOptions": None}, "microsoft.graph.event") == [
+        "$.AutoRoomBookingOptions: microsoft.graph.event has no property 'AutoRoomBookingOptions'"
+    ]
+    assert schema_errors({"id": "x", "occurrenceId": None}, "microsoft.graph.message") == [
+        "$.occurrenceId: microsoft.graph.message has no property 'occurrenceId'"
+    ]
