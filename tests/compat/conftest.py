@@ -94,6 +94,8 @@ def classify(response: Any) -> str | None:
     path = urlsplit(str(response.request.url)).path
     if path.startswith("/_graphattach") or path == "/openapi.json":
         return ""  # not Graph
+    if path.startswith("/beta/"):
+        return ""  # tests/data holds the v1.0 metadata only
     if path.startswith(UPLOAD_PREFIX):
         if response.status_code >= 400:
             return ERROR_TYPE

@@ -31,7 +31,6 @@ from msgraph.generated.users.item.messages.item.attachments.create_upload_sessio
     create_upload_session_post_request_body as message_session,
 )
 from msgraph_core.tasks.large_file_upload import LargeFileUploadTask
-
 from tests.compat.test_msgraph_attachments import value_bytes
 from tests.helpers import ADELE, ServerProcess
 
