@@ -415,8 +415,8 @@ def attachment_paths(item_path: str, params: list[dict[str, Any]], label: str) -
                 "The raw bytes (file), or the MIME text of an attached item; 405 for a reference.",
                 {
                     "200": {
-                        "description": "The content.",
-                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                        "description": "The content, typed with the attachment's own contentType.",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     **ERRORS,
                 },
