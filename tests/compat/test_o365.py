@@ -183,16 +183,10 @@ async def test_o365_event_save_with_a_large_attachment_uploads_it_then_hits_the_
 
 
 @pytest.mark.needs("events")
-@pytest.mark.xfail(
-    strict=True,
-    raises=requests.HTTPError,
-    reason="graphattach refuses the string booleans O365 sends (400 'Invalid value for property "
-    "isOnlineMeeting'); Graph's OData reader converts them. Reported; remove this mark when fixed.",
-)
 async def test_o365_event_save_creates_an_event(make_o365: Callable[..., Any]) -> None:
     """O365 writes every boolean of a new event through its casing function: ``"isOnlineMeeting": "false"``
     (O365/calendar.py ``to_api_data``). Graph's OData reader converts such strings to Edm.Boolean, so
-    ``Event.save()`` works in production."""
+    ``Event.save()`` works in production, and must here."""
     account = make_o365()
     event = account.schedule().new_event()
     event.subject = f"O365 event {uuid.uuid4().hex[:6]}"
