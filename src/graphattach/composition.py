@@ -39,9 +39,9 @@ def make_metadata_store(url: str) -> MetadataStore:
 
         return SqliteMetadataStore(Path(parsed.path))
     if parsed.scheme in ("postgresql", "postgres"):
-        from graphattach.storage.postgres import PostgresMetadataStore  # type: ignore[import-not-found]
+        from graphattach.storage.postgres import PostgresMetadataStore
 
-        return PostgresMetadataStore(url)  # type: ignore[no-any-return]
+        return PostgresMetadataStore(url)
     raise ValueError(f"unsupported metadata store URL: {url!r} (use memory:, sqlite:///path or postgresql://...)")
 
 
@@ -56,9 +56,9 @@ def make_blob_store(url: str) -> BlobStore:
 
         return FileBlobStore(Path(parsed.path))
     if parsed.scheme == "s3":
-        from graphattach.storage.s3 import S3BlobStore  # type: ignore[import-not-found]
+        from graphattach.storage.s3 import S3BlobStore
 
-        return S3BlobStore(url)  # type: ignore[no-any-return]
+        return S3BlobStore(url)
     raise ValueError(f"unsupported blob store URL: {url!r} (use memory:, file:///dir or s3://bucket/prefix)")
 
 

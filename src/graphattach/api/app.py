@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -71,9 +72,14 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         *admin.ROUTES,
         *oauth.ROUTES,
     ]
-    app = Starlette(
+
+    def now() -> datetime:
+        context: Context = app.state.ctx
+        return context.clock.now()
+
+    app: Starlette = Starlette(
         routes=routes,
-        middleware=[Middleware(GraphMiddleware, now=lambda: app.state.ctx.clock.now())],
+        middleware=[Middleware(GraphMiddleware, now=now)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -53,8 +53,9 @@ class TokenService:
 
     def __init__(self, private_key_pem: str, tenant_id: str, issuer_base: str) -> None:
         self.private_key_pem = private_key_pem
-        self._private_key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
-        assert isinstance(self._private_key, rsa.RSAPrivateKey)
+        key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        self._private_key: rsa.RSAPrivateKey = key
         self._public_key = self._private_key.public_key()
         der = self._public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.key_id = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode("ascii")

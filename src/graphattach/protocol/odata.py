@@ -57,7 +57,9 @@ def _int_option(name: str, value: str) -> int:
 
 
 def _list_option(value: str) -> list[str]:
-    items, depth, current = [], 0, []
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in value:
         if ch == "(":
             depth += 1

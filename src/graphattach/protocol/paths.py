@@ -101,20 +101,22 @@ _CANONICAL = {
 
 
 def split_segments(raw_path: str) -> list[str]:
-    """Split on ``/`` and percent-decode each segment (``+`` stays ``+``)."""
+    """Split the raw path on ``/`` (segments stay percent-encoded; one trailing slash dropped)."""
     parts = raw_path.split("/")
     if parts and parts[0] == "":
         parts = parts[1:]
     if len(parts) > 1 and parts[-1] == "":
         parts = parts[:-1]  # one trailing slash
-    return [unquote(p, errors="strict") for p in parts]
+    return parts
 
 
-def _split_key(segment: str) -> tuple[str, str | None]:
-    match = _KEY_SYNTAX.match(segment)
+def _split_key(raw_segment: str) -> tuple[str, str | None]:
+    """``name('key')`` → (name, key), recognised on the raw segment so that an encoded ``%28``
+    inside an id is never taken for syntax; then each part is percent-decoded (``+`` stays)."""
+    match = _KEY_SYNTAX.match(raw_segment)
     if not match:
-        return segment, None
-    name, key = match.group(1), match.group(2)
+        return unquote(raw_segment, errors="strict"), None
+    name, key = unquote(match.group(1), errors="strict"), unquote(match.group(2), errors="strict")
     if len(key) >= 2 and key[0] == key[-1] == "'":
         key = key[1:-1].replace("''", "'")
     return name, key
@@ -169,15 +171,15 @@ class _Reader:
 
 def parse_graph_path(version: str, raw_path: str) -> GraphPath:
     """Parse the part of a request path after ``/{version}/``."""
-    try:
-        segments = split_segments(raw_path)
-    except UnicodeDecodeError:
-        raise BadRequest("The request URL is not valid UTF-8 after percent-decoding.") from None
+    segments = split_segments(raw_path)
     if not segments or segments == [""]:
         raise ResourceNotFound("Resource not found for the segment ''.")
     if any(s == "" for s in segments):
         raise BadRequest("The request URL has an empty segment.")
-    reader = _Reader(segments)
+    try:
+        reader = _Reader(segments)
+    except UnicodeDecodeError:
+        raise BadRequest("The request URL is not valid UTF-8 after percent-decoding.") from None
     return _parse_root(version, reader)
 
 
