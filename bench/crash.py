@@ -180,7 +180,7 @@ def run_trial(
                         "Content-Type": "application/octet-stream",
                     }
                     trial.sent = offset + conn.send_request("PUT", target_of(upload_url), headers, piece)
-                    time.sleep(trial.kill_fraction * 0.02)
+                    time.sleep(trial.kill_fraction * 0.1)
                 else:
                     trial.sent = offset
                 break
