@@ -60,6 +60,9 @@ class Conn:
         self.timeout = timeout
         self.host_header = host_header or f"{host}:{port}"
         self.sock: socket.socket | None = None
+        #: Responses read on the current socket (a reused keep-alive socket may have been closed).
+        self._served = 0
+        self._got_status = False
         self._buf = bytearray()
         self._scratch = bytearray(RECV_SIZE)
         self._view = memoryview(self._scratch)
@@ -77,6 +80,7 @@ class Conn:
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
+        self._served = 0
         self._buf.clear()
 
     def close(self) -> None:
@@ -208,6 +212,7 @@ class Conn:
                 self.close()
                 raise ConnectionBroken(f"bad status line {status_line[:80]!r}")
             status = int(parts[1])
+            self._got_status = True
             headers: dict[str, str] = {}
             while True:
                 line = self._read_line()
@@ -258,6 +263,7 @@ class Conn:
             except ConnectionBroken:
                 pass
             body = b"".join(pieces)
+        self._served += 1
         if headers.get("connection", "").lower() == "close":
             self.close()
         return Response(status, headers, body, length, sha.hexdigest() if sha is not None else None)
@@ -272,6 +278,17 @@ class Conn:
         keep_body: bool = True,
         sha256: bool = False,
     ) -> Response:
+        """Send and read one exchange. When a kept-alive socket turns out closed by the server
+        (idle timeout) before any answer came, the request is sent once more on a new socket."""
+        reused = self.sock is not None and self._served > 0
+        self._got_status = False
+        try:
+            self.send_request(method, target, headers, body)
+            return self.read_response(method, keep_body=keep_body, sha256=sha256)
+        except ConnectionBroken:
+            if not reused or self._got_status:
+                raise
+        self.close()
         self.send_request(method, target, headers, body)
         return self.read_response(method, keep_body=keep_body, sha256=sha256)
 
