@@ -7,6 +7,8 @@ untimed ``after_run`` (clean-up between runs) and ``teardown``. The suite wraps 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import math
 import queue
@@ -49,6 +51,8 @@ class Sizes:
     concurrent_size: int
     tiny_puts: int
     tiny_chunk: int
+    #: The 1 KiB PUT runs also stop after this many seconds (PUT/s over what was done).
+    tiny_seconds: float
     tus_tiny_patches: int
     post_raw: int
     post_concurrency: int
@@ -58,6 +62,8 @@ class Sizes:
     sync_total: int
     sync_seconds: float
     tcp_total: int
+    #: Downloads of the big file per run, one after the other on one connection.
+    downloads_per_run: int
 
     @classmethod
     def full(cls) -> Sizes:
@@ -67,6 +73,7 @@ class Sizes:
             concurrent_size=16 * MB,
             tiny_puts=20_000,
             tiny_chunk=1024,
+            tiny_seconds=15.0,
             tus_tiny_patches=5_000,
             post_raw=1 * MiB,
             post_concurrency=8,
@@ -76,6 +83,7 @@ class Sizes:
             sync_total=256 * MiB,
             sync_seconds=8.0,
             tcp_total=2048 * MiB,
+            downloads_per_run=3,
         )
 
     @classmethod
@@ -86,6 +94,7 @@ class Sizes:
             concurrent_size=SESSION_MIN,
             tiny_puts=200,
             tiny_chunk=1024,
+            tiny_seconds=5.0,
             tus_tiny_patches=200,
             post_raw=1 * MiB,
             post_concurrency=4,
@@ -95,6 +104,7 @@ class Sizes:
             sync_total=8 * MiB,
             sync_seconds=2.0,
             tcp_total=64 * MiB,
+            downloads_per_run=1,
         )
 
 
@@ -235,11 +245,28 @@ class DiskWriteSync(Case):
 class LoopbackTcp(Case):
     target = "physical"
     workload = "loopback_tcp"
-    label = "loopback TCP, one connection"
+    label = "loopback TCP, send from memory"
 
     def run(self) -> Sample:
         n, s = physical.loopback_tcp(self.env.sizes.tcp_total)
         return Sample(rate(n, s), s, extra={"bytes": n})
+
+
+class LoopbackSendfile(Case):
+    target = "physical"
+    workload = "loopback_sendfile"
+    label = "loopback TCP, sendfile from page cache"
+
+    def setup(self) -> None:
+        self.path = self.env.workdir / "sendfile.bin"
+        self.path.write_bytes(self.env.data)
+
+    def run(self) -> Sample:
+        n, s = physical.loopback_tcp(self.env.sizes.tcp_total, sendfile_from=self.path)
+        return Sample(rate(n, s), s, extra={"bytes": n})
+
+    def teardown(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 # -- nginx --------------------------------------------------------------------------------------------
@@ -310,13 +337,15 @@ class NginxGetBig(NginxCase):
         (self.nginx.static_dir / "big.bin").write_bytes(self.env.data[: self.env.sizes.big])
 
     def run(self) -> Sample:
+        k = self.env.sizes.downloads_per_run
         with Conn("127.0.0.1", self.nginx.port) as c:
             start = time.perf_counter()
-            r = c.request("GET", "/static/big.bin", keep_body=False)
+            for _ in range(k):
+                r = c.request("GET", "/static/big.bin", keep_body=False)
+                if r.status != 200 or r.length != self.env.sizes.big:
+                    raise RuntimeError(f"nginx GET: HTTP {r.status}, {r.length} bytes")
             s = time.perf_counter() - start
-        if r.status != 200 or r.length != self.env.sizes.big:
-            raise RuntimeError(f"nginx GET: HTTP {r.status}, {r.length} bytes")
-        return Sample(rate(r.length, s), s)
+        return Sample(rate(k * r.length, s), s, extra={"downloads": k})
 
     def teardown(self) -> None:
         (self.nginx.static_dir / "big.bin").unlink(missing_ok=True)
@@ -458,9 +487,9 @@ class TusTinyPatches(TusCase):
         with Conn("127.0.0.1", self.tus.port) as c:
             path = tus_create(c, len(data))
             start = time.perf_counter()
-            tus_upload(c, path, data, chunk)
+            done = tus_upload(c, path, data, chunk, deadline=start + sizes.tiny_seconds)
             s = time.perf_counter() - start
-        return Sample(n / s, s, extra={"requests": n})
+        return Sample(done / s, s, extra={"requests": done})
 
 
 class TusGetBig(TusCase):
@@ -474,13 +503,15 @@ class TusGetBig(TusCase):
             tus_upload(c, self.path, data, CHUNK)
 
     def run(self) -> Sample:
+        k = self.env.sizes.downloads_per_run
         with Conn("127.0.0.1", self.tus.port) as c:
             start = time.perf_counter()
-            r = c.request("GET", self.path, {"Tus-Resumable": "1.0.0"}, keep_body=False)
+            for _ in range(k):
+                r = c.request("GET", self.path, {"Tus-Resumable": "1.0.0"}, keep_body=False)
+                if r.status != 200 or r.length != self.env.sizes.big:
+                    raise RuntimeError(f"tus GET: HTTP {r.status}, {r.length} bytes")
             s = time.perf_counter() - start
-        if r.status != 200 or r.length != self.env.sizes.big:
-            raise RuntimeError(f"tus GET: HTTP {r.status}, {r.length} bytes")
-        return Sample(rate(r.length, s), s)
+        return Sample(rate(k * r.length, s), s, extra={"downloads": k})
 
     def after_run(self) -> None:
         pass
@@ -606,9 +637,14 @@ class GaTinyPuts(GaCase):
         data = self.env.data[:total]
         assert self.open_session is not None
         url = self.open_session
+        done = 0
         with Conn.for_url(url) as c:
             start = time.perf_counter()
+            deadline = start + sizes.tiny_seconds
             for i in range(n):
+                if time.perf_counter() > deadline:
+                    break
+                done += 1
                 r = put_range(c, url, data[i * chunk : (i + 1) * chunk], i * chunk, total)
                 if (i + 1) * chunk < total:
                     expect(r, f"1 KiB PUT #{i}", 200)
@@ -617,7 +653,7 @@ class GaTinyPuts(GaCase):
                     self.attachment = attachment_id_from_location(r.headers.get("location", ""))
                     self.open_session = None
             s = time.perf_counter() - start
-        return Sample(n / s, s, extra={"requests": n, "completed": self.attachment is not None})
+        return Sample(done / s, s, extra={"requests": done, "completed": self.attachment is not None})
 
     def after_run(self) -> None:
         if self.attachment:
@@ -669,17 +705,27 @@ class GaValue(GaCase):
         super().setup()
         self.message, self.attachment, self.size = ga_big_attachment(self)
         self.note = self.env.notes.get("download", "")
+        # Once, untimed: the bytes are the uploaded ones.
+        path = self.g.attachment_path(self.message, self.attachment) + "/$value"
+        r = self.g.conn.request(
+            "GET", f"/v1.0{path}", {"Authorization": f"Bearer {self.g.token}"}, keep_body=False, sha256=True
+        )
+        expect(r, "GET $value", 200)
+        if r.sha256 != hashlib.sha256(self.env.data[: self.size]).hexdigest():
+            raise RuntimeError("$value does not return the uploaded bytes")
 
     def run(self) -> Sample:
+        k = self.env.sizes.downloads_per_run
         path = self.g.attachment_path(self.message, self.attachment) + "/$value"
         with Conn("127.0.0.1", self.ga.port) as c:
             start = time.perf_counter()
-            r = c.request("GET", f"/v1.0{path}", {"Authorization": f"Bearer {self.g.token}"}, keep_body=False)
+            for _ in range(k):
+                r = c.request("GET", f"/v1.0{path}", {"Authorization": f"Bearer {self.g.token}"}, keep_body=False)
+                expect(r, "GET $value", 200)
+                if r.length != self.size:
+                    raise RuntimeError(f"$value returned {r.length} bytes, expected {self.size}")
             s = time.perf_counter() - start
-        expect(r, "GET $value", 200)
-        if r.length != self.size:
-            raise RuntimeError(f"$value returned {r.length} bytes, expected {self.size}")
-        return Sample(rate(r.length, s), s)
+        return Sample(rate(k * r.length, s), s, extra={"downloads": k})
 
 
 class GaContentBytes(GaCase):
@@ -690,6 +736,15 @@ class GaContentBytes(GaCase):
         super().setup()
         self.message, self.attachment, self.size = ga_big_attachment(self)
         self.note = self.env.notes.get("download", "")
+        # Once, untimed: contentBytes decodes to the uploaded bytes.
+        r = self.g.call("GET", self.g.attachment_path(self.message, self.attachment))
+        expect(r, "GET attachment with contentBytes", 200)
+        key = b'"contentBytes":"'
+        start = r.body.index(key) + len(key)
+        encoded = r.body[start : r.body.index(b'"', start)]
+        if base64.b64decode(encoded) != self.env.data[: self.size]:
+            raise RuntimeError("contentBytes does not decode to the uploaded bytes")
+        del r, encoded
 
     def run(self) -> Sample:
         path = self.g.attachment_path(self.message, self.attachment)
@@ -760,7 +815,7 @@ WORKLOADS: list[tuple[str, str, str]] = [
     ("post_small", "POST a ~1 MiB attachment", "req/s"),
 ]
 
-PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, LoopbackTcp]
+PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, LoopbackTcp, LoopbackSendfile]
 CASES: dict[str, list[type[Case]]] = {
     "upload_big": [NginxPutBig, TusUploadBig, GaUploadBig],
     "upload_concurrent": [NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],

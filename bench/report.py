@@ -15,6 +15,7 @@ TARGET_NAMES = {"physical": "physical limit", "nginx": "nginx", "tus": "@tus/ser
 TARGET_ORDER = ["physical", "nginx", "tus", "graphattach"]
 COLORS = {"physical": "#9e9e9e", "nginx": "#2e7d32", "tus": "#f9a825", "graphattach": "#1565c0"}
 PHYSICAL_TITLE = ("physical", "Physical limits", "MB/s")
+PHYSICAL_WORKLOADS = ("disk_write", "disk_write_fdatasync", "loopback_tcp", "loopback_sendfile")
 
 
 def _fmt(v: float | None, digits: int = 0) -> str:
@@ -159,7 +160,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines.append("|---|---|---|---|---|---|---|")
     titles = {k: (t, u) for k, t, u in WORKLOADS}
     titles["physical"] = (PHYSICAL_TITLE[1], PHYSICAL_TITLE[2])
-    order = ["disk_write", "disk_write_fdatasync", "loopback_tcp"] + [k for k, _, _ in WORKLOADS]
+    order = [*PHYSICAL_WORKLOADS, *(k for k, _, _ in WORKLOADS)]
     for workload in order:
         for target in TARGET_ORDER:
             r = results.get(f"{target}.{workload}")
@@ -200,9 +201,14 @@ def chart(data: dict[str, Any], path: Path) -> str | None:
     flat = list(axes.flat)
     for ax, (workload, title, unit) in zip(flat, panels, strict=False):
         if workload == "physical":
-            keys = [f"physical.{w}" for w in ("disk_write", "disk_write_fdatasync", "loopback_tcp")]
-            labels = ["disk write\n(page cache)", "disk write\n(fdatasync/4 MiB)", "loopback\nTCP"]
-            colors = [COLORS["physical"]] * 3
+            keys = [f"physical.{w}" for w in PHYSICAL_WORKLOADS]
+            labels = [
+                "disk write\n(page cache)",
+                "disk write\n(fdatasync/4 MiB)",
+                "loopback TCP\n(send)",
+                "loopback TCP\n(sendfile)",
+            ]
+            colors = [COLORS["physical"]] * len(keys)
         else:
             keys = [f"{t}.{workload}" for t in TARGET_ORDER if f"{t}.{workload}" in results]
             labels = [TARGET_NAMES[k.split(".")[0]] for k in keys]

@@ -51,7 +51,12 @@ def test_smoke_runs_every_case_without_errors(smoke: dict) -> None:
     assert smoke["meta"]["mode"] == "smoke"
     errors = {k: v["note"] for k, v in results.items() if v["status"] == "error"}
     assert not errors, errors
-    for key in ("physical.disk_write", "physical.disk_write_fdatasync", "physical.loopback_tcp"):
+    for key in (
+        "physical.disk_write",
+        "physical.disk_write_fdatasync",
+        "physical.loopback_tcp",
+        "physical.loopback_sendfile",
+    ):
         assert results[key]["status"] == "ok", results[key]
         assert results[key]["summary"]["median"] > 0
     expected_ga = {
