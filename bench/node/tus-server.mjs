@@ -23,4 +23,9 @@ const server = http.createServer((req, res) => {
   tus.handle(req, res);
 });
 server.keepAliveTimeout = 120000;
+// @tus/server 2.4.5 on Node 20 sometimes throws "ReadableStream is already closed" from undici
+// after a GET has been answered, outside any request: log it and keep serving instead of dying.
+process.on('uncaughtException', (err) => {
+  console.error(`uncaught exception (kept serving): ${err && err.stack ? err.stack : err}`);
+});
 server.listen(Number(port), '127.0.0.1', () => console.log(`tus listening on 127.0.0.1:${port}`));
