@@ -2,7 +2,8 @@
 
 Each trial uploads a file (150 MB by default) to a fresh draft in 4 MiB PUTs and SIGKILLs the
 whole ``graphattach serve`` process group at a random point: between two PUTs, in the middle of a
-PUT's body, or after a whole PUT was sent but before its answer. The server is restarted on the
+PUT's body, or after a whole PUT was sent but before its answer (the first two trials kill during
+the final range, where the attachment is committed). The server is restarted on the
 same data directory and port, the client asks where to go on (``GET`` on the upload URL, which
 answers ``nextExpectedRanges``; failing that, the next PUT's answer), finishes the upload and
 checks the SHA-256 of ``$value``. Every range the server had acknowledged with a 200 must have
@@ -152,6 +153,11 @@ def run_trial(
     size = len(data)
     nchunks = math.ceil(size / CHUNK)
     trial = Trial(index, rng.choice(MODES), rng.randrange(nchunks), round(rng.random(), 3))
+    if index < 2:
+        # The first two trials kill on the final range, where the attachment is committed: once
+        # after the whole range was sent (it may be complete at the restart), once mid-body.
+        trial.mode = ("before-answer", "mid-body")[index]
+        trial.kill_chunk = nchunks - 1
     t0 = time.perf_counter()
     name = f"crash-{index}.bin"
     with _fresh_graph(server, token) as g:
