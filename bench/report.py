@@ -202,12 +202,7 @@ def chart(data: dict[str, Any], path: Path) -> str | None:
     for ax, (workload, title, unit) in zip(flat, panels, strict=False):
         if workload == "physical":
             keys = [f"physical.{w}" for w in PHYSICAL_WORKLOADS]
-            labels = [
-                "disk write\n(page cache)",
-                "disk write\n(fdatasync/4 MiB)",
-                "loopback TCP\n(send)",
-                "loopback TCP\n(sendfile)",
-            ]
+            labels = ["disk write\npage cache", "disk write\nfdatasync", "loopback\nsend", "loopback\nsendfile"]
             colors = [COLORS["physical"]] * len(keys)
         else:
             keys = [f"{t}.{workload}" for t in TARGET_ORDER if f"{t}.{workload}" in results]
@@ -230,12 +225,30 @@ def chart(data: dict[str, Any], path: Path) -> str | None:
         ax.set_xticks(list(xs), labels, fontsize=9)
         ax.set_title(title, fontsize=11)
         ax.set_ylabel(unit)
-        for x, k, v in zip(xs, keys, medians, strict=True):
+        for x, k, v, hi in zip(xs, keys, medians, highs, strict=True):
             r = results.get(k)
             text = f"{v:,.0f}" if r and r["status"] == "ok" else (r["status"] if r else "")
-            ax.annotate(text, (x, v), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+            ax.annotate(
+                text, (x, v + hi), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+            )
     for ax in flat[len(panels) :]:
         ax.axis("off")
+    if len(flat) > len(panels):
+        lines = ["Targets (medians)", ""]
+        for c in checks(results):
+            verdict = "n/a" if c.ok is None else ("met" if c.ok else "MISSED")
+            lines.append(f"{verdict:>6}  {c.name}")
+            lines.append(f"        {c.measured}; target {c.target}")
+        flat[len(panels)].text(
+            0,
+            1,
+            "\n".join(lines),
+            va="top",
+            ha="left",
+            fontsize=7.5,
+            family="monospace",
+            transform=flat[len(panels)].transAxes,
+        )
     meta = data["meta"]
     fig.suptitle(
         f"graphattach vs anchors on 127.0.0.1 — {meta['mode']} run {meta['started']}, median of {meta['runs']} (bars: min–max); "
