@@ -1,4 +1,5 @@
-"""``python -m bench [--smoke] ...`` and ``python -m bench crash --trials N``."""
+"""``python -m bench [--smoke] ...``, ``python -m bench crash --trials N`` and
+``python -m bench report [results.json]`` (render the Markdown and the chart again from a JSON)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 
         ns = crash_parser().parse_args(args[1:])
         return run_crash(ns.trials, ns.size, ns.seed, ns.out, keep=ns.keep, verbose=not ns.quiet)
+    if args and args[0] == "report":
+        import json
+
+        from bench import report
+
+        source = Path(args[1]) if len(args) > 1 else Path(__file__).resolve().parent / "results" / "latest.json"
+        data = json.loads(source.read_text())
+        for path in report.write_all(data, source.parent, source.stem):
+            print(f"bench: wrote {path}", file=sys.stderr)
+        return 0
     if args and args[0] == "run":
         args = args[1:]
     ns = parser().parse_args(args)

@@ -16,6 +16,13 @@ TARGET_ORDER = ["physical", "nginx", "tus", "graphattach"]
 COLORS = {"physical": "#9e9e9e", "nginx": "#2e7d32", "tus": "#f9a825", "graphattach": "#1565c0"}
 PHYSICAL_TITLE = ("physical", "Physical limits", "MB/s")
 PHYSICAL_WORKLOADS = ("disk_write", "disk_write_fdatasync", "loopback_tcp", "loopback_sendfile")
+#: The physical limit each workload is held against (graphattach syncs every acknowledged range).
+PHYSICAL_REFERENCE = {
+    "upload_big": ("disk_write_fdatasync", "disk write with fdatasync"),
+    "upload_concurrent": ("disk_write_fdatasync", "disk write with fdatasync"),
+    "download_big": ("loopback_sendfile", "loopback sendfile"),
+    "content_bytes": ("loopback_tcp", "loopback send"),
+}
 
 
 def _fmt(v: float | None, digits: int = 0) -> str:
@@ -150,14 +157,37 @@ def markdown(data: dict[str, Any]) -> str:
         verdict = "not measured" if c.ok is None else ("met" if c.ok else f"**missed** ({c.shortfall})")
         lines.append(f"| {c.name} | {c.measured} | {c.target} | {verdict} |")
     lines.append("")
+    lines.append("### Ratios of graphattach to each anchor")
+    lines.append("")
+    lines.append("graphattach's median divided by the anchor's median (> 1: graphattach is faster).")
+    lines.append("")
+    lines.append("| workload | graphattach | ÷ nginx | ÷ @tus/server | ÷ physical limit |")
+    lines.append("|---|---|---|---|---|")
+    for workload, title, unit in WORKLOADS:
+        ga = _median(results, f"graphattach.{workload}")
+        if ga is None:
+            status = results.get(f"graphattach.{workload}", {}).get("status", "not run")
+            lines.append(f"| {title} | {status} | – | – | – |")
+            continue
+        cells = []
+        for target in ("nginx", "tus"):
+            other = _median(results, f"{target}.{workload}")
+            cells.append(f"{ga / other:.2f}" if other else "–")
+        ref = PHYSICAL_REFERENCE.get(workload)
+        phys = _median(results, f"physical.{ref[0]}") if ref else None
+        cells.append(f"{ga / phys:.2f} ({ref[1]})" if ref and phys else "–")
+        lines.append(f"| {title} | {_fmt(ga, 1)} {unit} | {' | '.join(cells)} |")
+    lines.append("")
     lines.append("### Figures")
     lines.append("")
     lines.append(
-        "Median of the runs (min–max); server CPU seconds per run (median) and peak RSS of the server's process tree."
+        "Median of the runs (min–max); server CPU seconds per run (median); peak RSS of the server's whole "
+        "process tree, sampled every 20 ms (for graphattach: the `graphattach serve` process plus granian's "
+        "worker); VmHWM of the largest single process."
     )
     lines.append("")
-    lines.append("| workload | target | what | median (min–max) | server CPU s/run | peak RSS MB | note |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| workload | target | what | median (min–max) | server CPU s/run | peak RSS MB | VmHWM MB | note |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     titles = {k: (t, u) for k, t, u in WORKLOADS}
     titles["physical"] = (PHYSICAL_TITLE[1], PHYSICAL_TITLE[2])
     order = [*PHYSICAL_WORKLOADS, *(k for k, _, _ in WORKLOADS)]
@@ -180,8 +210,11 @@ def markdown(data: dict[str, Any]) -> str:
                 rss = f"{s['rss_peak_mb']:.0f}"
                 if workload == "content_bytes":
                     rss += f" (growth {s['rss_growth_mb']:.0f})"
+            hwm = f"{s['vm_hwm_mb']:.0f}" if "vm_hwm_mb" in s else "–"
             note = r["note"].replace("|", "\\|").replace("\n", " ")[:240]
-            lines.append(f"| {title} | {TARGET_NAMES[target]} | {r['label']} | {fig} | {cpu} | {rss} | {note} |")
+            lines.append(
+                f"| {title} | {TARGET_NAMES[target]} | {r['label']} | {fig} | {cpu} | {rss} | {hwm} | {note} |"
+            )
     lines.append("")
     return "\n".join(lines)
 
