@@ -97,19 +97,21 @@ async def test_oversized_body_is_refused_and_keep_alive_stays_in_step(server_pro
     host = "127.0.0.1"
     too_big = _exact_body(MAX_RAW + 1)
     with socket.create_connection((host, server_process.port), timeout=30) as sock:
-        # The whole over-cap body, then a pipelined GET on the same keep-alive connection.
+        # The whole over-cap body, then a GET on the same keep-alive connection.
         sock.sendall(
             (
                 f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(too_big)}\r\n\r\n"
             ).encode()
             + too_big
-            + f"GET {path}?$select=id HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
         )
         status, headers, body = _read_response(sock)
         assert b" 413 " in status, status
         assert orjson.loads(body)["error"]["code"] == "RequestEntityTooLarge"
         assert headers.get("connection", "").lower() != "close"
+        sock.sendall(
+            f"GET {path}?$select=id HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        )
         # the next request is parsed where it starts, not from the leftovers of the refused body
         status, _, body = _read_response(sock)
         assert b" 200 " in status, status
@@ -173,10 +175,12 @@ async def test_small_refused_body_keeps_the_connection_usable(server_process: Se
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
             ).encode()
             + payload
-            + f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
         )
         status, headers, _ = _read_response(sock)
         assert b" 403 " in status and headers.get("connection", "").lower() != "close"
+        # The next request on the same connection (as a keep-alive pool sends it: after the answer;
+        # granian does not serve pipelined requests) must be parsed cleanly, not from leftover body.
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
         status, _, body = _read_response(sock)
         assert b" 200 " in status and orjson.loads(body)["value"] == []
 
