@@ -11,7 +11,8 @@ Clients, each in its own subprocess (so ``ru_maxrss`` is that client's peak resi
 
 The server runs with ``--profile lenient`` on a temporary data directory (SQLite + files). Every
 upload is checked afterwards: the SHA-256 of the attachment's ``$value`` must equal the file's.
-msgraph-sdk, msgraph-core and O365 come from a separate virtualenv:
+msgraph-sdk, msgraph-core and O365 come from a separate virtualenv, ``scripts/compat-venv``
+(pinned in tests/compat/requirements.txt), or by hand:
 
     python -m venv .venv-compat
     .venv-compat/bin/pip install msgraph-sdk==1.65.0 msgraph-core==1.5.2 O365==2.1.10
