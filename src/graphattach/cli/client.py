@@ -233,7 +233,7 @@ def _settings(**kwargs: Any) -> Settings:
 def _attachment_line(attachment: Attachment) -> str:
     size = f"{attachment.size:,}" if attachment.size is not None else "?"
     kind = attachment.kind
-    return f"{attachment.id}  {attachment.name or ''}  {size} bytes  {attachment.content_type or '-'}  {kind}"
+    return f"{attachment.id}  {attachment.name or ''}  size {size}  {attachment.content_type or '-'}  {kind}"
 
 
 def _print_json(data: Any) -> None:
