@@ -619,3 +619,16 @@ def test_the_next_range_named_in_an_out_of_order_error_is_followed(make_file: Ma
         attachment = client.attach(Message(item), path)
     assert put_ranges(fake)[-1] == f"bytes {8 * MiB}-{9 * MiB - 1}/{9 * MiB}"
     assert stored(fake, "message", item, attachment) == path.read_bytes()
+
+
+@pytest.mark.parametrize("size", [1000, 5 * MiB])
+def test_a_binary_file_object_can_be_attached(client: Client, fake: FakeGraph, size: int) -> None:
+    import io
+
+    data = os.urandom(size)
+    item = fake.add_message()
+    attachment = client.attach(Message(item), io.BytesIO(data), name="stream.bin")
+    assert attachment.name == "stream.bin"
+    assert stored(fake, "message", item, attachment) == data
+    with pytest.raises(InvalidInput, match="name"):
+        client.attach(Message(item), io.BytesIO(data))
