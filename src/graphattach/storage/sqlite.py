@@ -15,8 +15,9 @@ Schema changes are SQL files in ``migrations/sqlite/NNNN_name.sql``, applied in 
 ``open()`` inside one ``BEGIN IMMEDIATE`` transaction, the version kept in ``PRAGMA user_version``.
 
 ``lock_session`` combines an ``asyncio.Lock`` per session id (tasks of this process) with an
-``fcntl.flock`` on ``<db dir>/locks/<session id>.lock`` (other processes); the kernel drops a
-``flock`` when its holder dies, however it dies.
+``fcntl.flock`` on ``<db dir>/locks/<session id>.lock`` (other processes; taken on the event loop
+when it is free, waited for in a thread otherwise); the kernel drops a ``flock`` when its holder
+dies, however it dies.
 """
 
 from __future__ import annotations
@@ -239,6 +240,39 @@ def _flock_acquire(path: Path) -> int:
             os.close(fd)
             raise
         os.close(fd)  # we locked a file the previous holder removed: take the new one
+
+
+def _flock_try(path: Path) -> int | None:
+    """``_flock_acquire`` without waiting: the fd when the lock is free, else None. Only
+    non-blocking system calls, so it runs on the event loop (no thread for an uncontended lock)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        current = os.stat(path)
+        mine = os.fstat(fd)
+    except FileNotFoundError:
+        current = None
+    except BaseException:
+        _flock_unlock(fd)
+        raise
+    if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+        return fd
+    _flock_unlock(fd)  # we locked a file the previous holder removed: let the waiting path retry
+    return None
+
+
+def _flock_unlock(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _flock_release(path: Path, fd: int) -> None:
@@ -842,14 +876,19 @@ class SqliteMetadataStore:
             raise RuntimeError("the store is not open")
         async with self._locks.hold(session_id):
             path = self.lock_dir / _lock_file_name(session_id)
-            future = _flock_in_daemon_thread(path)
-            try:
-                fd = await future
-            except asyncio.CancelledError:
-                # Cancelled just as the lock arrived: hand it back.
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    _flock_release(path, future.result())
-                raise
+            # Uncontended (the usual case: tasks of this process already queue on the asyncio
+            # lock), the flock is taken right here; only a lock held by another process is
+            # waited for in a thread.
+            fd = _flock_try(path)
+            if fd is None:
+                future = _flock_in_daemon_thread(path)
+                try:
+                    fd = await future
+                except asyncio.CancelledError:
+                    # Cancelled just as the lock arrived: hand it back.
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        _flock_release(path, future.result())
+                    raise
             try:
                 yield
             finally:
