@@ -4,6 +4,13 @@ Graph tokens are RS256 JWTs like Entra ID's: ``aud=https://graph.microsoft.com``
 tenant's v1 issuer, ``tid``, ``oid``, ``upn``, ``scp`` (delegated) or ``roles`` (app), ``exp``.
 Upload tokens (the ``authtoken`` of an upload URL) are JWTs of their own audience, bound to one
 session. The signing key lives in the metadata store so every server process shares it.
+
+Verifying an RS256 signature costs far more than the rest of a small request, and clients send
+the same token again and again (every PUT of an upload carries its URL's ``authtoken``). So the
+outcome of a successful verification is kept per exact token string (``_VerifiedCache``), for
+as long as the token is valid and at most ``CACHE_SIZE`` tokens; checks that depend on the clock
+(the lifetime of Graph tokens, against the server clock that tests can move) still run on every
+request. A token that fails verification is not kept.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -41,6 +48,41 @@ def _b64url_uint(value: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+#: Verified tokens remembered per cache (the oldest is forgotten first).
+CACHE_SIZE = 4096
+
+V = TypeVar("V")
+
+
+class _VerifiedCache(Generic[V]):
+    """What verifying a token string yielded, until the token's ``exp`` (wall clock) has passed."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[float, V]] = {}
+
+    def get(self, token: str) -> tuple[bool, V | None]:
+        entry = self._entries.get(token)
+        if entry is None:
+            return False, None
+        if entry[0] <= time.time():
+            self._entries.pop(token, None)
+            return False, None
+        return True, entry[1]
+
+    def put(self, token: str, expires: float, value: V) -> None:
+        if expires <= time.time():
+            return
+        if len(self._entries) >= self._size:
+            self._entries.pop(next(iter(self._entries)), None)
+        self._entries[token] = (expires, value)
+
+
+def _exp(claims: dict[str, Any]) -> float:
+    value = claims.get("exp")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class UploadClaims:
     session_id: str
@@ -62,6 +104,9 @@ class TokenService:
         self.tenant_id = tenant_id
         self.issuer = f"https://sts.windows.net/{tenant_id}/"
         self.issuer_base = issuer_base
+        self._graph_cache: _VerifiedCache[tuple[float, Principal]] = _VerifiedCache()
+        self._upload_cache: _VerifiedCache[UploadClaims] = _VerifiedCache()
+        self._audience_cache: _VerifiedCache[str | None] = _VerifiedCache()
 
     # ---- JWKS / discovery
     def jwks(self) -> dict[str, Any]:
@@ -163,6 +208,18 @@ class TokenService:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise InvalidAuthenticationToken("Access token is empty.")
+        found, cached = self._graph_cache.get(token)
+        if found and cached is not None:
+            expires, principal = cached
+        else:
+            expires, principal = self._verify_graph_token(token)
+            self._graph_cache.put(token, expires, (expires, principal))
+        if expires <= (time.time() if now is None else now):
+            raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.")
+        return principal
+
+    def _verify_graph_token(self, token: str) -> tuple[float, Principal]:
+        """The ``exp`` and the principal of a Graph token whose signature, audience and issuer hold."""
         if token.count(".") != 2:
             raise InvalidAuthenticationToken("IDX14100: JWT is not well formed, there are no dots (.).")
         try:
@@ -192,11 +249,10 @@ class TokenService:
             raise InvalidAuthenticationToken("CompactToken parsing failed with error code: 80049217") from None
         except jwt.InvalidTokenError as exc:
             raise InvalidAuthenticationToken(f"Access token validation failure. {exc}") from None
-        if claims["exp"] <= (time.time() if now is None else now):
-            raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.")
+        expires = claims["exp"]
         app_id = str(claims.get("appid") or claims.get("azp") or "")
         if "scp" in claims:
-            return Principal(
+            return expires, Principal(
                 kind="delegated",
                 permissions=frozenset(str(claims["scp"]).split()),
                 app_id=app_id,
@@ -204,7 +260,7 @@ class TokenService:
                 upn=claims.get("upn") or claims.get("preferred_username"),
             )
         roles = claims.get("roles") or []
-        return Principal(kind="app", permissions=frozenset(str(r) for r in roles), app_id=app_id)
+        return expires, Principal(kind="app", permissions=frozenset(str(r) for r in roles), app_id=app_id)
 
     # ---- upload tokens
     def mint_upload_token(self, *, session_id: str, user_id: str, expires: float) -> str:
@@ -223,6 +279,9 @@ class TokenService:
         """Claims of an upload URL's ``authtoken`` (expiry is the session's, checked by the caller)."""
         if not token:
             raise GraphError("The access token is missing.", status=401, code="InvalidAuthenticationToken")
+        found, cached = self._upload_cache.get(token)
+        if found and cached is not None:
+            return cached
         try:
             claims = jwt.decode(
                 token,
@@ -236,10 +295,15 @@ class TokenService:
             raise GraphError("The audience claim value is invalid 'aud'.", status=401, code="InvalidAudience") from None
         except jwt.InvalidTokenError:
             raise GraphError("The access token is invalid.", status=401, code="InvalidAuthenticationToken") from None
-        return UploadClaims(str(claims["sid"]), str(claims["uid"]), float(claims["exp"]))
+        result = UploadClaims(str(claims["sid"]), str(claims["uid"]), float(claims["exp"]))
+        self._upload_cache.put(token, result.expires, result)
+        return result
 
     def audience_of(self, token: str) -> str | None:
         """The ``aud`` of a token signed by us, else None (for the upload endpoint's 401 wording)."""
+        found, cached = self._audience_cache.get(token)
+        if found:
+            return cached
         try:
             claims = jwt.decode(
                 token,
@@ -250,4 +314,6 @@ class TokenService:
         except jwt.InvalidTokenError:
             return None
         aud = claims.get("aud")
-        return str(aud) if aud is not None else None
+        audience = str(aud) if aud is not None else None
+        self._audience_cache.put(token, _exp(claims), audience)
+        return audience
