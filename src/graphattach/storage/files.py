@@ -6,9 +6,11 @@ most 256 directories) and ``name`` recovers the key: ``k`` + lower-case base32 o
 full SHA-256 with the key itself in a sidecar file ``h<sha256>.key``. Keys are never used as paths.
 Temporary files start with a dot and are ignored by ``keys()``.
 
-All file system calls run in worker threads; a write buffers its chunks up to ``BUFFER_SIZE``
-before handing them to a thread, so memory stays bounded whatever the total size. A write that is
-cancelled waits for its thread before closing the file descriptor.
+All file system calls run in worker threads; a write gathers its chunks up to ``BUFFER_SIZE``
+before handing them to a thread (one ``writev``, no copy), so memory stays bounded whatever the
+total size; opening the blob rides along with its first write, and the ``fdatasync`` and the close
+with its last, so a small write costs one thread hop. A write that is cancelled waits for its
+thread before closing the file descriptor.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ BUFFER_SIZE = 1024 * 1024
 _MAX_NAME = 200
 _SIDECAR = ".key"
 _COPY_BLOCK = 1024 * 1024
+_IOV_MAX = 1024
 
 
 async def _in_thread(fn: Callable[..., R], *args: Any, cleanup: Callable[[R], Any] | None = None) -> R:
@@ -75,11 +78,73 @@ class _Location:
     sidecar: Path | None
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+_Buffer = bytes | bytearray | memoryview
+#: One write: a buffer, or several written with one ``writev`` (no copy into one buffer).
+_Data = _Buffer | list[bytes]
+
+
+def _write_all(fd: int, data: _Data) -> None:
+    if isinstance(data, list):
+        _writev_all(fd, data)
+        return
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _writev_all(fd: int, pieces: list[bytes]) -> None:
+    views = [memoryview(p) for p in pieces if p]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
+
+
+class _Writer:
+    """The file side of one ``FileBlobStore.write``; its methods run in worker threads, one at a
+    time. The blob is opened (and truncated to ``offset``) by the first ``write``."""
+
+    __slots__ = ("fd", "key", "location", "offset", "store")
+
+    def __init__(self, store: FileBlobStore, location: _Location, key: str, offset: int) -> None:
+        self.store = store
+        self.location = location
+        self.key = key
+        self.offset = offset
+        self.fd = -1
+
+    def _open(self) -> int:
+        if self.fd < 0:
+            self.fd, _created = self.store._open_for_write(self.location, self.key, self.offset)
+        return self.fd
+
+    def write(self, units: list[_Data], last: bool) -> None:
+        """Write ``units`` in order; the ``last`` write also makes the blob durable and closes it."""
+        fd = self._open()
+        for data in units:
+            _write_all(fd, data)
+        if last:
+            _datasync(fd)
+            self.close()
+
+    def discard(self) -> None:
+        """Cut the blob back to ``offset``, durably (creating it when ``offset`` is 0, as a write
+        that failed on a new blob leaves it empty)."""
+        if self.fd < 0:
+            try:
+                self._open()
+            except (KeyError, ValueError):
+                return  # the blob is absent or too short: nothing was written to it
+        _truncate_and_sync(self.fd, self.offset)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -230,45 +295,42 @@ class FileBlobStore:
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None) -> int:
         if offset < 0:
             raise ValueError("offset must not be negative")
-        location = self._locate(key)
-        fd, _created = await _in_thread(
-            self._open_for_write, location, key, offset, cleanup=lambda opened: os.close(opened[0])
-        )
+        writer = _Writer(self, self._locate(key), key, offset)
         length = offset
         received = 0
-        buffer = bytearray()
+        # Chunks wait here (not copied) until BUFFER_SIZE bytes are gathered; the file is opened
+        # in the same thread hop as the first write, so a small body costs one hop in all.
+        pending: list[bytes] = []
+        pending_size = 0
         try:
             async for chunk in chunks:
                 received += len(chunk)
                 if limit is not None and received > limit:
                     raise ValueError(f"more than {limit} bytes")
-                if len(buffer) + len(chunk) < BUFFER_SIZE:
-                    buffer += chunk
+                if pending_size + len(chunk) < BUFFER_SIZE:
+                    if chunk:
+                        pending.append(chunk)
+                        pending_size += len(chunk)
                     continue
-                if buffer:
-                    await _in_thread(_write_all, fd, bytes(buffer))
-                    length += len(buffer)
-                    buffer.clear()
+                units: list[_Data] = []
+                if pending:
+                    units.append(pending)
+                    length += pending_size
+                    pending, pending_size = [], 0
                 if len(chunk) >= BUFFER_SIZE:
-                    await _in_thread(_write_all, fd, chunk)
+                    units.append(chunk)
                     length += len(chunk)
                 else:
-                    buffer += chunk
-
-            def finish() -> None:
-                if buffer:
-                    _write_all(fd, buffer)
-                _datasync(fd)
-
-            await _in_thread(finish)
-            length += len(buffer)
+                    pending, pending_size = [chunk], len(chunk)
+                await _in_thread(writer.write, units, False)
+            await _in_thread(writer.write, [pending] if pending else [], True)
+            length += pending_size
         except BaseException:
             try:
-                await _in_thread(_truncate_and_sync, fd, offset)
+                await _in_thread(writer.discard)
             finally:
-                os.close(fd)
+                writer.close()
             raise
-        os.close(fd)
         return length
 
     # reading ------------------------------------------------------------------------------------
