@@ -49,7 +49,7 @@ from graphattach.protocol.upload_sessions import (
 from graphattach.services.access import authorize, resolve_item, resolve_user
 from graphattach.services.attachments import too_many_attachments
 from graphattach.services.context import Context
-from graphattach.storage.interfaces import LimitExceeded
+from graphattach.storage.interfaces import LimitExceeded, SessionUsage, session_usage
 
 log = logging.getLogger("graphattach.uploads")
 
@@ -200,6 +200,12 @@ def _token_expiry(claims: UploadClaims) -> datetime:
 
 async def _load(ctx: Context, path: UploadPath, claims: UploadClaims) -> tuple[UploadSession | None, State]:
     session = await ctx.metadata.get_session(path.session_id)
+    return _observe(ctx, path, claims, session)
+
+
+def _observe(
+    ctx: Context, path: UploadPath, claims: UploadClaims, session: UploadSession | None
+) -> tuple[UploadSession | None, State]:
     if session is not None and (
         session.user_id != path.user_id or session.item_id != path.item_id or session.item_kind != path.item_kind
     ):
@@ -263,7 +269,9 @@ async def put_range(
             header_error = str(exc)
 
     async with ctx.metadata.lock_session(path.session_id):
-        session, state = await _load(ctx, path, claims)
+        # The session and what the size check needs, in one round trip to the store.
+        usage = await session_usage(ctx.metadata, path.session_id)
+        session, state = _observe(ctx, path, claims, usage.session)
         if header_error is not None or rng is None or length is None:
             event = Event.BAD_HEADERS
         elif length > ctx.settings.max_upload_chunk:
@@ -323,7 +331,7 @@ async def put_range(
             await _drain(chunks, length, session, profile)
             return PutAnswer(session, created=True, location=_location(ctx, session), outcome=outcome)
         if outcome is Outcome.APPEND or outcome is Outcome.COMPLETE:
-            return await _store(ctx, session, rng, chunks, complete=outcome is Outcome.COMPLETE)
+            return await _store(ctx, session, usage, rng, chunks, complete=outcome is Outcome.COMPLETE)
         raise AssertionError(f"unexpected outcome {outcome} for a PUT")  # pragma: no cover
 
 
@@ -369,11 +377,17 @@ async def _counted(chunks: AsyncIterable[bytes], counter: list[int]) -> AsyncIte
 
 
 async def _store(
-    ctx: Context, session: UploadSession, rng: ContentRange, chunks: AsyncIterable[bytes], *, complete: bool
+    ctx: Context,
+    session: UploadSession,
+    usage: SessionUsage,
+    rng: ContentRange,
+    chunks: AsyncIterable[bytes],
+    *,
+    complete: bool,
 ) -> PutAnswer:
     """Append the range to the session's blob, durably, then commit (the caller holds the lock)."""
     profile = ctx.settings.profile
-    await _check_message_size(ctx, session, rng.end + 1)
+    _check_message_size(usage, rng.end + 1)
     counter = [0]
     try:
         new_length = await ctx.blobs.write(
@@ -438,14 +452,12 @@ async def _head(ctx: Context, key: str, size: int = 16) -> bytes:
     return data
 
 
-async def _check_message_size(ctx: Context, session: UploadSession, upto: int) -> None:
+def _check_message_size(usage: SessionUsage, upto: int) -> None:
     """Exchange refuses the range that takes the item past the mailbox's maximum message size,
     mid-upload, with ErrorMessageSizeExceeded (microsoft-graph-docs-contrib#2561). Raw bytes."""
-    user = await ctx.metadata.get_user(session.user_id)
-    if user is None:
+    if usage.max_message_size is None:
         raise session_not_found()
-    others = sum(a.content_length for a in await ctx.metadata.list_attachments(session.user_id, session.item_id))
-    if others + upto > user.max_message_size:
+    if usage.attachment_bytes + upto > usage.max_message_size:
         raise message_size_exceeded()
 
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
-from graphattach.storage.interfaces import BlobStore, Conflict, LimitExceeded, MetadataStore
+from graphattach.storage.interfaces import BlobStore, Conflict, LimitExceeded, MetadataStore, session_usage
 
 __all__ = ["BlobStoreConformance", "MetadataStoreConformance"]
 
@@ -695,6 +695,25 @@ class MetadataStoreConformance:
         assert await metadata_store.advance_session(session.id, 2000, 3000, (2000, 2999)) is False
         stored = await metadata_store.get_session(session.id)
         assert stored is not None and stored.received == 2000 and stored.last_range == (1000, 1999)
+
+    async def test_session_usage(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        other = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        usage = await session_usage(metadata_store, session.id)
+        assert usage.session == session
+        assert (usage.max_message_size, usage.attachment_bytes) == (user.max_message_size, 0)
+        await metadata_store.add_attachment(make_attachment(item, content_length=10, size=100))
+        await metadata_store.add_attachment(make_attachment(item, content_length=32, size=140))
+        await metadata_store.add_attachment(make_attachment(other, content_length=1000))
+        await metadata_store.advance_session(session.id, 0, 5, (0, 4))
+        usage = await session_usage(metadata_store, session.id)
+        assert usage.session is not None and usage.session.received == 5
+        assert (usage.max_message_size, usage.attachment_bytes) == (user.max_message_size, 42)
+        missing = await session_usage(metadata_store, "missing")
+        assert (missing.session, missing.max_message_size, missing.attachment_bytes) == (None, None, 0)
 
     async def test_concurrent_advances_one_wins(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -166,3 +167,33 @@ class BlobStore(Protocol):
 
     def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         """Every key (last written before ``older_than`` if given)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUsage:
+    """An upload session with what a PUT checks it against: the mailbox's maximum message size
+    (None when the user is gone) and the raw bytes of the item's attachments."""
+
+    session: UploadSession | None
+    max_message_size: int | None
+    attachment_bytes: int
+
+
+class SessionUsageReader(Protocol):
+    """Optional on a ``MetadataStore``: ``session_usage`` in one round trip."""
+
+    async def session_usage(self, session_id: str) -> SessionUsage: ...
+
+
+async def session_usage(store: MetadataStore, session_id: str) -> SessionUsage:
+    """``SessionUsage`` from the store's own ``session_usage`` when it has one, else composed."""
+    read = getattr(store, "session_usage", None)  # a SessionUsageReader
+    if read is not None:
+        usage: SessionUsage = await read(session_id)
+        return usage
+    session = await store.get_session(session_id)
+    if session is None:
+        return SessionUsage(None, None, 0)
+    user = await store.get_user(session.user_id)
+    used = sum(a.content_length for a in await store.list_attachments(session.user_id, session.item_id))
+    return SessionUsage(session, user.max_message_size if user is not None else None, used)

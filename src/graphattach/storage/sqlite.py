@@ -50,7 +50,7 @@ from graphattach.domain.models import (
     User,
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
-from graphattach.storage.interfaces import Conflict, LimitExceeded
+from graphattach.storage.interfaces import Conflict, LimitExceeded, SessionUsage
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
 
@@ -790,6 +790,24 @@ class SqliteMetadataStore:
         def run(conn: sqlite3.Connection) -> UploadSession | None:
             row = conn.execute("SELECT * FROM upload_sessions WHERE id = ?", (session_id,)).fetchone()
             return _session(row) if row else None
+
+        return await self._run(run)
+
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        """The session, its user's maximum message size and its item's attachment bytes, in one
+        statement (one snapshot, one trip to the store's thread)."""
+
+        def run(conn: sqlite3.Connection) -> SessionUsage:
+            row = conn.execute(
+                "SELECT s.*, u.max_message_size AS usage_max,"
+                " (SELECT coalesce(sum(a.content_length), 0) FROM attachments a"
+                "  WHERE a.user_id = s.user_id AND a.item_id = s.item_id) AS usage_bytes"
+                " FROM upload_sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+                (session_id,),
+            ).fetchone()
+            if row is None:
+                return SessionUsage(None, None, 0)
+            return SessionUsage(_session(row), row["usage_max"], row["usage_bytes"])
 
         return await self._run(run)
 
