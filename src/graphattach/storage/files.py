@@ -400,20 +400,33 @@ class FileBlobStore:
             return fd, os.fstat(fd).st_size
 
         fd, size = await _in_thread(open_, cleanup=lambda opened: os.close(opened[0]))
+        loop = asyncio.get_running_loop()
+        # The next block is read in its thread while the caller sends the current one.
+        ahead: asyncio.Future[bytes] | None = None
         try:
             stop = size if end is None else min(end, size)
             position = start
             # Read at least a few hundred KiB per thread hop even when chunk_size is tiny.
             block = max(chunk_size, 256 * 1024)
-            while position < stop:
-                data = await _in_thread(os.pread, fd, min(block, stop - position), position)
+            if position < stop:
+                ahead = loop.run_in_executor(None, os.pread, fd, min(block, stop - position), position)
+            while ahead is not None:
+                data = await _settle(ahead)
+                ahead = None
                 if not data:
                     break
                 position += len(data)
+                if position < stop:
+                    ahead = loop.run_in_executor(None, os.pread, fd, min(block, stop - position), position)
+                if len(data) <= chunk_size:
+                    yield data  # no copy
+                    continue
                 view = memoryview(data)
                 for i in range(0, len(data), chunk_size):
                     yield bytes(view[i : i + chunk_size])
         finally:
+            if ahead is not None:
+                await _wait_uncancellable(ahead)
             os.close(fd)
 
     async def size(self, key: str) -> int | None:
