@@ -198,7 +198,7 @@ async def add_attachment(call: GraphCall) -> Response:
             **entity,
         }
     if isinstance(parsed, FileInput):
-        entity["contentBytes"] = pybase64.b64encode(parsed.content).decode("ascii")
+        entity["contentBytes"] = parsed.encoded or pybase64.b64encode(parsed.content).decode("ascii")
     return graph_json(entity, status=201)
 
 

@@ -93,6 +93,9 @@ class FileInput:
     is_inline: bool
     content_id: str | None
     content: bytes
+    #: ``contentBytes`` as sent when it is exactly ``base64(content)`` (to echo it without
+    #: encoding again), else None.
+    encoded: str | None = None
     kind: Literal["file"] = "file"
 
 
@@ -305,6 +308,11 @@ _B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 def decode_base64(value: str, prop: str = "contentBytes") -> bytes:
     """Strict standard base64 with padding; whitespace is skipped like .NET does."""
+    if len(value) % 4 == 0:
+        try:  # the usual case at once: no whitespace, ASCII
+            return pybase64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            pass
     if any(ch in value for ch in " \t\r\n"):
         value = value.translate(_B64_WHITESPACE)
     try:
@@ -390,7 +398,8 @@ def parse_attachment(
         content = decode_base64(encoded)
         if not content_type:
             content_type = guess_content_type(name)
-        return FileInput(name, content_type, is_inline, _string(props, "contentId"), content)
+        echo = encoded if is_canonical_base64(encoded, content) else None
+        return FileInput(name, content_type, is_inline, _string(props, "contentId"), content, echo)
     if kind == "item":
         return _parse_item_attachment(props, content_type, is_inline, version, strict, depth)
     properties: dict[str, Any] = {}
@@ -637,6 +646,17 @@ def item_kind_of(attachment: Attachment) -> str | None:
 
 def base64_length(raw_length: int) -> int:
     return 4 * ((raw_length + 2) // 3)
+
+
+def is_canonical_base64(encoded: str, raw: bytes) -> bool:
+    """Whether ``encoded`` (which decodes to ``raw``) is exactly ``base64(raw)``: no whitespace,
+    and the last group has no stray bits (every other group encodes all of its 24 bits)."""
+    if len(encoded) != base64_length(len(raw)):
+        return False
+    if not raw:
+        return True
+    tail = len(raw) % 3 or 3
+    return encoded[-4:] == pybase64.b64encode(raw[-tail:]).decode("ascii")
 
 
 async def base64_stream(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
