@@ -203,3 +203,17 @@ async def test_oauth_password_grant(graph: Graph) -> None:
 async def test_huge_paging_values_are_400_not_500(graph: Graph, option: str) -> None:
     error = assert_graph_error(await graph.get(f"/me/messages?{option}=169147290359199206211584"), 400, "BadRequest")
     assert option in error["message"]
+
+
+async def test_unexpected_errors_are_graph_shaped_500s(inprocess_graph: Graph, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a handler answers Graph's 500 body with the request ids, never a bare traceback."""
+    from graphattach.api import graph as graph_module
+
+    async def broken(call: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(graph_module.ROUTES, ("user", "GET"), broken)
+    response = await inprocess_graph.get("/me", headers={"client-request-id": "c-1"})
+    error = assert_graph_error(response, 500, "InternalServerError")
+    assert "boom" not in error["message"]
+    assert response.headers["client-request-id"] == "c-1"
