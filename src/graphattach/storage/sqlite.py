@@ -22,12 +22,12 @@ Schema changes are SQL files in ``migrations/sqlite/NNNN_name.sql``, applied in 
 from __future__ import annotations
 
 import asyncio
-import errno
 import fcntl
 import hashlib
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -263,7 +263,6 @@ class SqliteMetadataStore:
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._lock_executor: ThreadPoolExecutor | None = None
         self._locks = KeyedLocks()
 
     # plumbing -----------------------------------------------------------------------------------
@@ -331,19 +330,16 @@ class SqliteMetadataStore:
             executor.shutdown(wait=False)
             raise
         self._executor = executor
-        self._lock_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="graphattach-flock")
 
     async def close(self) -> None:
-        conn, executor, lock_executor = self._conn, self._executor, self._lock_executor
+        conn, executor = self._conn, self._executor
         if conn is None or executor is None:
             return
         try:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
         finally:
-            self._conn = self._executor = self._lock_executor = None
+            self._conn = self._executor = None
             executor.shutdown(wait=False)
-            if lock_executor is not None:
-                lock_executor.shutdown(wait=False)
 
     async def reset(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -842,17 +838,17 @@ class SqliteMetadataStore:
 
     @asynccontextmanager
     async def _lock_session(self, session_id: str) -> AsyncIterator[None]:
+        if self._conn is None:
+            raise RuntimeError("the store is not open")
         async with self._locks.hold(session_id):
-            executor = self._lock_executor
-            if executor is None:
-                raise RuntimeError("the store is not open")
             path = self.lock_dir / _lock_file_name(session_id)
-            future = asyncio.get_running_loop().run_in_executor(executor, _flock_acquire, path)
+            future = _flock_in_daemon_thread(path)
             try:
-                fd = await asyncio.shield(future)
+                fd = await future
             except asyncio.CancelledError:
-                # The thread may still get the lock after we gave up: release it when it does.
-                future.add_done_callback(lambda f: _release_abandoned(path, f))
+                # Cancelled just as the lock arrived: hand it back.
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    _flock_release(path, future.result())
                 raise
             try:
                 yield
@@ -937,11 +933,34 @@ def _lock_file_name(session_id: str) -> str:
     return f"h-{hashlib.sha256(session_id.encode('utf-8', 'surrogatepass')).hexdigest()}.lock"
 
 
-def _release_abandoned(path: Path, future: asyncio.Future[int]) -> None:
-    if future.cancelled() or future.exception() is not None:
-        return
-    try:
-        _flock_release(path, future.result())
-    except OSError as exc:  # pragma: no cover - nothing useful to do in a callback
-        if exc.errno != errno.EBADF:
-            raise
+def _flock_in_daemon_thread(path: Path) -> asyncio.Future[int]:
+    """``_flock_acquire`` in a daemon thread: a blocked ``flock`` must not keep the process alive
+    at exit (executor threads are joined then). If the waiter is gone when the lock comes, the
+    thread releases it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[int] = loop.create_future()
+
+    def deliver(fd: int | None, error: BaseException | None) -> None:
+        if future.cancelled():
+            if fd is not None:
+                _flock_release(path, fd)
+        elif error is not None:
+            future.set_exception(error)
+        elif fd is not None:
+            future.set_result(fd)
+
+    def run() -> None:
+        fd: int | None = None
+        error: BaseException | None = None
+        try:
+            fd = _flock_acquire(path)
+        except BaseException as exc:
+            error = exc
+        try:
+            loop.call_soon_threadsafe(deliver, fd, error)
+        except RuntimeError:  # the event loop is closed: nobody wants the lock any more
+            if fd is not None:
+                _flock_release(path, fd)
+
+    threading.Thread(target=run, name="graphattach-flock", daemon=True).start()
+    return future

@@ -1,0 +1,1241 @@
+"""The one conformance suite every storage backend passes.
+
+A backend's test module subclasses the classes below and provides the fixtures:
+
+- ``metadata_store`` / ``blob_store``: an opened, empty store (async fixture, closed at teardown);
+- for persistent backends, ``persistent = True`` and ``reopen_metadata_store`` /
+  ``reopen_blob_store``: an async callable that closes the store it is given and returns a freshly
+  opened one on the same files.
+
+Needs ``pytest``, ``pytest-asyncio`` (``asyncio_mode = "auto"``) and ``hypothesis``: import this
+module from tests only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.storage.interfaces import BlobStore, Conflict, LimitExceeded, MetadataStore
+
+__all__ = ["BlobStoreConformance", "MetadataStoreConformance"]
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+ReopenMetadata = Callable[[Any], Awaitable[Any]]
+ReopenBlobs = Callable[[Any], Awaitable[Any]]
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def make_user(upn: str | None = None, **changes: Any) -> User:
+    user_id = changes.pop("id", None) or _id("user")
+    upn = upn or f"{user_id}@contoso.example"
+    fields: dict[str, Any] = {
+        "id": user_id,
+        "user_principal_name": upn,
+        "display_name": "Adele Vance",
+        "mail": upn,
+        "max_message_size": 150 * 1024 * 1024,
+        "created": T0,
+        "data": {"jobTitle": "Engineer", "businessPhones": ["+1 555 0100"]},
+    }
+    fields.update(changes)
+    return User(**fields)
+
+
+def make_folder(user: User, kind: FolderKind = "mail", **changes: Any) -> Folder:
+    fields: dict[str, Any] = {
+        "id": _id("folder"),
+        "user_id": user.id,
+        "kind": kind,
+        "display_name": "Folder",
+        "created": T0,
+        "data": {"isHidden": False},
+    }
+    fields.update(changes)
+    return Folder(**fields)
+
+
+def make_item(folder: Folder, kind: ItemKind = "message", **changes: Any) -> Item:
+    fields: dict[str, Any] = {
+        "id": _id("item"),
+        "user_id": folder.user_id,
+        "kind": kind,
+        "folder_id": folder.id,
+        "created": T0,
+        "last_modified": T0,
+        "change_key": "CQAAABYAAAA",
+        "data": {"subject": "Quarterly report", "importance": "normal"},
+    }
+    fields.update(changes)
+    return Item(**fields)
+
+
+def make_attachment(item: Item, **changes: Any) -> Attachment:
+    fields: dict[str, Any] = {
+        "id": _id("att"),
+        "user_id": item.user_id,
+        "item_id": item.id,
+        "kind": "file",
+        "name": "report.pdf",
+        "content_type": "application/pdf",
+        "size": 100,
+        "last_modified": T0,
+        "content_length": 10,
+        "blob_key": _id("blob"),
+    }
+    fields.update(changes)
+    return Attachment(**fields)
+
+
+def make_session(item: Item, **changes: Any) -> UploadSession:
+    fields: dict[str, Any] = {
+        "id": _id("session"),
+        "user_id": item.user_id,
+        "item_id": item.id,
+        "item_kind": item.kind,
+        "name": "big.bin",
+        "content_type": "application/octet-stream",
+        "is_inline": False,
+        "content_id": None,
+        "size": 3 * 1024 * 1024,
+        "received": 0,
+        "blob_key": _id("blob"),
+        "state": "active",
+        "expires": T0 + timedelta(hours=6),
+        "created": T0,
+    }
+    fields.update(changes)
+    return UploadSession(**fields)
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        await asyncio.sleep(0)
+        yield part
+
+
+async def _failing(parts: list[bytes], error: Exception) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+    raise error
+
+
+async def _read_all(store: BlobStore, key: str, **kwargs: Any) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key, **kwargs)])
+
+
+async def _keys(store: BlobStore, older_than: datetime | None = None) -> set[str]:
+    return {key async for key in store.keys(older_than)}
+
+
+class MetadataStoreConformance:
+    """Every ``MetadataStore`` contract; needs a ``metadata_store`` fixture."""
+
+    #: True when records survive ``close()`` + ``open()`` (the backend provides ``reopen_metadata_store``).
+    persistent: ClassVar[bool] = False
+
+    @pytest.fixture
+    def reopen_metadata_store(self) -> ReopenMetadata | None:
+        return None
+
+    # helpers ------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def mailbox(store: MetadataStore) -> tuple[User, Folder]:
+        user = make_user()
+        await store.add_user(user)
+        inbox = make_folder(user, well_known_name="inbox", display_name="Inbox")
+        await store.add_folder(inbox)
+        return user, inbox
+
+    @staticmethod
+    async def item_in(store: MetadataStore, folder: Folder, **changes: Any) -> Item:
+        item = make_item(folder, **changes)
+        await store.add_item(item)
+        return item
+
+    # settings -----------------------------------------------------------------------------------
+
+    async def test_settings(self, metadata_store: MetadataStore) -> None:
+        assert await metadata_store.get_setting("tenant_id") is None
+        assert await metadata_store.set_setting_if_absent("tenant_id", "t1") == "t1"
+        assert await metadata_store.set_setting_if_absent("tenant_id", "t2") == "t1"
+        assert await metadata_store.get_setting("tenant_id") == "t1"
+        assert await metadata_store.get_setting("other") is None
+
+    async def test_concurrent_set_setting_if_absent_agree(self, metadata_store: MetadataStore) -> None:
+        values = await asyncio.gather(
+            *(metadata_store.set_setting_if_absent("k", f"v{i}") for i in range(10))
+        )
+        assert len(set(values)) == 1
+        assert await metadata_store.get_setting("k") == values[0]
+
+    # users --------------------------------------------------------------------------------------
+
+    async def test_user_round_trip(self, metadata_store: MetadataStore) -> None:
+        user = make_user(data={"nested": {"a": [1, 2.5, None, True]}, "unicode": "Zoë ✓"})
+        await metadata_store.add_user(user)
+        assert await metadata_store.get_user(user.id) == user
+        assert await metadata_store.get_user("missing") is None
+
+    async def test_user_conflicts_on_id_and_case_insensitive_upn(self, metadata_store: MetadataStore) -> None:
+        user = make_user("Adele.Vance@Contoso.example")
+        await metadata_store.add_user(user)
+        with pytest.raises(Conflict):
+            await metadata_store.add_user(make_user(id=user.id))
+        with pytest.raises(Conflict):
+            await metadata_store.add_user(make_user("adele.vance@contoso.EXAMPLE"))
+        assert [u.id for u in await metadata_store.list_users()] == [user.id]
+
+    async def test_get_user_by_upn_is_case_insensitive(self, metadata_store: MetadataStore) -> None:
+        user = make_user("MeganB@Contoso.example")
+        await metadata_store.add_user(user)
+        for spelling in ("MeganB@Contoso.example", "meganb@contoso.example", "MEGANB@CONTOSO.EXAMPLE"):
+            found = await metadata_store.get_user_by_upn(spelling)
+            assert found is not None and found.id == user.id
+            assert found.user_principal_name == "MeganB@Contoso.example"
+        assert await metadata_store.get_user_by_upn("nobody@contoso.example") is None
+
+    async def test_list_users_oldest_first(self, metadata_store: MetadataStore) -> None:
+        users = [make_user(created=T0 + timedelta(minutes=m)) for m in (3, 1, 2)]
+        for user in users:
+            await metadata_store.add_user(user)
+        listed = await metadata_store.list_users()
+        assert [u.id for u in listed] == [users[1].id, users[2].id, users[0].id]
+
+    async def test_update_user(self, metadata_store: MetadataStore) -> None:
+        user = make_user("a@contoso.example")
+        other = make_user("b@contoso.example")
+        await metadata_store.add_user(user)
+        await metadata_store.add_user(other)
+        user.display_name = "Renamed"
+        user.max_message_size = 35 * 1024 * 1024
+        user.data = {"officeLocation": "18/2111"}
+        user.user_principal_name = "A@Contoso.example"  # own name, other case: allowed
+        await metadata_store.update_user(user)
+        assert await metadata_store.get_user(user.id) == user
+        assert (await metadata_store.get_user_by_upn("a@contoso.example")) == user
+
+        user.user_principal_name = "B@CONTOSO.example"
+        with pytest.raises(Conflict):
+            await metadata_store.update_user(user)
+        with pytest.raises(KeyError):
+            await metadata_store.update_user(make_user())
+
+        user.user_principal_name = "c@contoso.example"
+        await metadata_store.update_user(user)
+        assert await metadata_store.get_user_by_upn("a@contoso.example") is None
+        assert (await metadata_store.get_user_by_upn("C@contoso.example")) == user
+
+    async def test_records_are_copies(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        item.data["subject"] = "changed after add"
+        user.data["jobTitle"] = "changed after add"
+        fetched = await metadata_store.get_item(user.id, item.id)
+        assert fetched is not None and fetched.data["subject"] == "Quarterly report"
+        fetched.data["subject"] = "changed after get"
+        again = await metadata_store.get_item(user.id, item.id)
+        assert again is not None and again.data["subject"] == "Quarterly report"
+        stored_user = await metadata_store.get_user(user.id)
+        assert stored_user is not None and stored_user.data["jobTitle"] == "Engineer"
+
+    async def test_datetimes_come_back_as_aware_utc(self, metadata_store: MetadataStore) -> None:
+        plus_two = timezone(timedelta(hours=2))
+        local = datetime(2024, 3, 1, 8, 30, 15, 987654, tzinfo=plus_two)
+        user = make_user(created=local)
+        await metadata_store.add_user(user)
+        stored = await metadata_store.get_user(user.id)
+        assert stored is not None
+        assert stored.created == local
+        assert stored.created.utcoffset() == timedelta(0)
+        assert stored.created.microsecond == 987654
+
+    # folders ------------------------------------------------------------------------------------
+
+    async def test_folder_round_trip_and_ownership(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        child = make_folder(user, parent_id=inbox.id, display_name="Child", data={"x": [1]})
+        await metadata_store.add_folder(child)
+        assert await metadata_store.get_folder(user.id, child.id) == child
+        assert await metadata_store.get_folder(user.id, inbox.id) == inbox
+        stranger, _ = await self.mailbox(metadata_store)
+        assert await metadata_store.get_folder(stranger.id, child.id) is None
+        assert await metadata_store.get_folder(user.id, "missing") is None
+
+    async def test_add_folder_checks_references(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        with pytest.raises(Conflict):
+            await metadata_store.add_folder(make_folder(user, id=inbox.id))
+        with pytest.raises(KeyError):
+            await metadata_store.add_folder(make_folder(make_user()))
+        with pytest.raises(KeyError):
+            await metadata_store.add_folder(make_folder(user, parent_id="missing"))
+        stranger, their_inbox = await self.mailbox(metadata_store)
+        with pytest.raises(KeyError):  # a parent of another user's mailbox
+            await metadata_store.add_folder(make_folder(user, parent_id=their_inbox.id))
+
+    async def test_well_known_folders(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        calendar = make_folder(user, "calendar", well_known_name="calendar")
+        await metadata_store.add_folder(calendar)
+        assert await metadata_store.get_well_known_folder(user.id, "mail", "inbox") == inbox
+        assert await metadata_store.get_well_known_folder(user.id, "mail", "Inbox") == inbox
+        assert await metadata_store.get_well_known_folder(user.id, "calendar", "calendar") == calendar
+        assert await metadata_store.get_well_known_folder(user.id, "calendar", "inbox") is None
+        assert await metadata_store.get_well_known_folder(user.id, "mail", "drafts") is None
+        with pytest.raises(Conflict):
+            await metadata_store.add_folder(make_folder(user, well_known_name="INBOX"))
+        other, _ = await self.mailbox(metadata_store)  # another user has an inbox too
+        found = await metadata_store.get_well_known_folder(other.id, "mail", "inbox")
+        assert found is not None and found.id != inbox.id
+
+    async def test_list_folders(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        late = make_folder(user, created=T0 + timedelta(hours=2), display_name="late")
+        early = make_folder(user, created=T0 + timedelta(hours=1), display_name="early")
+        sub_b = make_folder(user, parent_id=inbox.id, created=T0 + timedelta(hours=3))
+        sub_a = make_folder(user, parent_id=inbox.id, created=T0 + timedelta(hours=3))
+        group = make_folder(user, "calendarGroup", display_name="My Calendars")
+        calendar = make_folder(user, "calendar", parent_id=group.id)
+        for folder in (late, early, sub_b, sub_a, group, calendar):
+            await metadata_store.add_folder(folder)
+        stranger, _ = await self.mailbox(metadata_store)
+
+        top = await metadata_store.list_folders(user.id, "mail", None)
+        assert [f.id for f in top] == [inbox.id, early.id, late.id]
+        under = await metadata_store.list_folders(user.id, "mail", inbox.id)
+        assert [f.id for f in under] == [sub_b.id, sub_a.id]  # same time: the order of addition
+        every = await metadata_store.list_folders(user.id, "mail", None, any_parent=True)
+        assert [f.id for f in every] == [inbox.id, early.id, late.id, sub_b.id, sub_a.id]
+        assert await metadata_store.list_folders(user.id, "calendar", None) == []
+        assert await metadata_store.list_folders(user.id, "calendar", group.id) == [calendar]
+        assert await metadata_store.list_folders(user.id, "calendarGroup", None) == [group]
+        assert await metadata_store.list_folders(user.id, "mail", sub_a.id) == []
+        assert len(await metadata_store.list_folders(stranger.id, "mail", None, any_parent=True)) == 1
+
+    async def test_update_folder(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        folder = make_folder(user)
+        await metadata_store.add_folder(folder)
+        folder.display_name = "Renamed"
+        folder.parent_id = inbox.id
+        folder.data = {"childFolderCount": 0}
+        await metadata_store.update_folder(folder)
+        assert await metadata_store.get_folder(user.id, folder.id) == folder
+        assert [f.id for f in await metadata_store.list_folders(user.id, "mail", inbox.id)] == [folder.id]
+        with pytest.raises(KeyError):
+            await metadata_store.update_folder(make_folder(user))
+        folder.parent_id = "missing"
+        with pytest.raises(KeyError):
+            await metadata_store.update_folder(folder)
+        folder.parent_id = None
+        folder.well_known_name = "inbox"
+        with pytest.raises(Conflict):
+            await metadata_store.update_folder(folder)
+
+    async def test_delete_folder_deletes_the_tree_and_returns_freed_blobs(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        root = make_folder(user, parent_id=inbox.id)
+        child = make_folder(user, parent_id=root.id)
+        grandchild = make_folder(user, parent_id=child.id)
+        sibling = make_folder(user, parent_id=inbox.id)
+        for folder in (root, child, grandchild, sibling):
+            await metadata_store.add_folder(folder)
+        in_root = await self.item_in(metadata_store, root)
+        in_grandchild = await self.item_in(metadata_store, grandchild)
+        in_sibling = await self.item_in(metadata_store, sibling)
+
+        a1 = make_attachment(in_root, blob_key="blob-only-in-tree")
+        a2 = make_attachment(in_grandchild, blob_key="blob-twice-in-tree")
+        a3 = make_attachment(in_root, blob_key="blob-twice-in-tree")
+        a4 = make_attachment(in_grandchild, blob_key="blob-shared-with-sibling")
+        a5 = make_attachment(in_sibling, blob_key="blob-shared-with-sibling")
+        a6 = make_attachment(in_root, blob_key="blob-of-a-session")
+        a7 = make_attachment(in_root, kind="reference", blob_key=None, content_length=0)
+        for attachment in (a1, a2, a3, a4, a5, a6, a7):
+            await metadata_store.add_attachment(attachment)
+        await metadata_store.add_session(make_session(in_sibling, blob_key="blob-of-a-session"))
+
+        freed = await metadata_store.delete_folder(user.id, root.id)
+        assert sorted(freed) == ["blob-only-in-tree", "blob-twice-in-tree"]
+        for folder in (root, child, grandchild):
+            assert await metadata_store.get_folder(user.id, folder.id) is None
+        for item in (in_root, in_grandchild):
+            assert await metadata_store.get_item(user.id, item.id) is None
+            assert await metadata_store.list_attachments(user.id, item.id) == []
+        assert await metadata_store.get_folder(user.id, sibling.id) == sibling
+        assert await metadata_store.get_folder(user.id, inbox.id) == inbox
+        assert [a.id for a in await metadata_store.list_attachments(user.id, in_sibling.id)] == [a5.id]
+        assert await metadata_store.referenced_blob_keys(
+            ["blob-only-in-tree", "blob-twice-in-tree", "blob-shared-with-sibling", "blob-of-a-session"]
+        ) == {"blob-shared-with-sibling", "blob-of-a-session"}
+        # the tree's ids are free again
+        await metadata_store.add_folder(root)
+
+    async def test_delete_folder_unknown_or_foreign(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        stranger, _ = await self.mailbox(metadata_store)
+        assert await metadata_store.delete_folder(user.id, "missing") == []
+        assert await metadata_store.delete_folder(stranger.id, inbox.id) == []
+        assert await metadata_store.get_folder(user.id, inbox.id) == inbox
+
+    async def test_delete_calendar_group_deletes_its_calendars_and_events(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        user, _ = await self.mailbox(metadata_store)
+        group = make_folder(user, "calendarGroup")
+        calendar = make_folder(user, "calendar", parent_id=group.id)
+        await metadata_store.add_folder(group)
+        await metadata_store.add_folder(calendar)
+        event = await self.item_in(metadata_store, calendar, kind="event")
+        await metadata_store.add_attachment(make_attachment(event, blob_key="event-blob"))
+        assert await metadata_store.delete_folder(user.id, group.id) == ["event-blob"]
+        assert await metadata_store.get_folder(user.id, calendar.id) is None
+        assert await metadata_store.get_item(user.id, event.id) is None
+
+    # items --------------------------------------------------------------------------------------
+
+    async def test_item_round_trip(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = make_item(
+            inbox,
+            kind="event",
+            created=T0 + timedelta(seconds=1),
+            last_modified=T0 + timedelta(seconds=2),
+            data={"subject": "Ünïcödé", "body": {"contentType": "html", "content": "<p>x</p>"}},
+        )
+        await metadata_store.add_item(item)
+        assert await metadata_store.get_item(user.id, item.id) == item
+        stranger, _ = await self.mailbox(metadata_store)
+        assert await metadata_store.get_item(stranger.id, item.id) is None
+        assert await metadata_store.get_item(user.id, "missing") is None
+
+    async def test_add_item_checks_references(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        with pytest.raises(Conflict):
+            await metadata_store.add_item(make_item(inbox, id=item.id))
+        with pytest.raises(KeyError):
+            await metadata_store.add_item(make_item(inbox, folder_id="missing"))
+        stranger, their_inbox = await self.mailbox(metadata_store)
+        with pytest.raises(KeyError):  # the folder belongs to someone else
+            await metadata_store.add_item(make_item(their_inbox, user_id=user.id))
+
+    async def test_has_attachments_is_derived_from_non_inline_attachments(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = make_item(inbox, has_attachments=True)  # the caller's value is ignored
+        await metadata_store.add_item(item)
+
+        async def flag() -> bool:
+            got = await metadata_store.get_item(user.id, item.id)
+            assert got is not None
+            listed, _ = await metadata_store.list_items(user.id, "message", [inbox.id])
+            assert [i.has_attachments for i in listed] == [got.has_attachments]
+            return got.has_attachments
+
+        assert await flag() is False
+        inline = make_attachment(item, is_inline=True, content_id="logo@x")
+        await metadata_store.add_attachment(inline)
+        assert await flag() is False
+        regular = make_attachment(item)
+        await metadata_store.add_attachment(regular)
+        assert await flag() is True
+        await metadata_store.delete_attachment(user.id, item.id, regular.id)
+        assert await flag() is False
+
+    async def test_list_items_order_paging_and_count(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        archive = make_folder(user, display_name="Archive")
+        await metadata_store.add_folder(archive)
+        calendar = make_folder(user, "calendar", well_known_name="calendar")
+        await metadata_store.add_folder(calendar)
+        minutes = [5, 1, 9, 3, 7, 3, 3, 0]
+        items = []
+        for i, minute in enumerate(minutes):
+            folder = inbox if i % 2 == 0 else archive
+            items.append(
+                await self.item_in(
+                    metadata_store, folder, id=f"item-{i:02d}", created=T0 + timedelta(minutes=minute)
+                )
+            )
+        event = await self.item_in(metadata_store, calendar, kind="event")
+        stranger, their_inbox = await self.mailbox(metadata_store)
+        await self.item_in(metadata_store, their_inbox)
+
+        expected = sorted(items, key=lambda i: (i.created, i.id), reverse=True)
+        listed, total = await metadata_store.list_items(user.id, "message", None)
+        assert [i.id for i in listed] == [i.id for i in expected]
+        assert total == len(items)
+
+        page, total = await metadata_store.list_items(user.id, "message", None, skip=2, top=3)
+        assert [i.id for i in page] == [i.id for i in expected[2:5]]
+        assert total == len(items)
+        page, total = await metadata_store.list_items(user.id, "message", None, skip=6, top=10)
+        assert [i.id for i in page] == [i.id for i in expected[6:]]
+        page, total = await metadata_store.list_items(user.id, "message", None, skip=50)
+        assert (page, total) == ([], len(items))
+        page, total = await metadata_store.list_items(user.id, "message", None, top=0)
+        assert (page, total) == ([], len(items))
+
+        in_inbox, total = await metadata_store.list_items(user.id, "message", [inbox.id])
+        assert [i.id for i in in_inbox] == [i.id for i in expected if i.folder_id == inbox.id]
+        assert total == 4
+        both, total = await metadata_store.list_items(user.id, "message", [inbox.id, archive.id], top=1)
+        assert [i.id for i in both] == [expected[0].id] and total == len(items)
+        assert await metadata_store.list_items(user.id, "message", []) == ([], 0)
+        assert await metadata_store.list_items(user.id, "message", ["missing"]) == ([], 0)
+
+        events, total = await metadata_store.list_items(user.id, "event", None)
+        assert [e.id for e in events] == [event.id] and total == 1
+        assert await metadata_store.list_items(user.id, "event", [inbox.id]) == ([], 0)
+        assert (await metadata_store.list_items(stranger.id, "message", None))[1] == 1
+
+    async def test_list_items_returns_full_records(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        listed, _ = await metadata_store.list_items(user.id, "message", [inbox.id])
+        assert listed == [item]
+
+    async def test_update_item(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        archive = make_folder(user)
+        await metadata_store.add_folder(archive)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item))
+        item.folder_id = archive.id
+        item.change_key = "CQAAABYAAAB"
+        item.last_modified = T0 + timedelta(days=1)
+        item.data = {"subject": "moved", "isRead": True}
+        item.has_attachments = False  # derived; what the caller says does not matter
+        await metadata_store.update_item(item)
+        stored = await metadata_store.get_item(user.id, item.id)
+        assert stored is not None
+        assert stored.has_attachments is True
+        item.has_attachments = True
+        assert stored == item
+        assert (await metadata_store.list_items(user.id, "message", [inbox.id]))[1] == 0
+
+        with pytest.raises(KeyError):
+            await metadata_store.update_item(make_item(inbox))
+        item.folder_id = "missing"
+        with pytest.raises(KeyError):
+            await metadata_store.update_item(item)
+        await metadata_store.delete_item(user.id, stored.id)
+        with pytest.raises(KeyError):
+            await metadata_store.update_item(stored)
+
+    async def test_delete_item_returns_unreferenced_blob_keys(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        other = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item, blob_key="mine"))
+        await metadata_store.add_attachment(make_attachment(item, blob_key="mine"))
+        await metadata_store.add_attachment(make_attachment(item, blob_key="shared"))
+        await metadata_store.add_attachment(make_attachment(other, blob_key="shared"))
+        await metadata_store.add_attachment(make_attachment(item, blob_key="uploading"))
+        await metadata_store.add_attachment(make_attachment(item, kind="item", blob_key=None))
+        await metadata_store.add_session(make_session(item, blob_key="uploading"))
+
+        assert await metadata_store.delete_item(user.id, item.id) == ["mine"]
+        assert await metadata_store.get_item(user.id, item.id) is None
+        assert await metadata_store.list_attachments(user.id, item.id) == []
+        assert len(await metadata_store.list_attachments(user.id, other.id)) == 1
+        assert await metadata_store.delete_item(user.id, item.id) == []
+        stranger, _ = await self.mailbox(metadata_store)
+        assert await metadata_store.delete_item(stranger.id, other.id) == []
+        assert await metadata_store.get_item(user.id, other.id) is not None
+
+    # attachments --------------------------------------------------------------------------------
+
+    async def test_attachment_round_trip_and_order(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        first = make_attachment(item, id="zzz", is_inline=True, content_id="cid@x", data={"k": 1})
+        second = make_attachment(
+            item,
+            id="aaa",
+            kind="item",
+            name=None,
+            content_type=None,
+            blob_key=None,
+            content_length=0,
+            data={"item": {"@odata.type": "#microsoft.graph.message", "subject": "inner"}},
+        )
+        third = make_attachment(item, id="mmm", kind="reference", data={"sourceUrl": "https://x"})
+        for attachment in (first, second, third):
+            await metadata_store.add_attachment(attachment)
+        assert await metadata_store.list_attachments(user.id, item.id) == [first, second, third]
+        assert await metadata_store.get_attachment(user.id, item.id, "aaa") == second
+        assert await metadata_store.get_attachment(user.id, item.id, "missing") is None
+        other = await self.item_in(metadata_store, inbox)
+        assert await metadata_store.get_attachment(user.id, other.id, "aaa") is None
+        stranger, _ = await self.mailbox(metadata_store)
+        assert await metadata_store.get_attachment(stranger.id, item.id, "aaa") is None
+        assert await metadata_store.list_attachments(stranger.id, item.id) == []
+        assert await metadata_store.list_attachments(user.id, "missing") == []
+
+    async def test_add_attachment_checks_references(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        attachment = make_attachment(item)
+        await metadata_store.add_attachment(attachment)
+        with pytest.raises(Conflict):
+            await metadata_store.add_attachment(make_attachment(item, id=attachment.id))
+        with pytest.raises(KeyError):
+            await metadata_store.add_attachment(make_attachment(item, item_id="missing"))
+        stranger, _ = await self.mailbox(metadata_store)
+        with pytest.raises(KeyError):
+            await metadata_store.add_attachment(make_attachment(item, user_id=stranger.id))
+
+    async def test_attachment_count_limit(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        other = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item), max_count=2)
+        await metadata_store.add_attachment(make_attachment(item, is_inline=True), max_count=2)
+        with pytest.raises(LimitExceeded) as raised:
+            await metadata_store.add_attachment(make_attachment(item), max_count=2)
+        assert raised.value.which == "count"
+        assert len(await metadata_store.list_attachments(user.id, item.id)) == 2
+        await metadata_store.add_attachment(make_attachment(item), max_count=3)  # limits are per call
+        await metadata_store.add_attachment(make_attachment(other), max_count=1)  # and per item
+        await metadata_store.add_attachment(make_attachment(item))  # and optional
+
+    async def test_attachment_size_limit(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item, size=600), max_total_size=1000)
+        with pytest.raises(LimitExceeded) as raised:
+            await metadata_store.add_attachment(make_attachment(item, size=401), max_total_size=1000)
+        assert raised.value.which == "size"
+        await metadata_store.add_attachment(make_attachment(item, size=400), max_total_size=1000)
+        with pytest.raises(LimitExceeded):
+            await metadata_store.add_attachment(make_attachment(item, size=1), max_total_size=1000)
+        attachments = await metadata_store.list_attachments(user.id, item.id)
+        assert sum(a.size for a in attachments) == 1000
+        with pytest.raises(LimitExceeded) as raised:  # both broken: count is reported
+            await metadata_store.add_attachment(make_attachment(item, size=1), max_count=2, max_total_size=10)
+        assert raised.value.which == "count"
+
+    async def test_attachment_limits_hold_under_concurrency(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+
+        async def add(size: int) -> bool:
+            try:
+                await metadata_store.add_attachment(
+                    make_attachment(item, size=size), max_count=5, max_total_size=10_000
+                )
+            except LimitExceeded:
+                return False
+            return True
+
+        results = await asyncio.gather(*(add(100) for _ in range(20)))
+        assert results.count(True) == 5
+        assert len(await metadata_store.list_attachments(user.id, item.id)) == 5
+
+    async def test_delete_attachment(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        other = await self.item_in(metadata_store, inbox)
+        own = make_attachment(item, blob_key="own")
+        shared_here = make_attachment(item, blob_key="shared")
+        shared_there = make_attachment(other, blob_key="shared")
+        uploading = make_attachment(item, blob_key="session-blob")
+        reference = make_attachment(item, kind="reference", blob_key=None)
+        for attachment in (own, shared_here, shared_there, uploading, reference):
+            await metadata_store.add_attachment(attachment)
+        await metadata_store.add_session(make_session(other, blob_key="session-blob"))
+
+        assert await metadata_store.delete_attachment(user.id, item.id, "missing") is None
+        assert await metadata_store.delete_attachment(user.id, other.id, own.id) is None  # wrong item
+        stranger, _ = await self.mailbox(metadata_store)
+        assert await metadata_store.delete_attachment(stranger.id, item.id, own.id) is None
+        assert await metadata_store.delete_attachment(user.id, item.id, own.id) == ["own"]
+        assert await metadata_store.delete_attachment(user.id, item.id, own.id) is None
+        assert await metadata_store.delete_attachment(user.id, item.id, shared_here.id) == []
+        assert await metadata_store.delete_attachment(user.id, other.id, shared_there.id) == ["shared"]
+        assert await metadata_store.delete_attachment(user.id, item.id, uploading.id) == []
+        assert await metadata_store.delete_attachment(user.id, item.id, reference.id) == []
+        assert await metadata_store.list_attachments(user.id, item.id) == []
+
+    # upload sessions ----------------------------------------------------------------------------
+
+    async def test_session_round_trip(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item, is_inline=True, content_id="cid", content_type=None)
+        await metadata_store.add_session(session)
+        assert await metadata_store.get_session(session.id) == session
+        assert await metadata_store.get_session("missing") is None
+        with pytest.raises(Conflict):
+            await metadata_store.add_session(make_session(item, id=session.id))
+        done = make_session(item, state="completed", attachment_id="a1", last_range=(0, 99), received=100)
+        await metadata_store.add_session(done)
+        assert await metadata_store.get_session(done.id) == done
+
+    async def test_advance_session_is_compare_and_set(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        assert await metadata_store.advance_session(session.id, 0, 1000, (0, 999)) is True
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None and stored.received == 1000 and stored.last_range == (0, 999)
+        assert await metadata_store.advance_session(session.id, 0, 2000, (0, 1999)) is False
+        assert await metadata_store.advance_session(session.id, 1000, 2000, (1000, 1999)) is True
+        assert await metadata_store.advance_session("missing", 0, 1, (0, 0)) is False
+        await metadata_store.set_session_state(session.id, "cancelled")
+        assert await metadata_store.advance_session(session.id, 2000, 3000, (2000, 2999)) is False
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None and stored.received == 2000 and stored.last_range == (1000, 1999)
+
+    async def test_concurrent_advances_one_wins(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        results = await asyncio.gather(
+            *(metadata_store.advance_session(session.id, 0, 10 + i, (0, 9 + i)) for i in range(10))
+        )
+        assert results.count(True) == 1
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None and stored.received == 10 + results.index(True)
+
+    async def test_complete_session(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item, size=3000)
+        await metadata_store.add_session(session)
+        await metadata_store.advance_session(session.id, 0, 2000, (0, 1999))
+        attachment = make_attachment(item, blob_key=session.blob_key, size=3100, content_length=3000)
+
+        assert await metadata_store.complete_session(session.id, 1000, attachment) is False  # stale
+        assert await metadata_store.list_attachments(user.id, item.id) == []
+        assert await metadata_store.complete_session("missing", 0, attachment) is False
+
+        assert await metadata_store.complete_session(session.id, 2000, attachment) is True
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None
+        assert stored.state == "completed"
+        assert stored.received == 3000
+        assert stored.attachment_id == attachment.id
+        assert stored.last_range == (2000, 2999)
+        assert await metadata_store.list_attachments(user.id, item.id) == [attachment]
+        item_now = await metadata_store.get_item(user.id, item.id)
+        assert item_now is not None and item_now.has_attachments
+        # a retry of the final range finds the session completed
+        again = make_attachment(item, blob_key=session.blob_key)
+        assert await metadata_store.complete_session(session.id, 2000, again) is False
+        assert await metadata_store.list_attachments(user.id, item.id) == [attachment]
+        # the blob now belongs to the attachment (and the completed session record)
+        assert await metadata_store.delete_attachment(user.id, item.id, attachment.id) == []
+        await metadata_store.delete_session(session.id)
+        assert await metadata_store.referenced_blob_keys([session.blob_key]) == set()
+
+    async def test_complete_session_checks_limits_atomically(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item, size=900))
+        session = make_session(item, size=200, received=0)
+        await metadata_store.add_session(session)
+        attachment = make_attachment(item, blob_key=session.blob_key, size=200)
+        with pytest.raises(LimitExceeded) as raised:
+            await metadata_store.complete_session(session.id, 0, attachment, max_total_size=1000)
+        assert raised.value.which == "size"
+        with pytest.raises(LimitExceeded) as raised:
+            await metadata_store.complete_session(session.id, 0, attachment, max_count=1)
+        assert raised.value.which == "count"
+        stored = await metadata_store.get_session(session.id)
+        assert stored == session  # untouched
+        assert len(await metadata_store.list_attachments(user.id, item.id)) == 1
+        assert await metadata_store.complete_session(
+            session.id, 0, attachment, max_count=2, max_total_size=1100
+        )
+
+    async def test_complete_session_item_gone(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        assert await metadata_store.delete_item(user.id, item.id) == []
+        with pytest.raises(KeyError):
+            await metadata_store.complete_session(session.id, 0, make_attachment(item))
+        assert await metadata_store.get_session(session.id) == session
+        # the session outlives its item and still holds its blob
+        assert await metadata_store.referenced_blob_keys([session.blob_key]) == {session.blob_key}
+
+    async def test_concurrent_completions_one_wins(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        attempts = [make_attachment(item, blob_key=session.blob_key) for _ in range(8)]
+        results = await asyncio.gather(
+            *(metadata_store.complete_session(session.id, 0, attempt) for attempt in attempts)
+        )
+        assert results.count(True) == 1
+        assert len(await metadata_store.list_attachments(user.id, item.id)) == 1
+
+    async def test_set_session_state(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        assert await metadata_store.set_session_state(session.id, "cancelled") == session
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None and stored.state == "cancelled"
+        before = await metadata_store.set_session_state(session.id, "expired")
+        assert before is not None and before.state == "cancelled"
+        assert await metadata_store.set_session_state("missing", "expired") is None
+        with pytest.raises(ValueError):
+            await metadata_store.set_session_state(session.id, "bogus")
+
+    async def test_delete_session(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        assert await metadata_store.delete_session(session.id) == session
+        assert await metadata_store.delete_session(session.id) is None
+        assert await metadata_store.get_session(session.id) is None
+
+    async def test_list_sessions_expiring_before(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        sessions = [
+            make_session(item, expires=T0 + timedelta(minutes=m), state=state)
+            for m, state in ((30, "active"), (10, "completed"), (20, "cancelled"), (40, "active"))
+        ]
+        for session in sessions:
+            await metadata_store.add_session(session)
+        cutoff = T0 + timedelta(minutes=30)
+        found = await metadata_store.list_sessions_expiring_before(cutoff)
+        assert [s.id for s in found] == [sessions[1].id, sessions[2].id]  # strictly before, soonest first
+        assert found[0] == sessions[1]
+        assert [s.id for s in await metadata_store.list_sessions_expiring_before(cutoff, limit=1)] == [
+            sessions[1].id
+        ]
+        everything = await metadata_store.list_sessions_expiring_before(T0 + timedelta(days=1))
+        assert len(everything) == 4
+        assert await metadata_store.list_sessions_expiring_before(T0) == []
+        as_local = cutoff.astimezone(timezone(timedelta(hours=-5)))
+        assert len(await metadata_store.list_sessions_expiring_before(as_local)) == 2
+
+    # locks --------------------------------------------------------------------------------------
+
+    async def test_lock_session_is_mutually_exclusive(self, metadata_store: MetadataStore) -> None:
+        inside = 0
+        most = 0
+        order: list[int] = []
+
+        async def worker(n: int) -> None:
+            nonlocal inside, most
+            async with metadata_store.lock_session("session-1"):
+                inside += 1
+                most = max(most, inside)
+                await asyncio.sleep(0.002)
+                await asyncio.sleep(0)
+                order.append(n)
+                inside -= 1
+
+        await asyncio.wait_for(asyncio.gather(*(worker(n) for n in range(12))), 30)
+        assert most == 1
+        assert sorted(order) == list(range(12))
+
+    async def test_locks_of_different_sessions_are_independent(self, metadata_store: MetadataStore) -> None:
+        async with metadata_store.lock_session("session-a"):
+            async with asyncio.timeout(10):
+                async with metadata_store.lock_session("session-b"):
+                    pass
+
+    async def test_lock_is_released_on_error_and_cancellation(self, metadata_store: MetadataStore) -> None:
+        with pytest.raises(RuntimeError):
+            async with metadata_store.lock_session("s"):
+                raise RuntimeError("boom")
+        async with asyncio.timeout(10):
+            async with metadata_store.lock_session("s"):
+                pass
+
+        held = asyncio.Event()
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with metadata_store.lock_session("s"):
+                held.set()
+                await release.wait()
+
+        task = asyncio.create_task(holder())
+        await held.wait()
+        with pytest.raises(TimeoutError):  # a waiter that gives up
+            async with asyncio.timeout(0.2):
+                async with metadata_store.lock_session("s"):
+                    pytest.fail("acquired a held lock")
+        release.set()
+        await task
+        async with asyncio.timeout(10):
+            async with metadata_store.lock_session("s"):
+                pass
+
+    async def test_lock_waiter_gets_it_when_holder_leaves(self, metadata_store: MetadataStore) -> None:
+        events: list[str] = []
+        held = asyncio.Event()
+
+        async def holder() -> None:
+            async with metadata_store.lock_session("s"):
+                held.set()
+                await asyncio.sleep(0.1)
+                events.append("holder out")
+
+        async def waiter() -> None:
+            await held.wait()
+            async with metadata_store.lock_session("s"):
+                events.append("waiter in")
+
+        await asyncio.wait_for(asyncio.gather(holder(), waiter()), 10)
+        assert events == ["holder out", "waiter in"]
+
+    # blob references and reset ------------------------------------------------------------------
+
+    async def test_referenced_blob_keys(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item, blob_key="att"))
+        await metadata_store.add_session(make_session(item, blob_key="sess", state="cancelled"))
+        assert await metadata_store.referenced_blob_keys(["att", "sess", "orphan", "att"]) == {"att", "sess"}
+        assert await metadata_store.referenced_blob_keys([]) == set()
+        many = [f"k{i}" for i in range(5000)] + ["att"]
+        assert await metadata_store.referenced_blob_keys(many) == {"att"}
+
+    async def test_reset(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item, blob_key="b"))
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        await metadata_store.set_setting_if_absent("tenant_id", "t1")
+        await metadata_store.reset()
+        assert await metadata_store.list_users() == []
+        assert await metadata_store.get_user(user.id) is None
+        assert await metadata_store.get_folder(user.id, inbox.id) is None
+        assert await metadata_store.get_item(user.id, item.id) is None
+        assert await metadata_store.get_session(session.id) is None
+        assert await metadata_store.referenced_blob_keys(["b", session.blob_key]) == set()
+        # settings are configuration (the tenant every process and token agrees on), kept
+        assert await metadata_store.get_setting("tenant_id") == "t1"
+        # and the store is usable again, even with the same ids
+        await metadata_store.add_user(user)
+        await metadata_store.add_folder(inbox)
+        await metadata_store.add_item(item)
+
+    async def test_reopen_keeps_everything(
+        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata | None
+    ) -> None:
+        if not self.persistent or reopen_metadata_store is None:
+            pytest.skip("not a persistent backend")
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        attachment = make_attachment(item)
+        await metadata_store.add_attachment(attachment)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        await metadata_store.advance_session(session.id, 0, 5, (0, 4))
+        await metadata_store.set_setting_if_absent("tenant_id", "t1")
+
+        store = await reopen_metadata_store(metadata_store)
+        assert await store.get_user(user.id) == user
+        assert await store.get_folder(user.id, inbox.id) == inbox
+        stored_item = await store.get_item(user.id, item.id)
+        assert stored_item is not None and stored_item.has_attachments
+        assert await store.list_attachments(user.id, item.id) == [attachment]
+        stored_session = await store.get_session(session.id)
+        assert stored_session is not None and stored_session.received == 5
+        assert stored_session.last_range == (0, 4)
+        assert await store.get_setting("tenant_id") == "t1"
+        with pytest.raises(Conflict):
+            await store.add_user(make_user(user.user_principal_name.upper()))
+
+
+class BlobStoreConformance:
+    """Every ``BlobStore`` contract; needs a ``blob_store`` fixture."""
+
+    #: True when blobs survive ``close()`` + ``open()`` (the backend provides ``reopen_blob_store``).
+    persistent: ClassVar[bool] = False
+
+    @pytest.fixture
+    def reopen_blob_store(self) -> ReopenBlobs | None:
+        return None
+
+    async def test_write_read_size(self, blob_store: BlobStore) -> None:
+        assert await blob_store.size("k") is None
+        assert await blob_store.write("k", _chunks(b"hello ", b"", b"world")) == 11
+        assert await blob_store.size("k") == 11
+        assert await _read_all(blob_store, "k") == b"hello world"
+
+    async def test_write_empty_creates_empty_blob(self, blob_store: BlobStore) -> None:
+        assert await blob_store.write("empty", _chunks()) == 0
+        assert await blob_store.size("empty") == 0
+        assert await _read_all(blob_store, "empty") == b""
+        assert "empty" in await _keys(blob_store)
+
+    async def test_write_at_offset_truncates_then_appends(self, blob_store: BlobStore) -> None:
+        await blob_store.write("k", _chunks(b"0123456789"))
+        assert await blob_store.write("k", _chunks(b"abc"), offset=10) == 13  # append
+        assert await _read_all(blob_store, "k") == b"0123456789abc"
+        assert await blob_store.write("k", _chunks(b"XY"), offset=4) == 6  # truncate, append
+        assert await _read_all(blob_store, "k") == b"0123XY"
+        assert await blob_store.write("k", _chunks(), offset=2) == 2  # truncate only
+        assert await _read_all(blob_store, "k") == b"01"
+        assert await blob_store.write("k", _chunks(b"new")) == 3  # offset 0 replaces
+        assert await _read_all(blob_store, "k") == b"new"
+
+    async def test_write_offset_errors(self, blob_store: BlobStore) -> None:
+        with pytest.raises(KeyError):
+            await blob_store.write("absent", _chunks(b"x"), offset=1)
+        assert await blob_store.size("absent") is None
+        await blob_store.write("k", _chunks(b"abc"))
+        with pytest.raises(ValueError):
+            await blob_store.write("k", _chunks(b"x"), offset=4)
+        with pytest.raises(ValueError):
+            await blob_store.write("k", _chunks(b"x"), offset=-1)
+        assert await _read_all(blob_store, "k") == b"abc"
+
+    async def test_write_that_raises_keeps_only_the_prefix(self, blob_store: BlobStore) -> None:
+        await blob_store.write("k", _chunks(b"keep-me|"))
+        big = b"z" * (3 * 1024 * 1024 + 17)  # more than any write buffer
+        with pytest.raises(ConnectionResetError):
+            await blob_store.write("k", _failing([b"a" * 1000, big, b"b"], ConnectionResetError()), offset=8)
+        assert await blob_store.size("k") == 8
+        assert await _read_all(blob_store, "k") == b"keep-me|"
+        with pytest.raises(ConnectionResetError):
+            await blob_store.write("k", _failing([b"xyz"], ConnectionResetError()), offset=4)
+        assert await _read_all(blob_store, "k") == b"keep"
+
+    async def test_write_that_raises_on_a_new_blob_leaves_it_empty(self, blob_store: BlobStore) -> None:
+        with pytest.raises(OSError):
+            await blob_store.write("new", _failing([b"partial" * 1000], OSError("client went away")))
+        assert await blob_store.size("new") == 0  # created, then cut back to offset 0
+
+    async def test_cancelled_write_keeps_only_the_prefix(self, blob_store: BlobStore) -> None:
+        await blob_store.write("k", _chunks(b"prefix"))
+        started = asyncio.Event()
+
+        async def endless() -> AsyncIterator[bytes]:
+            while True:
+                yield b"x" * 65536
+                started.set()
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(blob_store.write("k", endless(), offset=6))
+        await started.wait()
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await _read_all(blob_store, "k") == b"prefix"
+
+    async def test_write_limit(self, blob_store: BlobStore) -> None:
+        assert await blob_store.write("k", _chunks(b"12345", b"67890"), limit=10) == 10
+        with pytest.raises(ValueError):
+            await blob_store.write("k", _chunks(b"abc", b"de"), offset=3, limit=4)
+        assert await _read_all(blob_store, "k") == b"123"
+        assert await blob_store.write("k", _chunks(b"abcd"), offset=3, limit=4) == 7
+
+        async def endless() -> AsyncIterator[bytes]:
+            while True:  # the store stops reading once the limit is broken
+                yield b"y" * 1000
+
+        with pytest.raises(ValueError):
+            await blob_store.write("k", endless(), offset=7, limit=10_000)
+        assert await _read_all(blob_store, "k") == b"123abcd"
+
+    async def test_large_write_of_small_chunks(self, blob_store: BlobStore) -> None:
+        pieces = [bytes([i % 251]) * 1000 for i in range(3000)]  # about 3 MB in 1 kB chunks
+        expected = b"".join(pieces)
+        assert await blob_store.write("big", _chunks(*pieces)) == len(expected)
+        assert await _read_all(blob_store, "big") == expected
+        tail = [chunk async for chunk in blob_store.read("big", start=len(expected) - 5)]
+        assert b"".join(tail) == expected[-5:]
+
+    async def test_read_ranges_and_chunking(self, blob_store: BlobStore) -> None:
+        data = bytes(range(256)) * 40  # 10,240 bytes
+        await blob_store.write("k", _chunks(data))
+        assert await _read_all(blob_store, "k", start=100) == data[100:]
+        assert await _read_all(blob_store, "k", start=100, end=200) == data[100:200]
+        assert await _read_all(blob_store, "k", end=1) == data[:1]
+        assert await _read_all(blob_store, "k", start=10_000, end=99_999) == data[10_000:]
+        assert await _read_all(blob_store, "k", start=len(data)) == b""
+        assert await _read_all(blob_store, "k", start=99_999) == b""
+        assert await _read_all(blob_store, "k", start=50, end=50) == b""
+        chunks = [c async for c in blob_store.read("k", start=1, end=1000, chunk_size=64)]
+        assert all(0 < len(c) <= 64 for c in chunks)
+        assert b"".join(chunks) == data[1:1000]
+        assert len(chunks) == -(-999 // 64)
+        chunks = [c async for c in blob_store.read("k", chunk_size=4096)]
+        assert all(0 < len(c) <= 4096 for c in chunks) and b"".join(chunks) == data
+
+    async def test_read_absent_raises_key_error(self, blob_store: BlobStore) -> None:
+        with pytest.raises(KeyError):
+            await _read_all(blob_store, "absent")
+
+    async def test_delete_is_idempotent(self, blob_store: BlobStore) -> None:
+        await blob_store.write("k", _chunks(b"abc"))
+        await blob_store.delete("k")
+        assert await blob_store.size("k") is None
+        assert "k" not in await _keys(blob_store)
+        await blob_store.delete("k")
+        await blob_store.delete("never-existed")
+        with pytest.raises(KeyError):
+            await _read_all(blob_store, "k")
+
+    async def test_copy(self, blob_store: BlobStore) -> None:
+        await blob_store.write("src", _chunks(b"original"))
+        await blob_store.copy("src", "dst")
+        assert await _read_all(blob_store, "dst") == b"original"
+        # the copies are independent
+        await blob_store.write("dst", _chunks(b"-changed"), offset=4)
+        assert await _read_all(blob_store, "src") == b"original"
+        assert await _read_all(blob_store, "dst") == b"orig-changed"
+        await blob_store.write("src", _chunks(b"new"))
+        assert await _read_all(blob_store, "dst") == b"orig-changed"
+        await blob_store.delete("src")
+        assert await _read_all(blob_store, "dst") == b"orig-changed"
+        # over an existing blob
+        await blob_store.write("other", _chunks(b"other blob, longer than the rest"))
+        await blob_store.copy("other", "dst")
+        assert await _read_all(blob_store, "dst") == b"other blob, longer than the rest"
+        await blob_store.copy("dst", "dst")
+        assert await _read_all(blob_store, "dst") == b"other blob, longer than the rest"
+        with pytest.raises(KeyError):
+            await blob_store.copy("absent", "dst2")
+        assert await blob_store.size("dst2") is None
+
+    async def test_odd_keys_are_opaque(self, blob_store: BlobStore) -> None:
+        keys = [
+            "a/b",
+            "../../escape",
+            "/abs",
+            "Ab",
+            "aB",
+            "",
+            ".",
+            "k with spaces",
+            "ünï/cödé",
+            "x" * 600,
+            "con",
+            "a\\b",
+            "line\nbreak",
+        ]
+        for i, key in enumerate(keys):
+            assert await blob_store.write(key, _chunks(str(i).encode())) == len(str(i))
+        for i, key in enumerate(keys):
+            assert await _read_all(blob_store, key) == str(i).encode()
+        assert await _keys(blob_store) == set(keys)
+        for key in keys:
+            await blob_store.delete(key)
+        assert await _keys(blob_store) == set()
+
+    async def test_keys_older_than(self, blob_store: BlobStore) -> None:
+        before = datetime.now(UTC) - timedelta(minutes=1)
+        await blob_store.write("a", _chunks(b"1"))
+        await blob_store.write("b", _chunks(b"2"))
+        await blob_store.copy("a", "c")
+        assert await _keys(blob_store) == {"a", "b", "c"}
+        assert await _keys(blob_store, before) == set()
+        later = datetime.now(UTC) + timedelta(minutes=1)
+        assert await _keys(blob_store, later) == {"a", "b", "c"}
+        naive_later = later.replace(tzinfo=None)  # taken as UTC
+        assert await _keys(blob_store, naive_later) == {"a", "b", "c"}
+
+    async def test_reset(self, blob_store: BlobStore) -> None:
+        await blob_store.write("a", _chunks(b"1"))
+        await blob_store.write("b" * 400, _chunks(b"2"))
+        await blob_store.reset()
+        assert await _keys(blob_store) == set()
+        assert await blob_store.size("a") is None
+        await blob_store.write("a", _chunks(b"again"))
+        assert await _read_all(blob_store, "a") == b"again"
+
+    async def test_reopen_keeps_blobs(
+        self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs | None
+    ) -> None:
+        if not self.persistent or reopen_blob_store is None:
+            pytest.skip("not a persistent backend")
+        await blob_store.write("a", _chunks(b"alpha"))
+        await blob_store.write("long" * 100, _chunks(b"beta"))
+        await blob_store.copy("a", "c")
+        store = await reopen_blob_store(blob_store)
+        assert await _read_all(store, "a") == b"alpha"
+        assert await _read_all(store, "long" * 100) == b"beta"
+        assert await _read_all(store, "c") == b"alpha"
+        assert await _keys(store) == {"a", "long" * 100, "c"}
+        assert await store.write("a", _chunks(b"!"), offset=5) == 6
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        # Each backend's subclass runs this method: a different executor on purpose. The fixture
+        # is shared across examples, which is why every example uses fresh keys.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(
+        operations=st.lists(
+            st.tuples(
+                st.sampled_from(["write", "fail", "copy", "delete"]),
+                st.floats(min_value=0, max_value=1),
+                st.lists(st.binary(max_size=300), max_size=5),
+            ),
+            max_size=12,
+        )
+    )
+    async def test_writes_match_a_bytearray_model(
+        self, blob_store: BlobStore, operations: list[tuple[str, float, list[bytes]]]
+    ) -> None:
+        key, other = _id("model"), _id("model-copy")
+        model: bytearray | None = None
+        copied: bytes | None = None
+        for operation, where, chunks in operations:
+            offset = int(where * len(model)) if model is not None else 0
+            if operation == "write":
+                length = await blob_store.write(key, _chunks(*chunks), offset=offset)
+                model = (model or bytearray())[:offset] + b"".join(chunks)
+                assert length == len(model)
+            elif operation == "fail":
+                with pytest.raises(EOFError):
+                    await blob_store.write(key, _failing(chunks, EOFError()), offset=offset)
+                model = (model or bytearray())[:offset]
+            elif operation == "copy" and model is not None:
+                await blob_store.copy(key, other)
+                copied = bytes(model)
+            elif operation == "delete":
+                await blob_store.delete(key)
+                model = None
+            if model is None:
+                assert await blob_store.size(key) is None
+            else:
+                assert await blob_store.size(key) == len(model)
+                assert await _read_all(blob_store, key, chunk_size=97) == bytes(model)
+            if copied is not None:
+                assert await _read_all(blob_store, other) == copied
+        await blob_store.delete(key)
+        await blob_store.delete(other)

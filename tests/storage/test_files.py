@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from graphattach.storage import files
+from graphattach.storage.conformance import BlobStoreConformance
+from graphattach.storage.files import FileBlobStore
+
+Reopen = Callable[[FileBlobStore], Awaitable[FileBlobStore]]
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _read(store: FileBlobStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key)])
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[FileBlobStore]:
+    store = FileBlobStore(tmp_path / "blobs")
+    await store.open()
+    yield store
+    await store.close()
+
+
+class TestFileBlobStore(BlobStoreConformance):
+    persistent = True
+
+    @pytest.fixture
+    async def blob_store(self, store: FileBlobStore) -> FileBlobStore:
+        return store
+
+    @pytest.fixture
+    async def reopen_blob_store(self) -> AsyncIterator[Reopen]:
+        opened: list[FileBlobStore] = []
+
+        async def reopen(old: FileBlobStore) -> FileBlobStore:
+            await old.close()
+            fresh = FileBlobStore(old.root)
+            await fresh.open()
+            opened.append(fresh)
+            return fresh
+
+        yield reopen
+        for fresh in opened:
+            await fresh.close()
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+async def test_keys_never_become_paths(store: FileBlobStore) -> None:
+    await store.write("../../outside", _chunks(b"x"))
+    await store.write("a/b/c", _chunks(b"y"))
+    paths = _all_files(store.root)
+    assert len(paths) == 2
+    for path in paths:
+        relative = path.relative_to(store.root)
+        assert len(relative.parts) == 2 and len(relative.parts[0]) == 2
+        assert all(c.isalnum() for c in relative.name)
+    assert not (store.root.parent / "outside").exists()
+
+
+async def test_long_keys_use_a_sidecar(store: FileBlobStore) -> None:
+    key = "λ" * 300
+    await store.write(key, _chunks(b"long"))
+    names = sorted(p.name for p in _all_files(store.root))
+    assert len(names) == 2 and names[1] == names[0] + ".key"
+    assert [k async for k in store.keys()] == [key]
+    await store.delete(key)
+    assert _all_files(store.root) == []
+
+
+async def test_small_chunks_are_buffered(store: FileBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    real = files._write_all
+
+    def counting(fd: int, data: bytes | bytearray | memoryview) -> None:
+        nonlocal calls
+        calls += 1
+        real(fd, data)
+
+    monkeypatch.setattr(files, "_write_all", counting)
+    pieces = [b"p" * 1000] * 4000  # 4 MB in 1 kB chunks
+    assert await store.write("k", _chunks(*pieces)) == 4_000_000
+    assert calls <= 5
+    big = b"B" * (3 * files.BUFFER_SIZE)
+    calls = 0
+    await store.write("k", _chunks(b"s", big, b"t"), offset=4_000_000)
+    assert calls == 3  # the buffered byte, the big chunk as it is, the tail
+    assert await store.size("k") == 4_000_000 + len(big) + 2
+
+
+async def test_copy_is_a_hard_link_that_a_write_unshares(store: FileBlobStore) -> None:
+    await store.write("src", _chunks(b"immutable bytes"))
+    await store.copy("src", "dst")
+    src_path, dst_path = store._locate("src").path, store._locate("dst").path
+    assert os.stat(src_path).st_ino == os.stat(dst_path).st_ino
+    await store.write("dst", _chunks(b"!"), offset=9)
+    assert os.stat(src_path).st_ino != os.stat(dst_path).st_ino
+    assert await _read(store, "src") == b"immutable bytes"
+    assert await _read(store, "dst") == b"immutable!"
+
+
+async def test_copy_falls_back_to_streaming(store: FileBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(*_: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    await store.write("src", _chunks(b"x" * 3_000_000))
+    await store.copy("src", "dst")
+    assert await _read(store, "dst") == b"x" * 3_000_000
+    assert os.stat(store._locate("src").path).st_ino != os.stat(store._locate("dst").path).st_ino
+
+
+async def test_keys_ignore_temporary_and_foreign_files(store: FileBlobStore) -> None:
+    await store.write("real", _chunks(b"1"))
+    shard = store._locate("real").directory
+    (shard / ".tmp-abandoned").write_bytes(b"junk")
+    (shard / "README").write_bytes(b"junk")
+    (store.root / "stray-file").write_bytes(b"junk")
+    assert [k async for k in store.keys()] == ["real"]
+
+
+async def test_keys_older_than_uses_mtime(store: FileBlobStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    await store.write("old", _chunks(b"1"))
+    await store.write("new", _chunks(b"2"))
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).timestamp()
+    os.utime(store._locate("old").path, (an_hour_ago, an_hour_ago))
+    cutoff = datetime.now(UTC) - timedelta(minutes=30)
+    assert [k async for k in store.keys(cutoff)] == ["old"]
+    await store.copy("old", "copied")  # a copy counts as written now
+    assert [k async for k in store.keys(cutoff)] == []
+
+
+async def test_missing_root_has_no_keys(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "never-opened")
+    assert [k async for k in store.keys()] == []
+    assert await store.size("k") is None
