@@ -20,14 +20,22 @@ from graphattach.protocol.paths import Step, parse_graph_path
         ("/me/messages/M1/attachments/A1/$value", "attachment.value", ("message", "M1"), "A1"),
         ("/me/messages/M1/attachments/A1/", "attachment", ("message", "M1"), "A1"),
         ("/me/messages/M1/attachments/createUploadSession", "attachments.createUploadSession", ("message", "M1"), None),
-        ("/me/messages/M1/attachments/microsoft.graph.createUploadSession", "attachments.createUploadSession",
-         ("message", "M1"), None),
+        (
+            "/me/messages/M1/attachments/microsoft.graph.createUploadSession",
+            "attachments.createUploadSession",
+            ("message", "M1"),
+            None,
+        ),
         ("/me/events/E1/attachments", "attachments", ("event", "E1"), None),
         ("/me/calendar/events/E1/attachments/A1", "attachment", ("event", "E1"), "A1"),
         ("/me/calendars/C1/events/E1/attachments", "attachments", ("event", "E1"), None),
         ("/me/calendarGroups/G1/calendars/C1/events/E1/attachments", "attachments", ("event", "E1"), None),
-        ("/me/mailFolders/inbox/childFolders/F1/childFolders/F2/messages/M1/attachments", "attachments",
-         ("message", "M1"), None),
+        (
+            "/me/mailFolders/inbox/childFolders/F1/childFolders/F2/messages/M1/attachments",
+            "attachments",
+            ("message", "M1"),
+            None,
+        ),
         ("/Users('u@x.com')/Events('E1%3D')/Attachments('A1%3D')/$value", "attachment.value", ("event", "E1="), "A1="),
         ("/me/messages/M1/send", "message.send", ("message", "M1"), None),
         ("/me/sendMail", "sendMail", None, None),
@@ -69,8 +77,11 @@ def test_empty_segment_is_bad_request() -> None:
 _KEYWORDS = {"send", "attachments", "$count", "$value", "createuploadsession", "me", "messages"}
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
-    lambda k: k.lower().removeprefix("microsoft.graph.") not in _KEYWORDS))
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
+        lambda k: k.lower().removeprefix("microsoft.graph.") not in _KEYWORDS
+    )
+)
 def test_any_id_round_trips_through_percent_encoding(key: str) -> None:
     raw = f"/me/messages/{quote(key, safe='')}/attachments"
     path = parse_graph_path("v1.0", raw)

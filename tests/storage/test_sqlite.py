@@ -230,9 +230,7 @@ async def store(db_path: Path) -> AsyncIterator[SqliteMetadataStore]:
     await store.close()
 
 
-async def test_lock_excludes_another_process_until_it_releases(
-    store: SqliteMetadataStore, db_path: Path
-) -> None:
+async def test_lock_excludes_another_process_until_it_releases(store: SqliteMetadataStore, db_path: Path) -> None:
     child = _child(db_path, "hold", "session-x", "1.0")
     try:
         await _wait_for_line(child, "locked")
