@@ -151,7 +151,12 @@ class PostgresCluster:
     def create_database(self, prefix: str = "t") -> str:
         """A new empty database; returns its URL."""
         name = f"{prefix}_{uuid.uuid4().hex[:16]}"
-        _run_sql(self.dsn, f'CREATE DATABASE "{name}"')
+        try:  # PostgreSQL 15+: a file copy is much faster than the default for tiny databases
+            _run_sql(self.dsn, f'CREATE DATABASE "{name}" STRATEGY = FILE_COPY')
+        except Exception as exc:
+            if "strategy" not in str(exc).lower():
+                raise
+            _run_sql(self.dsn, f'CREATE DATABASE "{name}"')
         return self.url_for(name)
 
     def drop_database(self, url: str) -> None:

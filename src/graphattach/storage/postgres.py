@@ -48,7 +48,7 @@ from graphattach.domain.models import Attachment, Folder, FolderKind, Item, Item
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
 from graphattach.storage.interfaces import Conflict, LimitExceeded
 
-__all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "session_lock_key"]
+__all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
 #: The two-int4 advisory lock key that serialises migrations (a key space apart from the
@@ -819,3 +819,13 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             await conn.execute(f"INSERT INTO {_MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)", version, name)
             applied.append(version)
         return applied
+
+
+async def schema_status(url: str) -> tuple[int, list[str]]:
+    """The database's schema version and the names of the migrations not yet applied to it."""
+    conn = await asyncpg.connect(url, server_settings=_SERVER_SETTINGS)
+    try:
+        current = await _current_version(conn)
+    finally:
+        await conn.close()
+    return current, [name for version, name, _ in load_migrations() if version > current]
