@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from graphattach.auth.tokens import TokenService, generate_private_key_pem
 from graphattach.domain import ids
@@ -26,6 +26,15 @@ def store_urls(settings: Settings) -> tuple[str, str]:
         settings.store or f"sqlite:///{data / 'metadata.sqlite3'}",
         settings.blobs or f"file:///{data / 'blobs'}".replace("file:////", "file:///"),
     )
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit to show: without its password (``postgresql://user:***@host/db``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit((parts.scheme, f"{user.split(':', 1)[0]}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def make_metadata_store(url: str) -> MetadataStore:

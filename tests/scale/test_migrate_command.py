@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from graphattach.cli.main import cli
-from graphattach.cli.migrate import redact
+from graphattach.composition import redact_url as redact
 from graphattach.storage import postgres, sqlite
 
 

@@ -10,21 +10,12 @@ import asyncio
 import sqlite3
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import click
 
+from graphattach.composition import redact_url as redact
 from graphattach.settings import default_data_dir
-
-
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc[1]}", parts.path, parts.query, parts.fragment))
 
 
 def _status(url: str) -> tuple[int, list[str]]:
