@@ -175,9 +175,7 @@ class MetadataStoreConformance:
         assert await metadata_store.get_setting("other") is None
 
     async def test_concurrent_set_setting_if_absent_agree(self, metadata_store: MetadataStore) -> None:
-        values = await asyncio.gather(
-            *(metadata_store.set_setting_if_absent("k", f"v{i}") for i in range(10))
-        )
+        values = await asyncio.gather(*(metadata_store.set_setting_if_absent("k", f"v{i}") for i in range(10)))
         assert len(set(values)) == 1
         assert await metadata_store.get_setting("k") == values[0]
 
@@ -345,9 +343,7 @@ class MetadataStoreConformance:
         with pytest.raises(Conflict):
             await metadata_store.update_folder(folder)
 
-    async def test_delete_folder_deletes_the_tree_and_returns_freed_blobs(
-        self, metadata_store: MetadataStore
-    ) -> None:
+    async def test_delete_folder_deletes_the_tree_and_returns_freed_blobs(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         root = make_folder(user, parent_id=inbox.id)
         child = make_folder(user, parent_id=root.id)
@@ -393,9 +389,7 @@ class MetadataStoreConformance:
         assert await metadata_store.delete_folder(stranger.id, inbox.id) == []
         assert await metadata_store.get_folder(user.id, inbox.id) == inbox
 
-    async def test_delete_calendar_group_deletes_its_calendars_and_events(
-        self, metadata_store: MetadataStore
-    ) -> None:
+    async def test_delete_calendar_group_deletes_its_calendars_and_events(self, metadata_store: MetadataStore) -> None:
         user, _ = await self.mailbox(metadata_store)
         group = make_folder(user, "calendarGroup")
         calendar = make_folder(user, "calendar", parent_id=group.id)
@@ -435,9 +429,7 @@ class MetadataStoreConformance:
         with pytest.raises(KeyError):  # the folder belongs to someone else
             await metadata_store.add_item(make_item(their_inbox, user_id=user.id))
 
-    async def test_has_attachments_is_derived_from_non_inline_attachments(
-        self, metadata_store: MetadataStore
-    ) -> None:
+    async def test_has_attachments_is_derived_from_non_inline_attachments(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         item = make_item(inbox, has_attachments=True)  # the caller's value is ignored
         await metadata_store.add_item(item)
@@ -470,9 +462,7 @@ class MetadataStoreConformance:
         for i, minute in enumerate(minutes):
             folder = inbox if i % 2 == 0 else archive
             items.append(
-                await self.item_in(
-                    metadata_store, folder, id=f"item-{i:02d}", created=T0 + timedelta(minutes=minute)
-                )
+                await self.item_in(metadata_store, folder, id=f"item-{i:02d}", created=T0 + timedelta(minutes=minute))
             )
         event = await self.item_in(metadata_store, calendar, kind="event")
         stranger, their_inbox = await self.mailbox(metadata_store)
@@ -765,9 +755,7 @@ class MetadataStoreConformance:
         stored = await metadata_store.get_session(session.id)
         assert stored == session  # untouched
         assert len(await metadata_store.list_attachments(user.id, item.id)) == 1
-        assert await metadata_store.complete_session(
-            session.id, 0, attachment, max_count=2, max_total_size=1100
-        )
+        assert await metadata_store.complete_session(session.id, 0, attachment, max_count=2, max_total_size=1100)
 
     async def test_complete_session_item_gone(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
@@ -829,9 +817,7 @@ class MetadataStoreConformance:
         found = await metadata_store.list_sessions_expiring_before(cutoff)
         assert [s.id for s in found] == [sessions[1].id, sessions[2].id]  # strictly before, soonest first
         assert found[0] == sessions[1]
-        assert [s.id for s in await metadata_store.list_sessions_expiring_before(cutoff, limit=1)] == [
-            sessions[1].id
-        ]
+        assert [s.id for s in await metadata_store.list_sessions_expiring_before(cutoff, limit=1)] == [sessions[1].id]
         everything = await metadata_store.list_sessions_expiring_before(T0 + timedelta(days=1))
         assert len(everything) == 4
         assert await metadata_store.list_sessions_expiring_before(T0) == []
@@ -1172,9 +1158,7 @@ class BlobStoreConformance:
         await blob_store.write("a", _chunks(b"again"))
         assert await _read_all(blob_store, "a") == b"again"
 
-    async def test_reopen_keeps_blobs(
-        self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs | None
-    ) -> None:
+    async def test_reopen_keeps_blobs(self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs | None) -> None:
         if not self.persistent or reopen_blob_store is None:
             pytest.skip("not a persistent backend")
         await blob_store.write("a", _chunks(b"alpha"))
