@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,7 +54,10 @@ class ServerProcess:
             *self.args,
         ]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})})
+        # Own process group: granian serves from worker children, and a crash must take them too.
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(self.env or {})}, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -66,20 +70,29 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
 
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
     def kill(self) -> None:
-        """SIGKILL: no clean shutdown."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+        """SIGKILL the server and its workers: no clean shutdown."""
+        if self.proc:
+            self._signal_group(signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait(10)
+        if self.proc:
+            self._signal_group(signal.SIGKILL)  # stray workers, if any
 
 
 @contextmanager

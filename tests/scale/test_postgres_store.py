@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from graphattach.storage.conformance import (
-    MetadataStoreConformance,
+    PersistentMetadataStoreConformance,
     make_attachment,
     make_folder,
     make_item,
@@ -36,7 +36,7 @@ async def store(pg_url: str) -> AsyncIterator[PostgresMetadataStore]:
     await store.close()
 
 
-class TestPostgresMetadataStore(MetadataStoreConformance):
+class TestPostgresMetadataStore(PersistentMetadataStoreConformance):
     persistent = True
 
     @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from graphattach.storage.conformance import BlobStoreConformance
+from graphattach.storage.conformance import PersistentBlobStoreConformance
 from graphattach.storage.s3 import S3BlobStore, parse_s3_url
 from tests.engines import MotoServer
 
@@ -43,7 +43,7 @@ async def store(s3_url: str) -> AsyncIterator[S3BlobStore]:
     await store.close()
 
 
-class TestS3BlobStore(BlobStoreConformance):
+class TestS3BlobStore(PersistentBlobStoreConformance):
     persistent = True
 
     @pytest.fixture

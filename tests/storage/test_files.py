@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from graphattach.storage import files
-from graphattach.storage.conformance import BlobStoreConformance
+from graphattach.storage.conformance import PersistentBlobStoreConformance
 from graphattach.storage.files import FileBlobStore
 
 Reopen = Callable[[FileBlobStore], Awaitable[FileBlobStore]]
@@ -30,7 +30,7 @@ async def store(tmp_path: Path) -> AsyncIterator[FileBlobStore]:
     await store.close()
 
 
-class TestFileBlobStore(BlobStoreConformance):
+class TestFileBlobStore(PersistentBlobStoreConformance):
     persistent = True
 
     @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from graphattach.storage.conformance import (
-    MetadataStoreConformance,
+    PersistentMetadataStoreConformance,
     make_attachment,
     make_folder,
     make_item,
@@ -47,7 +47,7 @@ async def reopen(db_path: Path) -> AsyncIterator[Reopen]:
         await store.close()
 
 
-class TestSqliteMetadataStore(MetadataStoreConformance):
+class TestSqliteMetadataStore(PersistentMetadataStoreConformance):
     persistent = True
 
     @pytest.fixture
@@ -188,6 +188,8 @@ CHILD = textwrap.dedent(
             from graphattach.storage.conformance import make_user
             await store.add_user(make_user(f"{arg}@contoso.example"))
             print("opened", flush=True)
+            if len(sys.argv) > 4 and sys.argv[4] == "then-hang":
+                await asyncio.sleep(3600)
         await store.close()
 
     asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
@@ -295,5 +297,22 @@ async def test_processes_opening_a_fresh_file_at_once(db_path: Path) -> None:
     try:
         assert len(await store.list_users()) == 4
         assert await _pragma(store, "user_version") == len(load_migrations())
+    finally:
+        await store.close()
+
+
+async def test_a_returned_write_survives_the_process_being_killed(db_path: Path) -> None:
+    child = _child(db_path, "open", "survivor", "then-hang")
+    try:
+        await _wait_for_line(child, "opened")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        child.kill()
+        child.communicate()
+    store = SqliteMetadataStore(db_path)
+    await store.open()
+    try:
+        assert await store.get_user_by_upn("SURVIVOR@contoso.example") is not None
     finally:
         await store.close()

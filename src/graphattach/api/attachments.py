@@ -1,15 +1,356 @@
-"""Graph routes: attachments (POST, list, get, ``$value``, DELETE) and ``$expand=attachments``."""
+"""Graph routes: attachments (POST, list, get, ``$value``, DELETE, ``$count``) and ``$expand=attachments``.
+
+Every URL form reaches these handlers: ``/me`` or ``/users/{id|upn}``, then ``messages/{id}``,
+``mailFolders/{id}[/childFolders/{id}...]/messages/{id}``, ``events/{id}``,
+``calendar/events/{id}``, ``calendars/{id}/events/{id}`` or
+``calendarGroups/{id}/calendars/{id}/events/{id}`` (protocol/paths.py parses them all).
+
+Responses that carry ``contentBytes`` are written as JSON with holes: the JSON around each file is
+built in memory, the base64 of the file is streamed from the blob store in between, so a GET of a
+large attachment never holds the file (nor its base64) in memory.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from graphattach.api.call import GraphCall, Routes
-from graphattach.domain.models import Item
+import orjson
+import pybase64
+from starlette.responses import Response, StreamingResponse
 
-ROUTES: Routes = {}
+from graphattach.api.call import GraphCall, Routes, read_body
+from graphattach.api.responses import GRAPH_JSON, empty, graph_json
+from graphattach.auth.permissions import read_permissions, write_permissions
+from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.models import Attachment, Item, User
+from graphattach.protocol.attachments import (
+    SELECTABLE,
+    STREAM_CHUNK,
+    FileInput,
+    attachment_json,
+    base64_length,
+    base64_stream,
+    embedded_item_json,
+    expand_item_requested,
+    loads_payload,
+    parse_attachment,
+)
+from graphattach.protocol.odata import context_path, context_url, next_link, quote_key
+from graphattach.protocol.paths import Step
+from graphattach.protocol.shape import project
+from graphattach.services import attachments as service
+from graphattach.services.access import authorize, resolve_item, resolve_user
+
+#: Responses whose files total at most this many raw bytes are built in memory; larger ones stream.
+INLINE_LIMIT = 1024 * 1024
+
+
+async def _resolve(call: GraphCall, *, write: bool) -> tuple[User, Item]:
+    """The mailbox owner and the item, after checking the caller's permissions on that mailbox."""
+    user = await resolve_user(call.ctx, call.principal, call.path)
+    kind = call.path.item_kind or "message"
+    authorize(call.principal, user, write_permissions(kind) if write else read_permissions(kind))
+    item = await resolve_item(call.ctx, user, call.path)
+    return user, item
+
+
+def _item_steps(call: GraphCall) -> tuple[Step, ...]:
+    """The path's steps up to the item (everything before ``attachments``)."""
+    steps = call.path.steps
+    for index, step in enumerate(steps):
+        if step.name == "attachments":
+            return steps[:index]
+    return steps
+
+
+def _user_key(call: GraphCall, user: User) -> str:
+    """``/me`` is written ``users('{id}')``; ``/users/{key}`` echoes the key as the client wrote it."""
+    return user.id if call.path.is_me or call.path.user is None else call.path.user
+
+
+def _item_context(call: GraphCall, user: User) -> str:
+    return context_path(_user_key(call, user), _item_steps(call))
+
+
+def _entity_context(call: GraphCall, user: User) -> str:
+    return context_url(call.service_root, f"{_item_context(call, user)}/attachments/$entity")
+
+
+def _item_expand_context(call: GraphCall, user: User, attachment: Attachment) -> str:
+    fragment = f"{_item_context(call, user)}/attachments('{quote_key(attachment.id)}')/microsoft.graph.itemAttachment/item/$entity"
+    return context_url(call.service_root, fragment)
+
+
+# ------------------------------------------------------------------------------------------------
+# JSON with holes
+
+
+@dataclass(slots=True)
+class _Hole:
+    """The base64 of one blob, streamed in place."""
+
+    blob_key: str
+    raw_length: int
+
+
+Part = bytes | _Hole
+
+
+def _entity_parts(entity: dict[str, Any], hole: _Hole | None) -> list[Part]:
+    """``entity`` as JSON, with ``"contentBytes": <hole>`` as its last property when given."""
+    encoded = orjson.dumps(entity)
+    if hole is None:
+        return [encoded]
+    return [encoded[:-1] + b',"contentBytes":"', hole, b'"}']
+
+
+def _length(parts: list[Part]) -> int:
+    return sum(base64_length(p.raw_length) if isinstance(p, _Hole) else len(p) for p in parts)
+
+
+async def _check_blobs(call: GraphCall, parts: list[Part]) -> None:
+    for part in parts:
+        if isinstance(part, _Hole) and await call.ctx.blobs.size(part.blob_key) != part.raw_length:
+            raise GraphError(
+                "The attachment content is missing from the store.", status=500, code="ErrorInternalServerError"
+            )
+
+
+async def _stream(call: GraphCall, parts: list[Part]) -> AsyncIterator[bytes]:
+    for part in parts:
+        if isinstance(part, _Hole):
+            async for piece in base64_stream(call.ctx.blobs.read(part.blob_key, chunk_size=STREAM_CHUNK)):
+                yield piece
+        else:
+            yield part
+
+
+async def _json_response(call: GraphCall, parts: list[Part], status: int = 200) -> Response:
+    await _check_blobs(call, parts)
+    holes = sum(p.raw_length for p in parts if isinstance(p, _Hole))
+    if holes <= INLINE_LIMIT:
+        body = b"".join([piece async for piece in _stream(call, parts)])
+        return Response(body, status_code=status, headers={"OData-Version": "4.0"}, media_type=GRAPH_JSON)
+    return StreamingResponse(
+        _stream(call, parts),
+        status_code=status,
+        headers={"OData-Version": "4.0", "Content-Type": GRAPH_JSON, "Content-Length": str(_length(parts))},
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# shaping
+
+
+def _wants_bytes(select: list[str] | None) -> bool:
+    return select is None or "*" in select or "contentbytes" in {s.lower() for s in select}
+
+
+def _shape(
+    call: GraphCall,
+    user: User,
+    attachment: Attachment,
+    *,
+    select: list[str] | None,
+    expand_item: bool,
+    context: str | None = None,
+) -> list[Part]:
+    entity: dict[str, Any] = {}
+    if context is not None:
+        entity["@odata.context"] = context
+    entity.update(attachment_json(attachment, version=call.path.version, media_type_annotation=select is not None))
+    entity = project(entity, select, known=set(SELECTABLE))
+    if expand_item and attachment.kind == "item":
+        entity["item@odata.context"] = _item_expand_context(call, user, attachment)
+        entity["item"] = embedded_item_json(attachment, version=call.path.version)
+    hole = None
+    if attachment.kind == "file" and attachment.blob_key is not None and _wants_bytes(select):
+        hole = _Hole(attachment.blob_key, attachment.content_length)
+    return _entity_parts(entity, hole)
+
+
+# ------------------------------------------------------------------------------------------------
+# handlers
+
+
+async def add_attachment(call: GraphCall) -> Response:
+    """``POST .../attachments``: 201 with the attachment (contentBytes echoed for a file)."""
+    body = await read_body(call.request, call.ctx.settings.max_request_body)
+    user, item = await _resolve(call, write=True)
+    payload = loads_payload(body)
+    parsed = parse_attachment(payload, version=call.path.version, strict=call.strict)
+    attachment = await service.add_parsed(call.ctx, user, item, parsed)
+    entity: dict[str, Any] = {"@odata.context": _entity_context(call, user)}
+    entity.update(attachment_json(attachment, version=call.path.version))
+    if attachment.kind == "item":
+        # The POST answer of an item attachment also carries its canonical URL (seed 003).
+        canonical = (
+            f"{call.service_root}/users('{user.id}@{call.ctx.tenant_id}')/{item.kind}s('{item.id}')"
+            f"/attachments('{attachment.id}')"
+        )
+        entity = {
+            "@odata.context": entity.pop("@odata.context"),
+            "@odata.type": entity.pop("@odata.type"),
+            "@odata.id": canonical,
+            **entity,
+        }
+    if isinstance(parsed, FileInput):
+        entity["contentBytes"] = pybase64.b64encode(parsed.content).decode("ascii")
+    return graph_json(entity, status=201)
+
+
+def _page(call: GraphCall, total: int) -> tuple[int, int | None]:
+    """``$skip``/``$top`` are honoured (docs/fidelity.md); no server-side page size."""
+    return call.query.skip or 0, call.query.top
+
+
+async def list_attachments(call: GraphCall) -> Response:
+    user, item = await _resolve(call, write=False)
+    expand_item = expand_item_requested(call.query.expand)
+    attachments = await service.list_for_item(call.ctx, item)
+    total = len(attachments)
+    skip, top = _page(call, total)
+    page = attachments[skip:] if top is None else attachments[skip : skip + top]
+    parts: list[Part] = [
+        b'{"@odata.context":',
+        orjson.dumps(context_url(call.service_root, f"{_item_context(call, user)}/attachments")),
+    ]
+    if call.query.count:
+        parts.append(b',"@odata.count":' + str(total).encode())
+    parts.append(b',"value":[')
+    for index, attachment in enumerate(page):
+        if index:
+            parts.append(b",")
+        parts += _shape(call, user, attachment, select=call.query.select, expand_item=expand_item)
+    parts.append(b"]")
+    if top is not None and skip + top < total:
+        link = next_link(call.url_without_query(), call.request.url.query, skip + top)
+        parts.append(b',"@odata.nextLink":' + orjson.dumps(link))
+    parts.append(b"}")
+    return await _json_response(call, _merge(parts))
+
+
+def _merge(parts: list[Part]) -> list[Part]:
+    merged: list[Part] = []
+    for part in parts:
+        if isinstance(part, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] = merged[-1] + part
+        else:
+            merged.append(part)
+    return merged
+
+
+async def get_attachment(call: GraphCall) -> Response:
+    user, item = await _resolve(call, write=False)
+    expand_item = expand_item_requested(call.query.expand)
+    assert call.path.attachment_id is not None
+    attachment = await service.get(call.ctx, item, call.path.attachment_id)
+    parts = _shape(
+        call,
+        user,
+        attachment,
+        select=call.query.select,
+        expand_item=expand_item,
+        context=_entity_context(call, user),
+    )
+    return await _json_response(call, parts)
+
+
+async def get_value(call: GraphCall) -> Response:
+    """``$value``: the raw bytes of a file (streamed), MIME / iCalendar / vCard of an item, 405 for a
+    reference attachment."""
+    _, item = await _resolve(call, write=False)
+    assert call.path.attachment_id is not None
+    attachment = await service.get(call.ctx, item, call.path.attachment_id)
+    raw = await service.read_value(call.ctx, attachment)
+    return StreamingResponse(
+        raw.chunks,
+        headers={"Content-Type": raw.content_type, "Content-Length": str(raw.length)},
+    )
+
+
+async def delete_attachment(call: GraphCall) -> Response:
+    _, item = await _resolve(call, write=True)
+    assert call.path.attachment_id is not None
+    await service.delete(call.ctx, item, call.path.attachment_id)
+    return empty(204)
+
+
+async def patch_attachment(call: GraphCall) -> Response:
+    """Attachments are not updatable (CSDL ``UpdateRestrictions``; "update not allowed")."""
+    await _resolve(call, write=True)
+    raise GraphError("Update not allowed.", status=405, code="ErrorInvalidRequest")
+
+
+async def count_attachments(call: GraphCall) -> Response:
+    """``/attachments/$count``: the number as ``text/plain``."""
+    _, item = await _resolve(call, write=False)
+    total = len(await service.list_for_item(call.ctx, item))
+    return Response(str(total).encode("ascii"), headers={"Content-Type": "text/plain", "OData-Version": "4.0"})
+
+
+# ------------------------------------------------------------------------------------------------
+# $expand=attachments on a message or event
+
+_NESTED = re.compile(r"^\s*attachments\s*(?:\((.*)\))?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def _nested_options(expand: list[str] | None) -> tuple[list[str] | None, bool]:
+    """``$select`` and the item expansion inside ``$expand=attachments($select=...;$expand=...)``."""
+    for entry in expand or []:
+        match = _NESTED.match(entry)
+        if not match:
+            continue
+        select: list[str] | None = None
+        expand_item = False
+        for option in (match.group(1) or "").split(";"):
+            name, _, value = option.partition("=")
+            lowered = name.strip().lower()
+            if not lowered:
+                continue
+            if lowered == "$select":
+                select = [s.strip() for s in value.split(",") if s.strip()]
+            elif lowered == "$expand":
+                expand_item = expand_item_requested([value])
+            else:
+                raise BadRequest(f"Query option '{name.strip()}' is not supported inside $expand=attachments.")
+        return select, expand_item
+    return None, False
 
 
 async def expand_attachments(call: GraphCall, item: Item) -> list[dict[str, Any]]:
-    """The ``attachments`` array for ``GET .../messages/{id}?$expand=attachments`` (and events)."""
-    raise NotImplementedError
+    """The ``attachments`` array for ``GET .../messages/{id}?$expand=attachments`` (and events).
+
+    Each file attachment carries its ``contentBytes`` unless a nested ``$select`` leaves it out.
+    The caller has already authorised reading ``item``.
+    """
+    select, expand_item = _nested_options(call.query.expand)
+    user = await call.ctx.metadata.get_user(item.user_id)
+    assert user is not None
+    result: list[dict[str, Any]] = []
+    for attachment in await service.list_for_item(call.ctx, item):
+        entity = attachment_json(attachment, version=call.path.version, media_type_annotation=select is not None)
+        entity = project(entity, select, known=set(SELECTABLE))
+        if expand_item and attachment.kind == "item":
+            entity["item"] = embedded_item_json(attachment, version=call.path.version)
+        if attachment.kind == "file" and attachment.blob_key is not None and _wants_bytes(select):
+            data = b"".join(
+                [chunk async for chunk in call.ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK)]
+            )
+            entity["contentBytes"] = pybase64.b64encode(data).decode("ascii")
+        result.append(entity)
+    return result
+
+
+ROUTES: Routes = {
+    ("attachments", "POST"): add_attachment,
+    ("attachments", "GET"): list_attachments,
+    ("attachments.count", "GET"): count_attachments,
+    ("attachment", "GET"): get_attachment,
+    ("attachment", "DELETE"): delete_attachment,
+    ("attachment", "PATCH"): patch_attachment,
+    ("attachment.value", "GET"): get_value,
+}

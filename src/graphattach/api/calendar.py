@@ -1,7 +1,223 @@
-"""Graph routes: calendar."""
+"""Graph routes: events, calendars and calendar groups."""
 
 from __future__ import annotations
 
-from graphattach.api.call import Routes
+from typing import Any
 
-ROUTES: Routes = {}
+from starlette.responses import Response
+
+from graphattach.api.call import GraphCall, Routes
+from graphattach.api.outlook import (
+    collection_page,
+    count_response,
+    entity_context,
+    expansions,
+    mailbox,
+    page_bounds,
+    preferred_time_zone,
+    refuse_unsupported_options,
+)
+from graphattach.api.responses import empty, graph_json
+from graphattach.auth.permissions import CALENDARS_READ, CALENDARS_WRITE
+from graphattach.domain.errors import ItemNotFound
+from graphattach.domain.models import Folder, Item, User
+from graphattach.protocol import events as proto
+from graphattach.protocol import folders as folder_proto
+from graphattach.protocol.shape import project
+from graphattach.services import calendar
+from graphattach.services.access import resolve_containers, resolve_item
+from graphattach.services.mail import owner_recipient
+
+# ---- events -----------------------------------------------------------------------------------------
+
+
+async def _event_entity(call: GraphCall, user: User, item: Item, zone: str | None) -> dict[str, Any]:
+    entity = proto.event_json(item, owner=owner_recipient(user), root_url=call.ctx.settings.root_url, zone_name=zone)
+    entity = project(entity, call.query.select, known=set(proto.PROPERTIES))
+    entity.update(await expansions(call, item, proto.PROPERTIES, "microsoft.graph.event"))
+    return entity
+
+
+async def _event_response(call: GraphCall, user: User, item: Item, zone: str | None, status: int = 200) -> Response:
+    body = {"@odata.context": entity_context(call, user), **await _event_entity(call, user, item, zone)}
+    return graph_json(body, status=status, headers={"ETag": f'W/"{item.change_key}"'})
+
+
+async def create_event(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    container = await resolve_containers(call.ctx, user, call.path.containers)
+    zone = preferred_time_zone(call)  # a bad Prefer header fails before anything is stored
+    data, attachments = proto.parse_create(await call.json(), strict=call.strict)
+    item = await calendar.create_event(call.ctx, user, container, data, attachments)
+    return await _event_response(call, user, item, zone, status=201)
+
+
+async def list_events(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    container = await resolve_containers(call.ctx, user, call.path.containers)
+    zone = preferred_time_zone(call)
+    refuse_unsupported_options(call)
+    skip, top = page_bounds(call)
+    page = await calendar.list_events(call.ctx, user, container, skip=skip, top=top)
+    values = [await _event_entity(call, user, item, zone) for item in page.items]
+    return graph_json(collection_page(call, user, values, total=page.total, skip=skip, top=top))
+
+
+async def count_events(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    container = await resolve_containers(call.ctx, user, call.path.containers)
+    page = await calendar.list_events(call.ctx, user, container, skip=0, top=0)
+    return count_response(page.total)
+
+
+async def get_event(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    item = await resolve_item(call.ctx, user, call.path)
+    return await _event_response(call, user, item, preferred_time_zone(call))
+
+
+async def update_event(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    item = await resolve_item(call.ctx, user, call.path)
+    zone = preferred_time_zone(call)
+    changes = proto.parse_update(await call.json(), strict=call.strict, current=item.data)
+    item = await calendar.update_event(call.ctx, user, item, changes)
+    return await _event_response(call, user, item, zone)
+
+
+async def delete_event(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    item = await resolve_item(call.ctx, user, call.path)
+    await calendar.delete_event(call.ctx, user, item)
+    return empty(204)
+
+
+# ---- calendars ----------------------------------------------------------------------------------------
+
+
+def _calendar_entity(call: GraphCall, user: User, folder: Folder) -> dict[str, Any]:
+    owner = owner_recipient(user)["emailAddress"]
+    entity = folder_proto.calendar_json(folder, owner=owner, change_key=calendar.folder_change_key(folder))
+    return project(entity, call.query.select, known=set(folder_proto.CALENDAR_PROPERTIES))
+
+
+async def _group_of_path(call: GraphCall, user: User) -> Folder | None:
+    group = await resolve_containers(call.ctx, user, call.path.containers)
+    if group is not None and group.kind != "calendarGroup":  # pragma: no cover - grammar
+        raise ItemNotFound()
+    return group
+
+
+async def _addressed_calendar(call: GraphCall, user: User) -> Folder:
+    folder = await resolve_containers(call.ctx, user, call.path.containers)
+    if folder is None or folder.kind != "calendar":  # pragma: no cover - grammar
+        raise ItemNotFound()
+    return folder
+
+
+async def list_calendars(call: GraphCall) -> Response:
+    """``/calendars`` (every calendar) and ``/calendarGroups/{id}/calendars``."""
+    user = await mailbox(call, CALENDARS_READ)
+    group = await _group_of_path(call, user)
+    refuse_unsupported_options(call)
+    skip, top = page_bounds(call)
+    found = await calendar.list_calendars(call.ctx, user, group)
+    values = [_calendar_entity(call, user, f) for f in found[skip : skip + top]]
+    return graph_json(collection_page(call, user, values, total=len(found), skip=skip, top=top))
+
+
+async def count_calendars(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    group = await _group_of_path(call, user)
+    return count_response(len(await calendar.list_calendars(call.ctx, user, group)))
+
+
+async def create_calendar(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    group = await _group_of_path(call, user)
+    data = folder_proto.parse_calendar(await call.json(), strict=call.strict, create=True)
+    folder = await calendar.create_calendar(call.ctx, user, group, data)
+    body = {"@odata.context": entity_context(call, user), **_calendar_entity(call, user, folder)}
+    return graph_json(body, status=201)
+
+
+async def get_calendar(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    folder = await _addressed_calendar(call, user)
+    body = {"@odata.context": entity_context(call, user), **_calendar_entity(call, user, folder)}
+    return graph_json(body)
+
+
+async def update_calendar(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    folder = await _addressed_calendar(call, user)
+    data = folder_proto.parse_calendar(await call.json(), strict=call.strict, create=False)
+    folder = await calendar.update_calendar(call.ctx, user, folder, data)
+    body = {"@odata.context": entity_context(call, user), **_calendar_entity(call, user, folder)}
+    return graph_json(body)
+
+
+async def delete_calendar(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    folder = await _addressed_calendar(call, user)
+    await calendar.delete_calendar(call.ctx, user, folder)
+    return empty(204)
+
+
+# ---- calendar groups ------------------------------------------------------------------------------------
+
+
+def _group_entity(call: GraphCall, folder: Folder) -> dict[str, Any]:
+    entity = folder_proto.calendar_group_json(folder, change_key=calendar.folder_change_key(folder))
+    return project(entity, call.query.select, known=set(folder_proto.GROUP_PROPERTIES))
+
+
+async def list_groups(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    refuse_unsupported_options(call)
+    skip, top = page_bounds(call)
+    found = await calendar.list_groups(call.ctx, user)
+    values = [_group_entity(call, f) for f in found[skip : skip + top]]
+    return graph_json(collection_page(call, user, values, total=len(found), skip=skip, top=top))
+
+
+async def count_groups(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    return count_response(len(await calendar.list_groups(call.ctx, user)))
+
+
+async def create_group(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_WRITE)
+    name = folder_proto.parse_calendar_group(await call.json(), strict=call.strict, create=True)
+    assert name is not None
+    group = await calendar.create_group(call.ctx, user, name)
+    body = {"@odata.context": entity_context(call, user), **_group_entity(call, group)}
+    return graph_json(body, status=201)
+
+
+async def get_group(call: GraphCall) -> Response:
+    user = await mailbox(call, CALENDARS_READ)
+    group = await _group_of_path(call, user)
+    assert group is not None
+    body = {"@odata.context": entity_context(call, user), **_group_entity(call, group)}
+    return graph_json(body)
+
+
+ROUTES: Routes = {
+    ("events", "GET"): list_events,
+    ("events", "POST"): create_event,
+    ("events.count", "GET"): count_events,
+    ("event", "GET"): get_event,
+    ("event", "PATCH"): update_event,
+    ("event", "DELETE"): delete_event,
+    ("calendars", "GET"): list_calendars,
+    ("calendars", "POST"): create_calendar,
+    ("calendars.count", "GET"): count_calendars,
+    ("calendar", "GET"): get_calendar,
+    ("calendar", "PATCH"): update_calendar,
+    ("calendar", "DELETE"): delete_calendar,
+    ("calendarGroups", "GET"): list_groups,
+    ("calendarGroups", "POST"): create_group,
+    ("calendarGroups.count", "GET"): count_groups,
+    ("calendarGroup", "GET"): get_group,
+}

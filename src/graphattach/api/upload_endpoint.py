@@ -1,21 +1,184 @@
 """The upload origin: ``/api/gv1.0/users('{uid}@{tid}')/{messages|events}('{id}')/AttachmentSessions('{sid}')``.
 
-Filled in by the upload-sessions work; the app already mounts ``ROUTES`` and starts the
-background sweeper returned by ``start_background``.
+``PUT`` a byte range, ``GET`` the status, ``DELETE`` to cancel - authorised by the URL's own
+``authtoken``, not by a Graph token. The request body of a PUT streams from the socket into the
+blob store. Also the sweeper: a background task every ``sweep_interval`` seconds (when > 0) and
+the admin route ``POST /_graphattach/sweep``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from graphattach.api.admin import ADMIN_PREFIX
+from graphattach.api.admin import _ctx as admin_context
+from graphattach.api.call import stream_body
+from graphattach.api.responses import empty, graph_json
+from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.models import UploadSession
+from graphattach.domain.upload_session import UploadError
+from graphattach.protocol.errors import error_body
+from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, UploadPath, parse_upload_path, status_body
+from graphattach.services import uploads
 from graphattach.services.context import Context
 
-ROUTES: list[Any] = []
+log = logging.getLogger("graphattach.uploads")
+
+
+def _status_response(ctx: Context, session: UploadSession) -> Response:
+    return graph_json(
+        status_body(
+            ctx.settings.upload_root,
+            session.user_id,
+            ctx.tenant_id,
+            session.item_kind,
+            session.item_id,
+            session.expires,
+            session.received,
+            session.size,
+            ctx.settings.profile,
+        )
+    )
+
+
+def _error_response(request: Request, ctx: Context, exc: GraphError) -> Response:
+    state = request.scope["state"]
+    body = error_body(
+        exc.code,
+        exc.message,
+        request_id=state["request_id"],
+        client_request_id=state["client_request_id"],
+        now=ctx.clock.now(),
+        inner_error=exc.inner_error,
+        extra=exc.inner if isinstance(exc, UploadError) else None,
+    )
+    return Response(body, status_code=exc.status, media_type="application/json", headers=exc.headers)
+
+
+def _upload_path(request: Request) -> UploadPath:
+    raw_path = request.scope.get("raw_path")
+    raw = raw_path.decode("latin-1") if raw_path else request.url.path
+    raw = raw.split("?", 1)[0]
+    parsed = parse_upload_path(raw[len(UPLOAD_PREFIX) :]) if raw.startswith(UPLOAD_PREFIX) else None
+    if parsed is None:
+        raise ItemNotFound()
+    return parsed
+
+
+class BodyStream:
+    """The request body as an async iterator that can be drained after a refusal.
+
+    A refused PUT is answered after its body has been read (and dropped), up to the largest
+    range the server accepts, so that the client reads the error instead of a reset connection
+    (clients.md row 17). Only the 413 is answered before reading: that is its point.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._chunks = stream_body(request)
+        self.done = False
+
+    def __aiter__(self) -> BodyStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.done:
+            raise StopAsyncIteration
+        try:
+            return await self._chunks.__anext__()
+        except BaseException:
+            self.done = True
+            raise
+
+    async def drain(self, limit: int) -> None:
+        read = 0
+        with contextlib.suppress(ClientDisconnect):
+            async for chunk in self:
+                read += len(chunk)
+                if read > limit:
+                    return
+
+
+async def upload_session(request: Request) -> Response:
+    ctx: Context = request.app.state.ctx
+    body = BodyStream(request)
+    try:
+        path = _upload_path(request)
+        claims = uploads.authenticate(
+            ctx, path, request.query_params.get("authtoken"), request.headers.get("authorization")
+        )
+        if request.method == "GET":
+            return _status_response(ctx, await uploads.status(ctx, path, claims))
+        if request.method == "DELETE":
+            await uploads.cancel(ctx, path, claims)
+            return empty(204)
+        answer = await uploads.put_range(
+            ctx,
+            path,
+            claims,
+            request.headers.get("content-range"),
+            request.headers.get("content-length"),
+            body,
+        )
+    except GraphError as exc:
+        if request.method == "PUT" and exc.status != 413:
+            await body.drain(ctx.settings.max_upload_chunk)
+        return _error_response(request, ctx, exc)
+    except ClientDisconnect:
+        # The client went away mid-body: nothing past the acknowledged bytes was kept.
+        return empty(400)
+    if answer.created:
+        assert answer.location is not None
+        return Response(b"", status_code=201, headers={"Location": answer.location})
+    return _status_response(ctx, answer.session)
+
+
+async def sweep_now(request: Request) -> Response:
+    """``POST /_graphattach/sweep``: run the sweeper once and say what it freed."""
+    ctx = admin_context(request)
+    report = await uploads.sweep(ctx)
+    return graph_json({"expiredSessions": report.expired_sessions, "orphanedBlobs": report.orphaned_blobs})
+
+
+ROUTES: list[Any] = [
+    Route(f"{UPLOAD_PREFIX}/{{rest:path}}", upload_session, methods=["GET", "PUT", "DELETE"]),
+    Route(f"{ADMIN_PREFIX}/sweep", sweep_now, methods=["POST"]),
+]
+
+
+async def _sweep_forever(ctx: Context, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await uploads.sweep(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("upload sweep failed")
+            continue
+        if report.expired_sessions or report.orphaned_blobs:
+            log.info(
+                "swept %d expired upload sessions, %d orphaned blobs", report.expired_sessions, report.orphaned_blobs
+            )
 
 
 def start_background(ctx: Context) -> Any:
-    return None
+    """The sweeper task, when ``sweep_interval`` > 0."""
+    interval = ctx.settings.sweep_interval
+    if interval <= 0:
+        return None
+    return asyncio.get_running_loop().create_task(_sweep_forever(ctx, interval), name="graphattach-sweeper")
 
 
 async def stop_background(handle: Any) -> None:
-    return None
+    if handle is None:
+        return
+    handle.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await handle

@@ -1,22 +1,342 @@
 """Attachments on messages and events: add, list, get, read bytes, delete, copy.
 
 The functions below are the contract other services rely on (sending mail copies attachments;
-creating a message may carry an ``attachments`` array).
+creating a message may carry an ``attachments`` array; attendee copies of an event follow the
+organizer's attachments).
+
+Invariants:
+- bytes go to the blob store first, then the record goes to the metadata store with the limits
+  checked in the same transaction; if anything fails after the blob write, the blob is deleted,
+  so an attachment is either wholly visible or not at all;
+- limits are Exchange's: at most 250 attachments per item, and the item's attachments may not
+  exceed the mailbox's maximum message size, counted on raw bytes (``content_length``) for file
+  attachments and on the reported ``size`` for item and reference attachments (domain/sizes.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+from graphattach.domain import ids, limits
+from graphattach.domain.errors import GraphError, ItemNotFound
 from graphattach.domain.models import Attachment, Item, User
+from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
+from graphattach.protocol.attachments import (
+    STREAM_CHUNK,
+    AttachmentInput,
+    FileInput,
+    ItemInput,
+    guess_content_type,
+    item_kind_of,
+    parse_attachment,
+)
+from graphattach.protocol.item_mime import render_item
+from graphattach.services.access import check_id
 from graphattach.services.context import Context
+from graphattach.storage.interfaces import LimitExceeded
+
+MAX_ATTACHMENTS = limits.MAX_ATTACHMENTS_PER_ITEM
+#: Key in ``Attachment.data`` naming the attachment a copy was made from (never rendered).
+COPIED_FROM = "copiedFrom"
 
 
-async def add_from_json(ctx: Context, user: User, item: Item, payload: dict[str, Any]) -> Attachment:
+def message_size_exceeded() -> GraphError:
+    """What Exchange answers when an item's attachments outgrow the mailbox's maximum message size
+    (POST: 400, no innerError, e.g. motze92/office365-mail#39)."""
+    return GraphError(
+        "The message exceeds the maximum supported size., Cannot save changes made to an item to store.",
+        status=400,
+        code="ErrorMessageSizeExceeded",
+        inner_error=False,
+    )
+
+
+def too_many_attachments() -> GraphError:
+    """Exchange Online allows 250 attachments on one item (docs/fidelity.md: code is our choice)."""
+    return GraphError(
+        f"The maximum number of attachments ({MAX_ATTACHMENTS}) on the item has been reached.",
+        status=400,
+        code="ErrorAttachmentLimitExceeded",
+        inner_error=False,
+    )
+
+
+def limit_weight(attachment: Attachment) -> int:
+    """What an attachment counts against the mailbox's maximum message size."""
+    return attachment.content_length if attachment.kind == "file" else attachment.size
+
+
+def size_allowance(existing: list[Attachment], new: Attachment, max_message_size: int) -> int:
+    """The ``max_total_size`` to give the store so that its check on the sum of ``size`` becomes a
+    check on raw bytes: the maximum plus the overhead (``size`` - raw) of every attachment involved.
+
+    A concurrent add between listing and inserting only makes the store's check stricter (its
+    overhead is not in the allowance), never laxer.
+    """
+    overhead = sum(a.size - limit_weight(a) for a in existing) + (new.size - limit_weight(new))
+    return max_message_size + overhead
+
+
+def blob_key_for(attachment_id: str) -> str:
+    return f"attachments/{attachment_id}"
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _drop_blob(ctx: Context, key: str) -> None:
+    """Delete a blob even while the caller is being cancelled."""
+    await asyncio.shield(ctx.blobs.delete(key))
+
+
+async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: bool = True) -> None:
+    """Store the record with Exchange's limits; on any failure delete the attachment's blob."""
+    try:
+        if limited:
+            existing = await ctx.metadata.list_attachments(attachment.user_id, attachment.item_id)
+            if len(existing) >= MAX_ATTACHMENTS:
+                raise too_many_attachments()
+            if sum(limit_weight(a) for a in existing) + limit_weight(attachment) > user.max_message_size:
+                raise message_size_exceeded()
+            await ctx.metadata.add_attachment(
+                attachment,
+                max_count=MAX_ATTACHMENTS,
+                max_total_size=size_allowance(existing, attachment, user.max_message_size),
+            )
+        else:
+            await ctx.metadata.add_attachment(attachment)
+    except LimitExceeded as exc:
+        await _discard(ctx, attachment)
+        raise too_many_attachments() if exc.which == "count" else message_size_exceeded() from None
+    except KeyError:
+        await _discard(ctx, attachment)
+        raise ItemNotFound() from None
+    except BaseException:
+        await _discard(ctx, attachment)
+        raise
+
+
+async def _discard(ctx: Context, attachment: Attachment) -> None:
+    if attachment.blob_key is not None:
+        await _drop_blob(ctx, attachment.blob_key)
+
+
+async def add_from_json(
+    ctx: Context,
+    user: User,
+    item: Item,
+    payload: dict[str, Any],
+    *,
+    version: str = "v1.0",
+    strict: bool | None = None,
+) -> Attachment:
     """Validate one attachment JSON object (file, item or reference) and add it to ``item``."""
-    raise NotImplementedError
+    parsed = parse_attachment(payload, version=version, strict=ctx.settings.strict if strict is None else strict)
+    return await add_parsed(ctx, user, item, parsed)
+
+
+async def add_parsed(ctx: Context, user: User, item: Item, parsed: AttachmentInput) -> Attachment:
+    """Add an already validated attachment to ``item``."""
+    if isinstance(parsed, FileInput):
+        return await add_file(
+            ctx,
+            user,
+            item,
+            name=parsed.name,
+            content=parsed.content,
+            content_type=parsed.content_type,
+            is_inline=parsed.is_inline,
+            content_id=parsed.content_id,
+        )
+    now = ctx.clock.now()
+    attachment_id = ids.new_id("attachment")
+    if isinstance(parsed, ItemInput):
+        attachment = Attachment(
+            id=attachment_id,
+            user_id=user.id,
+            item_id=item.id,
+            kind="item",
+            name=parsed.name,
+            content_type=parsed.content_type,
+            size=item_attachment_size(parsed.item),
+            is_inline=parsed.is_inline,
+            last_modified=now,
+            data={"item": parsed.item},
+        )
+    else:
+        attachment = Attachment(
+            id=attachment_id,
+            user_id=user.id,
+            item_id=item.id,
+            kind="reference",
+            name=parsed.name,
+            content_type=parsed.content_type,
+            size=reference_attachment_size(parsed.properties),
+            is_inline=parsed.is_inline,
+            last_modified=now,
+            data={"reference": parsed.properties} if parsed.properties else {},
+        )
+    await insert(ctx, user, attachment)
+    return attachment
+
+
+async def add_file(
+    ctx: Context,
+    user: User,
+    item: Item,
+    *,
+    name: str,
+    content: bytes,
+    content_type: str | None = None,
+    is_inline: bool = False,
+    content_id: str | None = None,
+) -> Attachment:
+    """A file attachment: bytes to the blob store, then the record (limits checked atomically)."""
+    attachment_id = ids.new_id("attachment")
+    attachment = Attachment(
+        id=attachment_id,
+        user_id=user.id,
+        item_id=item.id,
+        kind="file",
+        name=name,
+        content_type=content_type or guess_content_type(name),
+        size=file_attachment_size(len(content)),
+        is_inline=is_inline,
+        content_id=content_id,
+        last_modified=ctx.clock.now(),
+        content_length=len(content),
+        blob_key=blob_key_for(attachment_id),
+    )
+    assert attachment.blob_key is not None
+    try:
+        await ctx.blobs.write(attachment.blob_key, _one(content))
+    except BaseException:
+        await _drop_blob(ctx, attachment.blob_key)
+        raise
+    await insert(ctx, user, attachment)
+    return attachment
+
+
+async def list_for_item(ctx: Context, item: Item) -> list[Attachment]:
+    return await ctx.metadata.list_attachments(item.user_id, item.id)
+
+
+async def get(ctx: Context, item: Item, attachment_id: str) -> Attachment:
+    """One attachment of ``item``; 400 for an id we could never have minted, else 404."""
+    found = await ctx.metadata.get_attachment(item.user_id, item.id, check_id(attachment_id))
+    if found is None:
+        raise ItemNotFound()
+    return found
+
+
+async def delete(ctx: Context, item: Item, attachment_id: str) -> None:
+    freed = await ctx.metadata.delete_attachment(item.user_id, item.id, check_id(attachment_id))
+    if freed is None:
+        raise ItemNotFound()
+    await ctx.free_blobs(freed)
+
+
+@dataclass(slots=True)
+class RawContent:
+    """The ``$value`` of an attachment: stream it, ``length`` bytes of ``content_type``."""
+
+    content_type: str
+    length: int
+    chunks: AsyncIterator[bytes]
+
+
+def reference_has_no_value() -> GraphError:
+    """attachment-get.md: "Attempting to get the $value of a reference attachment returns HTTP 405"."""
+    return GraphError(
+        "The $value of a reference attachment cannot be read: it points to a file stored in the cloud.",
+        status=405,
+        code="ErrorInvalidRequest",
+    )
+
+
+async def read_value(ctx: Context, attachment: Attachment) -> RawContent:
+    """Raw bytes of a file (streamed from the blob store), MIME/iCalendar/vCard of an item."""
+    if attachment.kind == "file":
+        assert attachment.blob_key is not None
+        length = await ctx.blobs.size(attachment.blob_key)
+        if length is None:
+            raise GraphError(
+                "The attachment content is missing from the store.", status=500, code="ErrorInternalServerError"
+            )
+        return RawContent(
+            attachment.content_type or "application/octet-stream",
+            length,
+            ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK),
+        )
+    if attachment.kind == "item":
+        body, content_type = render_item(
+            item_kind_of(attachment) or "message", attachment.data.get("item") or {}, stamp=attachment.last_modified
+        )
+        return RawContent(content_type, len(body), _one(body))
+    raise reference_has_no_value()
+
+
+async def _copy_one(ctx: Context, source: Attachment, target: Item) -> Attachment:
+    new_id = ids.new_id("attachment")
+    copy = Attachment(
+        id=new_id,
+        user_id=target.user_id,
+        item_id=target.id,
+        kind=source.kind,
+        name=source.name,
+        content_type=source.content_type,
+        size=source.size,
+        is_inline=source.is_inline,
+        content_id=source.content_id,
+        last_modified=source.last_modified,
+        content_length=source.content_length,
+        blob_key=None,
+        data={**{k: v for k, v in source.data.items() if k != COPIED_FROM}, COPIED_FROM: source.id},
+    )
+    if source.blob_key is not None:
+        copy.blob_key = blob_key_for(new_id)
+        try:
+            await ctx.blobs.copy(source.blob_key, copy.blob_key)
+        except BaseException:
+            await _drop_blob(ctx, copy.blob_key)
+            raise
+    owner = await ctx.metadata.get_user(target.user_id)
+    if owner is None:
+        await _discard(ctx, copy)
+        raise ItemNotFound()
+    await insert(ctx, owner, copy, limited=False)
+    return copy
 
 
 async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Attachment]:
-    """Copy every attachment of ``source`` onto ``target`` (new ids, identical bytes)."""
-    raise NotImplementedError
+    """Make ``target`` carry a copy of every attachment of ``source`` (new ids, identical bytes and
+    metadata) and return those copies.
+
+    Idempotent: attachments already copied from ``source`` are kept, copies of attachments that
+    ``source`` no longer has are removed, and ``target``'s own attachments are left alone. So an
+    attendee's copy of an event follows the organizer's current attachments however often the
+    organizer updates it. No limits are checked: the copy already fitted in ``source``.
+    """
+    originals = await ctx.metadata.list_attachments(source.user_id, source.id)
+    present = await ctx.metadata.list_attachments(target.user_id, target.id)
+    source_ids = {a.id for a in originals}
+    copies: dict[str, Attachment] = {}
+    for attachment in present:
+        origin = attachment.data.get(COPIED_FROM)
+        if origin is None:
+            continue
+        if origin in source_ids and origin not in copies:
+            copies[origin] = attachment
+        else:
+            freed = await ctx.metadata.delete_attachment(target.user_id, target.id, attachment.id)
+            if freed:
+                await ctx.free_blobs(freed)
+    result: list[Attachment] = []
+    for original in originals:
+        existing = copies.get(original.id)
+        result.append(existing if existing is not None else await _copy_one(ctx, original, target))
+    return result

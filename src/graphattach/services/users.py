@@ -129,7 +129,11 @@ async def ensure_demo_tenant(ctx: Context) -> None:
 
 
 async def find_user(ctx: Context, id_or_upn: str) -> User | None:
-    """By object id (GUID) or userPrincipalName (case-insensitive)."""
+    """By object id (GUID), ``{object id}@{tenant id}`` (the form upload URLs and the large-attachments
+    walkthrough use) or userPrincipalName (case-insensitive)."""
+    local, _, domain = id_or_upn.partition("@")
+    if domain and ids.is_guid(local) and domain.lower() == ctx.tenant_id.lower():
+        return await ctx.metadata.get_user(local.lower())
     if "@" in id_or_upn:
         return await ctx.metadata.get_user_by_upn(id_or_upn)
     return await ctx.metadata.get_user(id_or_upn.lower() if ids.is_guid(id_or_upn) else id_or_upn)

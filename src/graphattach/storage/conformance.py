@@ -930,33 +930,6 @@ class MetadataStoreConformance:
         await metadata_store.add_folder(inbox)
         await metadata_store.add_item(item)
 
-    async def test_reopen_keeps_everything(
-        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata | None
-    ) -> None:
-        if not self.persistent or reopen_metadata_store is None:
-            pytest.skip("not a persistent backend")
-        user, inbox = await self.mailbox(metadata_store)
-        item = await self.item_in(metadata_store, inbox)
-        attachment = make_attachment(item)
-        await metadata_store.add_attachment(attachment)
-        session = make_session(item)
-        await metadata_store.add_session(session)
-        await metadata_store.advance_session(session.id, 0, 5, (0, 4))
-        await metadata_store.set_setting_if_absent("tenant_id", "t1")
-
-        store = await reopen_metadata_store(metadata_store)
-        assert await store.get_user(user.id) == user
-        assert await store.get_folder(user.id, inbox.id) == inbox
-        stored_item = await store.get_item(user.id, item.id)
-        assert stored_item is not None and stored_item.has_attachments
-        assert await store.list_attachments(user.id, item.id) == [attachment]
-        stored_session = await store.get_session(session.id)
-        assert stored_session is not None and stored_session.received == 5
-        assert stored_session.last_range == (0, 4)
-        assert await store.get_setting("tenant_id") == "t1"
-        with pytest.raises(Conflict):
-            await store.add_user(make_user(user.user_principal_name.upper()))
-
 
 class BlobStoreConformance:
     """Every ``BlobStore`` contract; needs a ``blob_store`` fixture."""
@@ -1158,19 +1131,6 @@ class BlobStoreConformance:
         await blob_store.write("a", _chunks(b"again"))
         assert await _read_all(blob_store, "a") == b"again"
 
-    async def test_reopen_keeps_blobs(self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs | None) -> None:
-        if not self.persistent or reopen_blob_store is None:
-            pytest.skip("not a persistent backend")
-        await blob_store.write("a", _chunks(b"alpha"))
-        await blob_store.write("long" * 100, _chunks(b"beta"))
-        await blob_store.copy("a", "c")
-        store = await reopen_blob_store(blob_store)
-        assert await _read_all(store, "a") == b"alpha"
-        assert await _read_all(store, "long" * 100) == b"beta"
-        assert await _read_all(store, "c") == b"alpha"
-        assert await _keys(store) == {"a", "long" * 100, "c"}
-        assert await store.write("a", _chunks(b"!"), offset=5) == 6
-
     @settings(
         max_examples=40,
         deadline=None,
@@ -1223,3 +1183,51 @@ class BlobStoreConformance:
                 assert await _read_all(blob_store, other) == copied
         await blob_store.delete(key)
         await blob_store.delete(other)
+
+
+class PersistentMetadataStoreConformance(MetadataStoreConformance):
+    """For backends that keep data across close and open: also provide ``reopen_metadata_store``."""
+
+    persistent: ClassVar[bool] = True
+
+    async def test_reopen_keeps_everything(
+        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata
+    ) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        attachment = make_attachment(item)
+        await metadata_store.add_attachment(attachment)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        await metadata_store.advance_session(session.id, 0, 5, (0, 4))
+        await metadata_store.set_setting_if_absent("tenant_id", "t1")
+
+        store = await reopen_metadata_store(metadata_store)
+        assert await store.get_user(user.id) == user
+        assert await store.get_folder(user.id, inbox.id) == inbox
+        stored_item = await store.get_item(user.id, item.id)
+        assert stored_item is not None and stored_item.has_attachments
+        assert await store.list_attachments(user.id, item.id) == [attachment]
+        stored_session = await store.get_session(session.id)
+        assert stored_session is not None and stored_session.received == 5
+        assert stored_session.last_range == (0, 4)
+        assert await store.get_setting("tenant_id") == "t1"
+        with pytest.raises(Conflict):
+            await store.add_user(make_user(user.user_principal_name.upper()))
+
+
+class PersistentBlobStoreConformance(BlobStoreConformance):
+    """For backends that keep bytes across close and open: also provide ``reopen_blob_store``."""
+
+    persistent: ClassVar[bool] = True
+
+    async def test_reopen_keeps_blobs(self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs) -> None:
+        await blob_store.write("a", _chunks(b"alpha"))
+        await blob_store.write("long" * 100, _chunks(b"beta"))
+        await blob_store.copy("a", "c")
+        store = await reopen_blob_store(blob_store)
+        assert await _read_all(store, "a") == b"alpha"
+        assert await _read_all(store, "long" * 100) == b"beta"
+        assert await _read_all(store, "c") == b"alpha"
+        assert await _keys(store) == {"a", "long" * 100, "c"}
+        assert await store.write("a", _chunks(b"!"), offset=5) == 6

@@ -41,27 +41,28 @@ _SIDECAR = ".key"
 _COPY_BLOCK = 1024 * 1024
 
 
-async def _in_thread(fn: Callable[..., R], *args: Any) -> R:
+async def _in_thread(fn: Callable[..., R], *args: Any, cleanup: Callable[[R], Any] | None = None) -> R:
     """Run ``fn`` in a thread; if we are cancelled meanwhile, wait for it before propagating.
 
     File descriptors must not be closed (and their numbers reused) while a thread still uses them.
+    ``cleanup`` receives a result that arrives after we were cancelled (an fd to close...).
     """
     future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         if not future.done():
-            try:
-                await _wait_uncancellable(future)
-            except BaseException:
-                pass  # the cancellation is what we propagate
+            await _wait_uncancellable(future)
+        if cleanup is not None and not future.cancelled() and future.exception() is None:
+            cleanup(future.result())
         raise
 
 
 async def _wait_uncancellable(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to finish, through further cancellations, without raising its error."""
     while not future.done():
         try:
-            await asyncio.shield(future)
+            await asyncio.wait([future])
         except asyncio.CancelledError:
             continue
 
@@ -174,7 +175,8 @@ class FileBlobStore:
                 raise ValueError(f"blob {key!r} has {stat.st_size} bytes, fewer than offset {offset}")
             if stat.st_nlink > 1:
                 # Shared with a copy (hard link): write a private file instead of changing both.
-                os.close(fd)
+                shared, fd = fd, -1
+                os.close(shared)
                 fd = self._unshare(location, offset)
             else:
                 os.ftruncate(fd, offset)
@@ -184,7 +186,8 @@ class FileBlobStore:
                 if created_dir:
                     _fsync_dir(self.root)
         except BaseException:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
             raise
         return fd, created
 
@@ -228,7 +231,9 @@ class FileBlobStore:
         if offset < 0:
             raise ValueError("offset must not be negative")
         location = self._locate(key)
-        fd, _created = await _in_thread(self._open_for_write, location, key, offset)
+        fd, _created = await _in_thread(
+            self._open_for_write, location, key, offset, cleanup=lambda opened: os.close(opened[0])
+        )
         length = offset
         received = 0
         buffer = bytearray()
@@ -282,7 +287,7 @@ class FileBlobStore:
                 raise KeyError(key) from None
             return fd, os.fstat(fd).st_size
 
-        fd, size = await _in_thread(open_)
+        fd, size = await _in_thread(open_, cleanup=lambda opened: os.close(opened[0]))
         try:
             stop = size if end is None else min(end, size)
             position = start

@@ -1,0 +1,359 @@
+"""Messages and mail folders: create drafts, read, list, update, delete, send, sendMail.
+
+Fidelity notes (docs/fidelity.md):
+- a draft POSTed to ``/messages`` lands in Drafts, one POSTed under ``/mailFolders/{id}/messages``
+  in that folder;
+- ``from``/``sender`` of a draft stay null until it is sent, then become the mailbox owner;
+- sending keeps the message id (Graph's ``Prefer: IdType="ImmutableId"`` behaviour) while moving
+  it to Sent Items, and delivers a copy to the Inbox of every recipient who is a user here;
+- DELETE removes a message for good (no Deleted Items step).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from graphattach.domain import ids
+from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, ItemNotFound
+from graphattach.domain.models import Folder, Item, User, replace
+from graphattach.protocol.jsonio import graph_datetime
+from graphattach.services import items
+from graphattach.services.access import WELL_KNOWN_MAIL
+from graphattach.services.context import Context
+from graphattach.services.users import ROOT_FOLDER
+
+# ---- messages ---------------------------------------------------------------------------------------
+
+
+async def well_known(ctx: Context, user: User, name: str) -> Folder:
+    folder = await ctx.metadata.get_well_known_folder(user.id, "mail", name)
+    if folder is None:  # pragma: no cover - every mailbox is provisioned with them
+        raise ItemNotFound()
+    return folder
+
+
+def owner_recipient(user: User) -> dict[str, Any]:
+    return {"emailAddress": {"name": user.display_name, "address": user.mail}}
+
+
+def new_internet_message_id(user: User) -> str:
+    domain = user.mail.rsplit("@", 1)[-1]
+    return f"<{secrets.token_hex(16).upper()}@{domain}>"
+
+
+async def create_message(
+    ctx: Context,
+    user: User,
+    folder: Folder | None,
+    data: dict[str, Any],
+    attachments: list[dict[str, Any]] | None = None,
+) -> Item:
+    """A new draft in ``folder`` (Drafts when None), with its attachments added.
+
+    If an attachment is refused, the draft is removed again: nothing is stored on error."""
+    target = folder or await well_known(ctx, user, "drafts")
+    if target.kind != "mail":
+        raise ItemNotFound()
+    now = ctx.clock.now()
+    stored: dict[str, Any] = {
+        "isDraft": True,
+        "isRead": True,
+        "importance": "normal",
+        "inferenceClassification": "focused",
+        "conversationId": items.new_conversation_id(),
+        "conversationIndex": items.new_conversation_index(now),
+        "internetMessageId": new_internet_message_id(user),
+        "from": None,
+        "sender": None,
+        **data,
+    }
+    item = Item(
+        id=ids.new_id("message"),
+        user_id=user.id,
+        kind="message",
+        folder_id=target.id,
+        created=now,
+        last_modified=now,
+        change_key=items.new_change_key(),
+        data=stored,
+    )
+    await ctx.metadata.add_item(item)
+    if attachments:
+        try:
+            await add_attachments(ctx, user, item, attachments)
+        except BaseException:
+            await delete_item(ctx, item)
+            raise
+    return await reload(ctx, item)
+
+
+async def add_attachments(ctx: Context, user: User, item: Item, attachments: list[dict[str, Any]]) -> None:
+    """Add the ``attachments`` array of a create or sendMail body (the attachment service validates)."""
+    from graphattach.services.attachments import add_from_json
+
+    for payload in attachments:
+        try:
+            await add_from_json(ctx, user, item, payload)
+        except NotImplementedError:
+            # TODO(attachments): services.attachments.add_from_json comes with the attachments
+            # branch; until it is merged an attachments array is accepted and ignored.
+            return
+
+
+async def copy_attachments(ctx: Context, source: Item, target: Item) -> None:
+    """``services.attachments.copy_attachments``, tolerated while it is still a stub."""
+    from graphattach.services import attachments
+
+    try:
+        await attachments.copy_attachments(ctx, source, target)
+    except NotImplementedError:
+        # TODO(attachments): services.attachments.copy_attachments comes with the attachments
+        # branch; until it is merged copies (sent mail, attendee events) carry no attachments.
+        return
+
+
+async def reload(ctx: Context, item: Item) -> Item:
+    fresh = await ctx.metadata.get_item(item.user_id, item.id)
+    if fresh is None:
+        raise ItemNotFound()
+    return fresh
+
+
+async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> Item:
+    """Apply validated PATCH properties (the protocol layer already refused draft-only ones)."""
+    if changes:
+        updated = replace(item, data={**item.data, **changes})
+        items.touch(updated, ctx.clock.now())
+        try:
+            await ctx.metadata.update_item(updated)
+        except KeyError:
+            raise ItemNotFound() from None
+    return await reload(ctx, item)
+
+
+async def delete_item(ctx: Context, item: Item) -> None:
+    """Delete a message or event and its attachments; free the bytes nothing references any more."""
+    keys = await ctx.metadata.delete_item(item.user_id, item.id)
+    await ctx.free_blobs(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Item]
+    total: int
+
+
+async def list_messages(ctx: Context, user: User, folder: Folder | None, *, skip: int, top: int | None) -> Page:
+    """Messages of ``folder`` (every folder when None), newest first."""
+    found, total = await ctx.metadata.list_items(
+        user.id, "message", None if folder is None else [folder.id], skip=skip, top=top
+    )
+    return Page(found, total)
+
+
+# ---- sending ----------------------------------------------------------------------------------------
+
+
+def recipients_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*(data.get("toRecipients") or []), *(data.get("ccRecipients") or []), *(data.get("bccRecipients") or [])]
+
+
+def check_recipients(data: dict[str, Any]) -> None:
+    everyone = recipients_of(data)
+    if not everyone:
+        raise BadRequest("At least one recipient is required, but none were found.", code="ErrorInvalidRecipients")
+    for recipient in everyone:
+        address = recipient["emailAddress"]["address"]
+        local, at, domain = address.partition("@")
+        if not (local and at and "." in domain) or any(c.isspace() for c in address):
+            raise BadRequest(
+                f"At least one recipient isn't valid., Recipient '{address}' is not resolved. All recipients "
+                f"must be resolved before a message can be submitted.",
+                code="ErrorInvalidRecipients",
+            )
+
+
+async def tenant_users_by_address(ctx: Context, addresses: Iterable[str]) -> list[User]:
+    """The users of this tenant whose mail or userPrincipalName is one of ``addresses``
+    (case-insensitive), each once, in the order first named."""
+    wanted = [a.lower() for a in addresses]
+    by_address: dict[str, User] = {}
+    for user in await ctx.metadata.list_users():
+        by_address.setdefault(user.mail.lower(), user)
+        by_address.setdefault(user.user_principal_name.lower(), user)
+    found: dict[str, User] = {}
+    for address in wanted:
+        match = by_address.get(address)
+        if match is not None:
+            found.setdefault(match.id, match)
+    return list(found.values())
+
+
+async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_items: bool = True) -> Item | None:
+    """Send a draft: it moves to Sent Items (or is deleted when not saved) and every recipient
+    who is a user of this tenant gets a copy in their Inbox. Returns the sent item, if kept."""
+    if not draft.data.get("isDraft", False):
+        raise BadRequest(
+            "Only a draft message can be sent; this message has already been sent or received.",
+            code="ErrorInvalidOperation",
+        )
+    check_recipients(draft.data)
+    now = ctx.clock.now()
+    sent_data = {
+        **draft.data,
+        "isDraft": False,
+        "isRead": True,
+        "sentDateTime": graph_datetime(now),
+        "receivedDateTime": graph_datetime(now),
+        "from": draft.data.get("from") or owner_recipient(user),
+        "sender": draft.data.get("sender") or draft.data.get("from") or owner_recipient(user),
+    }
+    sent: Item | None = None
+    if save_to_sent_items:
+        sent_items = await well_known(ctx, user, "sentitems")
+        sent = replace(draft, folder_id=sent_items.id, data=sent_data)
+        items.touch(sent, now)
+        try:
+            await ctx.metadata.update_item(sent)
+        except KeyError:
+            raise ItemNotFound() from None
+    source = sent or replace(draft, data=sent_data)
+    for recipient in await tenant_users_by_address(
+        ctx, (r["emailAddress"]["address"] for r in recipients_of(sent_data))
+    ):
+        await deliver(ctx, recipient, source, sent_data, now)
+    if sent is None:
+        await delete_item(ctx, draft)
+        return None
+    return await reload(ctx, sent)
+
+
+async def deliver(ctx: Context, recipient: User, source: Item, sent_data: dict[str, Any], now: datetime) -> Item:
+    """A received copy of a sent message in ``recipient``'s Inbox (Bcc is not shown to recipients)."""
+    inbox = await well_known(ctx, recipient, "inbox")
+    data = {
+        **sent_data,
+        "isDraft": False,
+        "isRead": False,
+        "bccRecipients": [],
+        "categories": [],
+        "flag": {"flagStatus": "notFlagged"},
+        "inferenceClassification": "focused",
+    }
+    copy = Item(
+        id=ids.new_id("message"),
+        user_id=recipient.id,
+        kind="message",
+        folder_id=inbox.id,
+        created=now,
+        last_modified=now,
+        change_key=items.new_change_key(),
+        data=data,
+    )
+    await ctx.metadata.add_item(copy)
+    await copy_attachments(ctx, source, copy)
+    return copy
+
+
+async def send_mail(
+    ctx: Context, user: User, data: dict[str, Any], attachments: list[dict[str, Any]], *, save_to_sent_items: bool
+) -> None:
+    """``sendMail``: create the message, send it, keep it in Sent Items only when asked."""
+    check_recipients(data)
+    draft = await create_message(ctx, user, None, data, attachments)
+    try:
+        await send_draft(ctx, user, draft, save_to_sent_items=save_to_sent_items)
+    except GraphError:
+        await delete_item(ctx, draft)
+        raise
+
+
+# ---- mail folders ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FolderView:
+    folder: Folder
+    child_count: int
+    total: int
+    unread: int
+
+
+async def folder_view(ctx: Context, folder: Folder) -> FolderView:
+    children = await ctx.metadata.list_folders(folder.user_id, "mail", folder.id)
+    found, total = await ctx.metadata.list_items(folder.user_id, "message", [folder.id])
+    unread = sum(1 for item in found if not item.data.get("isRead", True))
+    return FolderView(folder, len(children), total, unread)
+
+
+async def root_folder(ctx: Context, user: User) -> Folder:
+    return await well_known(ctx, user, ROOT_FOLDER)
+
+
+async def child_folders(ctx: Context, user: User, parent: Folder | None) -> list[Folder]:
+    """Children of ``parent`` (the top of the information store when None), oldest first."""
+    parent = parent or await root_folder(ctx, user)
+    return await ctx.metadata.list_folders(user.id, "mail", parent.id)
+
+
+def _folder_exists() -> GraphError:
+    return GraphError("A folder with the specified name already exists.", status=409, code="ErrorFolderExists")
+
+
+async def _check_unique_name(
+    ctx: Context, user: User, parent_id: str, name: str, *, except_id: str | None = None
+) -> None:
+    for sibling in await ctx.metadata.list_folders(user.id, "mail", parent_id):
+        if sibling.id != except_id and sibling.display_name.casefold() == name.casefold():
+            raise _folder_exists()
+
+
+async def create_folder(
+    ctx: Context, user: User, parent: Folder | None, display_name: str, *, is_hidden: bool
+) -> Folder:
+    parent = parent or await root_folder(ctx, user)
+    if parent.kind != "mail":
+        raise ItemNotFound()
+    await _check_unique_name(ctx, user, parent.id, display_name)
+    folder = Folder(
+        id=ids.new_id("folder"),
+        user_id=user.id,
+        kind="mail",
+        display_name=display_name,
+        parent_id=parent.id,
+        created=ctx.clock.now(),
+        data={"isHidden": is_hidden},
+    )
+    await ctx.metadata.add_folder(folder)
+    return folder
+
+
+def is_distinguished(folder: Folder) -> bool:
+    return folder.well_known_name is not None and folder.well_known_name.lower() in WELL_KNOWN_MAIL
+
+
+async def rename_folder(ctx: Context, user: User, folder: Folder, display_name: str | None) -> Folder:
+    if display_name is None or display_name == folder.display_name:
+        return folder
+    if is_distinguished(folder):
+        raise AccessDenied("Distinguished folders cannot be renamed.")
+    if folder.parent_id is not None:
+        await _check_unique_name(ctx, user, folder.parent_id, display_name, except_id=folder.id)
+    updated = replace(folder, display_name=display_name)
+    try:
+        await ctx.metadata.update_folder(updated)
+    except KeyError:
+        raise ItemNotFound() from None
+    return updated
+
+
+async def delete_folder(ctx: Context, user: User, folder: Folder) -> None:
+    """Delete a custom folder with its subfolders and their messages (and free their bytes)."""
+    if is_distinguished(folder):
+        raise GraphError("Distinguished folders cannot be deleted.", status=403, code="ErrorDeleteDistinguishedFolder")
+    keys = await ctx.metadata.delete_folder(user.id, folder.id)
+    await ctx.free_blobs(keys)

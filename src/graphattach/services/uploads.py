@@ -1,0 +1,536 @@
+"""Upload sessions: create one on a message or event, take byte ranges, report, cancel, sweep.
+
+Durability: the bytes of a range go straight from the request stream into the session's blob
+(``BlobStore.write`` truncates to the acknowledged length first, so whatever a crash or a
+disconnect left past it is dropped), and only after ``write`` returned (fdatasync) is the new
+length committed (``advance_session``). The final range commits the attachment and the
+completion in one transaction (``complete_session``); the attachment takes over the session's
+blob, nothing is copied. So after a crash at any point the attachment is either wholly there or
+absent, and ``nextExpectedRanges`` reports exactly the acknowledged bytes. One lock per session
+(``lock_session``, across processes) serialises the PUTs and the cancel of a session.
+
+What happens on each request is decided by the state machine in ``domain/upload_session.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from graphattach.auth.permissions import write_permissions
+from graphattach.auth.principal import Principal
+from graphattach.auth.tokens import GRAPH_AUDIENCES, UploadClaims
+from graphattach.domain import ids, limits
+from graphattach.domain.errors import BadRequest, GraphError, ItemNotFound
+from graphattach.domain.models import Attachment, UploadSession, replace
+from graphattach.domain.sizes import file_attachment_size
+from graphattach.domain.upload_session import (
+    Event,
+    Outcome,
+    State,
+    UploadError,
+    classify_put,
+    decide,
+    infer_content_type,
+    observe,
+)
+from graphattach.protocol.content_range import ContentRange, ContentRangeError, parse_content_range
+from graphattach.protocol.paths import GraphPath
+from graphattach.protocol.upload_sessions import (
+    AttachmentItem,
+    UploadPath,
+    attachment_location,
+    next_range,
+    parse_create_request,
+    upload_url,
+)
+from graphattach.services.access import authorize, resolve_item, resolve_user
+from graphattach.services.context import Context
+from graphattach.storage.interfaces import LimitExceeded
+
+log = logging.getLogger("graphattach.uploads")
+
+#: Blob keys of upload sessions (the attachment keeps the key when the upload completes).
+BLOB_PREFIX = "uploads/"
+
+
+# errors -------------------------------------------------------------------------------------------
+
+
+def session_not_found() -> GraphError:
+    return ItemNotFound()
+
+
+def token_expired() -> UploadError:
+    return UploadError(
+        "Lifetime validation failed, the token is expired.", status=401, code="InvalidAuthenticationToken"
+    )
+
+
+def invalid_token(message: str = "The access token is invalid.") -> UploadError:
+    return UploadError(message, status=401, code="InvalidAuthenticationToken")
+
+
+def invalid_audience() -> UploadError:
+    # The gv1.0 upload endpoint's answer to a Graph token (msgraph-sdk-java-core#445).
+    return UploadError(
+        "The audience claim value is invalid 'aud'.",
+        status=401,
+        code="InvalidAudience",
+        inner={"oAuthEventOperationId": ids.new_guid()},
+    )
+
+
+def message_size_exceeded() -> GraphError:
+    # Exchange's own error: no innerError (microsoft-graph-docs-contrib#2561).
+    return GraphError(
+        "The message exceeds the maximum supported size.",
+        status=400,
+        code="ErrorMessageSizeExceeded",
+        inner_error=False,
+    )
+
+
+def _expected(session: UploadSession, profile: str) -> str:
+    return f"The next expected range is '{next_range(session.received, session.size, profile)}'."
+
+
+# createUploadSession ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSession:
+    session: UploadSession
+    upload_url: str
+
+
+async def create_session(
+    ctx: Context, principal: Principal, path: GraphPath, body: dict[str, object]
+) -> CreatedSession:
+    """createUploadSession on the attachments of the message or event ``path`` names."""
+    assert path.item_kind is not None
+    user = await resolve_user(ctx, principal, path)
+    # A delegated token on another user's mailbox is a 403, Outlook's known issue for this action.
+    authorize(principal, user, write_permissions(path.item_kind))
+    spec: AttachmentItem = parse_create_request(body, strict=ctx.settings.strict)
+    item = await resolve_item(ctx, user, path)
+    if spec.attachment_type != "file":
+        raise GraphError(
+            "Unsupported Attachment type specified. Only File attachments can be uploaded using an Upload Session.",
+            status=405,
+            code="ErrorAttachmentSessionIsSupportedOnlyForFileAttachments",
+        )
+    if spec.size < limits.UPLOAD_SESSION_MIN_SIZE:
+        raise GraphError(
+            f"The attachment size should not be less than the minimum size of {limits.UPLOAD_SESSION_MIN_SIZE} bytes.",
+            status=400,
+            code="ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+        )
+    if spec.size > limits.UPLOAD_SESSION_MAX_SIZE:
+        raise message_size_exceeded()
+    now = ctx.clock.now()
+    session_id = ids.new_id("session")
+    session = UploadSession(
+        id=session_id,
+        user_id=user.id,
+        item_id=item.id,
+        item_kind=item.kind,
+        name=spec.name,
+        content_type=spec.content_type,
+        is_inline=spec.is_inline,
+        content_id=spec.content_id,
+        size=spec.size,
+        received=0,
+        blob_key=f"{BLOB_PREFIX}{session_id}",
+        state="active",
+        expires=now + timedelta(seconds=ctx.settings.upload_session_lifetime),
+        created=now,
+    )
+    await ctx.metadata.add_session(session)
+    token = ctx.tokens.mint_upload_token(session_id=session_id, user_id=user.id, expires=session.expires.timestamp())
+    url = upload_url(ctx.settings.upload_root, user.id, ctx.tenant_id, item.kind, item.id, session_id, token)
+    return CreatedSession(session, url)
+
+
+# authentication on the upload URL -----------------------------------------------------------------
+
+
+def authenticate(ctx: Context, path: UploadPath, authtoken: str | None, authorization: str | None) -> UploadClaims:
+    """Check the upload URL's own token, and any ``Authorization`` header, as Outlook does.
+
+    - no ``Authorization``: the ``authtoken`` query parameter authorises the request;
+    - ``Authorization: Bearer <the authtoken>`` is accepted (vgrem's client, the JS workaround);
+      without ``authtoken`` in the URL, a bearer upload token for this session stands in for it;
+    - any other ``Authorization`` header is a 401 in ``outlook`` (a Graph token: ``InvalidAudience``),
+      and ignored in ``lenient`` (msgraph-sdk sends its Graph token to every host by default).
+    """
+    bearer: str | None = None
+    if authorization is not None and authorization.strip():
+        scheme, _, value = authorization.strip().partition(" ")
+        value = value.strip()
+        bearer = value if scheme.lower() == "bearer" and value else None
+        if bearer is None or (authtoken is not None and bearer != authtoken):
+            if ctx.settings.profile != "lenient":
+                if bearer is not None and ctx.tokens.audience_of(bearer) in GRAPH_AUDIENCES:
+                    raise invalid_audience()
+                raise invalid_token("The access token in the Authorization header is not valid for this resource.")
+            bearer = None
+    credential = authtoken if authtoken is not None else bearer
+    if not credential:
+        raise invalid_token("The access token is missing.")
+    if ctx.tokens.audience_of(credential) in GRAPH_AUDIENCES:
+        raise invalid_audience()
+    try:
+        claims = ctx.tokens.verify_upload_token(credential)
+    except GraphError as exc:
+        if exc.code == "InvalidAudience":
+            raise invalid_audience() from None
+        raise invalid_token() from None
+    if claims.session_id != path.session_id or claims.user_id != path.user_id or path.tenant_id != ctx.tenant_id:
+        raise invalid_token("The access token is not valid for this upload session.")
+    return claims
+
+
+def _token_expiry(claims: UploadClaims) -> datetime:
+    return datetime.fromtimestamp(claims.expires, UTC)
+
+
+async def _load(ctx: Context, path: UploadPath, claims: UploadClaims) -> tuple[UploadSession | None, State]:
+    session = await ctx.metadata.get_session(path.session_id)
+    if session is not None and (
+        session.user_id != path.user_id or session.item_id != path.item_id or session.item_kind != path.item_kind
+    ):
+        session = None  # the URL was edited: it names no session of ours
+    return session, observe(session, ctx.clock.now(), token_expires=_token_expiry(claims))
+
+
+def _refuse(outcome: Outcome) -> GraphError:
+    if outcome is Outcome.TOKEN_EXPIRED:
+        return token_expired()
+    return session_not_found()
+
+
+# PUT ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutAnswer:
+    """What to answer a PUT: ``created`` with the attachment's ``location``, else the session status."""
+
+    session: UploadSession
+    created: bool = False
+    location: str | None = None
+    #: The outcome the state machine chose (for tests and logs).
+    outcome: Outcome = Outcome.REPORT_STATUS
+
+
+def _parse_length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValueError(value)
+    return int(text)
+
+
+async def put_range(
+    ctx: Context,
+    path: UploadPath,
+    claims: UploadClaims,
+    content_range: str | None,
+    content_length: str | None,
+    chunks: AsyncIterable[bytes],
+) -> PutAnswer:
+    """Take one byte range. ``chunks`` is read only when the bytes are to be stored (or a retry's
+    body drained); a refused request leaves it unread."""
+    profile = ctx.settings.profile
+    header_error: str | None = None
+    rng: ContentRange | None = None
+    length: int | None = None
+    try:
+        length = _parse_length(content_length)
+    except ValueError:
+        header_error = "The Content-Length header is not a valid number."
+    if header_error is None and length is None:
+        header_error = "The Content-Length header is required."
+    if header_error is None:
+        try:
+            rng = parse_content_range(content_range)
+        except ContentRangeError as exc:
+            header_error = str(exc)
+
+    async with ctx.metadata.lock_session(path.session_id):
+        session, state = await _load(ctx, path, claims)
+        if header_error is not None or rng is None or length is None:
+            event = Event.BAD_HEADERS
+        elif length > ctx.settings.max_upload_chunk:
+            event = Event.TOO_LARGE
+        elif session is not None:
+            event = classify_put(session, rng.start, rng.end, rng.total, length)
+        else:
+            event = Event.NEXT_RANGE  # no session: every PUT is answered alike
+        outcome = decide(state, event, profile)
+        if outcome in (Outcome.NOT_FOUND, Outcome.TOKEN_EXPIRED):
+            raise _refuse(outcome)
+        assert session is not None
+        if outcome is Outcome.REJECT_TOO_LARGE:
+            raise UploadError(
+                f"The request body is larger than the largest range this server accepts in one request "
+                f"({ctx.settings.max_upload_chunk} bytes). {_expected(session, profile)}",
+                status=413,
+                code="RequestEntityTooLarge",
+            )
+        if outcome is Outcome.REJECT_HEADERS:
+            raise UploadError(f"{header_error} {_expected(session, profile)}", status=400, code="invalidRequest")
+        assert rng is not None and length is not None
+        if outcome is Outcome.REJECT_ORDER:
+            raise UploadError(
+                f"The uploaded fragment starts at byte {rng.start}, after the next expected byte: ranges must be "
+                f"uploaded in order. {_expected(session, profile)}",
+                status=416,
+                code="invalidRange",
+                inner={"code": "fragmentOutOfOrder"},
+            )
+        if outcome is Outcome.REJECT_OVERLAP:
+            raise UploadError(
+                f"The uploaded fragment overlaps with data already received. {_expected(session, profile)}",
+                status=416,
+                code="invalidRange",
+                inner={"code": "fragmentOverlap"},
+            )
+        if outcome is Outcome.REJECT_TOTAL:
+            raise UploadError(
+                f"The upload session is for {session.size} total bytes, but the Content-Range header declares a "
+                f"total of {rng.total}. {_expected(session, profile)}",
+                status=400,
+                code="invalidRequest",
+                inner={"code": "fragmentLengthMismatch"},
+            )
+        if outcome is Outcome.REJECT_LENGTH:
+            raise UploadError(
+                f"The Content-Range header length ({rng.length}) does not match the provided number of bytes "
+                f"(Content-Length {length}). {_expected(session, profile)}",
+                status=400,
+                code="invalidRequest",
+            )
+        if outcome is Outcome.REPLAY_STATUS:
+            await _drain(chunks, length, session, profile)
+            return PutAnswer(session, outcome=outcome)
+        if outcome is Outcome.REPLAY_CREATED:
+            await _drain(chunks, length, session, profile)
+            return PutAnswer(session, created=True, location=_location(ctx, session), outcome=outcome)
+        if outcome is Outcome.APPEND or outcome is Outcome.COMPLETE:
+            return await _store(ctx, session, rng, chunks, complete=outcome is Outcome.COMPLETE)
+        raise AssertionError(f"unexpected outcome {outcome} for a PUT")  # pragma: no cover
+
+
+def _location(ctx: Context, session: UploadSession) -> str:
+    assert session.attachment_id is not None
+    return attachment_location(
+        ctx.settings.upload_root,
+        session.user_id,
+        ctx.tenant_id,
+        session.item_kind,
+        session.item_id,
+        session.attachment_id,
+    )
+
+
+async def _drain(chunks: AsyncIterable[bytes], length: int, session: UploadSession, profile: str) -> None:
+    """Read a retried range's body to its end (so the connection stays usable) and store nothing."""
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > length:
+            break
+    if received != length and length != 0:
+        raise _content_size_error(received, length, session, profile)
+
+
+def _content_size_error(received: int, expected: int, session: UploadSession, profile: str) -> UploadError:
+    # Outlook's wording (microsoft-graph-docs-contrib#836).
+    relation = "exceeds" if received > expected else "is less than"
+    return UploadError(
+        f"Content size {relation} specified contentLength. {received} bytes written while expected {expected}. "
+        f"{_expected(session, profile)}",
+        status=400,
+        code="invalidRequest",
+    )
+
+
+async def _counted(chunks: AsyncIterable[bytes], counter: list[int]) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        if chunk:
+            counter[0] += len(chunk)
+            yield chunk
+
+
+async def _store(
+    ctx: Context, session: UploadSession, rng: ContentRange, chunks: AsyncIterable[bytes], *, complete: bool
+) -> PutAnswer:
+    """Append the range to the session's blob, durably, then commit (the caller holds the lock)."""
+    profile = ctx.settings.profile
+    await _check_message_size(ctx, session, rng.end + 1)
+    counter = [0]
+    try:
+        new_length = await ctx.blobs.write(
+            session.blob_key, _counted(chunks, counter), offset=session.received, limit=rng.length
+        )
+    except ValueError:
+        # more bytes than Content-Length said: write() kept nothing past the acknowledged bytes
+        raise _content_size_error(counter[0], rng.length, session, profile) from None
+    if new_length != rng.end + 1:
+        await ctx.blobs.write(session.blob_key, _nothing(), offset=session.received)
+        raise _content_size_error(counter[0], rng.length, session, profile)
+    if not complete:
+        if not await ctx.metadata.advance_session(session.id, session.received, rng.end + 1, (rng.start, rng.end)):
+            raise GraphError(
+                "The upload session changed during the request.", status=409, code="ErrorIrresolvableConflict"
+            )
+        advanced = replace(session, received=rng.end + 1, last_range=(rng.start, rng.end))
+        return PutAnswer(advanced, outcome=Outcome.APPEND)
+    attachment = Attachment(
+        id=ids.new_id("attachment"),
+        user_id=session.user_id,
+        item_id=session.item_id,
+        kind="file",
+        name=session.name,
+        content_type=session.content_type or infer_content_type(session.name, await _head(ctx, session.blob_key)),
+        size=file_attachment_size(session.size),
+        is_inline=session.is_inline,
+        content_id=session.content_id,
+        last_modified=ctx.clock.now(),
+        content_length=session.size,
+        blob_key=session.blob_key,
+    )
+    try:
+        done = await ctx.metadata.complete_session(
+            session.id, session.received, attachment, max_count=limits.MAX_ATTACHMENTS_PER_ITEM
+        )
+    except KeyError:
+        raise ItemNotFound() from None  # the item was deleted meanwhile; the session stays as it was
+    except LimitExceeded:
+        raise BadRequest(
+            f"The item already has the maximum number of attachments ({limits.MAX_ATTACHMENTS_PER_ITEM}).",
+            code="ErrorAttachmentLimitExceeded",
+        ) from None
+    if not done:
+        raise GraphError("The upload session changed during the request.", status=409, code="ErrorIrresolvableConflict")
+    completed = replace(
+        session,
+        received=session.size,
+        state="completed",
+        attachment_id=attachment.id,
+        last_range=(session.received, session.size - 1),
+    )
+    return PutAnswer(completed, created=True, location=_location(ctx, completed), outcome=Outcome.COMPLETE)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
+
+
+async def _head(ctx: Context, key: str, size: int = 16) -> bytes:
+    data = b""
+    async for chunk in ctx.blobs.read(key, start=0, end=size):
+        data += chunk
+    return data
+
+
+async def _check_message_size(ctx: Context, session: UploadSession, upto: int) -> None:
+    """Exchange refuses the range that takes the item past the mailbox's maximum message size,
+    mid-upload, with ErrorMessageSizeExceeded (microsoft-graph-docs-contrib#2561). Raw bytes."""
+    user = await ctx.metadata.get_user(session.user_id)
+    if user is None:
+        raise session_not_found()
+    others = sum(a.content_length for a in await ctx.metadata.list_attachments(session.user_id, session.item_id))
+    if others + upto > user.max_message_size:
+        raise message_size_exceeded()
+
+
+# GET and DELETE -----------------------------------------------------------------------------------
+
+
+async def status(ctx: Context, path: UploadPath, claims: UploadClaims) -> UploadSession:
+    """The session as a GET on its upload URL reports it (no lock: acknowledged bytes only)."""
+    session, state = await _load(ctx, path, claims)
+    outcome = decide(state, Event.STATUS, ctx.settings.profile)
+    if outcome is not Outcome.REPORT_STATUS:
+        raise _refuse(outcome)
+    assert session is not None
+    return session
+
+
+async def cancel(ctx: Context, path: UploadPath, claims: UploadClaims) -> None:
+    """DELETE on the upload URL: forget the session and free its bytes."""
+    async with ctx.metadata.lock_session(path.session_id):
+        session, state = await _load(ctx, path, claims)
+        outcome = decide(state, Event.CANCEL, ctx.settings.profile)
+        if outcome is not Outcome.CANCEL:
+            raise _refuse(outcome)
+        assert session is not None
+        await _forget(ctx, session)
+
+
+async def _forget(ctx: Context, session: UploadSession) -> bool:
+    """Delete the session row, then its blob unless an attachment owns it. True if it was there."""
+    if await ctx.metadata.delete_session(session.id) is None:
+        return False
+    if session.blob_key not in await ctx.metadata.referenced_blob_keys([session.blob_key]):
+        await ctx.blobs.delete(session.blob_key)
+    return True
+
+
+# the sweeper --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    expired_sessions: int
+    orphaned_blobs: int
+
+
+async def sweep(ctx: Context, *, batch: int = 100) -> SweepReport:
+    """Forget sessions past their expiry (freeing bytes no attachment owns), then delete blobs
+    older than ``orphan_grace`` that nothing references (left by a crash between a write and its
+    commit, or between forgetting a session and deleting its bytes)."""
+    now = ctx.clock.now()
+    expired = 0
+    seen: set[str] = set()
+    while True:
+        sessions = [s for s in await ctx.metadata.list_sessions_expiring_before(now, batch) if s.id not in seen]
+        if not sessions:
+            break
+        for candidate in sessions:
+            seen.add(candidate.id)
+            async with ctx.metadata.lock_session(candidate.id):
+                session = await ctx.metadata.get_session(candidate.id)
+                if session is None:
+                    continue
+                if decide(observe(session, now), Event.SWEEP, ctx.settings.profile) is Outcome.FORGET:
+                    if await _forget(ctx, session):
+                        expired += 1
+    orphans = 0
+    cutoff = now - timedelta(seconds=ctx.settings.orphan_grace)
+    keys: list[str] = []
+    async for key in ctx.blobs.keys(older_than=cutoff):
+        keys.append(key)
+        if len(keys) >= 500:
+            orphans += await _delete_unreferenced(ctx, keys)
+            keys = []
+    if keys:
+        orphans += await _delete_unreferenced(ctx, keys)
+    return SweepReport(expired, orphans)
+
+
+async def _delete_unreferenced(ctx: Context, keys: list[str]) -> int:
+    referenced = await ctx.metadata.referenced_blob_keys(keys)
+    count = 0
+    for key in keys:
+        if key not in referenced:
+            await ctx.blobs.delete(key)
+            count += 1
+    return count
