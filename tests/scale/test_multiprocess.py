@@ -14,16 +14,22 @@ import random
 import re
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
+from graphattach.services.uploads import BLOB_PREFIX
+from graphattach.storage.s3 import S3BlobStore
 from tests.helpers import ADELE, ALEX, MEGAN, ServerProcess
 from tests.scale.conftest import PUBLIC_URL, UPLOAD_ORIGIN, Cluster
 
 MiB = 1024 * 1024
 CHUNK = 4 * MiB
+
+
+class ClientGaveUp(Exception):
+    """The request body of a client whose server died under it."""
 
 
 def at(process: ServerProcess, url: str) -> str:
@@ -94,6 +100,12 @@ def attachment_id_of(response: httpx.Response) -> str:
     match = re.search(r"/attachments\('([^']+)'\)$", location, re.IGNORECASE)
     assert match, location
     return match.group(1)
+
+
+def session_id_of(upload_url: str) -> str:
+    match = re.search(r"/AttachmentSessions\('([^']+)'\)", urlsplit(upload_url).path)
+    assert match, upload_url
+    return unquote(match.group(1))
 
 
 def expect_next(response: httpx.Response, offset: int) -> None:
@@ -180,13 +192,13 @@ async def test_upload_survives_a_killed_process(cluster: Cluster) -> None:
             expect_next(response, start + CHUNK)
 
         # The fifth range goes to A, which dies half-way through reading it.
-        sent_half = asyncio.Event()
+        sent_half, killed = asyncio.Event(), asyncio.Event()
 
         async def half_then_hang() -> AsyncIterator[bytes]:
             yield data[killed_at : killed_at + CHUNK // 2]
             sent_half.set()
-            await asyncio.sleep(3600)
-            yield b""  # never reached
+            await killed.wait()
+            raise ClientGaveUp  # the rest never comes
 
         put = asyncio.create_task(
             http.put(
@@ -200,18 +212,29 @@ async def test_upload_survives_a_killed_process(cluster: Cluster) -> None:
             )
         )
         await asyncio.wait_for(sent_half.wait(), 60)
-        await asyncio.sleep(1.0)  # let A take the session lock and store what it has read
-        a.kill()
-        with pytest.raises(httpx.TransportError):
-            await asyncio.wait_for(put, 60)
+        # A holds the session lock and has stored bytes past the acknowledged offset: kill it now.
+        blobs = S3BlobStore(cluster.blobs)
+        await blobs.open()
+        try:
+            blob_key = BLOB_PREFIX + session_id_of(upload_url)
+            async with asyncio.timeout(60):
+                while (await blobs.size(blob_key) or 0) <= killed_at:
+                    await asyncio.sleep(0.05)
+            a.kill()
+            killed.set()
+            with pytest.raises((httpx.TransportError, ClientGaveUp)):
+                await asyncio.wait_for(put, 60)
 
-        # B is not blocked by the dead holder's lock, and resumes at the last acknowledged range.
-        for start in starts[4:]:
-            chunk = data[start : start + CHUNK]
-            response = await asyncio.wait_for(client.put(b, upload_url, chunk, start, size), 120)
-            if start + len(chunk) < size:
-                expect_next(response, start + len(chunk))
-        attachment_id = attachment_id_of(response)
+            # B is not blocked by the dead holder's lock, and resumes at the last acknowledged range.
+            for start in starts[4:]:
+                chunk = data[start : start + CHUNK]
+                response = await asyncio.wait_for(client.put(b, upload_url, chunk, start, size), 120)
+                if start + len(chunk) < size:
+                    expect_next(response, start + len(chunk))
+            attachment_id = attachment_id_of(response)
+            assert await blobs.size(blob_key) == size  # what A left past the offset is gone
+        finally:
+            await blobs.close()
 
         a2 = cluster.start()  # A again, on the same stores
         assert await client.value(b, message_id, attachment_id) == expected
