@@ -32,8 +32,8 @@ class Cluster:
     env: dict[str, str]
     processes: list[ServerProcess] = field(default_factory=list)
 
-    def start(self) -> ServerProcess:
-        """One more process (any number may run at once)."""
+    def start(self, *args: str) -> ServerProcess:
+        """One more process (any number may run at once); ``args`` add to or override the flags."""
         data_dir = self.root / f"process-{len(self.processes)}" / "data"
         data_dir.parent.mkdir(parents=True)
         process = ServerProcess(
@@ -48,6 +48,7 @@ class Cluster:
             UPLOAD_ORIGIN,
             "--sweep-interval",
             "0",
+            *args,
             env=self.env,
         ).start(timeout=60)
         self.processes.append(process)

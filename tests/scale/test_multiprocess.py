@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -262,6 +263,44 @@ async def test_concurrent_sessions_spread_over_two_processes(cluster: Cluster) -
         for upn, message_id, attachment_id, expected in results:
             assert await clients[upn].value(a, message_id, attachment_id) == expected
             assert await clients[upn].value(b, message_id, attachment_id) == expected
+
+
+async def test_background_sweepers_of_two_processes_expire_sessions(cluster: Cluster) -> None:
+    """Both processes run the sweeper (one at a time): an abandoned session is forgotten and its
+    bytes freed, and no sweep fails."""
+    flags = ("--session-lifetime", "2", "--sweep-interval", "0.3")
+    a, b = cluster.start(*flags), cluster.start(*flags)
+    size = 6 * MiB
+    data = payload(size, seed=7)
+    blobs = S3BlobStore(cluster.blobs)
+    await blobs.open()
+    try:
+        async with httpx.AsyncClient(timeout=120) as http:
+            client = Client(http, await token_for(http, a, ADELE))
+            message_id = await client.draft(a, "abandoned")
+            upload_url = await client.upload_session(b, message_id, "abandoned.bin", size)
+            expect_next(await client.put(a, upload_url, data[:CHUNK], 0, size), CHUNK)
+            blob_key = BLOB_PREFIX + session_id_of(upload_url)
+            assert await blobs.size(blob_key) == CHUNK
+            async with asyncio.timeout(120):
+                while await blobs.size(blob_key) is not None:
+                    await asyncio.sleep(0.2)
+            conn = await asyncpg.connect(cluster.store)
+            try:
+                left = await conn.fetchval(
+                    "SELECT count(*) FROM upload_sessions WHERE id = $1", session_id_of(upload_url)
+                )
+            finally:
+                await conn.close()
+            assert left == 0
+            # the expired session is gone for every process
+            for process in (a, b):
+                response = await client.put(process, upload_url, data[CHUNK:], CHUNK, size)
+                assert response.status_code in (401, 404), response.text
+    finally:
+        await blobs.close()
+    for process in (a, b):
+        assert "Traceback" not in process.log_path.read_text(errors="replace")
 
 
 @pytest.mark.slow
