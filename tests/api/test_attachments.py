@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import uuid
 from typing import Any
 
 import pytest
 
 from tests.api.attachment_support import (
+    EVENT,
     FILE,
     ITEM,
     REFERENCE,
@@ -227,6 +229,12 @@ async def test_seed_000_select_shape(graph: Graph) -> None:
 # every URL form
 
 
+async def _created(graph: Graph, path: str, body: dict[str, Any]) -> str:
+    response = await graph.post(path, json=body)
+    assert response.status_code == 201, (path, response.text)
+    return str(response.json()["id"])
+
+
 async def _url_forms(graph: Graph) -> list[tuple[str, str]]:
     """(kind, item URL) pairs covering the message and event path forms."""
     me = await _me_id(graph)
@@ -242,12 +250,38 @@ async def _url_forms(graph: Graph) -> list[tuple[str, str]]:
     ]
     inbox_message = await new_message(graph, folder="inbox")
     forms.append(("message", f"/me/mailFolders/inbox/messages/{inbox_message['id']}"))
+    # childFolders at any depth, starting from a well-known name or an id
+    suffix = uuid.uuid4().hex[:8]
+    child = await _created(graph, "/me/mailFolders/inbox/childFolders", {"displayName": f"c1-{suffix}"})
+    grandchild = await _created(graph, f"/me/mailFolders/{child}/childFolders", {"displayName": f"c2-{suffix}"})
+    nested = await new_message(graph, folder=grandchild)
+    forms += [
+        ("message", f"/me/mailFolders/inbox/childFolders/{child}/childFolders/{grandchild}/messages/{nested['id']}"),
+        ("message", f"/users/{ADELE}/mailFolders/{grandchild}/messages/{nested['id']}"),
+        (
+            "message",
+            f"/users/{me}/mailFolders/Inbox/childFolders/{child}/childFolders/{grandchild}/messages/{nested['id']}",
+        ),
+    ]
     event = await new_event(graph)
     forms += [
         ("event", f"/me/events/{event['id']}"),
         ("event", f"/users/{ADELE}/events/{event['id']}"),
         ("event", f"/me/calendar/events/{event['id']}"),
         ("event", f"/users/{me}/calendar/events/{event['id']}"),
+    ]
+    calendar = await _created(graph, "/me/calendars", {"name": f"Cal {suffix}"})
+    in_calendar = await _created(graph, f"/me/calendars/{calendar}/events", EVENT)
+    forms += [
+        ("event", f"/me/calendars/{calendar}/events/{in_calendar}"),
+        ("event", f"/users/{ADELE}/calendars/{calendar}/events/{in_calendar}"),
+    ]
+    group = await _created(graph, "/me/calendarGroups", {"name": f"Group {suffix}"})
+    grouped_calendar = await _created(graph, f"/me/calendarGroups/{group}/calendars", {"name": f"Grouped {suffix}"})
+    grouped = await _created(graph, f"/me/calendars/{grouped_calendar}/events", EVENT)
+    forms += [
+        ("event", f"/me/calendarGroups/{group}/calendars/{grouped_calendar}/events/{grouped}"),
+        ("event", f"/users/{me}/calendarGroups/{group}/calendars/{grouped_calendar}/events/{grouped}"),
     ]
     return forms
 

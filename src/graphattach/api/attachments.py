@@ -202,17 +202,14 @@ async def add_attachment(call: GraphCall) -> Response:
     return graph_json(entity, status=201)
 
 
-def _page(call: GraphCall, total: int) -> tuple[int, int | None]:
-    """``$skip``/``$top`` are honoured (docs/fidelity.md); no server-side page size."""
-    return call.query.skip or 0, call.query.top
-
-
 async def list_attachments(call: GraphCall) -> Response:
+    """``$skip``/``$top`` are honoured, ``$filter``/``$orderby``/``$search`` ignored, no server-side
+    page size (docs/fidelity.md)."""
     user, item = await _resolve(call, write=False)
     expand_item = expand_item_requested(call.query.expand)
     attachments = await service.list_for_item(call.ctx, item)
     total = len(attachments)
-    skip, top = _page(call, total)
+    skip, top = call.query.skip or 0, call.query.top
     page = attachments[skip:] if top is None else attachments[skip : skip + top]
     parts: list[Part] = [
         b'{"@odata.context":',
@@ -328,8 +325,6 @@ async def expand_attachments(call: GraphCall, item: Item) -> list[dict[str, Any]
     The caller has already authorised reading ``item``.
     """
     select, expand_item = _nested_options(call.query.expand)
-    user = await call.ctx.metadata.get_user(item.user_id)
-    assert user is not None
     result: list[dict[str, Any]] = []
     for attachment in await service.list_for_item(call.ctx, item):
         entity = attachment_json(attachment, version=call.path.version, media_type_annotation=select is not None)

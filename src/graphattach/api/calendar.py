@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.outlook import (
+    apply_query,
     collection_page,
     count_response,
     entity_context,
@@ -16,6 +17,7 @@ from graphattach.api.outlook import (
     page_bounds,
     preferred_time_zone,
     refuse_unsupported_options,
+    wants_query,
 )
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import CALENDARS_READ, CALENDARS_WRITE
@@ -26,7 +28,7 @@ from graphattach.protocol import folders as folder_proto
 from graphattach.protocol.shape import project
 from graphattach.services import calendar
 from graphattach.services.access import resolve_containers, resolve_item
-from graphattach.services.mail import owner_recipient
+from graphattach.services.mail import Page, owner_recipient
 
 # ---- events -----------------------------------------------------------------------------------------
 
@@ -48,7 +50,7 @@ async def create_event(call: GraphCall) -> Response:
     container = await resolve_containers(call.ctx, user, call.path.containers)
     zone = preferred_time_zone(call)  # a bad Prefer header fails before anything is stored
     data, attachments = proto.parse_create(await call.json(), strict=call.strict)
-    item = await calendar.create_event(call.ctx, user, container, data, attachments)
+    item = await calendar.create_event(call.ctx, user, container, data, attachments, version=call.path.version)
     return await _event_response(call, user, item, zone, status=201)
 
 
@@ -58,7 +60,19 @@ async def list_events(call: GraphCall) -> Response:
     zone = preferred_time_zone(call)
     refuse_unsupported_options(call)
     skip, top = page_bounds(call)
-    page = await calendar.list_events(call.ctx, user, container, skip=skip, top=top)
+    if wants_query(call):
+        everything = await calendar.list_events(call.ctx, user, container, skip=0, top=None)
+        owner, root = owner_recipient(user), call.ctx.settings.root_url
+        chosen = apply_query(
+            call,
+            everything.items,
+            lambda item: proto.event_json(item, owner=owner, root_url=root),
+            proto.PROPERTIES,
+            "microsoft.graph.event",
+        )
+        page = Page(chosen[skip : skip + top], len(chosen))
+    else:
+        page = await calendar.list_events(call.ctx, user, container, skip=skip, top=top)
     values = [await _event_entity(call, user, item, zone) for item in page.items]
     return graph_json(collection_page(call, user, values, total=page.total, skip=skip, top=top))
 
@@ -122,6 +136,15 @@ async def list_calendars(call: GraphCall) -> Response:
     refuse_unsupported_options(call)
     skip, top = page_bounds(call)
     found = await calendar.list_calendars(call.ctx, user, group)
+    found = apply_query(
+        call,
+        found,
+        lambda f: folder_proto.calendar_json(
+            f, owner=owner_recipient(user)["emailAddress"], change_key=calendar.folder_change_key(f)
+        ),
+        folder_proto.CALENDAR_PROPERTIES,
+        "microsoft.graph.calendar",
+    )
     values = [_calendar_entity(call, user, f) for f in found[skip : skip + top]]
     return graph_json(collection_page(call, user, values, total=len(found), skip=skip, top=top))
 
@@ -177,6 +200,13 @@ async def list_groups(call: GraphCall) -> Response:
     refuse_unsupported_options(call)
     skip, top = page_bounds(call)
     found = await calendar.list_groups(call.ctx, user)
+    found = apply_query(
+        call,
+        found,
+        lambda f: folder_proto.calendar_group_json(f, change_key=calendar.folder_change_key(f)),
+        folder_proto.GROUP_PROPERTIES,
+        "microsoft.graph.calendarGroup",
+    )
     values = [_group_entity(call, f) for f in found[skip : skip + top]]
     return graph_json(collection_page(call, user, values, total=len(found), skip=skip, top=top))
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from graphattach.auth.principal import Principal
@@ -30,17 +30,44 @@ def declared_length(request: Request) -> int | None:
     return value
 
 
+#: A refused body announced (or turning out) to be at most this large is read and dropped, never
+#: kept, before the 413 goes out: clients write the whole body before they read the answer, and a
+#: server that closes with unread bytes makes the kernel reset the connection under the 413.
+#: Larger bodies get the 413 at once and the connection is closed (api/middleware.py).
+DISCARD_LIMIT = 16 * 1024 * 1024
+
+
+async def discard_body(request: Request, limit: int = DISCARD_LIMIT) -> None:
+    """Read and drop what is left of the request body, up to ``limit`` bytes."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.strip().isdigit() or int(length) > limit):
+        return
+    seen = 0
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                return
+    except (ClientDisconnect, RuntimeError):
+        return
+
+
 async def read_body(request: Request, cap: int) -> bytes:
     """The whole body, refused with 413 before reading when ``Content-Length`` exceeds ``cap``
-    and as soon as more than ``cap`` bytes arrive otherwise."""
+    and as soon as more than ``cap`` bytes arrive otherwise. Nothing past the cap is kept; the
+    rest of a refused body is drained (``discard_body``) so that the keep-alive connection stays
+    in step and the client gets to read the 413."""
     length = declared_length(request)
     if length is not None and length > cap:
+        await discard_body(request)
         raise RequestEntityTooLarge()
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > cap:
+            chunks.clear()
+            await discard_body(request)
             raise RequestEntityTooLarge()
         chunks.append(chunk)
     return b"".join(chunks)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.outlook import (
+    apply_query,
     collection_page,
     count_response,
     entity_context,
@@ -19,6 +20,7 @@ from graphattach.api.outlook import (
     mailbox,
     page_bounds,
     refuse_unsupported_options,
+    wants_query,
 )
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import MAIL_READ, MAIL_SEND, MAIL_WRITE
@@ -51,7 +53,7 @@ async def create_message(call: GraphCall) -> Response:
     user = await mailbox(call, MAIL_WRITE)
     folder = await resolve_containers(call.ctx, user, call.path.containers)
     data, attachments = proto.parse_create(await call.json(), strict=call.strict)
-    item = await mail.create_message(call.ctx, user, folder, data, attachments)
+    item = await mail.create_message(call.ctx, user, folder, data, attachments, version=call.path.version)
     return await _message_response(call, user, item, status=201)
 
 
@@ -60,7 +62,19 @@ async def list_messages(call: GraphCall) -> Response:
     folder = await resolve_containers(call.ctx, user, call.path.containers)
     refuse_unsupported_options(call)
     skip, top = page_bounds(call)
-    page = await mail.list_messages(call.ctx, user, folder, skip=skip, top=top)
+    if wants_query(call):
+        everything = await mail.list_messages(call.ctx, user, folder, skip=0, top=None)
+        root = call.ctx.settings.root_url
+        chosen = apply_query(
+            call,
+            everything.items,
+            lambda item: proto.message_json(item, root_url=root),
+            proto.PROPERTIES,
+            "microsoft.graph.message",
+        )
+        page = mail.Page(chosen[skip : skip + top], len(chosen))
+    else:
+        page = await mail.list_messages(call.ctx, user, folder, skip=skip, top=top)
     values = [await _message_entity(call, item) for item in page.items]
     return graph_json(collection_page(call, user, values, total=page.total, skip=skip, top=top))
 
@@ -115,16 +129,27 @@ async def send_mail(call: GraphCall) -> Response:
     if params.get("message") is None:
         raise BadRequest("The 'message' parameter is required.", code="ErrorInvalidParameter")
     data, attachments = proto.parse_create(params["message"], strict=call.strict)
-    await mail.send_mail(call.ctx, user, data, attachments, save_to_sent_items=params.get("saveToSentItems", True))
+    await mail.send_mail(
+        call.ctx,
+        user,
+        data,
+        attachments,
+        save_to_sent_items=params.get("saveToSentItems", True),
+        version=call.path.version,
+    )
     return empty(202)
 
 
 # ---- mail folders -----------------------------------------------------------------------------------
 
 
-async def _folder_entity(call: GraphCall, folder: Folder) -> dict[str, Any]:
+async def _full_folder(call: GraphCall, folder: Folder) -> dict[str, Any]:
     view = await mail.folder_view(call.ctx, folder)
-    entity = folder_proto.mail_folder_json(folder, child_count=view.child_count, total=view.total, unread=view.unread)
+    return folder_proto.mail_folder_json(folder, child_count=view.child_count, total=view.total, unread=view.unread)
+
+
+async def _folder_entity(call: GraphCall, folder: Folder) -> dict[str, Any]:
+    entity = await _full_folder(call, folder)
     return project(entity, call.query.select, known=set(folder_proto.MAIL_FOLDER_PROPERTIES))
 
 
@@ -142,6 +167,11 @@ async def list_folders(call: GraphCall) -> Response:
     refuse_unsupported_options(call)
     skip, top = page_bounds(call)
     children = [f for f in await mail.child_folders(call.ctx, user, parent) if not f.data.get("isHidden")]
+    if wants_query(call):
+        full = {f.id: await _full_folder(call, f) for f in children}
+        children = apply_query(
+            call, children, lambda f: full[f.id], folder_proto.MAIL_FOLDER_PROPERTIES, "microsoft.graph.mailFolder"
+        )
     values = [await _folder_entity(call, f) for f in children[skip : skip + top]]
     return graph_json(collection_page(call, user, values, total=len(children), skip=skip, top=top))
 

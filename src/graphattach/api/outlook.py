@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.responses import Response
 
@@ -12,10 +13,13 @@ from graphattach.api.call import GraphCall
 from graphattach.domain import limits, timezones
 from graphattach.domain.errors import BadRequest
 from graphattach.domain.models import Item, User
+from graphattach.protocol.filtering import compile_filter, compile_orderby
 from graphattach.protocol.odata import context_path, context_url, next_link
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import collection
 from graphattach.services.access import authorize, resolve_user
+
+T = TypeVar("T")
 
 
 async def mailbox(call: GraphCall, permissions: tuple[str, ...]) -> User:
@@ -54,17 +58,36 @@ async def expansions(call: GraphCall, item: Item, known: frozenset[str], type_na
         if name.lower() == "attachments":
             from graphattach.api.attachments import expand_attachments
 
-            try:
-                extra["attachments"] = await expand_attachments(call, item)
-            except NotImplementedError:
-                # TODO(attachments): api.attachments.expand_attachments is implemented on the
-                # attachments branch; until it is merged the expansion is empty.
-                extra["attachments"] = []
+            extra["attachments"] = await expand_attachments(call, item)
+        elif name.lower() in EXTENDED:
+            extra[EXTENDED[name.lower()]] = extended_properties(item, EXTENDED[name.lower()], raw)
         elif name.lower() in {k.lower() for k in known}:
             raise BadRequest(f"The navigation property '{name}' cannot be expanded on this server.")
         else:
             raise BadRequest(f"Could not find a property named '{name}' on type '{type_name}'.")
     return extra
+
+
+EXTENDED = {
+    "singlevalueextendedproperties": "singleValueExtendedProperties",
+    "multivalueextendedproperties": "multiValueExtendedProperties",
+}
+_ID_FILTER = re.compile(r"^\s*id\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+def extended_properties(item: Item, key: str, raw: str) -> list[dict[str, Any]]:
+    """``$expand=singleValueExtendedProperties($filter=id eq '...')``: the stored properties,
+    narrowed to the id of the filter (the form the Graph docs use)."""
+    stored = list(item.data.get(key) or [])
+    options = raw[raw.index("(") + 1 : raw.rindex(")")] if "(" in raw and raw.endswith(")") else ""
+    if not options:
+        return stored
+    name, _, value = options.partition("=")
+    match = _ID_FILTER.match(value) if name.strip().lower() == "$filter" else None
+    if match is None:
+        raise BadRequest(f"Only $filter=id eq '...' is supported inside $expand of {key}.")
+    wanted = match.group(1).replace("''", "'").lower()
+    return [p for p in stored if p["id"].lower() == wanted]
 
 
 _PREFER_TZ = re.compile(r'outlook\.timezone\s*=\s*"?([^";,]+)"?', re.IGNORECASE)
@@ -98,20 +121,38 @@ def page_bounds(call: GraphCall) -> tuple[int, int]:
 
 
 def refuse_unsupported_options(call: GraphCall) -> None:
-    """``$filter``, ``$orderby`` and ``$search`` are not evaluated here: a 400 in strict mode
-    rather than an answer that silently ignores them (``--loose`` ignores them)."""
-    if not call.strict:
-        return
-    for name, value in (
-        ("$filter", call.query.filter),
-        ("$orderby", call.query.orderby),
-        ("$search", call.query.search),
-    ):
-        if value is not None:
-            raise BadRequest(
-                f"Query option '{name}' is not supported on this collection by this server. Start the server "
-                f"with --loose to ignore it."
-            )
+    """``$search`` is not evaluated here: a 400 in strict mode rather than an answer that
+    silently ignores it (``--loose`` ignores it)."""
+    if call.strict and call.query.search is not None:
+        raise BadRequest(
+            "Query option '$search' is not supported on this collection by this server. Start the server "
+            "with --loose to ignore it."
+        )
+
+
+def wants_query(call: GraphCall) -> bool:
+    """True when ``$filter`` or ``$orderby`` must be evaluated over whole entities."""
+    return call.query.filter is not None or call.query.orderby is not None
+
+
+def apply_query(
+    call: GraphCall, records: list[T], full: Callable[[T], dict[str, Any]], known: frozenset[str], type_name: str
+) -> list[T]:
+    """``records`` narrowed by ``$filter`` and sorted by ``$orderby`` (both evaluated on the
+    entity JSON ``full`` gives, before ``$select``)."""
+    if not wants_query(call):
+        return records
+    keep = (
+        compile_filter(call.query.filter, known=known, type_name=type_name) if call.query.filter is not None else None
+    )
+    pairs = [(record, full(record)) for record in records]
+    if keep is not None:
+        pairs = [(r, e) for r, e in pairs if keep(e)]
+    if call.query.orderby is not None:
+        order = compile_orderby(call.query.orderby, known=known, type_name=type_name)
+        position = {id(e): r for r, e in pairs}
+        return [position[id(e)] for e in order([e for _, e in pairs])]
+    return [r for r, _ in pairs]
 
 
 def collection_page(

@@ -199,6 +199,7 @@ WRITABLE: dict[str, o.Validator] = {
     "onlineMeetingUrl": o.nullable_string,
     "transactionId": o.nullable_string,
     "recurrence": _recurrence,
+    **o.EXTENDED_PROPERTIES,
 }
 
 READ_ONLY = frozenset(

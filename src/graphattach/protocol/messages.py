@@ -42,6 +42,7 @@ WRITABLE: dict[str, o.Validator] = {
     "inferenceClassification": o.enum("inferenceClassificationType", "focused", "other"),
     "internetMessageId": o.nullable_string,
     "internetMessageHeaders": o.list_of(o.sub_schema(INTERNET_MESSAGE_HEADER), "microsoft.graph.internetMessageHeader"),
+    **o.EXTENDED_PROPERTIES,
 }
 
 #: Properties Graph computes; setting one is ``ErrorInvalidPropertySet``.

@@ -74,6 +74,10 @@ def nullable_string(value: Any, name: str) -> str | None:
 
 
 def boolean(value: Any, name: str) -> bool:
+    """``Edm.Boolean``; the strings ``"true"``/``"false"`` are read as the OData JSON reader
+    reads them (O365 sends ``"isOnlineMeeting": "false"`` on every event, docs/fidelity.md)."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
     if not isinstance(value, bool):
         raise wrong_type(name, value, "'Edm.Boolean'")
     return value
@@ -254,6 +258,38 @@ def followup_flag(value: Any, name: str) -> dict[str, Any]:
     data = FOLLOWUP_FLAG.validate(value, strict=True, where=name)
     data.setdefault("flagStatus", "notFlagged")
     return data
+
+
+SINGLE_VALUE_PROPERTY = Schema(
+    "Microsoft.OutlookServices.SingleValueLegacyExtendedProperty",
+    writable={"id": string, "value": nullable_string},
+)
+MULTI_VALUE_PROPERTY = Schema(
+    "Microsoft.OutlookServices.MultiValueLegacyExtendedProperty",
+    writable={"id": string, "value": nullable(string_list)},
+)
+
+
+def _extended(schema: Schema) -> Validator:
+    def check(value: Any, name: str) -> list[dict[str, Any]]:
+        if not isinstance(value, list):
+            raise wrong_type(name, value, f"'Collection({schema.type_name})'")
+        out = []
+        for i, entry in enumerate(value):
+            data = schema.validate(entry, strict=True, where=f"{name}[{i}]")
+            if "id" not in data:
+                raise body_read_error(f"Invalid value for property '{name}[{i}]': an 'id' is required.")
+            out.append({"id": data["id"], "value": data.get("value")})
+        return out
+
+    return check
+
+
+#: Extended MAPI properties: stored, returned only through ``$expand`` (as on Graph).
+EXTENDED_PROPERTIES: dict[str, Validator] = {
+    "singleValueExtendedProperties": _extended(SINGLE_VALUE_PROPERTY),
+    "multiValueExtendedProperties": _extended(MULTI_VALUE_PROPERTY),
+}
 
 
 def body_preview(body: dict[str, Any] | None) -> str:

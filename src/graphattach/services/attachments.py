@@ -74,7 +74,7 @@ def size_allowance(existing: list[Attachment], new: Attachment, max_message_size
     check on raw bytes: the maximum plus the overhead (``size`` - raw) of every attachment involved.
 
     A concurrent add between listing and inserting only makes the store's check stricter (its
-    overhead is not in the allowance), never laxer.
+    overhead is not in the allowance), never laxer; ``insert`` then looks again.
     """
     overhead = sum(a.size - limit_weight(a) for a in existing) + (new.size - limit_weight(new))
     return max_message_size + overhead
@@ -93,20 +93,37 @@ async def _drop_blob(ctx: Context, key: str) -> None:
     await asyncio.shield(ctx.blobs.delete(key))
 
 
-async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: bool = True) -> None:
-    """Store the record with Exchange's limits; on any failure delete the attachment's blob."""
-    try:
-        if limited:
-            existing = await ctx.metadata.list_attachments(attachment.user_id, attachment.item_id)
-            if len(existing) >= MAX_ATTACHMENTS:
-                raise too_many_attachments()
-            if sum(limit_weight(a) for a in existing) + limit_weight(attachment) > user.max_message_size:
-                raise message_size_exceeded()
+#: How often an add is retried when a concurrent add made the store's size check (which counts
+#: the newcomer by its reported size) refuse what raw bytes still allow.
+_LIMIT_RETRIES = 8
+
+
+async def _insert_limited(ctx: Context, user: User, attachment: Attachment) -> None:
+    for _ in range(_LIMIT_RETRIES):
+        existing = await ctx.metadata.list_attachments(attachment.user_id, attachment.item_id)
+        if len(existing) >= MAX_ATTACHMENTS:
+            raise too_many_attachments()
+        if sum(limit_weight(a) for a in existing) + limit_weight(attachment) > user.max_message_size:
+            raise message_size_exceeded()
+        try:
             await ctx.metadata.add_attachment(
                 attachment,
                 max_count=MAX_ATTACHMENTS,
                 max_total_size=size_allowance(existing, attachment, user.max_message_size),
             )
+            return
+        except LimitExceeded as exc:
+            if exc.which == "count":
+                raise too_many_attachments() from None
+            # another attachment arrived meanwhile: look again with a fresh snapshot
+    raise message_size_exceeded()
+
+
+async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: bool = True) -> None:
+    """Store the record with Exchange's limits; on any failure delete the attachment's blob."""
+    try:
+        if limited:
+            await _insert_limited(ctx, user, attachment)
         else:
             await ctx.metadata.add_attachment(attachment)
     except LimitExceeded as exc:

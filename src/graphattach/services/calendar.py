@@ -61,6 +61,8 @@ async def create_event(
     calendar: Folder | None,
     data: dict[str, Any],
     attachments: list[dict[str, Any]] | None = None,
+    *,
+    version: str = "v1.0",
 ) -> Item:
     """A new event in ``calendar`` (the default calendar when None), organised by the owner;
     tenant attendees get their copies. Nothing is kept if an attachment is refused."""
@@ -87,7 +89,7 @@ async def create_event(
     await ctx.metadata.add_item(item)
     if attachments:
         try:
-            await add_item_attachments(ctx, user, item, attachments)
+            await add_item_attachments(ctx, user, item, attachments, version=version)
         except BaseException:
             await delete_item(ctx, item)
             raise
@@ -107,7 +109,7 @@ async def update_event(ctx: Context, user: User, event: Item, changes: dict[str,
     (even an empty PATCH: O365 saves an event after uploading attachments to send them)."""
     before = _attendee_addresses(event)
     if changes:
-        updated = replace(event, data={**event.data, **changes})
+        updated = replace(event, data=items.apply_changes(event.data, changes))
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)

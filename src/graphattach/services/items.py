@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 from datetime import datetime
+from typing import Any
 
 from graphattach.domain.models import Item
 
@@ -29,3 +30,19 @@ def touch(item: Item, now: datetime) -> None:
     """A modification: new change key and last-modified time."""
     item.last_modified = now
     item.change_key = new_change_key()
+
+
+#: Collections Graph upserts by ``id`` (case-insensitive) instead of replacing them on PATCH.
+EXTENDED_PROPERTIES = ("singleValueExtendedProperties", "multiValueExtendedProperties")
+
+
+def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with validated PATCH ``changes`` applied (extended properties merged by id)."""
+    merged = {**data, **changes}
+    for key in EXTENDED_PROPERTIES:
+        if key in changes:
+            by_id = {p["id"].lower(): p for p in data.get(key) or []}
+            for prop in changes[key]:
+                by_id[prop["id"].lower()] = prop
+            merged[key] = list(by_id.values())
+    return merged

@@ -51,6 +51,8 @@ async def create_message(
     folder: Folder | None,
     data: dict[str, Any],
     attachments: list[dict[str, Any]] | None = None,
+    *,
+    version: str = "v1.0",
 ) -> Item:
     """A new draft in ``folder`` (Drafts when None), with its attachments added.
 
@@ -84,36 +86,28 @@ async def create_message(
     await ctx.metadata.add_item(item)
     if attachments:
         try:
-            await add_attachments(ctx, user, item, attachments)
+            await add_attachments(ctx, user, item, attachments, version=version)
         except BaseException:
             await delete_item(ctx, item)
             raise
     return await reload(ctx, item)
 
 
-async def add_attachments(ctx: Context, user: User, item: Item, attachments: list[dict[str, Any]]) -> None:
+async def add_attachments(
+    ctx: Context, user: User, item: Item, attachments: list[dict[str, Any]], *, version: str = "v1.0"
+) -> None:
     """Add the ``attachments`` array of a create or sendMail body (the attachment service validates)."""
     from graphattach.services.attachments import add_from_json
 
     for payload in attachments:
-        try:
-            await add_from_json(ctx, user, item, payload)
-        except NotImplementedError:
-            # TODO(attachments): services.attachments.add_from_json comes with the attachments
-            # branch; until it is merged an attachments array is accepted and ignored.
-            return
+        await add_from_json(ctx, user, item, payload, version=version)
 
 
 async def copy_attachments(ctx: Context, source: Item, target: Item) -> None:
-    """``services.attachments.copy_attachments``, tolerated while it is still a stub."""
+    """Copy every attachment of ``source`` onto ``target`` (new ids, the same bytes)."""
     from graphattach.services import attachments
 
-    try:
-        await attachments.copy_attachments(ctx, source, target)
-    except NotImplementedError:
-        # TODO(attachments): services.attachments.copy_attachments comes with the attachments
-        # branch; until it is merged copies (sent mail, attendee events) carry no attachments.
-        return
+    await attachments.copy_attachments(ctx, source, target)
 
 
 async def reload(ctx: Context, item: Item) -> Item:
@@ -126,7 +120,7 @@ async def reload(ctx: Context, item: Item) -> Item:
 async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> Item:
     """Apply validated PATCH properties (the protocol layer already refused draft-only ones)."""
     if changes:
-        updated = replace(item, data={**item.data, **changes})
+        updated = replace(item, data=items.apply_changes(item.data, changes))
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)
@@ -260,11 +254,17 @@ async def deliver(ctx: Context, recipient: User, source: Item, sent_data: dict[s
 
 
 async def send_mail(
-    ctx: Context, user: User, data: dict[str, Any], attachments: list[dict[str, Any]], *, save_to_sent_items: bool
+    ctx: Context,
+    user: User,
+    data: dict[str, Any],
+    attachments: list[dict[str, Any]],
+    *,
+    save_to_sent_items: bool,
+    version: str = "v1.0",
 ) -> None:
     """``sendMail``: create the message, send it, keep it in Sent Items only when asked."""
     check_recipients(data)
-    draft = await create_message(ctx, user, None, data, attachments)
+    draft = await create_message(ctx, user, None, data, attachments, version=version)
     try:
         await send_draft(ctx, user, draft, save_to_sent_items=save_to_sent_items)
     except GraphError:

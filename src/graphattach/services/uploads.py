@@ -23,7 +23,7 @@ from graphattach.auth.permissions import write_permissions
 from graphattach.auth.principal import Principal
 from graphattach.auth.tokens import GRAPH_AUDIENCES, UploadClaims
 from graphattach.domain import ids, limits
-from graphattach.domain.errors import BadRequest, GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError, ItemNotFound
 from graphattach.domain.models import Attachment, UploadSession, replace
 from graphattach.domain.sizes import file_attachment_size
 from graphattach.domain.upload_session import (
@@ -47,6 +47,7 @@ from graphattach.protocol.upload_sessions import (
     upload_url,
 )
 from graphattach.services.access import authorize, resolve_item, resolve_user
+from graphattach.services.attachments import too_many_attachments
 from graphattach.services.context import Context
 from graphattach.storage.interfaces import LimitExceeded
 
@@ -412,10 +413,7 @@ async def _store(
     except KeyError:
         raise ItemNotFound() from None  # the item was deleted meanwhile; the session stays as it was
     except LimitExceeded:
-        raise BadRequest(
-            f"The item already has the maximum number of attachments ({limits.MAX_ATTACHMENTS_PER_ITEM}).",
-            code="ErrorAttachmentLimitExceeded",
-        ) from None
+        raise too_many_attachments() from None
     if not done:
         raise GraphError("The upload session changed during the request.", status=409, code="ErrorIrresolvableConflict")
     completed = replace(

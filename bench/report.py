@@ -1,0 +1,311 @@
+"""Results → ``latest.json`` (raw), ``latest.md`` (tables with the ratios to the anchors), ``latest.png``."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.cases import WORKLOADS
+
+TARGET_NAMES = {"physical": "physical limit", "nginx": "nginx", "tus": "@tus/server", "graphattach": "graphattach"}
+TARGET_ORDER = ["physical", "nginx", "tus", "graphattach"]
+COLORS = {"physical": "#9e9e9e", "nginx": "#2e7d32", "tus": "#f9a825", "graphattach": "#1565c0"}
+PHYSICAL_TITLE = ("physical", "Physical limits", "MB/s")
+PHYSICAL_WORKLOADS = ("disk_write", "disk_write_fdatasync", "loopback_tcp", "loopback_sendfile")
+#: The physical limit each workload is held against (graphattach syncs every acknowledged range).
+PHYSICAL_REFERENCE = {
+    "upload_big": ("disk_write_fdatasync", "disk write with fdatasync"),
+    "upload_concurrent": ("disk_write_fdatasync", "disk write with fdatasync"),
+    "download_big": ("loopback_sendfile", "loopback sendfile"),
+    "content_bytes": ("loopback_tcp", "loopback send"),
+}
+
+
+def _fmt(v: float | None, digits: int = 0) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if abs(v) >= 100 or digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def _median(results: dict[str, Any], key: str) -> float | None:
+    r = results.get(key)
+    if not r or r["status"] != "ok" or "median" not in r["summary"]:
+        return None
+    return float(r["summary"]["median"])
+
+
+def _summary(results: dict[str, Any], key: str, field: str) -> float | None:
+    r = results.get(key)
+    if not r or r["status"] != "ok":
+        return None
+    v = r["summary"].get(field)
+    return None if v is None else float(v)
+
+
+@dataclass
+class Check:
+    name: str
+    measured: str
+    target: str
+    ok: bool | None  # None: could not be measured
+    shortfall: str
+
+
+def _ratio_check(name: str, num: float | None, den: float | None, minimum: float, what: str) -> Check:
+    target = f"≥ {minimum:g}× {what}" if minimum >= 1 else f"≥ {minimum * 100:.0f} % of {what}"
+    if num is None or den is None or den == 0:
+        return Check(name, "not measured", target, None, "")
+    ratio = num / den
+    measured = (
+        f"{ratio:.2f}× ({_fmt(num, 1)} vs {_fmt(den, 1)})"
+        if minimum >= 1
+        else f"{ratio * 100:.0f} % ({_fmt(num, 1)} vs {_fmt(den, 1)})"
+    )
+    ok = ratio >= minimum
+    return Check(name, measured, target, ok, "" if ok else f"missed by {(1 - ratio / minimum) * 100:.0f} %")
+
+
+def _max_check(name: str, value: float | None, maximum: float, unit: str) -> Check:
+    target = f"≤ {maximum:g} {unit}"
+    if value is None:
+        return Check(name, "not measured", target, None, "")
+    ok = value <= maximum
+    return Check(
+        name,
+        f"{value:,.0f} {unit}",
+        target,
+        ok,
+        "" if ok else f"over by {value - maximum:,.0f} {unit} ({(value / maximum - 1) * 100:.0f} %)",
+    )
+
+
+def _min_check(name: str, value: float | None, minimum: float, unit: str) -> Check:
+    target = f"≥ {minimum:,g} {unit}"
+    if value is None:
+        return Check(name, "not measured", target, None, "")
+    ok = value >= minimum
+    return Check(
+        name, f"{value:,.0f} {unit}", target, ok, "" if ok else f"missed by {(1 - value / minimum) * 100:.0f} %"
+    )
+
+
+def checks(results: dict[str, Any]) -> list[Check]:
+    m: Callable[[str], float | None] = lambda key: _median(results, key)  # noqa: E731
+    return [
+        _ratio_check(
+            "Upload, one big file vs @tus/server", m("graphattach.upload_big"), m("tus.upload_big"), 2.0, "@tus/server"
+        ),
+        _ratio_check(
+            "Upload, one big file vs nginx", m("graphattach.upload_big"), m("nginx.upload_big"), 0.5, "nginx WebDAV PUT"
+        ),
+        _ratio_check(
+            "Concurrent uploads, aggregate vs one upload",
+            m("graphattach.upload_concurrent"),
+            m("graphattach.upload_big"),
+            1.0,
+            "single upload",
+        ),
+        _max_check(
+            "Concurrent uploads, server peak RSS",
+            _summary(results, "graphattach.upload_concurrent", "rss_peak_mb"),
+            200,
+            "MB",
+        ),
+        _min_check("1 KiB PUTs", m("graphattach.tiny_puts"), 2000, "PUT/s"),
+        _ratio_check(
+            "$value vs nginx sendfile", m("graphattach.download_big"), m("nginx.download_big"), 0.6, "nginx sendfile"
+        ),
+        _max_check(
+            "GET contentBytes, server RSS growth",
+            _summary(results, "graphattach.content_bytes", "rss_growth_mb"),
+            50,
+            "MB",
+        ),
+        _ratio_check(
+            "POST ~1 MiB attachment vs nginx", m("graphattach.post_small"), m("nginx.post_small"), 0.4, "nginx req/s"
+        ),
+    ]
+
+
+def markdown(data: dict[str, Any]) -> str:
+    meta, results = data["meta"], data["results"]
+    lines: list[str] = []
+    machine = meta["machine"]
+    lines.append(
+        f"Run {meta['started']} ({meta['mode']} mode, {meta['runs']} run(s) per case, {meta.get('elapsed_s', '?')} s), `{meta['command']}`"
+    )
+    lines.append(
+        f"on {machine['cpus']} CPUs, {machine['mem_total_mb']:,} MB RAM, Linux {machine['kernel']}; "
+        f"load average {machine['loadavg_start'][0]:.1f} at the start and {machine.get('loadavg_end', [math.nan])[0]:.1f} at the end "
+        "(a shared machine: absolute figures drift, ratios within one run hold)."
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    anchors = "; ".join(f"{TARGET_NAMES[k]}: {v}" for k, v in meta.get("anchors", {}).items())
+    lines.append(f"Versions: {versions}; {anchors}; commit {meta['git']['commit'][:10]} ({meta['git']['branch']}).")
+    lines.append("")
+    lines.append("### Targets")
+    lines.append("")
+    lines.append("| check | measured (medians) | target | result |")
+    lines.append("|---|---|---|---|")
+    for c in checks(results):
+        verdict = "not measured" if c.ok is None else ("met" if c.ok else f"**missed** ({c.shortfall})")
+        lines.append(f"| {c.name} | {c.measured} | {c.target} | {verdict} |")
+    lines.append("")
+    lines.append("### Ratios of graphattach to each anchor")
+    lines.append("")
+    lines.append("graphattach's median divided by the anchor's median (> 1: graphattach is faster).")
+    lines.append("")
+    lines.append("| workload | graphattach | ÷ nginx | ÷ @tus/server | ÷ physical limit |")
+    lines.append("|---|---|---|---|---|")
+    for workload, title, unit in WORKLOADS:
+        ga = _median(results, f"graphattach.{workload}")
+        if ga is None:
+            status = results.get(f"graphattach.{workload}", {}).get("status", "not run")
+            lines.append(f"| {title} | {status} | – | – | – |")
+            continue
+        cells = []
+        for target in ("nginx", "tus"):
+            other = _median(results, f"{target}.{workload}")
+            cells.append(f"{ga / other:.2f}" if other else "–")
+        ref = PHYSICAL_REFERENCE.get(workload)
+        phys = _median(results, f"physical.{ref[0]}") if ref else None
+        cells.append(f"{ga / phys:.2f} ({ref[1]})" if ref and phys else "–")
+        lines.append(f"| {title} | {_fmt(ga, 1)} {unit} | {' | '.join(cells)} |")
+    lines.append("")
+    lines.append("### Figures")
+    lines.append("")
+    lines.append(
+        "Median of the runs (min–max); server CPU seconds per run (median); peak RSS of the server's whole "
+        "process tree, sampled every 20 ms (for graphattach: the `graphattach serve` process plus granian's "
+        "worker); VmHWM of the largest single process."
+    )
+    lines.append("")
+    lines.append("| workload | target | what | median (min–max) | server CPU s/run | peak RSS MB | VmHWM MB | note |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    titles = {k: (t, u) for k, t, u in WORKLOADS}
+    titles["physical"] = (PHYSICAL_TITLE[1], PHYSICAL_TITLE[2])
+    order = [*PHYSICAL_WORKLOADS, *(k for k, _, _ in WORKLOADS)]
+    for workload in order:
+        for target in TARGET_ORDER:
+            r = results.get(f"{target}.{workload}")
+            if r is None:
+                continue
+            s = r["summary"]
+            title = titles.get(workload, (PHYSICAL_TITLE[1], ""))[0] if target != "physical" else "Physical limit"
+            if r["status"] == "ok" and "median" in s:
+                fig = f"{_fmt(s['median'], 1)} {r['unit']} ({_fmt(s['min'], 1)}–{_fmt(s['max'], 1)})"
+                if "p50_ms" in s:
+                    fig += f"; p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
+            else:
+                fig = r["status"]
+            cpu = _fmt(s.get("server_cpu_s"), 2) if "server_cpu_s" in s else "–"
+            rss = "–"
+            if "rss_peak_mb" in s:
+                rss = f"{s['rss_peak_mb']:.0f}"
+                if workload == "content_bytes":
+                    rss += f" (growth {s['rss_growth_mb']:.0f})"
+            hwm = f"{s['vm_hwm_mb']:.0f}" if "vm_hwm_mb" in s else "–"
+            note = r["note"].replace("|", "\\|").replace("\n", " ")[:240]
+            lines.append(
+                f"| {title} | {TARGET_NAMES[target]} | {r['label']} | {fig} | {cpu} | {rss} | {hwm} | {note} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def chart(data: dict[str, Any], path: Path) -> str | None:
+    """Write the PNG; returns why not when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (scripts/bench-setup installs it): no chart"
+    results = data["results"]
+    panels = [("physical", PHYSICAL_TITLE[1], PHYSICAL_TITLE[2]), *WORKLOADS]
+    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5))
+    flat = list(axes.flat)
+    for ax, (workload, title, unit) in zip(flat, panels, strict=False):
+        if workload == "physical":
+            keys = [f"physical.{w}" for w in PHYSICAL_WORKLOADS]
+            labels = ["disk write\npage cache", "disk write\nfdatasync", "loopback\nsend", "loopback\nsendfile"]
+            colors = [COLORS["physical"]] * len(keys)
+        else:
+            keys = [f"{t}.{workload}" for t in TARGET_ORDER if f"{t}.{workload}" in results]
+            labels = [TARGET_NAMES[k.split(".")[0]] for k in keys]
+            colors = [COLORS[k.split(".")[0]] for k in keys]
+        medians, lows, highs = [], [], []
+        for k in keys:
+            r = results.get(k)
+            s = r["summary"] if r else {}
+            if r and r["status"] == "ok" and "median" in s:
+                medians.append(s["median"])
+                lows.append(s["median"] - s["min"])
+                highs.append(s["max"] - s["median"])
+            else:
+                medians.append(0.0)
+                lows.append(0.0)
+                highs.append(0.0)
+        xs = range(len(keys))
+        ax.bar(xs, medians, color=colors, yerr=[lows, highs], capsize=4)
+        ax.set_xticks(list(xs), labels, fontsize=9)
+        ax.set_title(title, fontsize=11)
+        ax.set_ylabel(unit)
+        for x, k, v, hi in zip(xs, keys, medians, highs, strict=True):
+            r = results.get(k)
+            text = f"{v:,.0f}" if r and r["status"] == "ok" else (r["status"] if r else "")
+            ax.annotate(
+                text, (x, v + hi), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points"
+            )
+    for ax in flat[len(panels) :]:
+        ax.axis("off")
+    if len(flat) > len(panels):
+        lines = ["Targets (medians)", ""]
+        for c in checks(results):
+            verdict = "n/a" if c.ok is None else ("met" if c.ok else "MISSED")
+            lines.append(f"{verdict:>6}  {c.name}")
+            lines.append(f"        {c.measured}; target {c.target}")
+        flat[len(panels)].text(
+            0,
+            1,
+            "\n".join(lines),
+            va="top",
+            ha="left",
+            fontsize=7.5,
+            family="monospace",
+            transform=flat[len(panels)].transAxes,
+        )
+    meta = data["meta"]
+    fig.suptitle(
+        f"graphattach vs anchors on 127.0.0.1 — {meta['mode']} run {meta['started']}, median of {meta['runs']} (bars: min–max); "
+        f"shared {meta['machine']['cpus']}-CPU machine, load {meta['machine']['loadavg_start'][0]:.1f}",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return None
+
+
+def write_all(data: dict[str, Any], out: Path, stem: str = "latest") -> list[Path]:
+    written = []
+    md_path = out / f"{stem}.md"
+    png_path = out / f"{stem}.png"
+    why = chart(data, png_path)
+    if why:
+        data["meta"]["chart"] = why
+    json_path = out / f"{stem}.json"
+    json_path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    written.append(json_path)
+    md_path.write_text(markdown(data) + ("\n" + why + "\n" if why else ""))
+    written.append(md_path)
+    if not why:
+        written.append(png_path)
+    return written

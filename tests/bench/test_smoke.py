@@ -1,0 +1,97 @@
+"""The benchmark's smoke mode runs in the test suite so that it cannot rot.
+
+``python -m bench --smoke`` uses tiny sizes, one run, and whatever anchors are installed. A
+workload whose endpoint this build does not have yet (400/404/405) is reported "unavailable";
+anything else that goes wrong (a harness crash, a 5xx, a dead server) fails the run. Once a feature
+is on the build, the workloads that use it must have run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _has_routes(module: str) -> bool:
+    """Whether ``graphattach.api.<module>`` mounts any route on this build."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"graphattach.api.{module}")
+    except ImportError:
+        return False
+    return bool(getattr(mod, "ROUTES", None))
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench-smoke")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a guard against a hang, not a timing assertion
+    )
+    assert proc.returncode == 0, f"bench --smoke failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
+    data = json.loads((out / "latest.json").read_text())
+    assert (out / "latest.md").exists()
+    data["_stderr"] = proc.stderr
+    return data
+
+
+def test_smoke_runs_every_case_without_errors(smoke: dict) -> None:
+    results = smoke["results"]
+    assert smoke["meta"]["mode"] == "smoke"
+    errors = {k: v["note"] for k, v in results.items() if v["status"] == "error"}
+    assert not errors, errors
+    for key in (
+        "physical.disk_write",
+        "physical.disk_write_fdatasync",
+        "physical.loopback_tcp",
+        "physical.loopback_sendfile",
+    ):
+        assert results[key]["status"] == "ok", results[key]
+        assert results[key]["summary"]["median"] > 0
+    expected_ga = {
+        "upload_big",
+        "upload_concurrent",
+        "tiny_puts",
+        "download_big",
+        "content_bytes",
+        "post_small",
+    }
+    assert {k.split(".", 1)[1] for k in results if k.startswith("graphattach.")} == expected_ga
+    for key, result in results.items():
+        assert result["status"] in ("ok", "unavailable", "skipped"), (key, result)
+        if result["status"] == "ok":
+            assert result["summary"]["median"] > 0, (key, result)
+        else:
+            assert result["note"], (key, result)  # says why
+
+
+def test_anchors_run_or_say_why_not(smoke: dict) -> None:
+    for key, result in smoke["results"].items():
+        if key.startswith(("nginx.", "tus.")) and result["status"] == "skipped":
+            assert "bench-setup" in result["note"] or "not" in result["note"], result
+
+
+def test_workloads_run_once_their_endpoints_exist(smoke: dict) -> None:
+    """Features on this build must be exercised: unavailable is only for what is not merged yet."""
+    results = smoke["results"]
+    required: set[str] = set()
+    if _has_routes("attachments") and _has_routes("mail"):
+        required |= {"post_small"}
+    if _has_routes("upload_endpoint") and _has_routes("upload_sessions") and _has_routes("mail"):
+        required |= {"upload_big", "upload_concurrent", "tiny_puts"}
+        if _has_routes("attachments"):
+            required |= {"download_big", "content_bytes"}
+    for workload in sorted(required):
+        result = results[f"graphattach.{workload}"]
+        assert result["status"] == "ok", (workload, result["note"])
