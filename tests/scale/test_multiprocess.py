@@ -245,6 +245,42 @@ async def test_upload_survives_a_killed_process(cluster: Cluster) -> None:
         assert [att["name"] for att in listed.json()["value"]] == ["crash.bin"]
 
 
+async def test_puts_of_one_session_at_two_processes_never_interleave(cluster: Cluster) -> None:
+    """The same ranges sent to both processes at once: each range is stored once, whole, and the
+    session ends with exactly the bytes sent."""
+    a, b = cluster.start(), cluster.start()
+    size = 3 * CHUNK + 1000
+    data = payload(size, seed=3)
+    async with httpx.AsyncClient(timeout=120) as http:
+        client = Client(http, await token_for(http, a, ADELE))
+        message_id = await client.draft(a, "twice at once")
+        upload_url = await client.upload_session(a, message_id, "twice.bin", size)
+        final: list[httpx.Response] = []
+        for start in range(0, size, CHUNK):
+            chunk = data[start : start + CHUNK]
+            both = await asyncio.gather(*(client.put(p, upload_url, chunk, start, size) for p in (a, b)))
+            codes = sorted(r.status_code for r in both)
+            if start + len(chunk) < size:
+                # one stores the range; the other, serialised behind it, sees a repeat of the last range
+                assert codes == [200, 200], [r.text for r in both]
+                for response in both:
+                    expect_next(response, start + len(chunk))
+            else:
+                assert codes[0] == 201, [r.text for r in both]
+                final = [r for r in both if r.status_code == 201]
+                continue
+            status = await http.get(at(b, upload_url))  # the session reports the range once
+            assert status.status_code == 200, status.text
+            assert status.json()["nextExpectedRanges"] == [str(start + len(chunk))]
+        attachment_ids = {attachment_id_of(r) for r in final}
+        assert len(attachment_ids) == 1  # a repeated final range names the same attachment
+        attachment_id = attachment_ids.pop()
+        expected = hashlib.sha256(data).hexdigest()
+        assert await client.value(a, message_id, attachment_id) == expected
+        listed = await client.graph(b, "GET", f"/me/messages/{quote(message_id, safe='')}/attachments")
+        assert [att["id"] for att in listed.json()["value"]] == [attachment_id]
+
+
 async def test_concurrent_sessions_spread_over_two_processes(cluster: Cluster) -> None:
     a, b = cluster.start(), cluster.start()
     sizes = [6 * MiB + 17, 5 * MiB, 9 * MiB + 3, 3 * MiB, 7 * MiB + 1, 4 * MiB + 999]
