@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from graphattach.cli.main import cli
+from graphattach.composition import make_blob_store, make_metadata_store
 from graphattach.composition import redact_url as redact
 from graphattach.storage import postgres, sqlite
 
@@ -57,3 +60,13 @@ def test_redact() -> None:
     assert redact("postgresql://u:pw@h:5432/db?x=1") == "postgresql://u:***@h:5432/db?x=1"
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact("sqlite:///tmp/x") == "sqlite:///tmp/x"
+
+
+def test_a_missing_scale_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    monkeypatch.delitem(sys.modules, "graphattach.storage.postgres", raising=False)
+    with pytest.raises(RuntimeError, match=r"postgresql:// stores need asyncpg.*graphattach\[scale\]"):
+        make_metadata_store("postgresql://u@h/db")
+    monkeypatch.setitem(sys.modules, "aiobotocore", None)
+    with pytest.raises(RuntimeError, match=r"s3:// stores need aiobotocore"):
+        make_blob_store("s3://bucket/prefix")
