@@ -197,3 +197,9 @@ async def test_oauth_password_grant(graph: Graph) -> None:
         },
     )
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("option", ["$skip", "$top"])
+async def test_huge_paging_values_are_400_not_500(graph: Graph, option: str) -> None:
+    error = assert_graph_error(await graph.get(f"/me/messages?{option}=169147290359199206211584"), 400, "BadRequest")
+    assert option in error["message"]

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, oauth, upload_endpoint
+from graphattach.api import admin, oauth, openapi, upload_endpoint
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
@@ -71,6 +71,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         *upload_endpoint.ROUTES,
         *admin.ROUTES,
         *oauth.ROUTES,
+        *openapi.ROUTES,
     ]
 
     def now() -> datetime:

@@ -27,6 +27,9 @@ SYSTEM_OPTIONS = frozenset(
 )
 
 
+MAX_INT32 = 2**31 - 1
+
+
 @dataclass(slots=True)
 class QueryOptions:
     select: list[str] | None = None
@@ -53,6 +56,9 @@ def _int_option(name: str, value: str) -> int:
         raise BadRequest(f"Invalid value '{value}' for query option '{name}'.") from None
     if number < 0:
         raise BadRequest(f"Invalid value '{value}' for query option '{name}': it must be non-negative.")
+    if number > MAX_INT32:
+        # Graph's $top/$skip are Edm.Int32; larger values are refused, not overflowed into the store.
+        raise BadRequest(f"Invalid value '{value}' for query option '{name}': it must be at most {MAX_INT32}.")
     return number
 
 
