@@ -29,6 +29,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -405,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             moto.stop()
         if cluster:
             cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
