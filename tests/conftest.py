@@ -20,19 +20,29 @@ from graphattach.composition import context_for
 from graphattach.settings import Settings
 from tests.helpers import Graph, ServerProcess
 
+#: PostgreSQL and S3 engines for tests (``GRAPHATTACH_TEST_STACK=postgres-s3`` runs the API suite on them).
+pytest_plugins = ("tests.engines",)
+
 
 @pytest.fixture(scope="session")
-def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server_process(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for the session (default profile, SQLite + files)."""
     data_dir = tmp_path_factory.mktemp("server") / "data"
-    server = ServerProcess(data_dir).start()
+    from tests.engines import stack_server_args
+
+    args, env = stack_server_args(request)
+    server = ServerProcess(data_dir, *args, env=env).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings(request: pytest.FixtureRequest) -> Settings:
     """Settings for the in-process app (tests may override with ``dataclasses.replace``)."""
+    from tests.engines import stack_store_urls
+
+    if urls := stack_store_urls(request):
+        return Settings(in_memory=True, sweep_interval=0, store=urls[0], blobs=urls[1])
     return Settings(in_memory=True, sweep_interval=0)
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from graphattach.auth.tokens import TokenService, generate_private_key_pem
 from graphattach.domain import ids
@@ -28,6 +28,18 @@ def store_urls(settings: Settings) -> tuple[str, str]:
     )
 
 
+_SCALE_EXTRA = "{scheme} stores need {missing}, which is not installed: pip install 'graphattach[scale]'"
+
+
+def redact_url(url: str) -> str:
+    """A store URL fit to show: without its password (``postgresql://user:***@host/db``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit((parts.scheme, f"{user.split(':', 1)[0]}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
 def make_metadata_store(url: str) -> MetadataStore:
     parsed = urlparse(url)
     if parsed.scheme == "memory":
@@ -39,8 +51,10 @@ def make_metadata_store(url: str) -> MetadataStore:
 
         return SqliteMetadataStore(Path(parsed.path))
     if parsed.scheme in ("postgresql", "postgres"):
-        from graphattach.storage.postgres import PostgresMetadataStore
-
+        try:
+            from graphattach.storage.postgres import PostgresMetadataStore
+        except ImportError as exc:
+            raise RuntimeError(_SCALE_EXTRA.format(scheme="postgresql://", missing=exc.name or "asyncpg")) from exc
         return PostgresMetadataStore(url)
     raise ValueError(f"unsupported metadata store URL: {url!r} (use memory:, sqlite:///path or postgresql://...)")
 
@@ -56,8 +70,12 @@ def make_blob_store(url: str) -> BlobStore:
 
         return FileBlobStore(Path(parsed.path))
     if parsed.scheme == "s3":
-        from graphattach.storage.s3 import S3BlobStore
+        try:
+            import aiobotocore  # noqa: F401  (imported by the store when it opens)
 
+            from graphattach.storage.s3 import S3BlobStore
+        except ImportError as exc:
+            raise RuntimeError(_SCALE_EXTRA.format(scheme="s3://", missing=exc.name or "aiobotocore")) from exc
         return S3BlobStore(url)
     raise ValueError(f"unsupported blob store URL: {url!r} (use memory:, file:///dir or s3://bucket/prefix)")
 

@@ -17,7 +17,7 @@ from graphattach.api.call import read_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
 from graphattach.auth.tokens import CLI_APP_ID
-from graphattach.composition import store_urls
+from graphattach.composition import redact_url, store_urls
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.users import user_json
@@ -60,8 +60,8 @@ async def info(request: Request) -> Response:
             "uploadOrigin": ctx.settings.upload_root,
             "profile": ctx.settings.profile,
             "strict": ctx.settings.strict,
-            "store": store,
-            "blobs": blobs,
+            "store": redact_url(store),
+            "blobs": redact_url(blobs),
             "tokenEndpoint": f"{ctx.settings.root_url}/{ctx.tenant_id}/oauth2/v2.0/token",
             "now": ctx.clock.now().isoformat(),
         }

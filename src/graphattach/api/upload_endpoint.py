@@ -28,6 +28,7 @@ from graphattach.protocol.errors import error_body
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, UploadPath, parse_upload_path, status_body
 from graphattach.services import uploads
 from graphattach.services.context import Context
+from graphattach.storage.coordination import SWEEPER_LOCK, try_exclusive
 
 log = logging.getLogger("graphattach.uploads")
 
@@ -156,7 +157,11 @@ async def _sweep_forever(ctx: Context, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            report = await uploads.sweep(ctx)
+            # Every process runs this loop; one at a time sweeps (the others skip the round).
+            async with try_exclusive(ctx.metadata, SWEEPER_LOCK) as leader:
+                if not leader:
+                    continue
+                report = await uploads.sweep(ctx)
         except asyncio.CancelledError:
             raise
         except Exception:

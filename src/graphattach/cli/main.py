@@ -6,6 +6,7 @@ import click
 
 from graphattach import __version__
 from graphattach.cli import admin, client, server
+from graphattach.cli.migrate import register as register_migrate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -17,6 +18,7 @@ def cli() -> None:
 server.register(cli)
 admin.register(cli)
 client.register(cli)
+register_migrate(cli)
 
 
 def main() -> None:

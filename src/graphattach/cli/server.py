@@ -114,6 +114,12 @@ def register(cli: click.Group) -> None:
         envvar="GRAPHATTACH_BLOBS",
         help="Blob store URL (file:///dir, memory:, s3://bucket/prefix).",
     )
+    @click.option(
+        "--s3-endpoint",
+        default=None,
+        envvar="AWS_ENDPOINT_URL_S3",
+        help="Endpoint of an S3-compatible store for --blobs s3://... (MinIO, Ceph...); AWS when unset.",
+    )
     @click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
     @click.option(
         "--server",
@@ -140,12 +146,16 @@ def register(cli: click.Group) -> None:
         sweep_interval: float | None,
         store: str | None,
         blobs: str | None,
+        s3_endpoint: str | None,
         workers: int,
         server_impl: str,
         no_demo: bool,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
         from graphattach.api.asgi import ENV_VAR, settings_to_env
+
+        if s3_endpoint:  # read by S3BlobStore in this process and in the workers it starts
+            os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
 
         extra: dict[str, object] = {}
         if session_lifetime is not None:

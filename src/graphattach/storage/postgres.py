@@ -1,0 +1,831 @@
+"""``MetadataStore`` on PostgreSQL, shared by any number of server processes.
+
+Connections come from an ``asyncpg`` pool. Every method is one statement or one transaction, so a
+method that returns has committed (PostgreSQL's default ``synchronous_commit`` makes that
+durable). Invariants that span rows are checked and written in one transaction under a row lock:
+
+- attachment limits lock the item row (``FOR NO KEY UPDATE``), so concurrent additions to one item
+  queue and each sees the others' attachments;
+- upload-session transitions are compare-and-set statements (``UPDATE ... WHERE state = 'active'
+  AND received = $expected``) or a ``SELECT ... FOR UPDATE`` of the session row followed by the
+  writes, so two processes racing for the same transition see one winner;
+- uniqueness (ids, case-insensitive user principal names and well-known folder names) is left to
+  unique indexes over an ASCII-folded column, the comparison SQLite's ``NOCASE`` makes.
+
+Schema changes are SQL files in ``migrations/postgres/NNNN_name.sql``. ``open()`` (and ``graphattach
+migrate``) applies the pending ones in one transaction holding a transaction-level advisory lock,
+the applied versions recorded in ``graphattach_schema_migrations``; several processes starting at
+once apply each migration exactly once, and a database newer than the code is refused.
+
+``lock_session`` combines an ``asyncio.Lock`` per session id (tasks of this process queue without
+holding connections) with a session-level advisory lock, ``pg_advisory_lock(key)``, taken on a
+connection of a separate pool and held for as long as the lock is: PostgreSQL drops it when that
+connection ends, so a crashed or killed holder never blocks the session (a dead machine's
+connection is noticed through the TCP keepalives set on lock connections). A waiter that gives up
+(cancellation) discards its connection, since the lock may have been granted just then.
+
+Configuration beyond the URL (a ``postgresql://`` DSN that asyncpg understands) comes from the
+environment: ``GRAPHATTACH_PG_POOL_MIN`` / ``GRAPHATTACH_PG_POOL_MAX`` (statement pool, default 1 /
+10 connections per process) and ``GRAPHATTACH_PG_LOCK_POOL_MAX`` (connections holding session
+locks, default 64 per process: the number of uploads one process can have in flight at once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import orjson
+
+from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.storage.interfaces import Conflict, LimitExceeded
+
+__all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
+#: The two-int4 advisory lock key that serialises migrations (a key space apart from the
+#: one-bigint keys of session locks).
+MIGRATION_LOCK = (0x47415454, 1)  # "GATT", 1
+_MIGRATIONS_TABLE = "graphattach_schema_migrations"
+
+#: Server settings of every connection: short statements gain nothing from JIT compilation.
+_SERVER_SETTINGS = {"jit": "off", "application_name": "graphattach"}
+#: Lock connections also probe their peer, so a vanished machine's locks are dropped in ~30 s.
+_LOCK_SERVER_SETTINGS = {
+    **_SERVER_SETTINGS,
+    "application_name": "graphattach-locks",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "4",
+}
+
+
+def load_migrations() -> list[tuple[int, str, str]]:
+    """The packaged migrations as ``(version, name, sql)``, in order; versions are 1, 2, 3..."""
+    folder = resources.files("graphattach.storage").joinpath("migrations", "postgres")
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"PostgreSQL migrations must be numbered 0001, 0002... without gaps: {versions}")
+    return found
+
+
+def session_lock_key(session_id: str) -> int:
+    """The advisory lock key of a session: 64 bits of SHA-256, signed (a collision only serialises)."""
+    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def _json(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode("utf-8")
+
+
+def _unjson(text: str) -> dict[str, Any]:
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _utc(value: datetime) -> datetime:
+    return as_utc(value)
+
+
+# rows <-> records ---------------------------------------------------------------------------------
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"],
+        user_principal_name=row["upn"],
+        display_name=row["display_name"],
+        mail=row["mail"],
+        max_message_size=row["max_message_size"],
+        created=_utc(row["created"]),
+        data=_unjson(row["data"]),
+    )
+
+
+def _folder(row: asyncpg.Record) -> Folder:
+    return Folder(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        display_name=row["display_name"],
+        parent_id=row["parent_id"],
+        well_known_name=row["well_known_name"],
+        created=_utc(row["created"]),
+        data=_unjson(row["data"]),
+    )
+
+
+def _item(row: asyncpg.Record) -> Item:
+    return Item(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        folder_id=row["folder_id"],
+        created=_utc(row["created"]),
+        last_modified=_utc(row["last_modified"]),
+        change_key=row["change_key"],
+        data=_unjson(row["data"]),
+        has_attachments=bool(row["has_attachments"]),
+    )
+
+
+def _attachment(row: asyncpg.Record) -> Attachment:
+    return Attachment(
+        id=row["id"],
+        user_id=row["user_id"],
+        item_id=row["item_id"],
+        kind=row["kind"],
+        name=row["name"],
+        content_type=row["content_type"],
+        size=row["size"],
+        is_inline=row["is_inline"],
+        content_id=row["content_id"],
+        last_modified=_utc(row["last_modified"]),
+        content_length=row["content_length"],
+        blob_key=row["blob_key"],
+        data=_unjson(row["data"]),
+    )
+
+
+def _session(row: asyncpg.Record) -> UploadSession:
+    last_start, last_end = row["last_start"], row["last_end"]
+    return UploadSession(
+        id=row["id"],
+        user_id=row["user_id"],
+        item_id=row["item_id"],
+        item_kind=row["item_kind"],
+        name=row["name"],
+        content_type=row["content_type"],
+        is_inline=row["is_inline"],
+        content_id=row["content_id"],
+        size=row["size"],
+        received=row["received"],
+        blob_key=row["blob_key"],
+        state=row["state"],
+        expires=_utc(row["expires"]),
+        created=_utc(row["created"]),
+        attachment_id=row["attachment_id"],
+        last_range=(last_start, last_end) if last_start is not None and last_end is not None else None,
+    )
+
+
+_ITEM_COLUMNS = """
+    items.id, items.user_id, items.kind, items.folder_id, items.created, items.last_modified,
+    items.change_key, items.data,
+    EXISTS (SELECT 1 FROM attachments a
+            WHERE a.user_id = items.user_id AND a.item_id = items.id AND NOT a.is_inline)
+        AS has_attachments
+"""
+
+_UNREFERENCED = """
+    SELECT DISTINCT k COLLATE "C" AS k FROM unnest($1::text[]) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)
+      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)
+    ORDER BY 1
+"""
+
+_SESSION_COLUMNS = (
+    "id, user_id, item_id, item_kind, name, content_type, is_inline, content_id, size, received,"
+    " blob_key, state, expires, created, attachment_id, last_start, last_end"
+)
+
+
+def _integrity(exc: asyncpg.IntegrityConstraintViolationError, what: str) -> Exception:
+    """``KeyError`` for a missing referenced record, ``Conflict`` for a taken id or name."""
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return KeyError(what)
+    return Conflict(f"{what}: {exc}")
+
+
+class PostgresMetadataStore:
+    """``MetadataStore`` on the PostgreSQL database at ``url`` (``postgresql://user@host:port/db``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+        self._lock_pool: asyncpg.Pool | None = None
+        self._locks = KeyedLocks()
+
+    # plumbing -----------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool_min = _env_int("GRAPHATTACH_PG_POOL_MIN", 1)
+        pool_max = max(1, _env_int("GRAPHATTACH_PG_POOL_MAX", 10), pool_min)
+        lock_max = max(1, _env_int("GRAPHATTACH_PG_LOCK_POOL_MAX", 64))
+        pool = await asyncpg.create_pool(
+            self.url, min_size=pool_min, max_size=pool_max, server_settings=_SERVER_SETTINGS
+        )
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            lock_pool = await asyncpg.create_pool(
+                self.url, min_size=0, max_size=lock_max, server_settings=_LOCK_SERVER_SETTINGS
+            )
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool, self._lock_pool = pool, lock_pool
+
+    async def close(self) -> None:
+        pool, lock_pool = self._pool, self._lock_pool
+        self._pool = self._lock_pool = None
+        for each in (lock_pool, pool):
+            if each is not None:
+                await each.close()
+
+    async def reset(self) -> None:
+        await self.pool.execute("TRUNCATE attachments, items, folders, upload_sessions, users")
+
+    async def schema_version(self) -> int:
+        """The latest migration applied to the database."""
+        async with self.pool.acquire() as conn:
+            return await _current_version(conn)
+
+    # settings -----------------------------------------------------------------------------------
+
+    async def get_setting(self, key: str) -> str | None:
+        value: str | None = await self.pool.fetchval("SELECT value FROM settings WHERE key = $1", key)
+        return value
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        async with self.pool.acquire() as conn:
+            # Read committed: the INSERT waits for a concurrent inserter of the same key, and the
+            # SELECT (a new snapshot) then sees whichever value won.
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", key, value
+            )
+            stored: str = await conn.fetchval("SELECT value FROM settings WHERE key = $1", key)
+            return stored
+
+    # users --------------------------------------------------------------------------------------
+
+    async def add_user(self, user: User) -> None:
+        try:
+            await self.pool.execute(
+                "INSERT INTO users (id, upn, upn_folded, display_name, mail, max_message_size, created, data)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                user.id,
+                user.user_principal_name,
+                fold(user.user_principal_name),
+                user.display_name,
+                user.mail,
+                user.max_message_size,
+                _utc(user.created),
+                _json(user.data),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"user {user.id!r} / {user.user_principal_name!r} exists") from exc
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self.pool.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+        return _user(row) if row else None
+
+    async def get_user_by_upn(self, upn: str) -> User | None:
+        row = await self.pool.fetchrow("SELECT * FROM users WHERE upn_folded = $1", fold(upn))
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self.pool.fetch("SELECT * FROM users ORDER BY created, seq")]
+
+    async def update_user(self, user: User) -> None:
+        try:
+            status = await self.pool.execute(
+                "UPDATE users SET upn = $1, upn_folded = $2, display_name = $3, mail = $4,"
+                " max_message_size = $5, created = $6, data = $7 WHERE id = $8",
+                user.user_principal_name,
+                fold(user.user_principal_name),
+                user.display_name,
+                user.mail,
+                user.max_message_size,
+                _utc(user.created),
+                _json(user.data),
+                user.id,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"user principal name {user.user_principal_name!r} is taken") from exc
+        if _rowcount(status) != 1:
+            raise KeyError(user.id)
+
+    # folders ------------------------------------------------------------------------------------
+
+    async def add_folder(self, folder: Folder) -> None:
+        try:
+            await self.pool.execute(
+                "INSERT INTO folders (id, user_id, kind, display_name, parent_id, well_known_name,"
+                " well_known_folded, created, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                folder.id,
+                folder.user_id,
+                folder.kind,
+                folder.display_name,
+                folder.parent_id,
+                folder.well_known_name,
+                _fold_or_none(folder.well_known_name),
+                _utc(folder.created),
+                _json(folder.data),
+            )
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _integrity(exc, folder.parent_id or folder.user_id) from exc
+
+    async def get_folder(self, user_id: str, folder_id: str) -> Folder | None:
+        row = await self.pool.fetchrow("SELECT * FROM folders WHERE user_id = $1 AND id = $2", user_id, folder_id)
+        return _folder(row) if row else None
+
+    async def get_well_known_folder(self, user_id: str, kind: FolderKind, name: str) -> Folder | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM folders WHERE user_id = $1 AND kind = $2 AND well_known_folded = $3",
+            user_id,
+            kind,
+            fold(name),
+        )
+        return _folder(row) if row else None
+
+    async def list_folders(
+        self, user_id: str, kind: FolderKind, parent_id: str | None, *, any_parent: bool = False
+    ) -> list[Folder]:
+        if any_parent:
+            rows = await self.pool.fetch(
+                "SELECT * FROM folders WHERE user_id = $1 AND kind = $2 ORDER BY created, seq", user_id, kind
+            )
+        else:
+            rows = await self.pool.fetch(
+                "SELECT * FROM folders WHERE user_id = $1 AND kind = $2 AND parent_id IS NOT DISTINCT FROM $3"
+                " ORDER BY created, seq",
+                user_id,
+                kind,
+                parent_id,
+            )
+        return [_folder(r) for r in rows]
+
+    async def update_folder(self, folder: Folder) -> None:
+        try:
+            status = await self.pool.execute(
+                "UPDATE folders SET kind = $1, display_name = $2, parent_id = $3, well_known_name = $4,"
+                " well_known_folded = $5, created = $6, data = $7 WHERE user_id = $8 AND id = $9",
+                folder.kind,
+                folder.display_name,
+                folder.parent_id,
+                folder.well_known_name,
+                _fold_or_none(folder.well_known_name),
+                _utc(folder.created),
+                _json(folder.data),
+                folder.user_id,
+                folder.id,
+            )
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _integrity(exc, folder.parent_id or folder.id) from exc
+        if _rowcount(status) != 1:
+            raise KeyError(folder.id)
+
+    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            tree: list[str] = [
+                r[0]
+                for r in await conn.fetch(
+                    "WITH RECURSIVE tree (id) AS ("
+                    "  SELECT id FROM folders WHERE user_id = $1 AND id = $2"
+                    "  UNION SELECT f.id FROM folders f JOIN tree ON f.parent_id = tree.id WHERE f.user_id = $1"
+                    ") SELECT id FROM tree",
+                    user_id,
+                    folder_id,
+                )
+            ]
+            if not tree:
+                return []
+            items_in_tree = "SELECT id FROM items WHERE user_id = $1 AND folder_id = ANY($2::text[])"
+            keys = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT blob_key FROM attachments"
+                    f" WHERE user_id = $1 AND blob_key IS NOT NULL AND item_id IN ({items_in_tree})",
+                    user_id,
+                    tree,
+                )
+            ]
+            await conn.execute(
+                f"DELETE FROM attachments WHERE user_id = $1 AND item_id IN ({items_in_tree})", user_id, tree
+            )
+            await conn.execute("DELETE FROM items WHERE user_id = $1 AND folder_id = ANY($2::text[])", user_id, tree)
+            await conn.execute("DELETE FROM folders WHERE user_id = $1 AND id = ANY($2::text[])", user_id, tree)
+            return await _unreferenced(conn, keys)
+
+    # items --------------------------------------------------------------------------------------
+
+    async def add_item(self, item: Item) -> None:
+        try:
+            await self.pool.execute(
+                "INSERT INTO items (id, user_id, kind, folder_id, created, last_modified, change_key, data)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                item.id,
+                item.user_id,
+                item.kind,
+                item.folder_id,
+                _utc(item.created),
+                _utc(item.last_modified),
+                item.change_key,
+                _json(item.data),
+            )
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _integrity(exc, item.folder_id) from exc
+
+    async def get_item(self, user_id: str, item_id: str) -> Item | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE user_id = $1 AND id = $2", user_id, item_id
+        )
+        return _item(row) if row else None
+
+    async def list_items(
+        self,
+        user_id: str,
+        kind: ItemKind,
+        folder_ids: list[str] | None,
+        *,
+        skip: int = 0,
+        top: int | None = None,
+    ) -> tuple[list[Item], int]:
+        if skip < 0 or (top is not None and top < 0):
+            raise ValueError("skip and top must not be negative")
+        where = "items.user_id = $1 AND items.kind = $2"
+        params: list[Any] = [user_id, kind]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($3::text[])"
+            params.append(list(folder_ids))
+        n = len(params)
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            # one snapshot for the count and the page
+            total: int = await conn.fetchval(f"SELECT count(*) FROM items WHERE {where}", *params)
+            rows = await conn.fetch(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
+                f" ORDER BY items.created DESC, items.id DESC LIMIT ${n + 1} OFFSET ${n + 2}",
+                *params,
+                top,
+                skip,
+            )
+        return [_item(r) for r in rows], total
+
+    async def update_item(self, item: Item) -> None:
+        try:
+            status = await self.pool.execute(
+                "UPDATE items SET kind = $1, folder_id = $2, created = $3, last_modified = $4,"
+                " change_key = $5, data = $6 WHERE user_id = $7 AND id = $8",
+                item.kind,
+                item.folder_id,
+                _utc(item.created),
+                _utc(item.last_modified),
+                item.change_key,
+                _json(item.data),
+                item.user_id,
+                item.id,
+            )
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise _integrity(exc, item.folder_id) from exc
+        if _rowcount(status) != 1:
+            raise KeyError(item.id)
+
+    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = [
+                r[0]
+                for r in await conn.fetch(
+                    "DELETE FROM attachments WHERE user_id = $1 AND item_id = $2 RETURNING blob_key",
+                    user_id,
+                    item_id,
+                )
+                if r[0] is not None
+            ]
+            await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", user_id, item_id)
+            return await _unreferenced(conn, keys)
+
+    # attachments --------------------------------------------------------------------------------
+
+    async def add_attachment(
+        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _insert_attachment(conn, attachment, max_count, max_total_size)
+
+    async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM attachments WHERE user_id = $1 AND item_id = $2 AND id = $3",
+            user_id,
+            item_id,
+            attachment_id,
+        )
+        return _attachment(row) if row else None
+
+    async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM attachments WHERE user_id = $1 AND item_id = $2 ORDER BY seq", user_id, item_id
+        )
+        return [_attachment(r) for r in rows]
+
+    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "DELETE FROM attachments WHERE user_id = $1 AND item_id = $2 AND id = $3 RETURNING blob_key",
+                user_id,
+                item_id,
+                attachment_id,
+            )
+            if row is None:
+                return None
+            return await _unreferenced(conn, [row[0]] if row[0] is not None else [])
+
+    # upload sessions ----------------------------------------------------------------------------
+
+    async def add_session(self, session: UploadSession) -> None:
+        if session.state not in SESSION_STATES:
+            raise ValueError(session.state)
+        last = session.last_range or (None, None)
+        try:
+            await self.pool.execute(
+                f"INSERT INTO upload_sessions ({_SESSION_COLUMNS})"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                session.id,
+                session.user_id,
+                session.item_id,
+                session.item_kind,
+                session.name,
+                session.content_type,
+                session.is_inline,
+                session.content_id,
+                session.size,
+                session.received,
+                session.blob_key,
+                session.state,
+                _utc(session.expires),
+                _utc(session.created),
+                session.attachment_id,
+                last[0],
+                last[1],
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"session {session.id!r} exists") from exc
+
+    async def get_session(self, session_id: str) -> UploadSession | None:
+        row = await self.pool.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1", session_id)
+        return _session(row) if row else None
+
+    async def advance_session(
+        self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
+    ) -> bool:
+        # A concurrent writer of the row makes this wait, then re-check the WHERE on its version.
+        status = await self.pool.execute(
+            "UPDATE upload_sessions SET received = $1, last_start = $2, last_end = $3"
+            " WHERE id = $4 AND state = 'active' AND received = $5",
+            received,
+            last_range[0],
+            last_range[1],
+            session_id,
+            expected_received,
+        )
+        return _rowcount(status) == 1
+
+    async def complete_session(
+        self,
+        session_id: str,
+        expected_received: int,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+    ) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            size = await conn.fetchval(
+                "SELECT size FROM upload_sessions WHERE id = $1 AND state = 'active' AND received = $2 FOR UPDATE",
+                session_id,
+                expected_received,
+            )
+            if size is None:
+                return False
+            await _insert_attachment(conn, attachment, max_count, max_total_size)
+            await conn.execute(
+                "UPDATE upload_sessions SET state = 'completed', received = $1, attachment_id = $2,"
+                " last_start = $3, last_end = $4 WHERE id = $5",
+                size,
+                attachment.id,
+                expected_received,
+                size - 1,
+                session_id,
+            )
+            return True
+
+    async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
+        if state not in SESSION_STATES:
+            raise ValueError(state)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1 FOR UPDATE", session_id
+            )
+            if row is None:
+                return None
+            await conn.execute("UPDATE upload_sessions SET state = $1 WHERE id = $2", state, session_id)
+            return _session(row)
+
+    async def delete_session(self, session_id: str) -> UploadSession | None:
+        row = await self.pool.fetchrow(
+            f"DELETE FROM upload_sessions WHERE id = $1 RETURNING {_SESSION_COLUMNS}", session_id
+        )
+        return _session(row) if row else None
+
+    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE expires < $1 ORDER BY expires, id LIMIT $2",
+            _utc(when),
+            limit,
+        )
+        return [_session(r) for r in rows]
+
+    def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
+        return self._lock_session(session_id)
+
+    @asynccontextmanager
+    async def _lock_session(self, session_id: str) -> AsyncIterator[None]:
+        if self._lock_pool is None:
+            raise RuntimeError("the store is not open")
+        lock_pool = self._lock_pool
+        key = session_lock_key(session_id)
+        async with self._locks.hold(session_id):
+            conn = await lock_pool.acquire()
+            try:
+                await conn.execute("SELECT pg_advisory_lock($1)", key)
+            except BaseException:
+                # Cancelled or failed while waiting: the lock may have been granted meanwhile, and
+                # only the end of this connection is sure to drop it.
+                conn.terminate()
+                await lock_pool.release(conn)
+                raise
+            try:
+                yield
+            finally:
+                await _unlock(lock_pool, conn, key)
+
+    # blobs --------------------------------------------------------------------------------------
+
+    async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT k FROM unnest($1::text[]) AS k"
+            " WHERE EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)"
+            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)",
+            list(keys),
+        )
+        return {r[0] for r in rows}
+
+
+# helpers ------------------------------------------------------------------------------------------
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command tag such as ``UPDATE 1``."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _fold_or_none(value: str | None) -> str | None:
+    return fold(value) if value is not None else None
+
+
+async def _unreferenced(conn: asyncpg.Connection, keys: Iterable[str]) -> list[str]:
+    wanted = list(keys)
+    if not wanted:
+        return []
+    return [r[0] for r in await conn.fetch(_UNREFERENCED, wanted)]
+
+
+async def _insert_attachment(
+    conn: asyncpg.Connection, attachment: Attachment, max_count: int | None, max_total_size: int | None
+) -> None:
+    """Insert inside the caller's transaction, the item row locked while its limits are checked."""
+    exists = await conn.fetchval(
+        "SELECT 1 FROM items WHERE user_id = $1 AND id = $2 FOR NO KEY UPDATE",
+        attachment.user_id,
+        attachment.item_id,
+    )
+    if exists is None:
+        raise KeyError(attachment.item_id)
+    if max_count is not None or max_total_size is not None:
+        count, total = await conn.fetchrow(
+            "SELECT count(*), coalesce(sum(size), 0) FROM attachments WHERE user_id = $1 AND item_id = $2",
+            attachment.user_id,
+            attachment.item_id,
+        )
+        if max_count is not None and count + 1 > max_count:
+            raise LimitExceeded("count")
+        if max_total_size is not None and total + attachment.size > max_total_size:
+            raise LimitExceeded("size")
+    try:
+        await conn.execute(
+            "INSERT INTO attachments (id, user_id, item_id, kind, name, content_type, size, is_inline,"
+            " content_id, last_modified, content_length, blob_key, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            attachment.id,
+            attachment.user_id,
+            attachment.item_id,
+            attachment.kind,
+            attachment.name,
+            attachment.content_type,
+            attachment.size,
+            attachment.is_inline,
+            attachment.content_id,
+            _utc(attachment.last_modified),
+            attachment.content_length,
+            attachment.blob_key,
+            _json(attachment.data),
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise _integrity(exc, attachment.item_id) from exc
+
+
+async def _unlock(pool: asyncpg.Pool, conn: asyncpg.Connection, key: int) -> None:
+    """Release the advisory lock and hand the connection back; on any trouble end the connection
+    (which releases the lock too)."""
+    try:
+        released = await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
+        if not released:
+            conn.terminate()
+    except BaseException:
+        conn.terminate()
+        raise
+    finally:
+        await pool.release(conn)
+
+
+# migrations ---------------------------------------------------------------------------------------
+
+
+async def _current_version(conn: asyncpg.Connection) -> int:
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", _MIGRATIONS_TABLE)
+    if not exists:
+        return 0
+    version: int = await conn.fetchval(f"SELECT coalesce(max(version), 0) FROM {_MIGRATIONS_TABLE}")
+    return version
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply the pending migrations in one transaction under the migration advisory lock; return
+    the versions applied (none when the schema is current). Refuses a schema newer than the code."""
+    migrations = load_migrations()
+    latest = migrations[-1][0] if migrations else 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *MIGRATION_LOCK)
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await _current_version(conn)
+        if current > latest:
+            raise RuntimeError(f"the database has schema version {current}, newer than this code ({latest})")
+        applied: list[int] = []
+        for version, name, sql in migrations:
+            if version <= current:
+                continue
+            await conn.execute(sql)
+            await conn.execute(f"INSERT INTO {_MIGRATIONS_TABLE} (version, name) VALUES ($1, $2)", version, name)
+            applied.append(version)
+        return applied
+
+
+async def schema_status(url: str) -> tuple[int, list[str]]:
+    """The database's schema version and the names of the migrations not yet applied to it."""
+    conn = await asyncpg.connect(url, server_settings=_SERVER_SETTINGS)
+    try:
+        current = await _current_version(conn)
+    finally:
+        await conn.close()
+    return current, [name for version, name, _ in load_migrations() if version > current]
