@@ -47,6 +47,7 @@ import orjson
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
 from graphattach.storage.interfaces import Conflict, LimitExceeded
+from graphattach.storage.rows import RowMapper
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
 
@@ -103,11 +104,6 @@ def _json(data: dict[str, Any]) -> str:
     return orjson.dumps(data).decode("utf-8")
 
 
-def _unjson(text: str) -> dict[str, Any]:
-    value = orjson.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
 def _utc(value: datetime) -> datetime:
     return as_utc(value)
 
@@ -115,83 +111,8 @@ def _utc(value: datetime) -> datetime:
 # rows <-> records ---------------------------------------------------------------------------------
 
 
-def _user(row: asyncpg.Record) -> User:
-    return User(
-        id=row["id"],
-        user_principal_name=row["upn"],
-        display_name=row["display_name"],
-        mail=row["mail"],
-        max_message_size=row["max_message_size"],
-        created=_utc(row["created"]),
-        data=_unjson(row["data"]),
-    )
-
-
-def _folder(row: asyncpg.Record) -> Folder:
-    return Folder(
-        id=row["id"],
-        user_id=row["user_id"],
-        kind=row["kind"],
-        display_name=row["display_name"],
-        parent_id=row["parent_id"],
-        well_known_name=row["well_known_name"],
-        created=_utc(row["created"]),
-        data=_unjson(row["data"]),
-    )
-
-
-def _item(row: asyncpg.Record) -> Item:
-    return Item(
-        id=row["id"],
-        user_id=row["user_id"],
-        kind=row["kind"],
-        folder_id=row["folder_id"],
-        created=_utc(row["created"]),
-        last_modified=_utc(row["last_modified"]),
-        change_key=row["change_key"],
-        data=_unjson(row["data"]),
-        has_attachments=bool(row["has_attachments"]),
-    )
-
-
-def _attachment(row: asyncpg.Record) -> Attachment:
-    return Attachment(
-        id=row["id"],
-        user_id=row["user_id"],
-        item_id=row["item_id"],
-        kind=row["kind"],
-        name=row["name"],
-        content_type=row["content_type"],
-        size=row["size"],
-        is_inline=row["is_inline"],
-        content_id=row["content_id"],
-        last_modified=_utc(row["last_modified"]),
-        content_length=row["content_length"],
-        blob_key=row["blob_key"],
-        data=_unjson(row["data"]),
-    )
-
-
-def _session(row: asyncpg.Record) -> UploadSession:
-    last_start, last_end = row["last_start"], row["last_end"]
-    return UploadSession(
-        id=row["id"],
-        user_id=row["user_id"],
-        item_id=row["item_id"],
-        item_kind=row["item_kind"],
-        name=row["name"],
-        content_type=row["content_type"],
-        is_inline=row["is_inline"],
-        content_id=row["content_id"],
-        size=row["size"],
-        received=row["received"],
-        blob_key=row["blob_key"],
-        state=row["state"],
-        expires=_utc(row["expires"]),
-        created=_utc(row["created"]),
-        attachment_id=row["attachment_id"],
-        last_range=(last_start, last_end) if last_start is not None and last_end is not None else None,
-    )
+_rows = RowMapper(_utc)
+_user, _folder, _item, _attachment, _session = (_rows.user, _rows.folder, _rows.item, _rows.attachment, _rows.session)
 
 
 _ITEM_COLUMNS = """

@@ -51,6 +51,7 @@ from graphattach.domain.models import (
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
 from graphattach.storage.interfaces import Conflict, LimitExceeded, SessionUsage
+from graphattach.storage.rows import RowMapper
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
 
@@ -97,91 +98,11 @@ def _json(data: dict[str, Any]) -> str:
     return orjson.dumps(data).decode("utf-8")
 
 
-def _unjson(text: str) -> dict[str, Any]:
-    value = orjson.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
 # rows <-> records ---------------------------------------------------------------------------------
 
 
-def _user(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        user_principal_name=row["upn"],
-        display_name=row["display_name"],
-        mail=row["mail"],
-        max_message_size=row["max_message_size"],
-        created=from_micros(row["created"]),
-        data=_unjson(row["data"]),
-    )
-
-
-def _folder(row: sqlite3.Row) -> Folder:
-    return Folder(
-        id=row["id"],
-        user_id=row["user_id"],
-        kind=row["kind"],
-        display_name=row["display_name"],
-        parent_id=row["parent_id"],
-        well_known_name=row["well_known_name"],
-        created=from_micros(row["created"]),
-        data=_unjson(row["data"]),
-    )
-
-
-def _item(row: sqlite3.Row) -> Item:
-    return Item(
-        id=row["id"],
-        user_id=row["user_id"],
-        kind=row["kind"],
-        folder_id=row["folder_id"],
-        created=from_micros(row["created"]),
-        last_modified=from_micros(row["last_modified"]),
-        change_key=row["change_key"],
-        data=_unjson(row["data"]),
-        has_attachments=bool(row["has_attachments"]),
-    )
-
-
-def _attachment(row: sqlite3.Row) -> Attachment:
-    return Attachment(
-        id=row["id"],
-        user_id=row["user_id"],
-        item_id=row["item_id"],
-        kind=row["kind"],
-        name=row["name"],
-        content_type=row["content_type"],
-        size=row["size"],
-        is_inline=bool(row["is_inline"]),
-        content_id=row["content_id"],
-        last_modified=from_micros(row["last_modified"]),
-        content_length=row["content_length"],
-        blob_key=row["blob_key"],
-        data=_unjson(row["data"]),
-    )
-
-
-def _session(row: sqlite3.Row) -> UploadSession:
-    last_start, last_end = row["last_start"], row["last_end"]
-    return UploadSession(
-        id=row["id"],
-        user_id=row["user_id"],
-        item_id=row["item_id"],
-        item_kind=row["item_kind"],
-        name=row["name"],
-        content_type=row["content_type"],
-        is_inline=bool(row["is_inline"]),
-        content_id=row["content_id"],
-        size=row["size"],
-        received=row["received"],
-        blob_key=row["blob_key"],
-        state=row["state"],
-        expires=from_micros(row["expires"]),
-        created=from_micros(row["created"]),
-        attachment_id=row["attachment_id"],
-        last_range=(last_start, last_end) if last_start is not None and last_end is not None else None,
-    )
+_rows = RowMapper(from_micros)
+_user, _folder, _item, _attachment, _session = (_rows.user, _rows.folder, _rows.item, _rows.attachment, _rows.session)
 
 
 _ITEM_COLUMNS = """
