@@ -27,11 +27,11 @@ from graphattach.services.mail import (
     Page,
     copy_attachments,
     delete_item,
+    insert_item,
     owner_recipient,
     reload,
     tenant_users_by_address,
 )
-from graphattach.services.mail import add_attachments as add_item_attachments
 
 #: Where the link from an attendee's copy to the organizer's event is kept in ``Item.data``.
 SOURCE = "_organizerEvent"
@@ -76,24 +76,7 @@ async def create_event(
         "responseStatus": {"response": "organizer", "time": NO_TIME},
         **data,
     }
-    item = Item(
-        id=ids.new_id("event"),
-        user_id=user.id,
-        kind="event",
-        folder_id=target.id,
-        created=now,
-        last_modified=now,
-        change_key=items.new_change_key(),
-        data=stored,
-    )
-    await ctx.metadata.add_item(item)
-    if attachments:
-        try:
-            await add_item_attachments(ctx, user, item, attachments, version=version)
-        except BaseException:
-            await delete_item(ctx, item)
-            raise
-    item = await reload(ctx, item)
+    item = await insert_item(ctx, user, "event", target, stored, now, attachments, version=version)
     await propagate_to_attendees(ctx, user, item)
     return item
 

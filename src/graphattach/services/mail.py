@@ -19,7 +19,7 @@ from typing import Any
 
 from graphattach.domain import ids
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, ItemNotFound
-from graphattach.domain.models import Folder, Item, User, replace
+from graphattach.domain.models import Folder, Item, ItemKind, User, replace
 from graphattach.protocol.jsonio import graph_datetime
 from graphattach.services import items
 from graphattach.services.access import WELL_KNOWN_MAIL
@@ -73,15 +73,30 @@ async def create_message(
         "sender": None,
         **data,
     }
+    return await insert_item(ctx, user, "message", target, stored, now, attachments, version=version)
+
+
+async def insert_item(
+    ctx: Context,
+    user: User,
+    kind: ItemKind,
+    folder: Folder,
+    data: dict[str, Any],
+    now: datetime,
+    attachments: list[dict[str, Any]] | None,
+    *,
+    version: str = "v1.0",
+) -> Item:
+    """Store a new message or event with its ``attachments``: all of it, or (on any error) none."""
     item = Item(
-        id=ids.new_id("message"),
+        id=ids.new_id(kind),
         user_id=user.id,
-        kind="message",
-        folder_id=target.id,
+        kind=kind,
+        folder_id=folder.id,
         created=now,
         last_modified=now,
         change_key=items.new_change_key(),
-        data=stored,
+        data=data,
     )
     await ctx.metadata.add_item(item)
     if attachments:
