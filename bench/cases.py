@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from bench.ga import (
     upload,
 )
 from bench.httpc import Conn, target_of
-from bench.procs import Server
+from bench.procs import Server, free_port
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -267,6 +268,105 @@ class LoopbackSendfile(Case):
 
     def teardown(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class FloorServer(Server):
+    """``granian --interface asgi bench.floor_app:app``: the durable floor (bench/floor_app.py),
+    one worker on HTTP/1.1 like ``graphattach serve``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        directory = workdir / "floor"
+        cmd = [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--http",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "bench.floor_app:app",
+        ]
+        root = Path(__file__).resolve().parent.parent
+        super().__init__("floor", cmd, workdir / "floor.log", env={"FLOOR_DIR": str(directory)}, cwd=root)
+
+    def start_and_wait(self) -> FloorServer:
+        self.start()
+
+        def ready() -> bool:
+            with Conn("127.0.0.1", self.port, timeout=2) as c:
+                return c.request("GET", "/").status == 200
+
+        self.wait_ready(ready, 30)
+        return self
+
+
+class FloorCase(Case):
+    """A small-request workload against the durable floor (bench/floor_app.py): the ceiling for
+    any Python server on granian that syncs what it acknowledges, on this machine."""
+
+    target = "physical"
+
+    @property
+    def server(self) -> Server | None:
+        return self.floor
+
+    def setup(self) -> None:
+        self.floor = FloorServer(self.env.workdir).start_and_wait()
+
+    def teardown(self) -> None:
+        self.floor.stop()
+
+
+class FloorTinyPuts(FloorCase):
+    workload = "tiny_puts"
+    label = "durable floor: 1 KiB PUT, append + fdatasync + SQLite commit, no-op app"
+    unit = "PUT/s"
+
+    def run(self) -> Sample:
+        sizes = self.env.sizes
+        body = bytes(self.env.data[: sizes.tiny_chunk])
+        done = 0
+        with Conn("127.0.0.1", self.floor.port) as c:
+            start = time.perf_counter()
+            deadline = start + sizes.tiny_seconds
+            while done < sizes.tiny_puts and time.perf_counter() <= deadline:
+                expect(c.request("PUT", "/tiny", {"Content-Type": "application/octet-stream"}, body), "floor PUT", 200)
+                done += 1
+            s = time.perf_counter() - start
+        return Sample(done / s, s, extra={"requests": done})
+
+
+class FloorPostSmall(FloorCase):
+    workload = "post_small"
+    label = "durable floor: POST 1 MiB base64 JSON, orjson + pybase64, fdatasync and SQLite commit in threads, echo"
+    unit = "req/s"
+
+    def setup(self) -> None:
+        super().setup()
+        self.body = self.env.state.setdefault(
+            "post_body", file_attachment_json("bench-1mib.bin", bytes(self.env.data[: self.env.sizes.post_raw]))
+        )
+
+    def run(self) -> Sample:
+        sizes = self.env.sizes
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+        def one(conn: Conn, _: int) -> None:
+            expect(conn.request("POST", "/post", headers, self.body), "floor POST", 201)
+
+        port = self.floor.port
+        return load(sizes.post_concurrency, sizes.post_seconds, sizes.post_max, lambda: Conn("127.0.0.1", port), one)
+
+    def after_run(self) -> None:
+        with Conn("127.0.0.1", self.floor.port) as c:
+            expect(c.request("DELETE", "/post"), "floor clean-up", 200)
 
 
 # -- nginx --------------------------------------------------------------------------------------------
@@ -817,8 +917,8 @@ PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, LoopbackTcp, Loopb
 CASES: dict[str, list[type[Case]]] = {
     "upload_big": [NginxPutBig, TusUploadBig, GaUploadBig],
     "upload_concurrent": [NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],
-    "tiny_puts": [TusTinyPatches, GaTinyPuts],
+    "tiny_puts": [FloorTinyPuts, TusTinyPatches, GaTinyPuts],
     "download_big": [NginxGetBig, TusGetBig, GaValue],
     "content_bytes": [GaContentBytes],
-    "post_small": [NginxPostSmall, GaPostSmall],
+    "post_small": [FloorPostSmall, NginxPostSmall, GaPostSmall],
 }

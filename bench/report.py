@@ -22,7 +22,17 @@ PHYSICAL_REFERENCE = {
     "upload_concurrent": ("disk_write_fdatasync", "disk write with fdatasync"),
     "download_big": ("loopback_sendfile", "loopback sendfile"),
     "content_bytes": ("loopback_tcp", "loopback send"),
+    # No anchor syncs small requests: these are held against the durable floor (bench/floor_app.py).
+    "tiny_puts": ("tiny_puts", "durable floor"),
+    "post_small": ("post_small", "durable floor"),
 }
+
+
+def _chart_label(key: str) -> str:
+    target, workload = key.split(".", 1)
+    if target == "physical" and workload not in PHYSICAL_WORKLOADS:
+        return "durable floor"
+    return TARGET_NAMES[target]
 
 
 def _fmt(v: float | None, digits: int = 0) -> str:
@@ -197,7 +207,9 @@ def markdown(data: dict[str, Any]) -> str:
             if r is None:
                 continue
             s = r["summary"]
-            title = titles.get(workload, (PHYSICAL_TITLE[1], ""))[0] if target != "physical" else "Physical limit"
+            title = titles.get(workload, (PHYSICAL_TITLE[1], ""))[0]
+            if workload in PHYSICAL_WORKLOADS:
+                title = "Physical limit"
             if r["status"] == "ok" and "median" in s:
                 fig = f"{_fmt(s['median'], 1)} {r['unit']} ({_fmt(s['min'], 1)}–{_fmt(s['max'], 1)})"
                 if "p50_ms" in s:
@@ -213,7 +225,7 @@ def markdown(data: dict[str, Any]) -> str:
             hwm = f"{s['vm_hwm_mb']:.0f}" if "vm_hwm_mb" in s else "–"
             note = r["note"].replace("|", "\\|").replace("\n", " ")[:240]
             lines.append(
-                f"| {title} | {TARGET_NAMES[target]} | {r['label']} | {fig} | {cpu} | {rss} | {hwm} | {note} |"
+                f"| {title} | {_chart_label(target + '.' + workload)} | {r['label']} | {fig} | {cpu} | {rss} | {hwm} | {note} |"
             )
     lines.append("")
     return "\n".join(lines)
@@ -239,7 +251,7 @@ def chart(data: dict[str, Any], path: Path) -> str | None:
             colors = [COLORS["physical"]] * len(keys)
         else:
             keys = [f"{t}.{workload}" for t in TARGET_ORDER if f"{t}.{workload}" in results]
-            labels = [TARGET_NAMES[k.split(".")[0]] for k in keys]
+            labels = [_chart_label(k) for k in keys]
             colors = [COLORS[k.split(".")[0]] for k in keys]
         medians, lows, highs = [], [], []
         for k in keys:

@@ -36,7 +36,7 @@ from graphattach.protocol.attachments import (
 from graphattach.protocol.item_mime import render_item
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
-from graphattach.storage.interfaces import LimitExceeded
+from graphattach.storage.interfaces import ItemUsage, LimitExceeded, item_usage, limit_weight
 
 MAX_ATTACHMENTS = limits.MAX_ATTACHMENTS_PER_ITEM
 #: Key in ``Attachment.data`` naming the attachment a copy was made from (never rendered).
@@ -64,19 +64,14 @@ def too_many_attachments() -> GraphError:
     )
 
 
-def limit_weight(attachment: Attachment) -> int:
-    """What an attachment counts against the mailbox's maximum message size."""
-    return attachment.content_length if attachment.kind == "file" else attachment.size
-
-
-def size_allowance(existing: list[Attachment], new: Attachment, max_message_size: int) -> int:
+def size_allowance(existing: ItemUsage, new: Attachment, max_message_size: int) -> int:
     """The ``max_total_size`` to give the store so that its check on the sum of ``size`` becomes a
     check on raw bytes: the maximum plus the overhead (``size`` - raw) of every attachment involved.
 
-    A concurrent add between listing and inserting only makes the store's check stricter (its
-    overhead is not in the allowance), never laxer; ``insert`` then looks again.
+    A concurrent add between reading the usage and inserting only makes the store's check
+    stricter (its overhead is not in the allowance), never laxer; ``insert`` then looks again.
     """
-    overhead = sum(a.size - limit_weight(a) for a in existing) + (new.size - limit_weight(new))
+    overhead = (existing.size - existing.weight) + (new.size - limit_weight(new))
     return max_message_size + overhead
 
 
@@ -100,10 +95,10 @@ _LIMIT_RETRIES = 8
 
 async def _insert_limited(ctx: Context, user: User, attachment: Attachment) -> None:
     for _ in range(_LIMIT_RETRIES):
-        existing = await ctx.metadata.list_attachments(attachment.user_id, attachment.item_id)
-        if len(existing) >= MAX_ATTACHMENTS:
+        existing = await item_usage(ctx.metadata, attachment.user_id, attachment.item_id)
+        if existing.count >= MAX_ATTACHMENTS:
             raise too_many_attachments()
-        if sum(limit_weight(a) for a in existing) + limit_weight(attachment) > user.max_message_size:
+        if existing.weight + limit_weight(attachment) > user.max_message_size:
             raise message_size_exceeded()
         try:
             await ctx.metadata.add_attachment(

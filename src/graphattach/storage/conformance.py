@@ -24,7 +24,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
-from graphattach.storage.interfaces import BlobStore, Conflict, LimitExceeded, MetadataStore, session_usage
+from graphattach.storage.interfaces import (
+    BlobStore,
+    Conflict,
+    ItemUsage,
+    LimitExceeded,
+    MetadataStore,
+    item_usage,
+    limit_weight,
+    session_usage,
+)
 
 __all__ = ["BlobStoreConformance", "MetadataStoreConformance"]
 
@@ -639,6 +648,26 @@ class MetadataStoreConformance:
         results = await asyncio.gather(*(add(100) for _ in range(20)))
         assert results.count(True) == 5
         assert len(await metadata_store.list_attachments(user.id, item.id)) == 5
+
+    async def test_item_usage(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        other = await self.item_in(metadata_store, inbox)
+        assert await item_usage(metadata_store, user.id, item.id) == ItemUsage(0, 0, 0)
+        await metadata_store.add_attachment(make_attachment(item, content_length=10, size=100))
+        await metadata_store.add_attachment(
+            make_attachment(item, kind="item", blob_key=None, content_length=33, size=70)
+        )
+        await metadata_store.add_attachment(
+            make_attachment(item, kind="reference", blob_key=None, content_length=44, size=5)
+        )
+        await metadata_store.add_attachment(make_attachment(other, content_length=1000, size=1200))
+        usage = await item_usage(metadata_store, user.id, item.id)
+        # files weigh their raw bytes, the other kinds their reported size
+        assert usage == ItemUsage(3, 10 + 70 + 5, 100 + 70 + 5)
+        listed = await metadata_store.list_attachments(user.id, item.id)
+        assert usage.weight == sum(limit_weight(a) for a in listed)
+        assert await item_usage(metadata_store, user.id, "missing") == ItemUsage(0, 0, 0)
 
     async def test_delete_attachment(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)

@@ -185,6 +185,38 @@ class SessionUsageReader(Protocol):
     async def session_usage(self, session_id: str) -> SessionUsage: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ItemUsage:
+    """What the attachments of one item hold against Exchange's limits: how many there are, their
+    weight against the maximum message size (``limit_weight``) and the sum of their ``size``."""
+
+    count: int
+    weight: int
+    size: int
+
+
+def limit_weight(attachment: Attachment) -> int:
+    """What an attachment counts against the mailbox's maximum message size: a file's raw bytes,
+    the reported ``size`` of the others."""
+    return attachment.content_length if attachment.kind == "file" else attachment.size
+
+
+class ItemUsageReader(Protocol):
+    """Optional on a ``MetadataStore``: ``item_usage`` as one aggregate query (no records built)."""
+
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage: ...
+
+
+async def item_usage(store: MetadataStore, user_id: str, item_id: str) -> ItemUsage:
+    """``ItemUsage`` from the store's own ``item_usage`` when it has one, else from the list."""
+    read = getattr(store, "item_usage", None)  # an ItemUsageReader
+    if read is not None:
+        usage: ItemUsage = await read(user_id, item_id)
+        return usage
+    existing = await store.list_attachments(user_id, item_id)
+    return ItemUsage(len(existing), sum(limit_weight(a) for a in existing), sum(a.size for a in existing))
+
+
 async def session_usage(store: MetadataStore, session_id: str) -> SessionUsage:
     """``SessionUsage`` from the store's own ``session_usage`` when it has one, else composed."""
     read = getattr(store, "session_usage", None)  # a SessionUsageReader

@@ -46,7 +46,7 @@ import orjson
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
-from graphattach.storage.interfaces import Conflict, LimitExceeded
+from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
@@ -471,6 +471,16 @@ class PostgresMetadataStore:
             "SELECT * FROM attachments WHERE user_id = $1 AND item_id = $2 ORDER BY seq", user_id, item_id
         )
         return [_attachment(r) for r in rows]
+
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage:
+        row = await self.pool.fetchrow(
+            "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+            " coalesce(sum(size), 0) FROM attachments WHERE user_id = $1 AND item_id = $2",
+            user_id,
+            item_id,
+        )
+        assert row is not None
+        return ItemUsage(int(row[0]), int(row[1]), int(row[2]))
 
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -50,7 +50,7 @@ from graphattach.domain.models import (
     User,
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
-from graphattach.storage.interfaces import Conflict, LimitExceeded, SessionUsage
+from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, SessionUsage
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
@@ -112,6 +112,13 @@ _ITEM_COLUMNS = """
             WHERE a.user_id = items.user_id AND a.item_id = items.id AND a.is_inline = 0)
         AS has_attachments
 """
+
+#: count, weight (``limit_weight``: raw bytes of files, ``size`` of the rest) and ``size`` of an
+#: item's attachments.
+_ITEM_USAGE_SQL = (
+    "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+    " coalesce(sum(size), 0) FROM attachments WHERE user_id = ? AND item_id = ?"
+)
 
 _UNREFERENCED = """
     SELECT DISTINCT value FROM json_each(?)
@@ -651,6 +658,13 @@ class SqliteMetadataStore:
                 "SELECT * FROM attachments WHERE user_id = ? AND item_id = ? ORDER BY seq", (user_id, item_id)
             )
             return [_attachment(r) for r in rows]
+
+        return await self._run(run)
+
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage:
+        def run(conn: sqlite3.Connection) -> ItemUsage:
+            row = conn.execute(_ITEM_USAGE_SQL, (user_id, item_id)).fetchone()
+            return ItemUsage(row[0], row[1], row[2])
 
         return await self._run(run)
 
