@@ -38,7 +38,7 @@ __all__ = ["FileBlobStore"]
 R = TypeVar("R")
 
 #: Bytes gathered in memory before one write in a worker thread.
-BUFFER_SIZE = 1024 * 1024
+BUFFER_SIZE = 512 * 1024
 #: Keys whose encoded name would be longer than this use a hashed name and a sidecar.
 _MAX_NAME = 200
 _SIDECAR = ".key"
