@@ -320,8 +320,27 @@ class FloorCase(Case):
     def setup(self) -> None:
         self.floor = FloorServer(self.env.workdir).start_and_wait()
 
+    def after_run(self) -> None:
+        with Conn("127.0.0.1", self.floor.port) as c:
+            expect(c.request("DELETE", "/"), "floor clean-up", 200)
+
     def teardown(self) -> None:
         self.floor.stop()
+
+
+class FloorUploadBig(FloorCase):
+    workload = "upload_big"
+    label = "durable floor: 4 MiB PUTs on one connection, append + fdatasync + SQLite commit, no-op app"
+
+    def run(self) -> Sample:
+        data = self.env.data[: self.env.sizes.big]
+        headers = {"Content-Type": "application/octet-stream"}
+        with Conn("127.0.0.1", self.floor.port) as c:
+            start = time.perf_counter()
+            for offset in range(0, len(data), CHUNK):
+                expect(c.request("PUT", "/big", headers, data[offset : offset + CHUNK]), "floor PUT", 200)
+            s = time.perf_counter() - start
+        return Sample(rate(len(data), s), s)
 
 
 class FloorTinyPuts(FloorCase):
@@ -363,10 +382,6 @@ class FloorPostSmall(FloorCase):
 
         port = self.floor.port
         return load(sizes.post_concurrency, sizes.post_seconds, sizes.post_max, lambda: Conn("127.0.0.1", port), one)
-
-    def after_run(self) -> None:
-        with Conn("127.0.0.1", self.floor.port) as c:
-            expect(c.request("DELETE", "/post"), "floor clean-up", 200)
 
 
 # -- nginx --------------------------------------------------------------------------------------------
@@ -915,7 +930,7 @@ WORKLOADS: list[tuple[str, str, str]] = [
 
 PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, LoopbackTcp, LoopbackSendfile]
 CASES: dict[str, list[type[Case]]] = {
-    "upload_big": [NginxPutBig, TusUploadBig, GaUploadBig],
+    "upload_big": [FloorUploadBig, NginxPutBig, TusUploadBig, GaUploadBig],
     "upload_concurrent": [NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],
     "tiny_puts": [FloorTinyPuts, TusTinyPatches, GaTinyPuts],
     "download_big": [NginxGetBig, TusGetBig, GaValue],

@@ -2,15 +2,16 @@
 acknowledge only what is on disk. The benchmark holds graphattach's small-request workloads
 against it, because for them no anchor is comparable (nginx and @tus/server do not sync).
 
-- ``PUT /tiny``: read the body, append it to one file and ``fdatasync`` it, commit the new length
-  to SQLite (WAL, ``synchronous=FULL``), answer a small JSON status: the two syncs per
-  acknowledged range an upload session needs (the bytes, then the session's progress).
+- ``PUT /{name}``: append the body to the file of that path as it arrives (one ``os.write`` per
+  chunk granian hands over), ``fdatasync`` it, commit the new length to SQLite (WAL,
+  ``synchronous=FULL``), answer a small JSON status: the two syncs per acknowledged range an
+  upload session needs (the bytes, then the session's progress).
 - ``POST /post``: parse the JSON body with orjson, decode ``contentBytes`` with pybase64, write
   the bytes to a new file with ``fdatasync``, commit a row, and answer 201 echoing the JSON with
-  ``contentBytes``, as Graph does. ``DELETE /post`` removes those files (between runs, untimed).
+  ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
 
 No routing, no middleware, no checks. A PUT runs inline on the event loop (its client waits for
-each answer: a thread hop would only add latency); a POST writes its file and commits in threads
+each answer: a thread hop would only add latency, and the writes land in the page cache); a POST writes its file and commits in threads
 so that concurrent POSTs overlap their syncs.
 Started by ``bench/cases.py`` as ``granian --interface asgi bench.floor_app:app`` with
 ``FLOOR_DIR`` naming its scratch directory.
@@ -43,8 +44,7 @@ def _open() -> None:
     db.execute("CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, name TEXT, size INTEGER)")
     db.execute("INSERT OR REPLACE INTO progress VALUES (1, 0)")
     _state["db"] = db
-    _state["fd"] = os.open(_DIR / f"tiny-{os.getpid()}.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    _state["received"] = 0
+    _state["fds"] = {}
     _state["db_thread"] = ThreadPoolExecutor(1)
 
 
@@ -64,16 +64,25 @@ async def _answer(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _tiny(body: bytes) -> bytes:
-    fd = _state["fd"]
-    os.write(fd, body)
+async def _put(receive: Any, path: str) -> bytes:
+    """Append the body to the file as it arrives, fdatasync, commit the new length."""
+    fds = _state["fds"]
+    fd = fds.get(path)
+    if fd is None:
+        name = f"put-{os.getpid()}-{len(fds)}.bin"
+        fd = fds[path] = os.open(_DIR / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    more = True
+    while more:
+        message = await receive()
+        os.write(fd, message.get("body", b""))
+        more = message.get("more_body", False)
     os.fdatasync(fd)
-    _state["received"] += len(body)
+    received = os.lseek(fd, 0, os.SEEK_CUR)
     db = _state["db"]
     db.execute("BEGIN IMMEDIATE")
-    db.execute("UPDATE progress SET received = ? WHERE id = 1", (_state["received"],))
+    db.execute("UPDATE progress SET received = ? WHERE id = 1", (received,))
     db.execute("COMMIT")
-    return b'{"nextExpectedRanges":["%d"]}' % _state["received"]
+    return b'{"nextExpectedRanges":["%d"]}' % received
 
 
 def _write_file(name: str, content: bytes) -> None:
@@ -114,13 +123,19 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             else:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    body = await _body(receive)
     if scope["method"] == "PUT":
-        await _answer(send, 200, _tiny(body))
-    elif scope["method"] == "POST":
+        await _answer(send, 200, await _put(receive, scope["path"]))
+        return
+    body = await _body(receive)
+    if scope["method"] == "POST":
         await _answer(send, 201, await _post(body))
-    else:
+    elif scope["method"] == "DELETE":  # clean up between runs
+        for fd in _state["fds"].values():
+            os.close(fd)
+        _state["fds"].clear()
         for entry in os.scandir(_DIR):
-            if entry.name.startswith("post-"):
+            if entry.name.startswith(("post-", "put-")):
                 os.unlink(entry.path)
+        await _answer(send, 200, b"{}")
+    else:
         await _answer(send, 200, b"{}")

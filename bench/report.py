@@ -18,7 +18,7 @@ PHYSICAL_TITLE = ("physical", "Physical limits", "MB/s")
 PHYSICAL_WORKLOADS = ("disk_write", "disk_write_fdatasync", "loopback_tcp", "loopback_sendfile")
 #: The physical limit each workload is held against (graphattach syncs every acknowledged range).
 PHYSICAL_REFERENCE = {
-    "upload_big": ("disk_write_fdatasync", "disk write with fdatasync"),
+    "upload_big": ("upload_big", "durable floor"),
     "upload_concurrent": ("disk_write_fdatasync", "disk write with fdatasync"),
     "download_big": ("loopback_sendfile", "loopback sendfile"),
     "content_bytes": ("loopback_tcp", "loopback send"),
