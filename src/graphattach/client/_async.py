@@ -11,8 +11,8 @@ from typing import IO, Any
 
 import anyio
 import anyio.lowlevel
-import httpx
 
+from graphattach._httpx import httpx
 from graphattach.client._auth import StaticToken, TokenProvider, as_token_provider
 from graphattach.client._common import (
     DEFAULT_TIMEOUT,

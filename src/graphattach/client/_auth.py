@@ -23,8 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
+from graphattach._httpx import httpx
 from graphattach.client._errors import AuthError
 
 __all__ = [

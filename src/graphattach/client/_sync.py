@@ -12,8 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
+from graphattach._httpx import httpx
 from graphattach.client._auth import TokenProvider, as_token_provider
 from graphattach.client._common import (
     DEFAULT_TIMEOUT,
