@@ -1,4 +1,4 @@
-"""What importing the client library loads: httpx and the client, not httpx's CLI.
+"""What importing the client library loads: httpx and the client, not httpx's CLI nor the async driver.
 
 Every check runs in a fresh interpreter: this test process has long imported everything.
 """
@@ -17,10 +17,17 @@ def loaded_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def test_client_import_leaves_out_httpx_cli() -> None:
+def test_client_import_leaves_out_httpx_cli_and_async_driver() -> None:
     loaded = loaded_after("import graphattach.client")
     assert {"httpx", "graphattach.client._sync"} <= loaded
-    assert not loaded & {"httpx._main", "click", "rich", "pygments"}
+    unwanted = {"httpx._main", "click", "rich", "pygments", "graphattach.client._async", "subprocess", "azure"}
+    assert not loaded & unwanted
+
+
+def test_async_client_is_imported_on_first_use() -> None:
+    loaded = loaded_after("from graphattach.client import AsyncClient\nassert AsyncClient.__name__ == 'AsyncClient'")
+    assert "graphattach.client._async" in loaded
+    assert "httpx._main" not in loaded
 
 
 def test_httpx_cli_still_runs_after_the_client_import() -> None:

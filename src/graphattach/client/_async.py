@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -242,6 +241,8 @@ class AsyncClient:
         self, target: Target, attachment: Attachment | str, path: str | os.PathLike[str] | IO[bytes]
     ) -> int:
         """See :meth:`graphattach.client.Client.download`."""
+        import tempfile  # here: only a download to a path needs it
+
         attachment_id = attachment.id if isinstance(attachment, Attachment) else attachment
         if not isinstance(path, str | os.PathLike):
             return await self._run(self._core.download(target, attachment_id, path))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -179,6 +177,7 @@ class Client:
 
         Returns one :class:`AttachResult` per file, in order; a failed file does not stop the others.
         """
+        import queue  # here: a single attach does not need it
 
         stop = threading.Event()
 
@@ -272,6 +271,8 @@ class Client:
     def download(self, target: Target, attachment: Attachment | str, path: str | os.PathLike[str] | IO[bytes]) -> int:
         """Stream an attachment's raw bytes (``$value``) to ``path`` (a file, a directory, or a binary
         file object); returns the byte count. A file path is written whole or not at all."""
+        import tempfile  # here: only a download to a path needs it
+
         attachment_id = attachment.id if isinstance(attachment, Attachment) else attachment
         if not isinstance(path, str | os.PathLike):
             return self._run(self._core.download(target, attachment_id, path))
