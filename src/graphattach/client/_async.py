@@ -39,6 +39,7 @@ from graphattach.client._core import (
 from graphattach.client._errors import ClientError, InvalidInput
 from graphattach.client._files import FileLike, FileSource
 from graphattach.client._models import Attachment, Event, Message, Target
+from graphattach.client._transport import AsyncSchemeTransports
 
 __all__ = ["AsyncClient"]
 
@@ -77,6 +78,8 @@ class AsyncClient:
             raise InvalidInput("concurrency must be at least 1")
         self.concurrency = concurrency
         self._sleep = sleep
+        if transport is None and verify is True:
+            transport = AsyncSchemeTransports()  # the CA bundle is loaded only if an https URL comes up
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify, follow_redirects=False)
 
     @property
