@@ -5,16 +5,10 @@ Every check runs in a fresh interpreter: this test process has long imported eve
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
-
-def loaded_after(code: str) -> set[str]:
-    """The names in ``sys.modules`` after running ``code`` in a new interpreter."""
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return set(json.loads(done.stdout.splitlines()[-1]))
+from tests.helpers import loaded_after
 
 
 def test_client_import_leaves_out_httpx_cli_and_async_driver() -> None:
