@@ -1,15 +1,18 @@
-"""The ``graphattach`` entry point loads a command's module only to run it (or show its own help)."""
+"""The ``graphattach`` entry point loads a command's module only to run it; ``serve`` keeps its parent lean."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import click
+import pytest
 
 from graphattach.cli.main import COMMANDS, cli
-from tests.helpers import loaded_after
+from tests.helpers import loaded_after, running_server
 
 LISTING = """\
 import io, json, sys
@@ -60,3 +63,40 @@ def test_serve_only_loads_the_server_command() -> None:
     )
     assert "graphattach.cli.server" in loaded
     assert not loaded & {"graphattach.cli.client", "graphattach.composition", "httpx"}
+
+
+def _shared_objects(pid: int) -> set[str]:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {line.rsplit("/", 1)[-1] for line in maps.splitlines() if ".so" in line}
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/<pid>/maps")
+def test_serve_parent_never_opens_the_store(tmp_path: Path) -> None:
+    """The store is prepared in a child that exits: the parent only runs granian (one worker)."""
+    with running_server(tmp_path / "data") as server:
+        assert server.proc is not None
+        parent = server.proc.pid
+        children: list[str] = []
+        for _ in range(50):  # the worker answered the health check; its pid is there by now
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            if children:
+                break
+            time.sleep(0.1)
+        assert len(children) == 1
+        in_parent = _shared_objects(parent)
+        in_worker = _shared_objects(int(children[0]))
+    assert any(name.startswith("_sqlite3") for name in in_worker)
+    assert not any(name.startswith(("_sqlite3", "_rust", "orjson", "_cffi_backend")) for name in in_parent)
+
+
+def test_serve_reports_a_bad_store_as_before(tmp_path: Path) -> None:
+    """The preparation fails in the child: its traceback, exit status 1, no "serving" lines."""
+    cmd = [sys.executable, "-m", "graphattach", "serve", "--store", "bogus://x", "--data-dir", str(tmp_path / "d")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("Traceback (most recent call last):")
+    assert done.stderr.rstrip().splitlines()[-1] == (
+        "ValueError: unsupported metadata store URL: 'bogus://x' (use memory:, sqlite:///path or postgresql://...)"
+    )
