@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/client_upload.py [--size-mib 150] [--compat-python .venv-compat/bin/python]
 
-Clients, each in its own subprocess (so ``ru_maxrss`` is that client's peak resident memory):
+Clients, each in its own subprocess (so its ``VmHWM`` is that client's peak resident memory):
 
 - ``graphattach``: this project's ``graphattach.client.Client.attach`` (4 MiB ranges read as sent);
 - ``msgraph-core``: msgraph-sdk's createUploadSession + msgraph-core's ``LargeFileUploadTask``
@@ -47,12 +47,18 @@ ROOT = HERE.parent.parent
 # --- workers (one client each; no graphattach import outside the graphattach worker) ----------------
 
 
-def _rss_now_kib() -> int:
+def _status_kib(key: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1])
     return 0
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak RSS. Not ``ru_maxrss``: Linux carries the parent's peak into it over
+    fork and exec, so it would report the driver's memory whenever that is the larger."""
+    return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def worker_graphattach(root: str, token: str, item: str, path: str) -> None:
@@ -162,11 +168,11 @@ WORKERS = {"graphattach": worker_graphattach, "msgraph-core": worker_msgraph, "O
 
 
 def run_worker(name: str, root: str, token: str, item: str, path: str) -> None:
-    before = _rss_now_kib()
+    before = _status_kib("VmRSS")
     start = time.perf_counter()
     WORKERS[name](root, token, item, path)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = _peak_rss_kib()
     print(json.dumps({"seconds": seconds, "peak_rss_kib": peak, "rss_before_kib": before}))
 
 

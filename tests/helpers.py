@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,13 @@ import httpx
 ADELE = "adele@contoso.onmicrosoft.com"
 ALEX = "alex@contoso.onmicrosoft.com"
 MEGAN = "megan@contoso.onmicrosoft.com"
+
+
+def loaded_after(code: str) -> set[str]:
+    """The names in ``sys.modules`` after running ``code`` in a new interpreter."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1]))
 
 
 def free_port() -> int:

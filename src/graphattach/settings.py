@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from graphattach.domain import limits
 
 Profile = Literal["outlook", "lenient"]
+
+#: ``graphattach serve`` hands its settings to the server's worker processes in this variable.
+ENV_VAR = "GRAPHATTACH_SETTINGS"
 
 
 def default_data_dir() -> Path:
@@ -86,3 +90,20 @@ class Settings:
         if "://localhost" in root:
             return root.replace("://localhost", "://127.0.0.1", 1)
         return root
+
+
+def settings_to_env(settings: Settings) -> str:
+    """The settings as the JSON that :func:`settings_from_env` reads back from ``$GRAPHATTACH_SETTINGS``."""
+    values = asdict(settings)
+    values["data_dir"] = str(settings.data_dir)
+    return json.dumps(values)
+
+
+def settings_from_env() -> Settings:
+    """The settings ``graphattach serve`` put in ``$GRAPHATTACH_SETTINGS`` (defaults when unset)."""
+    raw = os.environ.get(ENV_VAR)
+    if not raw:
+        return Settings()
+    values: dict[str, Any] = json.loads(raw)
+    values["data_dir"] = Path(values["data_dir"])
+    return Settings(**values)

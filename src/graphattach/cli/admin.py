@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 import click
-import httpx
+
+from graphattach._httpx import httpx
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"
 

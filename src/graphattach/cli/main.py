@@ -1,24 +1,60 @@
-"""``graphattach``: serve the mailbox, mint tokens, manage users (and, with the client, attach files)."""
+"""``graphattach``: serve the mailbox, mint tokens, manage users (and, with the client, attach files).
+
+A command's module is imported when that command runs or shows its own help: ``graphattach
+serve`` never loads the client nor httpx, ``graphattach token`` never loads the server, and the
+command list of ``graphattach --help`` loads none of them.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from graphattach import __version__
-from graphattach.cli import admin, client, server
-from graphattach.cli.migrate import register as register_migrate
+
+#: Each command: the module under graphattach.cli whose ``register`` defines it, and the first
+#: line of its docstring for the list in ``--help`` (tests/cli/test_main.py keeps them equal).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "attach": ("client", "Attach FILEs (any size up to 150 MB) to a message or an event."),
+    "attachments": ("client", "List, read, download and remove attachments of a message or an event."),
+    "migrate": ("migrate", "Apply pending schema migrations to a metadata store."),
+    "serve": ("server", "Start the Graph server (embedded SQLite + files under --data-dir by default)."),
+    "token": ("admin", "Print a bearer token minted by the running server."),
+    "upload": ("client", "Resume or cancel an upload session by its URL."),
+    "users": ("admin", "List and add users of the server's tenant."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group that imports a command's module on first use (click's ``get_command`` hook)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS.keys() | self.commands.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module = importlib.import_module(f"graphattach.cli.{COMMANDS[cmd_name][0]}")
+            module.register(self)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list as click writes it, from the summaries above for commands not loaded."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="graphattach")
 def cli() -> None:
     """A self-hostable Microsoft Graph mailbox for Outlook attachments, and a client for it."""
-
-
-server.register(cli)
-admin.register(cli)
-client.register(cli)
-register_migrate(cli)
 
 
 def main() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from graphattach.domain import ids
-from graphattach.settings import Settings, default_data_dir
+from graphattach.settings import ENV_VAR, Settings, default_data_dir, settings_to_env
+
+T = TypeVar("T")
 
 
 def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
@@ -61,7 +63,11 @@ def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
 def _prepare_store(settings: Settings) -> str:
     """Open the store once before the workers start: migrate, seed the demo tenant, read the tenant id."""
     if settings.in_memory:
+        from graphattach.domain import ids
+
         return settings.tenant_id or ids.new_guid()
+    import asyncio
+
     from graphattach.composition import context_for
 
     async def prepare() -> str:
@@ -69,6 +75,58 @@ def _prepare_store(settings: Settings) -> str:
             return ctx.tenant_id
 
     return asyncio.run(prepare())
+
+
+def _prepare(settings: Settings) -> tuple[str, Path | None, Path | None]:
+    """What serve does once before the server starts: the store's tenant id, and the TLS files."""
+    tenant_id = _prepare_store(settings)
+    cert = key = None
+    if settings.tls:
+        cert, key = _tls_files(settings.data_dir, settings.host)
+    return tenant_id, cert, key
+
+
+def _in_child(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a forked child process that exits after it; the result comes back pickled.
+
+    The server's parent process lives as long as the server and its workers are forked from it:
+    what the one-off preparation imports (storage, composition, cryptography...) would stay
+    resident in both. On failure the child prints the traceback and the parent exits with status
+    1, as the exception would have done here. Without fork (Windows), ``fn`` runs in this process.
+    """
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        return fn(*args)
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(send, fn, *args), name="graphattach-prepare")
+    child.start()
+    send.close()
+    try:
+        result: T = receive.recv()
+    except EOFError:  # the child failed: it printed the traceback, unless a signal killed it
+        child.join()
+        if child.exitcode is not None and child.exitcode < 0:
+            click.echo(f"graphattach: preparing the store was killed by signal {-child.exitcode}", err=True)
+        sys.exit(1)
+    finally:
+        receive.close()
+    child.join()
+    return result
+
+
+def _child_main(send: Any, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        send.send(fn(*args))
+    except KeyboardInterrupt:  # the parent, interrupted too, reports it
+        sys.exit(1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(1)
 
 
 def register(cli: click.Group) -> None:
@@ -152,9 +210,7 @@ def register(cli: click.Group) -> None:
         no_demo: bool,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
-        from graphattach.api.asgi import ENV_VAR, settings_to_env
-
-        if s3_endpoint:  # read by S3BlobStore in this process and in the workers it starts
+        if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
             os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
 
         extra: dict[str, object] = {}
@@ -183,12 +239,9 @@ def register(cli: click.Group) -> None:
         )
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
-        tenant_id = _prepare_store(settings)
+        tenant_id, cert, key = _in_child(_prepare, settings)
         settings = dataclasses.replace(settings, tenant_id=tenant_id)
         os.environ[ENV_VAR] = settings_to_env(settings)
-        cert = key = None
-        if tls:
-            cert, key = _tls_files(settings.data_dir, host)
         where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
         click.echo(f"graphattach serving Microsoft Graph at {settings.service_root('v1.0')} (and /beta)")
         click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")

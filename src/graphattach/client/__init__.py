@@ -12,7 +12,8 @@ Blocking and asynchronous, over one protocol core::
 (see :mod:`graphattach.client._errors`). docs/client.md has the whole story.
 """
 
-from graphattach.client._async import AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from graphattach.client._auth import (
     AzureIdentityToken,
     CallableToken,
@@ -46,6 +47,9 @@ from graphattach.client._errors import (
 )
 from graphattach.client._models import Attachment, Event, Message, Target, UploadSession
 from graphattach.client._sync import Client
+
+if TYPE_CHECKING:
+    from graphattach.client._async import AsyncClient
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -86,3 +90,17 @@ __all__ = [
     "device_code_token",
     "interactive_token",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncClient (and anyio beyond what httpx loads) is imported on first use: a blocking
+    # program never pays for it.
+    if name == "AsyncClient":
+        from graphattach.client._async import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

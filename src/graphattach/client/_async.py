@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,8 +11,8 @@ from typing import IO, Any
 
 import anyio
 import anyio.lowlevel
-import httpx
 
+from graphattach._httpx import httpx
 from graphattach.client._auth import StaticToken, TokenProvider, as_token_provider
 from graphattach.client._common import (
     DEFAULT_TIMEOUT,
@@ -40,6 +40,7 @@ from graphattach.client._core import (
 from graphattach.client._errors import ClientError, InvalidInput
 from graphattach.client._files import FileLike, FileSource
 from graphattach.client._models import Attachment, Event, Message, Target
+from graphattach.client._transport import AsyncSchemeTransports
 
 __all__ = ["AsyncClient"]
 
@@ -78,7 +79,12 @@ class AsyncClient:
             raise InvalidInput("concurrency must be at least 1")
         self.concurrency = concurrency
         self._sleep = sleep
+        if transport is None and verify is True:
+            transport = AsyncSchemeTransports()  # the CA bundle is loaded only if an https URL comes up
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify, follow_redirects=False)
+        # httpx checks a str URL character by character on every request; an upload sends the
+        # same URL (about 1 KB on Outlook) with each of its ranges, so parsed URLs are kept.
+        self._url = functools.lru_cache(maxsize=16)(httpx.URL)
 
     @property
     def graph_url(self) -> str:
@@ -139,9 +145,9 @@ class AsyncClient:
             headers["Authorization"] = f"Bearer {await self._bearer(op.refresh_token)}"
         try:
             if op.sink is None:
-                response = await self._http.request(op.method, op.url, headers=headers, content=content)
+                response = await self._http.request(op.method, self._url(op.url), headers=headers, content=content)
                 return Reply(response.status_code, response.headers, response.content)
-            async with self._http.stream(op.method, op.url, headers=headers, content=content) as response:
+            async with self._http.stream(op.method, self._url(op.url), headers=headers, content=content) as response:
                 if not 200 <= response.status_code < 300:
                     return Reply(response.status_code, response.headers, await response.aread())
                 op.sink.seek(0)
@@ -242,6 +248,8 @@ class AsyncClient:
         self, target: Target, attachment: Attachment | str, path: str | os.PathLike[str] | IO[bytes]
     ) -> int:
         """See :meth:`graphattach.client.Client.download`."""
+        import tempfile  # here: only a download to a path needs it
+
         attachment_id = attachment.id if isinstance(attachment, Attachment) else attachment
         if not isinstance(path, str | os.PathLike):
             return await self._run(self._core.download(target, attachment_id, path))

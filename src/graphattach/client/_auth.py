@@ -16,15 +16,12 @@ Tokens go only to the Graph service root; upload URLs are pre-authenticated and 
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
+from graphattach._httpx import httpx
 from graphattach.client._errors import AuthError
 
 __all__ = [
@@ -105,6 +102,8 @@ class CommandToken(_Cached):
     """Runs a command and uses its standard output (stripped) as the token, for an hour at most."""
 
     def __init__(self, command: str | Sequence[str], *, lifetime: float = 3000.0, timeout: float = 60.0) -> None:
+        import shlex  # here and in _fetch: only a token command needs them
+
         super().__init__()
         self.command = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.command:
@@ -113,6 +112,9 @@ class CommandToken(_Cached):
         self.timeout = timeout
 
     def _fetch(self) -> tuple[str, float | None]:
+        import shlex
+        import subprocess
+
         try:
             done = subprocess.run(self.command, capture_output=True, text=True, timeout=self.timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:

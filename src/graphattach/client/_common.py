@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from graphattach._httpx import httpx
 from graphattach.client._errors import ClientError, InvalidInput, ProtocolError
 from graphattach.client._files import FileLike
 from graphattach.client._models import Attachment

@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote
 
-import httpx
-
 from graphattach import __version__
+from graphattach._httpx import httpx
 from graphattach.client._errors import (
     ClientError,
     GraphError,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -12,8 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
+from graphattach._httpx import httpx
 from graphattach.client._auth import TokenProvider, as_token_provider
 from graphattach.client._common import (
     DEFAULT_TIMEOUT,
@@ -42,6 +40,7 @@ from graphattach.client._core import (
 from graphattach.client._errors import ClientError, InvalidInput
 from graphattach.client._files import FileLike, FileSource
 from graphattach.client._models import Attachment, Event, Message, Target
+from graphattach.client._transport import SchemeTransports
 
 __all__ = ["Client"]
 
@@ -76,7 +75,12 @@ class Client:
             raise InvalidInput("concurrency must be at least 1")
         self.concurrency = concurrency
         self._sleep = sleep
+        if transport is None and verify is True:
+            transport = SchemeTransports()  # the CA bundle is loaded only if an https URL comes up
         self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify, follow_redirects=False)
+        # httpx checks a str URL character by character on every request; an upload sends the
+        # same URL (about 1 KB on Outlook) with each of its ranges, so parsed URLs are kept.
+        self._url = functools.lru_cache(maxsize=16)(httpx.URL)
 
     @property
     def graph_url(self) -> str:
@@ -119,9 +123,9 @@ class Client:
             headers["Authorization"] = f"Bearer {self._token.get_token(op.refresh_token)}"
         try:
             if op.sink is None:
-                response = self._http.request(op.method, op.url, headers=headers, content=content)
+                response = self._http.request(op.method, self._url(op.url), headers=headers, content=content)
                 return Reply(response.status_code, response.headers, response.content)
-            with self._http.stream(op.method, op.url, headers=headers, content=content) as response:
+            with self._http.stream(op.method, self._url(op.url), headers=headers, content=content) as response:
                 if not 200 <= response.status_code < 300:
                     return Reply(response.status_code, response.headers, response.read())
                 op.sink.seek(0)
@@ -180,6 +184,7 @@ class Client:
 
         Returns one :class:`AttachResult` per file, in order; a failed file does not stop the others.
         """
+        import queue  # here: a single attach does not need it
 
         stop = threading.Event()
 
@@ -273,6 +278,8 @@ class Client:
     def download(self, target: Target, attachment: Attachment | str, path: str | os.PathLike[str] | IO[bytes]) -> int:
         """Stream an attachment's raw bytes (``$value``) to ``path`` (a file, a directory, or a binary
         file object); returns the byte count. A file path is written whole or not at all."""
+        import tempfile  # here: only a download to a path needs it
+
         attachment_id = attachment.id if isinstance(attachment, Attachment) else attachment
         if not isinstance(path, str | os.PathLike):
             return self._run(self._core.download(target, attachment_id, path))
