@@ -103,7 +103,7 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("graphattach", "granian", "starlette", "uvicorn"):
+    for dist in ("graphattach", "granian", "uvloop", "starlette", "uvicorn"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
