@@ -384,6 +384,28 @@ class FloorPostSmall(FloorCase):
         return load(sizes.post_concurrency, sizes.post_seconds, sizes.post_max, lambda: Conn("127.0.0.1", port), one)
 
 
+class FloorDownloadBig(FloorCase):
+    workload = "download_big"
+    label = "send floor: granian sends 150 MB from memory in 1.5 MiB pieces, no file read, no-op app"
+
+    def setup(self) -> None:
+        super().setup()
+        # Once, untimed: the floor makes its random bytes on the first request of a size.
+        with Conn("127.0.0.1", self.floor.port) as c:
+            expect(c.request("GET", f"/download/{self.env.sizes.big}", keep_body=False), "floor GET", 200)
+
+    def run(self) -> Sample:
+        k, size = self.env.sizes.downloads_per_run, self.env.sizes.big
+        with Conn("127.0.0.1", self.floor.port) as c:
+            start = time.perf_counter()
+            for _ in range(k):
+                r = expect(c.request("GET", f"/download/{size}", keep_body=False), "floor GET", 200)
+                if r.length != size:
+                    raise RuntimeError(f"the floor sent {r.length} bytes, expected {size}")
+            s = time.perf_counter() - start
+        return Sample(rate(k * size, s), s, extra={"downloads": k})
+
+
 # -- nginx --------------------------------------------------------------------------------------------
 
 
@@ -933,7 +955,7 @@ CASES: dict[str, list[type[Case]]] = {
     "upload_big": [FloorUploadBig, NginxPutBig, TusUploadBig, GaUploadBig],
     "upload_concurrent": [NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],
     "tiny_puts": [FloorTinyPuts, TusTinyPatches, GaTinyPuts],
-    "download_big": [NginxGetBig, TusGetBig, GaValue],
+    "download_big": [FloorDownloadBig, NginxGetBig, TusGetBig, GaValue],
     "content_bytes": [GaContentBytes],
     "post_small": [FloorPostSmall, NginxPostSmall, GaPostSmall],
 }

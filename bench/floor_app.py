@@ -9,6 +9,9 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
 - ``POST /post``: parse the JSON body with orjson, decode ``contentBytes`` with pybase64, write
   the bytes to a new file with ``fdatasync``, commit a row, and answer 201 echoing the JSON with
   ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
+- ``GET /download/{size}``: send ``size`` random bytes from memory, in pieces of graphattach's
+  stream chunk (1.5 MiB, ``STREAM_CHUNK`` in src/graphattach/protocol/attachments.py): the most
+  granian takes from a Python app, with no file read at all. ``$value`` is held against it.
 
 No routing, no middleware, no checks. A PUT runs inline on the event loop (its client waits for
 each answer: a thread hop would only add latency, and the writes land in the page cache); a POST writes its file and commits in threads
@@ -33,6 +36,8 @@ import pybase64
 _DIR = Path(os.environ.get("FLOOR_DIR", "."))
 _state: dict[str, Any] = {}
 _names = itertools.count()
+#: graphattach's ``STREAM_CHUNK``: the size of each piece ``$value`` hands to granian.
+_SEND_CHUNK = 3 * 512 * 1024
 
 
 def _open() -> None:
@@ -113,6 +118,26 @@ async def _post(body: bytes) -> bytes:
     return orjson.dumps({"id": name, "size": len(content), "contentBytes": payload["contentBytes"]})
 
 
+def _pieces(size: int) -> list[bytes]:
+    """``size`` random bytes as a list of ``_SEND_CHUNK`` pieces, made once per size."""
+    pieces: dict[int, list[bytes]] = _state.setdefault("pieces", {})
+    if size not in pieces:
+        data = os.urandom(size)
+        pieces[size] = [data[i : i + _SEND_CHUNK] for i in range(0, size, _SEND_CHUNK)]
+    return pieces[size]
+
+
+async def _download(send: Any, size: int) -> None:
+    pieces = _pieces(size)
+    headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(size).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    last = len(pieces) - 1
+    for i, piece in enumerate(pieces):
+        await send({"type": "http.response.body", "body": piece, "more_body": i < last})
+    if not pieces:
+        await send({"type": "http.response.body", "body": b""})
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -127,7 +152,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _answer(send, 200, await _put(receive, scope["path"]))
         return
     body = await _body(receive)
-    if scope["method"] == "POST":
+    if scope["method"] == "GET" and scope["path"].startswith("/download/"):
+        await _download(send, int(scope["path"].rsplit("/", 1)[1]))
+    elif scope["method"] == "POST":
         await _answer(send, 201, await _post(body))
     elif scope["method"] == "DELETE":  # clean up between runs
         for fd in _state["fds"].values():
