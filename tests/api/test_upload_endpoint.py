@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import os
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -322,6 +323,70 @@ async def _disconnect_mid_range(client: Graph, server_process: ServerProcess) ->
     assert resumed.status_code == 201, resumed.text
 
 
+def _raw_exchange(port: int, url: str, requests: list[tuple[list[str], bytes]]) -> list[bytes]:
+    """Send raw PUTs on one keep-alive connection, one after the other; the status line of each answer."""
+    parts = urlsplit(url)
+    target = parts.path + "?" + parts.query
+    statuses: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        pending = b""
+        for head_lines, body in requests:
+            head = f"PUT {target} HTTP/1.1\r\nHost: localhost:{port}\r\n" + "".join(f"{h}\r\n" for h in head_lines)
+            sock.sendall(head.encode("latin-1") + b"\r\n" + body)
+            while b"\r\n\r\n" not in pending:
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed the connection"
+                pending += chunk
+            head_bytes, _, rest = pending.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head_bytes.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
+            while len(rest) < length:
+                rest += sock.recv(65536)
+            statuses.append(head_bytes.split(b"\r\n")[0])
+            pending = rest[length:]
+    return statuses
+
+
+async def test_small_ranges_cut_short_or_refused_leave_the_session_as_it_was(server_process: ServerProcess) -> None:
+    # A range of at most PREFETCH_LIMIT bytes is read while the session is fetched.
+    async with httpx.AsyncClient(timeout=60) as http:
+        client = Graph(http, server_process.root, "server")
+        total = 3 * MiB
+        data = payload(total, seed=16)
+        url = await upload_url(client, await new_item(client), total)
+        assert (await put_range(client, url, data[:1024], 0, total)).status_code == 200
+
+        def head(start: int, length: int) -> list[str]:
+            return [f"Content-Length: {length}", f"Content-Range: bytes {start}-{start + length - 1}/{total}"]
+
+        # 500 of 1,024 bytes, then the connection drops
+        await asyncio.to_thread(_raw_request, server_process.port, url, head(1024, 1024), data[1024:1524], True)
+        for _ in range(100):
+            if await status_of(client, url) == ["1024"]:
+                break
+            await asyncio.sleep(0.05)
+        assert await status_of(client, url) == ["1024"]
+        # refused (out of order), then accepted, on one connection: the refused body was drained
+        statuses = await asyncio.to_thread(
+            _raw_exchange,
+            server_process.port,
+            url,
+            [
+                (head(4096, 1024), data[4096:5120]),
+                (head(1024, 1024), data[1024:2048]),
+                (head(2048, 1), data[2048:2049]),
+            ],
+        )
+        assert [s.split(b" ")[1] for s in statuses] == [b"416", b"200", b"200"]
+        assert await status_of(client, url) == ["2049"]
+        assert (await put_range(client, url, data[2049:], 2049, total)).status_code == 201
+
+
 async def test_a_failing_body_stream_is_discarded(inprocess_graph: Graph) -> None:
     graph = inprocess_graph
     total = 4 * MiB
@@ -474,6 +539,9 @@ async def test_sessions_expire_with_the_clock_and_the_sweeper_frees_them(graph: 
             keys = [key async for key in graph.ctx.blobs.keys()]
             session_id = re.search(r"AttachmentSessions\('([^']+)'\)", url).group(1)  # type: ignore[union-attr]
             assert f"uploads/{session_id}" not in keys
+            lock_dir = getattr(graph.ctx.metadata, "lock_dir", None)
+            if lock_dir is not None:  # the session's lock file went with it
+                assert not any(name.startswith(session_id) for name in os.listdir(lock_dir))
     finally:
         await graph.admin("DELETE", "/clock")
 

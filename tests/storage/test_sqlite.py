@@ -9,15 +9,18 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from graphattach.domain.models import UploadSession
 from graphattach.storage.conformance import (
     PersistentMetadataStoreConformance,
     make_attachment,
     make_folder,
     make_item,
+    make_session,
     make_user,
 )
 from graphattach.storage.interfaces import LimitExceeded
@@ -272,14 +275,56 @@ async def test_another_process_waits_for_our_lock(store: SqliteMetadataStore, db
     assert child.wait(30) == 0
 
 
-async def test_lock_files_are_removed_after_use(store: SqliteMetadataStore) -> None:
-    async with store.lock_session("session-f"):
-        assert (store.lock_dir / "session-f.lock").exists()
-    assert not (store.lock_dir / "session-f.lock").exists()
+async def _stored_session(store: SqliteMetadataStore) -> UploadSession:
+    user = make_user()
+    folder = make_folder(user)
+    item = make_item(folder)
+    session = make_session(item)
+    await store.add_user(user)
+    await store.add_folder(folder)
+    await store.add_item(item)
+    await store.add_session(session)
+    return session
+
+
+async def test_a_lock_file_lives_as_long_as_its_session(store: SqliteMetadataStore) -> None:
+    session = await _stored_session(store)
+    lock = store.lock_dir / f"{session.id}.lock"
+    async with store.lock_session(session.id):
+        assert lock.exists()
+    inode = lock.stat().st_ino
+    async with store.lock_session(session.id):  # the same file again: none made and removed per PUT
+        assert lock.stat().st_ino == inode
+    async with store.lock_session(session.id):
+        assert await store.delete_session(session.id) == session
+        assert lock.exists()  # still held: it goes when the holder lets go
+    assert not lock.exists()
     async with store.lock_session("../../weird id/"):
         names = os.listdir(store.lock_dir)
         assert len(names) == 1 and names[0].startswith("h-")
-    assert os.listdir(store.lock_dir) == []
+
+
+async def test_sweep_locks_removes_stale_files_of_sessions_that_are_gone(store: SqliteMetadataStore) -> None:
+    live = await _stored_session(store)
+    for name in (live.id, "session-gone", "../../weird id/", "session-held"):
+        async with store.lock_session(name):
+            pass
+    assert len(os.listdir(store.lock_dir)) == 4
+    # deleted without holding the lock: the file stays for the sweeper
+    deleted = await _stored_session(store)
+    async with store.lock_session(deleted.id):
+        pass
+    await store.delete_session(deleted.id)
+    # younger than the cutoff: all stay
+    assert await store.sweep_locks(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert len(os.listdir(store.lock_dir)) == 5
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    async with store.lock_session("session-held"):  # in use: stays, whatever its session
+        assert await store.sweep_locks(later) == 3
+    assert sorted(os.listdir(store.lock_dir)) == sorted([f"{live.id}.lock", "session-held.lock"])
+    # and the lock still works on a file the sweeper removed
+    async with store.lock_session("session-gone"):
+        assert (store.lock_dir / "session-gone.lock").exists()
 
 
 async def test_processes_opening_a_fresh_file_at_once(db_path: Path) -> None:

@@ -14,6 +14,7 @@ What happens on each request is decided by the state machine in ``domain/upload_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ log = logging.getLogger("graphattach.uploads")
 
 #: Blob keys of upload sessions (the attachment keeps the key when the upload completes).
 BLOB_PREFIX = "uploads/"
+#: A range this small is read from the socket while the session lock and row are fetched
+#: (bounded memory: at most this many bytes per request), not after them.
+PREFETCH_LIMIT = 64 * 1024
 
 
 # errors -------------------------------------------------------------------------------------------
@@ -250,9 +254,9 @@ async def put_range(
     content_length: str | None,
     chunks: AsyncIterable[bytes],
 ) -> PutAnswer:
-    """Take one byte range. ``chunks`` is read only when the bytes are to be stored (or a retry's
-    body drained); a refused request leaves it unread."""
-    profile = ctx.settings.profile
+    """Take one byte range. A large body is read only when the bytes are to be stored (or a
+    retry's body drained), so a refused request leaves it unread; a body of at most
+    ``PREFETCH_LIMIT`` bytes is read at once."""
     header_error: str | None = None
     rng: ContentRange | None = None
     length: int | None = None
@@ -268,6 +272,55 @@ async def put_range(
         except ContentRangeError as exc:
             header_error = str(exc)
 
+    prefetch: asyncio.Task[list[bytes]] | None = None
+    if header_error is None and length is not None and length <= min(PREFETCH_LIMIT, ctx.settings.max_upload_chunk):
+        # A small body is read while the lock and the session are fetched, not after: with
+        # msgraph-core's 1 KiB ranges that wait is as long as the write (+10 % PUT/s, bench/).
+        prefetch = asyncio.ensure_future(_read_small(chunks, length))
+        prefetch.add_done_callback(_retrieve)
+        chunks = _prefetched(prefetch)
+    try:
+        return await _put_locked(ctx, path, claims, header_error, rng, length, chunks)
+    finally:
+        if prefetch is not None and not prefetch.done():
+            # Refused before the body came: let the read finish (the body is small, and a refusal
+            # drains it anyway) rather than cancel the server's receive midway.
+            await asyncio.wait([prefetch])
+
+
+def _retrieve(task: asyncio.Task[list[bytes]]) -> None:
+    """Mark the prefetch's error as seen: whoever reads the body gets it (or the body is unused)."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _read_small(chunks: AsyncIterable[bytes], length: int) -> list[bytes]:
+    """A small body, whole (at most ``length`` + 1 bytes are kept: the excess is the error)."""
+    parts: list[bytes] = []
+    received = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        received += len(chunk)
+        if received > length:
+            break
+    return parts
+
+
+async def _prefetched(task: asyncio.Task[list[bytes]]) -> AsyncIterator[bytes]:
+    for chunk in await task:
+        yield chunk
+
+
+async def _put_locked(
+    ctx: Context,
+    path: UploadPath,
+    claims: UploadClaims,
+    header_error: str | None,
+    rng: ContentRange | None,
+    length: int | None,
+    chunks: AsyncIterable[bytes],
+) -> PutAnswer:
+    profile = ctx.settings.profile
     async with ctx.metadata.lock_session(path.session_id):
         # The session and what the size check needs, in one round trip to the store.
         usage = await session_usage(ctx.metadata, path.session_id)
@@ -501,12 +554,15 @@ async def _forget(ctx: Context, session: UploadSession) -> bool:
 class SweepReport:
     expired_sessions: int
     orphaned_blobs: int
+    #: Lock files of sessions that are gone (stores whose locks are files).
+    stale_locks: int = 0
 
 
 async def sweep(ctx: Context, *, batch: int = 100) -> SweepReport:
     """Forget sessions past their expiry (freeing bytes no attachment owns), then delete blobs
     older than ``orphan_grace`` that nothing references (left by a crash between a write and its
-    commit, or between forgetting a session and deleting its bytes)."""
+    commit, or between forgetting a session and deleting its bytes), and the store's lock files
+    of sessions that are gone."""
     now = ctx.clock.now()
     expired = 0
     seen: set[str] = set()
@@ -533,7 +589,9 @@ async def sweep(ctx: Context, *, batch: int = 100) -> SweepReport:
             keys = []
     if keys:
         orphans += await _delete_unreferenced(ctx, keys)
-    return SweepReport(expired, orphans)
+    sweep_locks = getattr(ctx.metadata, "sweep_locks", None)  # a LockSweeper
+    stale_locks = await sweep_locks(cutoff) if sweep_locks is not None else 0
+    return SweepReport(expired, orphans, stale_locks)
 
 
 async def _delete_unreferenced(ctx: Context, keys: list[str]) -> int:

@@ -185,6 +185,13 @@ class SessionUsageReader(Protocol):
     async def session_usage(self, session_id: str) -> SessionUsage: ...
 
 
+class LockSweeper(Protocol):
+    """Optional on a ``MetadataStore`` whose session locks are files: ``sweep_locks`` removes
+    those older than ``older_than`` whose session is gone, and returns how many."""
+
+    async def sweep_locks(self, older_than: datetime) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ItemUsage:
     """What the attachments of one item hold against Exchange's limits: how many there are, their
