@@ -99,6 +99,54 @@ async def test_small_chunks_are_buffered(store: FileBlobStore, monkeypatch: pyte
     assert await store.size("k") == 4_000_000 + len(big) + 2
 
 
+requires_nowait = pytest.mark.skipif(files._RWF_NOWAIT is None, reason="RWF_NOWAIT is Linux-only")
+
+
+@requires_nowait
+async def test_bytes_in_the_page_cache_are_read_on_the_event_loop(store: FileBlobStore) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    await store.write("k", _chunks(data))
+    pieces = [piece async for piece in store.read("k", start=7, chunk_size=1024 * 1024)]
+    assert b"".join(pieces) == data[7:]
+    # just written, so cached: every piece came from preadv(RWF_NOWAIT), none from a thread
+    assert [type(p) for p in pieces] == [bytearray] * 3
+    assert [len(p) for p in pieces] == [1024 * 1024, 1024 * 1024, 1024 * 1024 - 2]
+
+
+@requires_nowait
+async def test_a_cache_miss_reads_the_rest_in_threads(store: FileBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 1)
+    await store.write("k", _chunks(data))
+    real = files._pread_cached
+    answers = iter([True, False])  # the first piece is cached, the second is not
+
+    def first_only(fd: int, size: int, position: int) -> bytearray | None:
+        return real(fd, size, position) if next(answers, False) else None
+
+    monkeypatch.setattr(files, "_pread_cached", first_only)
+    pieces = [piece async for piece in store.read("k", chunk_size=1024 * 1024)]
+    assert b"".join(pieces) == data
+    assert [type(p) for p in pieces] == [bytearray, bytes, bytes]
+    assert store._read_cached  # a miss is not a refusal: the next read tries the cache again
+
+
+async def test_a_system_without_rwf_nowait_reads_in_threads(
+    store: FileBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(1024 * 1024 + 3)
+    await store.write("k", _chunks(data))
+
+    def unsupported(fd: int, size: int, position: int) -> bytearray | None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(files, "_pread_cached", unsupported)
+    store._read_cached = True
+    pieces = [piece async for piece in store.read("k", chunk_size=512 * 1024)]
+    assert b"".join(pieces) == data
+    assert all(type(p) is bytes for p in pieces)
+    assert store._read_cached is False  # asked once, not on every read
+
+
 async def test_copy_is_a_hard_link_that_a_write_unshares(store: FileBlobStore) -> None:
     await store.write("src", _chunks(b"immutable bytes"))
     await store.copy("src", "dst")

@@ -22,7 +22,7 @@ import pybase64
 from starlette.responses import Response, StreamingResponse
 
 from graphattach.api.call import GraphCall, Routes, read_body
-from graphattach.api.responses import GRAPH_JSON, empty, graph_json
+from graphattach.api.responses import GRAPH_JSON, ChunkStream, empty, graph_json
 from graphattach.auth.permissions import read_permissions, write_permissions
 from graphattach.domain.errors import BadRequest, GraphError
 from graphattach.domain.models import Attachment, Item, User
@@ -267,7 +267,7 @@ async def get_value(call: GraphCall) -> Response:
     assert call.path.attachment_id is not None
     attachment = await service.get(call.ctx, item, call.path.attachment_id)
     raw = await service.read_value(call.ctx, attachment)
-    return StreamingResponse(
+    return ChunkStream(
         raw.chunks,
         headers={"Content-Type": raw.content_type, "Content-Length": str(raw.length)},
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterable
+from typing import Any, cast
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
 from graphattach.protocol.jsonio import dumps
 
@@ -21,3 +23,23 @@ def graph_json(body: Any, status: int = 200, headers: dict[str, str] | None = No
 
 def empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
     return Response(b"", status_code=status, headers=headers)
+
+
+class ChunkStream(StreamingResponse):
+    """A ``StreamingResponse`` whose chunks are ``bytes`` or ``bytearray`` (a blob store's pieces,
+    ``BlobChunk``), sent as they are: Starlette would call ``.encode`` on a bytearray, and a
+    memoryview makes granian send element by element (about 100 MB/s instead of 4 GB/s)."""
+
+    def __init__(
+        self, chunks: AsyncIterable[bytes | bytearray], status_code: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        # Starlette's type has no bytearray; stream_response below is what takes them.
+        super().__init__(cast(AsyncIterable[bytes], chunks), status_code=status_code, headers=headers)
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            if not isinstance(chunk, bytes | bytearray):
+                raise TypeError(f"ChunkStream takes bytes or bytearray, not {type(chunk).__name__}")
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

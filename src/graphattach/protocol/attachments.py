@@ -675,7 +675,7 @@ def is_canonical_base64(encoded: str, raw: bytes) -> bool:
     return encoded[-4:] == pybase64.b64encode(raw[-tail:]).decode("ascii")
 
 
-async def base64_stream(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+async def base64_stream(chunks: AsyncIterable[bytes | bytearray]) -> AsyncIterator[bytes]:
     """Base64 of a byte stream, piece by piece: every piece but the last encodes a multiple of
     3 bytes, so the concatenation is the base64 of the whole (no padding in the middle)."""
     carry = b""

@@ -36,7 +36,7 @@ from graphattach.protocol.attachments import (
 from graphattach.protocol.item_mime import render_item
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
-from graphattach.storage.interfaces import ItemUsage, LimitExceeded, item_usage, limit_weight
+from graphattach.storage.interfaces import BlobChunk, ItemUsage, LimitExceeded, item_usage, limit_weight
 
 MAX_ATTACHMENTS = limits.MAX_ATTACHMENTS_PER_ITEM
 #: Key in ``Attachment.data`` naming the attachment a copy was made from (never rendered).
@@ -258,7 +258,7 @@ class RawContent:
 
     content_type: str
     length: int
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncIterator[BlobChunk]
 
 
 def reference_has_no_value() -> GraphError:

@@ -140,6 +140,11 @@ class MetadataStore(Protocol):
         """Those of ``keys`` that an attachment or an upload session references."""
 
 
+#: A piece of a blob as ``BlobStore.read`` yields it: ``bytes``, or a ``bytearray`` the store
+#: filled and gives away (never a ``memoryview``: granian sends one element by element).
+BlobChunk = bytes | bytearray
+
+
 class BlobStore(Protocol):
     """Byte sequences under opaque keys. Writes are durable when they return."""
 
@@ -155,7 +160,7 @@ class BlobStore(Protocol):
 
     def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[BlobChunk]:
         """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``KeyError`` if absent."""
 
     async def size(self, key: str) -> int | None: ...
