@@ -13,6 +13,7 @@ from graphattach.api import attachments, calendar, mail, upload_sessions, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.odata import parse_query
+from graphattach.protocol.operations import OPERATION_KEY, graph_operation
 from graphattach.protocol.paths import parse_graph_path
 from graphattach.services.access import me_not_allowed
 from graphattach.services.context import Context
@@ -55,6 +56,7 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     if path.is_me and not principal.is_delegated:
         raise me_not_allowed()
     method = request.method.upper()
+    request.scope["state"][OPERATION_KEY] = graph_operation(path.endpoint, method)
     handler = ROUTES.get((path.endpoint, method))
     if handler is None:
         if path.endpoint in ENDPOINTS:

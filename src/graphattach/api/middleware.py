@@ -19,6 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphattach.domain.errors import GraphError, InternalServerError
 from graphattach.protocol.errors import graph_error_body
+from graphattach.protocol.operations import (
+    ADMIN_OPERATION_PREFIX,
+    OAUTH_METADATA_OPERATION,
+    OPERATION_KEY,
+    TOKEN_OPERATION,
+    UNKNOWN_OPERATION,
+    upload_operation,
+)
+from graphattach.protocol.upload_sessions import UPLOAD_PREFIX
 
 log = logging.getLogger("graphattach")
 
@@ -28,6 +37,20 @@ DIAGNOSTIC = (
 )
 #: Unread request bodies up to this size are read and dropped to keep the connection alive.
 DRAIN_LIMIT = 1024 * 1024
+
+
+def _initial_operation(scope: Scope) -> str:
+    """The operation name known from the path alone; the Graph endpoint refines it after parsing."""
+    path: str = scope.get("path", "")
+    if path.startswith(UPLOAD_PREFIX):
+        return upload_operation(scope.get("method", ""))
+    if path.startswith("/_graphattach/"):
+        return ADMIN_OPERATION_PREFIX + path[len("/_graphattach/") :].split("/", 1)[0]
+    if path.endswith("/oauth2/v2.0/token"):
+        return TOKEN_OPERATION
+    if "/.well-known/" in path or "/discovery/" in path or path.startswith("/common/userrealm/"):
+        return OAUTH_METADATA_OPERATION
+    return UNKNOWN_OPERATION
 
 
 class GraphMiddleware:
@@ -45,6 +68,7 @@ class GraphMiddleware:
         scope.setdefault("state", {})
         scope["state"]["request_id"] = request_id
         scope["state"]["client_request_id"] = client_request_id
+        scope["state"][OPERATION_KEY] = _initial_operation(scope)
 
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
