@@ -20,6 +20,7 @@ from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
 from graphattach.domain.errors import GraphError, NotFound
 from graphattach.protocol.errors import graph_error_body
+from graphattach.services import notifications
 from graphattach.services.context import Context
 from graphattach.settings import Settings
 
@@ -58,9 +59,13 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         context = ctx or await open_context(settings or Settings())
         app.state.ctx = context
         background = upload_endpoint.start_background(context)
+        # delivers what the outbox holds from before a restart, without waiting for a new change
+        dispatcher = notifications.dispatcher_of(context)
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.stop()
             await upload_endpoint.stop_background(background)
             if owned:
                 await close_context(context)

@@ -194,6 +194,17 @@ def register(cli: click.Group) -> None:
         help="ASGI server.",
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
+    @click.option(
+        "--notification-hosts",
+        default="",
+        envvar="GRAPHATTACH_NOTIFICATION_HOSTS",
+        help="Hosts besides loopback that change notifications may be sent to (comma-separated, * wildcards).",
+    )
+    @click.option(
+        "--notification-insecure-tls",
+        is_flag=True,
+        help="Accept self-signed certificates of https notification receivers.",
+    )
     def serve(
         host: str,
         port: int,
@@ -214,6 +225,8 @@ def register(cli: click.Group) -> None:
         workers: int,
         server_impl: str,
         no_demo: bool,
+        notification_hosts: str,
+        notification_insecure_tls: bool,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
         if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
@@ -240,6 +253,8 @@ def register(cli: click.Group) -> None:
             store=store,
             blobs=blobs,
             demo_tenant=not no_demo,
+            notification_hosts=tuple(h.strip() for h in notification_hosts.split(",") if h.strip()),
+            notification_insecure_tls=notification_insecure_tls,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             **extra,  # type: ignore[arg-type]
         )

@@ -9,7 +9,7 @@ Rules that real clients need (../shared/reference/clients.md rows 12-13):
 
 The grammar, after ``/v1.0`` or ``/beta``::
 
-    root        = "me" rest | "users" [key rest]
+    root        = "me" rest | "users" [key rest] | "subscriptions" [key ["reauthorize"]]
     rest        = "" | "sendMail" | "messages" [key message] | "mailFolders" [key folder]
                 | "events" [key event] | "calendar" calendar | "calendars" [key calendar]
                 | "calendarGroups" [key ["calendars" [key calendar]]]
@@ -96,6 +96,8 @@ _CANONICAL = {
         "createUploadSession",
         "$value",
         "$count",
+        "subscriptions",
+        "reauthorize",
     )
 }
 
@@ -185,6 +187,8 @@ def parse_graph_path(version: str, raw_path: str) -> GraphPath:
 
 def _parse_root(version: str, r: _Reader) -> GraphPath:
     user: str | None
+    if taken := r.take_name("subscriptions"):
+        return _parse_subscriptions(version, r, taken[1])
     if r.take_name("me"):
         user = None
         steps: list[Step] = [Step("me")]
@@ -198,6 +202,18 @@ def _parse_root(version: str, r: _Reader) -> GraphPath:
         user = key
         steps = [Step("users", key)]
     return _parse_user_rest(version, r, user, steps)
+
+
+def _parse_subscriptions(version: str, r: _Reader, inline_key: str | None) -> GraphPath:
+    """``subscriptions``, ``subscriptions/{id}``, ``subscriptions/{id}/reauthorize`` (the id is
+    ``steps[0].key``)."""
+    key = r.take_key(inline_key)
+    if key is None:
+        return _done(version, r, GraphPath(version, None, "subscriptions", steps=(Step("subscriptions"),)))
+    steps = (Step("subscriptions", key),)
+    if r.take_name("reauthorize"):
+        return _done(version, r, GraphPath(version, None, "subscription.reauthorize", steps=steps))
+    return _done(version, r, GraphPath(version, None, "subscription", steps=steps))
 
 
 def _done(version: str, r: _Reader, path: GraphPath) -> GraphPath:

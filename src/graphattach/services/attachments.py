@@ -34,6 +34,7 @@ from graphattach.protocol.attachments import (
     parse_attachment,
 )
 from graphattach.protocol.item_mime import render_item
+from graphattach.services import notifications
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
 from graphattach.storage.interfaces import BlobChunk, ItemUsage, LimitExceeded, item_usage, limit_weight
@@ -130,6 +131,7 @@ async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: b
     except BaseException:
         await _discard(ctx, attachment)
         raise
+    await notifications.attachments_changed(ctx, attachment.user_id, attachment.item_id)
 
 
 async def _discard(ctx: Context, attachment: Attachment) -> None:
@@ -249,6 +251,7 @@ async def delete(ctx: Context, item: Item, attachment_id: str) -> None:
     freed = await ctx.metadata.delete_attachment(item.user_id, item.id, check_id(attachment_id))
     if freed is None:
         raise ItemNotFound()
+    await notifications.attachments_changed(ctx, item.user_id, item.id)
     await ctx.free_blobs(freed)
 
 
@@ -351,4 +354,5 @@ async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Att
     for original in originals:
         existing = copies.get(original.id)
         result.append(existing if existing is not None else await _copy_one(ctx, original, target))
+    await notifications.attachments_changed(ctx, target.user_id, target.id)
     return result

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from graphattach.auth.tokens import TokenService
 from graphattach.services.clock import Clock
@@ -18,6 +19,8 @@ class Context:
     clock: Clock
     tokens: TokenService
     tenant_id: str
+    #: Per-process helpers the services create on first use (the notification dispatcher).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     async def free_blobs(self, keys: list[str]) -> None:
         """Delete blobs that no record references any more (after the metadata commit)."""

@@ -1,0 +1,1 @@
+"""Helpers for testing apps against graphattach (a change-notification receiver)."""
