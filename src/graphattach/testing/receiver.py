@@ -32,6 +32,8 @@ class Received:
     body: Any
     at: float
     validation_token: str | None = None
+    #: What the receiver answered.
+    status: int = 200
 
 
 @dataclass
@@ -47,6 +49,13 @@ class Behaviour:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that hung up (graphattach timed out): nothing to report
+
+
 class Receiver:
     """A threaded HTTP receiver on ``host:port`` (port 0: a free one)."""
 
@@ -54,6 +63,8 @@ class Receiver:
         self.behaviour = Behaviour()
         self.received: list[Received] = []
         self.validations: list[Received] = []
+        #: Notification POSTs that began arriving (before ``delay``): a test sees one in flight.
+        self.started = 0
         self._cond = threading.Condition()
         self.path = path
         receiver = self
@@ -79,9 +90,12 @@ class Receiver:
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
                 behaviour = receiver.behaviour
+                with receiver._cond:
+                    receiver.started += 1
+                    receiver._cond.notify_all()
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
-                receiver._note(Received(self.path, body, time.time()), False)
+                receiver._note(Received(self.path, body, time.time(), status=behaviour.status), False)
                 if behaviour.on_notification is not None:
                     behaviour.on_notification(body)
                 self._answer(behaviour.status, b"", "text/plain")
@@ -96,7 +110,7 @@ class Receiver:
                 except OSError:  # the caller gave up (timed out) meanwhile
                     pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _QuietServer((host, port), Handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -113,19 +127,20 @@ class Receiver:
             (self.validations if validation else self.received).append(received)
             self._cond.notify_all()
 
-    def notifications(self) -> list[dict[str, Any]]:
-        """Every notification that arrived, in arrival order (the ``value`` items of each POST)."""
+    def notifications(self, *, refused: bool = False) -> list[dict[str, Any]]:
+        """Every notification accepted (answered 2xx), in arrival order (the ``value`` items of
+        each POST); with ``refused``, those answered otherwise too."""
         with self._cond:
-            posts = list(self.received)
+            posts = [p for p in self.received if refused or 200 <= p.status < 300]
         return [n for post in posts if isinstance(post.body, dict) for n in post.body.get("value", [])]
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
-        """The first notification matching ``predicate``, waiting up to ``timeout`` seconds."""
+        """The first accepted notification matching ``predicate``, waiting up to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for post in self.received:
-                    if isinstance(post.body, dict):
+                    if isinstance(post.body, dict) and 200 <= post.status < 300:
                         for n in post.body.get("value", []):
                             if predicate(n):
                                 return dict(n)
@@ -133,6 +148,12 @@ class Receiver:
                 if left <= 0:
                     raise TimeoutError("no matching notification arrived")
                 self._cond.wait(left)
+
+    def wait_started(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until ``count`` notification POSTs have begun arriving."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.started >= count, timeout):
+                raise TimeoutError(f"{self.started} of {count} notification POSTs arrived")
 
     def start(self) -> Receiver:
         self._thread = threading.Thread(target=self._server.serve_forever, name="graphattach-receiver", daemon=True)
