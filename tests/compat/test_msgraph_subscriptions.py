@@ -18,9 +18,9 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.recipient import Recipient
 from msgraph.generated.models.subscription import Subscription
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
+from tests.helpers import ADELE, ALEX
 
 from graphattach.testing.receiver import Receiver
-from tests.helpers import ADELE, ALEX
 
 PAYLOADS = {"q3.csv": b"region,total\nnorth,12\n" * 200, "logo.bin": bytes(range(256)) * 64}
 
