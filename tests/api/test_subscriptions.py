@@ -3,13 +3,17 @@ may call, permissions and Graph's errors (https://learn.microsoft.com/graph/api/
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from graphattach.settings import Settings
 from graphattach.testing.receiver import Receiver
-from tests.api.notification_support import server_now, subscribe
+from tests.api.notification_support import about, server_now, subscribe, wait_for
+from tests.conftest import inprocess
 from tests.helpers import ADELE, ALEX, Graph, assert_graph_error
 
 
@@ -250,3 +254,40 @@ async def test_admin_lists_every_subscription(graph: Graph, receiver: Receiver) 
     mine = [s for s in listed if s["id"] == sub["id"]]
     assert mine and mine[0]["clientState"] == "secret-state" and mine[0]["state"] == "active"
     await graph.delete(f"/subscriptions/{sub['id']}", user=ALEX)
+
+
+async def test_self_signed_https_receivers_need_the_flag(tmp_path: Path, settings: Settings) -> None:
+    from graphattach.cli.server import _tls_files
+
+    cert, key = _tls_files(tmp_path, "127.0.0.1")
+    with Receiver(tls=(str(cert), str(key))) as receiver:
+        assert receiver.url.startswith("https://")
+        async with inprocess(settings) as graph:
+            body = body_for(receiver.url, expirationDateTime=await in_minutes(graph, 30))
+            assert_graph_error(await graph.post("/subscriptions", json=body), 400, "ValidationError")
+        async with inprocess(dataclasses.replace(settings, notification_insecure_tls=True)) as graph:
+            body = body_for(receiver.url, expirationDateTime=await in_minutes(graph, 30))
+            response = await graph.post("/subscriptions", json=body)
+            assert response.status_code == 201, response.text
+            draft = (await graph.post("/me/mailFolders/inbox/messages", json={"subject": "tls"})).json()
+            await wait_for(receiver, about(draft["id"]))
+
+
+async def test_notification_hosts_allow_more(settings: Settings) -> None:
+    allowed = dataclasses.replace(settings, notification_hosts=("*.example.com", "hooks.test"))
+    async with inprocess(allowed) as graph:
+        expires = await in_minutes(graph, 30)
+        for url in ("https://a.example.com/hook", "https://hooks.test/x"):
+            # allowed, so graphattach tries: the name does not resolve here, so the handshake fails
+            error = assert_graph_error(
+                await graph.post("/subscriptions", json=body_for(url, expirationDateTime=expires)),
+                400,
+                "ValidationError",
+            )
+            assert "200 OK" in error["message"]
+        error = assert_graph_error(
+            await graph.post("/subscriptions", json=body_for("https://example.com/x", expirationDateTime=expires)),
+            400,
+            "InvalidRequest",
+        )
+        assert "--notification-hosts" in error["message"]

@@ -59,7 +59,15 @@ class _QuietServer(ThreadingHTTPServer):
 class Receiver:
     """A threaded HTTP receiver on ``host:port`` (port 0: a free one)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, path: str = "/notifications") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str = "/notifications",
+        *,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate file, key file) to serve https."""
         self.behaviour = Behaviour()
         self.received: list[Received] = []
         self.validations: list[Received] = []
@@ -111,6 +119,14 @@ class Receiver:
                     pass
 
         self._server = _QuietServer((host, port), Handler)
+        self.scheme = "http"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls[0], tls[1])
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -120,7 +136,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{self.path}"
 
     def _note(self, received: Received, validation: bool) -> None:
         with self._cond:
