@@ -159,10 +159,14 @@ async def test_only_allowed_hosts_are_called(graph: Graph, url: str, fragment: s
 
 
 async def test_the_server_never_calls_itself(graph: Graph) -> None:
-    own = f"{graph.root}/_graphattach/reset"
+    own = f"{graph.root}/v1.0/me/messages"
     body = body_for(own, expirationDateTime=await in_minutes(graph, 30))
     error = assert_graph_error(await graph.post("/subscriptions", json=body), 400, "InvalidRequest")
     assert "this server" in error["message"]
+    # nor another graphattach's admin API on this machine
+    body = body_for("http://127.0.0.1:1/_graphattach/reset", expirationDateTime=await in_minutes(graph, 30))
+    error = assert_graph_error(await graph.post("/subscriptions", json=body), 400, "InvalidRequest")
+    assert "admin API" in error["message"]
 
 
 @pytest.mark.parametrize(

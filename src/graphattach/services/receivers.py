@@ -4,8 +4,9 @@ graphattach calls the ``notificationUrl`` and ``lifecycleNotificationUrl`` its c
 server-side request forgery vector if any URL were allowed. By default only loopback receivers
 (``localhost``, ``127.0.0.0/8``, ``::1``) are called; ``--notification-hosts`` adds host names or
 addresses (``*`` wildcards, ``hooks.example.com``, ``*.internal``). Names are matched as written,
-never resolved to decide; the server's own port on loopback is always refused (its admin API
-would otherwise be reachable through a subscription).
+never resolved to decide; the server's own port on loopback and any ``/_graphattach`` path are
+always refused (an admin API would otherwise be reachable through a subscription), and redirects
+are never followed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def check_receiver(settings: Settings, url: str, *, what: str = "NotificationUrl
         raise refused(f"{what} scheme='{parts.scheme}' is not supported.")
     host = parts.hostname
     port = port or (443 if parts.scheme == "https" else 80)
+    if parts.path.lower().startswith("/_graphattach"):
+        # another graphattach on this machine: its admin API must not be reachable through us
+        raise refused(f"{what} '{url}' points at a graphattach admin API: graphattach does not call it.")
     if _is_loopback(host):
         if port == settings.port:
             raise refused(f"{what} '{url}' points at this server: graphattach does not send notifications to itself.")
