@@ -24,12 +24,11 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
+from tests.helpers import ADELE, MEGAN, ServerProcess
 
 from graphattach.testing.receiver import Receiver
-from tests.helpers import ADELE, MEGAN, ServerProcess
 
 ATTACHMENT = {
     "@odata.type": "#microsoft.graph.fileAttachment",
