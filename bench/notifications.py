@@ -103,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
                 adele = {"Authorization": f"Bearer {token(http, root, ADELE)}"}
                 megan = {"Authorization": f"Bearer {token(http, root, MEGAN)}"}
                 lat = latency(http, root, adele, args.messages)
+                print(f"latency median {statistics.median(lat):.1f} ms", file=sys.stderr, flush=True)
                 rates: dict[str, list[float]] = {"none": [], "other mailbox": [], "same mailbox": []}
                 for _ in range(args.runs):
                     rates["none"].append(attachment_rate(http, root, adele, args.posts))
+                print(f"no subscriptions: {rates['none']}", file=sys.stderr, flush=True)
                 for _ in range(1000):
                     subscribe(http, root, megan, sink.url, "me/messages")
                 for _ in range(args.runs):
                     rates["other mailbox"].append(attachment_rate(http, root, adele, args.posts))
+                print(f"other mailbox: {rates['other mailbox']}", file=sys.stderr, flush=True)
                 for _ in range(1000):
                     subscribe(http, root, adele, sink.url, "me/events")
                 for _ in range(args.runs):

@@ -178,7 +178,7 @@ async def clock(request: Request) -> Response:
         if not isinstance(seconds, (int, float)) or seconds < 0:
             raise BadRequest("advanceSeconds must be a non-negative number.")
         ctx.clock.advance(float(seconds))
-        notifications.dispatcher_of(ctx).wake()  # retries and expiries may be due now
+        notifications.dispatcher_of(ctx).wake(housekeeping=True)  # retries and expiries may be due now
     elif request.method == "DELETE":
         ctx.clock.reset()
     return graph_json({"now": ctx.clock.now().isoformat(), "offsetSeconds": ctx.clock.offset.total_seconds()})

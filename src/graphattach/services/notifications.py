@@ -264,6 +264,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._last_housekeeping = 0.0
+        self._housekeeping_due = True
         #: Deliveries in flight (a test waits for them to settle).
         self.in_flight = 0
 
@@ -273,8 +274,11 @@ class Dispatcher:
         self._event = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="graphattach-notifications")
 
-    def wake(self) -> None:
-        """Look at the outbox now (a change was queued, the clock moved)."""
+    def wake(self, *, housekeeping: bool = False) -> None:
+        """Look at the outbox now (a change was queued); ``housekeeping``: expiries and
+        reauthorizations too (the clock moved)."""
+        if housekeeping:
+            self._housekeeping_due = True
         try:
             self.start()
         except RuntimeError:  # no running loop (a synchronous caller): the next start looks
@@ -317,7 +321,8 @@ class Dispatcher:
 
     async def round(self) -> bool:
         """Housekeeping when due, then one claim and its deliveries; True if it delivered any."""
-        if time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_INTERVAL or self._event_set():
+        if self._housekeeping_due or time.monotonic() - self._last_housekeeping >= HOUSEKEEPING_INTERVAL:
+            self._housekeeping_due = False
             self._last_housekeeping = time.monotonic()
             await self.housekeeping()
         now = self.ctx.clock.now()
@@ -330,9 +335,6 @@ class Dispatcher:
         finally:
             self.in_flight -= len(claims)
         return True
-
-    def _event_set(self) -> bool:
-        return self._event is not None and self._event.is_set()
 
     async def housekeeping(self) -> None:
         """Expired subscriptions go; ``reauthorizationRequired`` before a subscription or the
