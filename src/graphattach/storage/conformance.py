@@ -1035,6 +1035,22 @@ class MetadataStoreConformance:
         assert not await metadata_store.delete_subscription(sub.id)
         assert await metadata_store.get_subscription(sub.id) is None
 
+    async def test_subscriptions_generation_moves_with_every_change(self, metadata_store: MetadataStore) -> None:
+        seen = [await metadata_store.subscriptions_generation()]
+        sub = make_subscription("user-a")
+        await metadata_store.add_subscription(sub)
+        seen.append(await metadata_store.subscriptions_generation())
+        await metadata_store.update_subscription(make_subscription("user-a", id=sub.id, client_state="new"))
+        seen.append(await metadata_store.subscriptions_generation())
+        await metadata_store.delete_subscription(sub.id)
+        seen.append(await metadata_store.subscriptions_generation())
+        await metadata_store.reset()
+        seen.append(await metadata_store.subscriptions_generation())
+        assert len(set(seen)) == len(seen), seen
+        # reading or delivering moves nothing
+        await metadata_store.list_subscriptions()
+        assert await metadata_store.subscriptions_generation() == seen[-1]
+
     async def test_subscription_limit_per_mailbox(self, metadata_store: MetadataStore) -> None:
         await metadata_store.add_subscription(make_subscription("user-a"), max_per_user=2)
         await metadata_store.add_subscription(make_subscription("user-a"), max_per_user=2)

@@ -152,6 +152,10 @@ class MetadataStore(Protocol):
     async def update_subscription(self, subscription: Subscription) -> None:
         """Replace its Graph properties and state (not its delivery state); ``KeyError`` if gone."""
 
+    async def subscriptions_generation(self) -> int:
+        """A number that changes whenever any subscription is added, updated or deleted (in the
+        same transaction), so that a process may cache subscriptions until it moves."""
+
     async def delete_subscription(self, subscription_id: str) -> bool:
         """Delete it with the notifications waiting for it; False if it was not there."""
 

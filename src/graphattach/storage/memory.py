@@ -78,6 +78,7 @@ class MemoryMetadataStore:
         self._outbox: dict[str, list[Notification]] = {}
         self._outbox_seq = 0
         self._records: list[DeliveryRecord] = []
+        self._generation = 0
 
     async def open(self) -> None:
         return None
@@ -86,9 +87,10 @@ class MemoryMetadataStore:
         return None
 
     async def reset(self) -> None:
-        settings = self._settings
+        settings, generation = self._settings, self._generation
         self._clear()
         self._settings = settings
+        self._generation = generation + 1
 
     # settings -----------------------------------------------------------------------------------
 
@@ -408,6 +410,7 @@ class MemoryMetadataStore:
             if active >= max_per_user:
                 raise LimitExceeded("count")
         self._subscriptions[subscription.id] = copy.deepcopy(subscription)
+        self._generation += 1
         self._delivery[subscription.id] = (DeliveryState(next_attempt=subscription.created), subscription.created)
         self._outbox[subscription.id] = []
 
@@ -426,10 +429,15 @@ class MemoryMetadataStore:
         if subscription.id not in self._subscriptions:
             raise KeyError(subscription.id)
         self._subscriptions[subscription.id] = copy.deepcopy(subscription)
+        self._generation += 1
+
+    async def subscriptions_generation(self) -> int:
+        return self._generation
 
     async def delete_subscription(self, subscription_id: str) -> bool:
         self._delivery.pop(subscription_id, None)
         self._outbox.pop(subscription_id, None)
+        self._generation += 1
         return self._subscriptions.pop(subscription_id, None) is not None
 
     async def enqueue_notifications(self, notifications: list[Notification]) -> None:

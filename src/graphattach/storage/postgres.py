@@ -197,10 +197,15 @@ class PostgresMetadataStore:
                 await each.close()
 
     async def reset(self) -> None:
-        await self.pool.execute(
-            "TRUNCATE attachments, items, folders, upload_sessions, users, notification_outbox, subscriptions,"
-            " delivery_log"
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "TRUNCATE attachments, items, folders, upload_sessions, users, notification_outbox, subscriptions,"
+                " delivery_log"
+            )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
 
     async def schema_version(self) -> int:
         """The latest migration applied to the database."""
@@ -675,6 +680,10 @@ class PostgresMetadataStore:
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict(f"subscription {subscription.id!r}: {exc}") from None
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         doc = await self.pool.fetchval("SELECT doc FROM subscriptions WHERE id = $1", subscription_id)
@@ -690,19 +699,32 @@ class PostgresMetadataStore:
         return [decode_subscription(row[0]) for row in rows]
 
     async def update_subscription(self, subscription: Subscription) -> None:
-        done = await self.pool.execute(
-            "UPDATE subscriptions SET state = $1, doc = $2 WHERE id = $3",
-            subscription.state,
-            encode_subscription(subscription),
-            subscription.id,
-        )
-        if done.endswith(" 0"):
-            raise KeyError(subscription.id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "UPDATE subscriptions SET state = $1, doc = $2 WHERE id = $3",
+                subscription.state,
+                encode_subscription(subscription),
+                subscription.id,
+            )
+            if done.endswith(" 0"):
+                raise KeyError(subscription.id)
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
+
+    async def subscriptions_generation(self) -> int:
+        value = await self.pool.fetchval("SELECT value FROM settings WHERE key = 'subscriptions_generation'")
+        return int(value) if value is not None else 0
 
     async def delete_subscription(self, subscription_id: str) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM notification_outbox WHERE subscription_id = $1", subscription_id)
             done = await conn.execute("DELETE FROM subscriptions WHERE id = $1", subscription_id)
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
         return not done.endswith(" 0")
 
     async def enqueue_notifications(self, notifications: list[Notification]) -> None:

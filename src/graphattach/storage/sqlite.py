@@ -333,6 +333,10 @@ class SqliteMetadataStore:
                     "delivery_log",
                 ):
                     conn.execute(f"DELETE FROM {table}")
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
 
         await self._run(run)
 
@@ -961,6 +965,10 @@ class SqliteMetadataStore:
                     )
                 except sqlite3.IntegrityError as exc:
                     raise Conflict(f"subscription {subscription.id!r}: {exc}") from None
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
 
         await self._run(run)
 
@@ -992,14 +1000,29 @@ class SqliteMetadataStore:
                 )
                 if done.rowcount == 0:
                     raise KeyError(subscription.id)
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
 
         await self._run(run)
+
+    async def subscriptions_generation(self) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM settings WHERE key = 'subscriptions_generation'").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
 
     async def delete_subscription(self, subscription_id: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
             with _transaction(conn):
                 conn.execute("DELETE FROM notification_outbox WHERE subscription_id = ?", (subscription_id,))
                 done = conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
                 return done.rowcount > 0
 
         return await self._run(run)
