@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import http
 import ipaddress
 import json
@@ -82,6 +83,7 @@ REFERENCE_ATTACHMENT = "#microsoft.graph.referenceAttachment"
 #: What ``attach`` reads back after an upload session (``$select`` of the walkthrough, plus id).
 METADATA_SELECT = ("id", "name", "contentType", "size", "isInline", "lastModifiedDateTime")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: Statuses on which a POST certainly created nothing, so it may be sent again.
 SAFE_POST_RETRY_STATUSES = frozenset({429, 503})
 
@@ -225,10 +227,11 @@ def graph_call_error(reply: Reply, url: str) -> ClientError:
     answer did not come from Graph: neither a Graph error body (``{"error": {"code": …}}``) nor
     Graph's ``request-id`` header (a web server's or a proxy's page), a :class:`ProtocolError`."""
     error = error_from_reply(reply)
-    if error.body is None and error.request_id is None:
+    # 502-504 without a body are what gateways in front of Graph answer: server errors (exit 1)
+    if error.body is None and error.request_id is None and reply.status not in GATEWAY_STATUSES:
         return ProtocolError(
             f"not a Graph answer from {host_port(url)}: HTTP {reply.status}: {error.message[:200]}",
-            code="NotGraph",
+            code=error.code,
             status=reply.status,
         )
     return error
@@ -337,6 +340,8 @@ class Core:
         self.chunk_size = chunk_size
         self.retry = retry or RetryPolicy()
         self.cancel_on_failure = cancel_on_failure
+        #: ``host:port`` of every origin that answered: a refusal there later is a restart, worth retrying.
+        self._answered: set[str] = set()
 
     # -- plumbing
 
@@ -360,8 +365,16 @@ class Core:
         return headers
 
     def _retryable(self, failure: Failure, url: str, attempt: int) -> bool:
-        """Whether a transport failure is worth another try (a refusal on this machine is not)."""
-        return attempt < self.retry.attempts and not _refused_locally(failure, url)
+        """Whether a transport failure is worth another try."""
+        return attempt < self.retry.attempts and not self._down_here(failure, url)
+
+    def _down_here(self, failure: Failure, url: str) -> bool:
+        """A refused connection to a server on this machine that has not answered yet: nothing
+        listens there, and no retry will change that (one that answered before is restarting)."""
+        return _refused_locally(failure, url) and host_port(url) not in self._answered
+
+    def _answer(self, url: str) -> None:
+        self._answered.add(host_port(url))
 
     def _pause(self, attempt: int, reason: str, reply: Reply | None = None) -> Sleep:
         """The pause before retry ``attempt + 1``, Retry-After honoured, with why it happens."""
@@ -399,6 +412,7 @@ class Core:
                     continue
                 raise _transport_error(result, url)
             assert isinstance(result, Reply)
+            self._answer(url)
             if result.status == 401 and not refreshed:
                 refresh = refreshed = True
                 continue
@@ -542,6 +556,7 @@ class Core:
             result = yield Send("PUT", url, headers, FileSlice(source, first, end - first), auth=False)
             retry_after: float | None = None
             if isinstance(result, Reply):
+                self._answer(url)
                 status = result.status
                 if status == 201 or (status in (200, 201) and _looks_like_attachment(result)):
                     return (yield from self._finished(result, source, target, url))
@@ -590,7 +605,7 @@ class Core:
                 retry_after = parse_retry_after(result.headers.get("retry-after"))
             # A failure or a retryable status: wait, ask the session where to continue, go on.
             final_failed = final_failed or is_final
-            if failures >= self.retry.attempts or (isinstance(result, Failure) and _refused_locally(result, url)):
+            if failures >= self.retry.attempts or (isinstance(result, Failure) and self._down_here(result, url)):
                 if isinstance(result, Failure):
                     raise _transport_error(result, url)
                 assert isinstance(result, Reply)
@@ -704,6 +719,7 @@ class Core:
                     continue
                 raise _transport_error(result, upload_url)
             assert isinstance(result, Reply)
+            self._answer(upload_url)
             if result.status in RETRY_STATUSES and attempt < self.retry.attempts:
                 yield self._pause(attempt, _status_reason(result, "DELETE", upload_url), result)
                 attempt += 1
@@ -888,6 +904,7 @@ def _range_named_in_error(reply: Reply, total: int) -> tuple[int, int] | None:
         return None
 
 
+@functools.lru_cache(maxsize=64)
 def host_port(url: str) -> str:
     """``host:port`` of a URL, the port spelled out even when it is the scheme's default."""
     try:
