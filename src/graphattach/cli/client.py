@@ -352,9 +352,16 @@ class RichProgress:
 
 
 def progress_display(settings: Settings) -> PlainProgress | RichProgress:
-    if not settings.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+    if not settings.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and _has_rich():
         return RichProgress()
     return PlainProgress(enabled=not settings.quiet)
+
+
+def _has_rich() -> bool:
+    # graphattach-client[cli] and graphattach install rich; without it, progress is plain lines
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
 
 
 # --- commands -----------------------------------------------------------------------------------------------

@@ -364,5 +364,8 @@ def register(cli: click.Group) -> None:
             # (upload PUTs, GETs); bench/README.md.
             loop=Loops.uvloop if _has_uvloop() else Loops.asyncio,
         )
-        server.on_startup(banner)  # called once the listening socket is made, before the workers start
+        if hasattr(server, "on_startup"):  # called once the socket is bound, before the workers start (not in 2.0)
+            server.on_startup(banner)
+        else:
+            banner()
         server.serve()
