@@ -65,7 +65,9 @@ def _venv() -> Path:
     return Path(sys.executable).parent.parent
 
 
-@pytest.mark.parametrize("path", [p for p in DOCS if any(skip is None for _, _, skip in sh_blocks(p))], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in DOCS if any(skip is None for _, _, skip in sh_blocks(p))], ids=lambda p: p.name
+)
 def test_the_commands_run_as_written(path: Path, server: ServerProcess, tmp_path: Path) -> None:
     port = str(server.port)
     script = ["set -euo pipefail"]
