@@ -1,7 +1,7 @@
 """What Graph reports as an attachment's ``size``.
 
 Exchange reports the size the attachment takes in the store (MAPI ``PidTagAttachSize``), more than
-the raw bytes, and the formula is not public (../shared/reference/graph-api.md §1.7). We fit one
+the raw bytes, and the formula is not public (docs/fidelity.md, "Attachment size"). We fit one
 rule to the two published data points so the seeds replay byte-exact:
 
 - ``menu.txt``, 20 raw bytes → ``size`` 178 (event-post-attachments, seed 003);

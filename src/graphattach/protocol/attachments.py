@@ -1,7 +1,7 @@
 """JSON shapes of ``microsoft.graph.attachment`` (file, item, reference) and strict parsing of the
 attachment payloads clients POST.
 
-Parsing (../shared/reference/graph-api.md §1):
+Parsing (https://learn.microsoft.com/graph/api/resources/fileattachment and its siblings):
 - ``@odata.type`` is required: absent (or the abstract ``microsoft.graph.attachment``) → 422
   ``UnprocessableType``; a type that is not an attachment → 400. The leading ``#`` and the case
   of the type name do not matter.
