@@ -232,3 +232,12 @@ def test_downloads_get_the_umask_mode(server: ServerProcess, tmp_path: Path) -> 
         os.umask(old)
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE((tmp_path / "copy.txt").stat().st_mode) == 0o640
+
+
+def test_a_local_token_command_beside_the_real_graph_fails_at_once_and_says_why() -> None:
+    # the client commands default to https://graph.microsoft.com/v1.0; the token command is run
+    # with that URL, and a graphattach server's token has no business there
+    done = graphattach("draft", "--token-command", f"graphattach token --user {ADELE}")
+    assert done.returncode == 5, done.stderr
+    assert "is Microsoft Graph, which has no graphattach admin API" in done.stderr
+    assert "retry" not in done.stderr

@@ -70,6 +70,12 @@ class Server:
         self.root = (base_url or server_root(graph_url)).rstrip("/")
         if not self.root.startswith(("http://", "https://")):
             raise click.UsageError(f"--graph-url must start with http:// or https://: {graph_url!r}")
+        if self.root.lower().rstrip("/").endswith("graph.microsoft.com"):
+            # e.g. `--token-command "graphattach token …"` beside a client command left on its default
+            raise click.UsageError(
+                f"{graph_url} is Microsoft Graph, which has no graphattach admin API: name the graphattach "
+                "server with --graph-url (or GRAPHATTACH_GRAPH_URL), e.g. http://127.0.0.1:8765/v1.0"
+            )
         self.admin_key = admin_key
         self.verify: Any = ca_bundle or True
 
