@@ -5,7 +5,7 @@
   (the captured answers in https://learn.microsoft.com/graph/outlook-large-attachments);
 - a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
 - a request body the app did not read is drained when small, else the connection is closed, so
-  a keep-alive client never has its next request parsed from the leftovers (clients.md row 17).
+  a keep-alive client never has its next request parsed from the leftovers (seen on the wire with pooled connections).
 """
 
 from __future__ import annotations

@@ -551,7 +551,7 @@ class Core:
                 "Content-Length": str(end - first),
                 "User-Agent": USER_AGENT,
             }
-            # Pre-authenticated URL: never a Graph token here (graph-api.md §4.2, §8.1). The body is
+            # Pre-authenticated URL: never a Graph token here (createUploadSession docs; msgraph-sdk-java#409). The body is
             # read from the file while it is sent: memory does not depend on the range or file size.
             result = yield Send("PUT", url, headers, FileSlice(source, first, end - first), auth=False)
             retry_after: float | None = None
