@@ -109,8 +109,12 @@ async def item_deleted(ctx: Context, item: Item) -> None:
 UNKNOWN = "\x00unknown"
 
 
-async def attachments_changed(ctx: Context, user_id: str, item_id: str) -> None:
-    """An attachment was added to or removed from the item: an ``updated`` of the item."""
+async def attachments_changed(ctx: Context, user_id: str, item_id: str, *, item: Item | None = None) -> None:
+    """An attachment was added to or removed from the item: an ``updated`` of the item (``item``,
+    when the caller has it, saves reading it back)."""
+    if item is not None:
+        await _record(ctx, Change(user_id, item_id, item.kind, item.folder_id, item.folder_id, item.change_key))
+        return
     await _record(ctx, Change(user_id, item_id, UNKNOWN, UNKNOWN, UNKNOWN, ""))
 
 
