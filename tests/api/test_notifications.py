@@ -349,3 +349,21 @@ async def test_batches_to_one_receiver_keep_order(inprocess_graph: Graph, receiv
     await wait_for(receiver, about(created[-1]))
     ids = [n["resourceData"]["id"] for n in receiver.notifications() if n["subscriptionId"] == sub["id"]]
     assert ids == created
+
+
+async def test_reauthorization_follows_the_token(inprocess_graph: Graph, receiver: Receiver) -> None:
+    """``reauthorizationRequired`` also comes before the token behind the subscription expires;
+    ``/reauthorize`` with a fresh token puts a new token behind it."""
+    graph = inprocess_graph
+    short = await graph.token(ADELE, lifetime=20 * 60)
+    sub = await subscribe(graph, receiver, lifecycle=True, minutes=600, token=short, user=None)
+    await advance(graph, 6 * 60)  # the token has 14 minutes left, the subscription hours
+    await graph.admin("POST", "/notifications/dispatch")
+    await wait_for(receiver, lifecycle_event(sub["id"], "reauthorizationRequired"))
+    assert (await graph.post(f"/subscriptions/{sub['id']}/reauthorize")).status_code == 204
+    await graph.admin("POST", "/notifications/dispatch")
+    # a new, hour-long token stands behind it: nothing more is due; a change still arrives
+    draft = (await graph.post("/me/messages", json={"subject": unique("after")})).json()
+    await wait_for(receiver, about(draft["id"]))
+    asked = [n for n in receiver.notifications() if lifecycle_event(sub["id"], "reauthorizationRequired")(n)]
+    assert len(asked) == 1
