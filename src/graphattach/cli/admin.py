@@ -24,7 +24,7 @@ def _base_url_option(f: Any) -> Any:
     )(f)
 
 
-def _admin(base_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _admin(base_url: str, method: str, path: str, body: Any = None) -> Any:
     headers = {}
     if key := os.environ.get("GRAPHATTACH_ADMIN_KEY"):
         headers["X-Graphattach-Admin-Key"] = key

@@ -18,8 +18,13 @@ from graphattach import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("client", "Attach FILEs (any size up to 150 MB) to a message or an event."),
     "attachments": ("client", "List, read, download and remove attachments of a message or an event."),
+    "faults": ("faults", "Add, list and clear fault rules of a running server."),
     "migrate": ("migrate", "Apply pending schema migrations to a metadata store."),
     "serve": ("server", "Start the Graph server (embedded SQLite + files under --data-dir by default)."),
+    "throttling": (
+        "faults",
+        'Show or set Outlook throttling: outlook, off, or "concurrency=2,requests=100/60,upload=20MB/60".',
+    ),
     "token": ("admin", "Print a bearer token minted by the running server."),
     "upload": ("client", "Resume or cancel an upload session by its URL."),
     "users": ("admin", "List and add users of the server's tenant."),

@@ -129,6 +129,27 @@ def _child_main(send: Any, fn: Callable[..., Any], *args: Any) -> None:
         sys.exit(1)
 
 
+def _check_faults_file(path: Path) -> Path:
+    """The file's absolute path, after its rules parsed (a bad rule stops serve with its field)."""
+    from graphattach.domain.faults import FaultRuleError
+    from graphattach.protocol.faults import is_yaml_path, parse_rules_document, rules_document
+
+    try:
+        parse_rules_document(rules_document(path.read_text(encoding="utf-8"), yaml=is_yaml_path(str(path))))
+    except (OSError, FaultRuleError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    return path.resolve()
+
+
+def _check_throttling(spec: str) -> str | None:
+    from graphattach.domain.throttling import ThrottlingSpecError, parse_throttling
+
+    try:
+        return None if parse_throttling(spec) is None else spec
+    except ThrottlingSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--throttling") from None
+
+
 def _has_uvloop() -> bool:
     import importlib.util
 
@@ -194,6 +215,18 @@ def register(cli: click.Group) -> None:
         help="ASGI server.",
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
+    @click.option(
+        "--faults",
+        "faults_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Fault rules to load at start: a JSON (or YAML) list of rules, see docs/faults.md.",
+    )
+    @click.option(
+        "--throttling",
+        default=None,
+        help='Outlook throttling per app id + mailbox: outlook, or e.g. "concurrency=2,requests=100/60,upload=20MB/60".',
+    )
     def serve(
         host: str,
         port: int,
@@ -214,6 +247,8 @@ def register(cli: click.Group) -> None:
         workers: int,
         server_impl: str,
         no_demo: bool,
+        faults_file: Path | None,
+        throttling: str | None,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
         if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
@@ -226,6 +261,10 @@ def register(cli: click.Group) -> None:
             extra["max_upload_chunk"] = max_chunk
         if sweep_interval is not None:
             extra["sweep_interval"] = sweep_interval
+        if faults_file is not None:
+            extra["faults_file"] = str(_check_faults_file(faults_file))
+        if throttling is not None:
+            extra["throttling"] = _check_throttling(throttling)
         settings = Settings(
             host=host,
             port=port,
@@ -251,6 +290,10 @@ def register(cli: click.Group) -> None:
         where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
         click.echo(f"graphattach serving Microsoft Graph at {settings.service_root('v1.0')} (and /beta)")
         click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
+        if settings.faults_file or settings.throttling:
+            click.echo(
+                f"  fault rules:   {settings.faults_file or 'none'}   throttling: {settings.throttling or 'off'}"
+            )
         if tls:
             click.echo(f"  TLS certificate (trust it in clients): {cert}")
         click.echo(
