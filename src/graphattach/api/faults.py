@@ -14,6 +14,7 @@ Retry-After, ``FaultLayer`` hands every request straight to the app.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -85,7 +86,7 @@ class FaultEngine:
     rulebook: Rulebook = field(default_factory=Rulebook)
     throttler: Throttler = field(default_factory=lambda: Throttler(None))
     #: Lower-cased user id or UPN → user id (mailbox keys), filled as requests name them.
-    mailboxes: dict[str, str] = field(default_factory=dict)
+    mailboxes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, faults_file: str | None, throttling: str | None) -> FaultEngine:
@@ -109,6 +110,12 @@ class FaultEngine:
         self.mailboxes.clear()
 
     async def mailbox_id(self, ctx: Context, mailbox: str) -> str | None:
+        """The user id of the mailbox a request names (by id or userPrincipalName), cached."""
+        identity = await self.identity(ctx, mailbox)
+        return identity[0] if identity else None
+
+    async def identity(self, ctx: Context, mailbox: str) -> tuple[str, str] | None:
+        """(user id, userPrincipalName), lower-cased, of the mailbox's owner; None if unknown."""
         key = mailbox.lower()
         found = self.mailboxes.get(key)
         if found is None:
@@ -117,7 +124,7 @@ class FaultEngine:
             user = await find_user(ctx, mailbox)
             if user is None:
                 return None
-            found = self.mailboxes[key] = user.id.lower()
+            found = self.mailboxes[key] = (user.id.lower(), user.user_principal_name.lower())
         return found
 
 
@@ -214,6 +221,11 @@ class FaultLayer:
                     return
                 counted = throttler.limits is not None
         try:
+            if mailbox and any(r.rule.match.user for r in engine.rulebook.rules):
+                # A rule names a user: the mailbox by id and by userPrincipalName both match.
+                identity = await engine.identity(ctx, mailbox)
+                if identity is not None:
+                    facts = dataclasses.replace(facts, users=facts.users | set(identity))
             decision = engine.rulebook.decide(facts) if engine.rulebook.rules else None
             if not decision:
                 await self.app(scope, receive, send)
