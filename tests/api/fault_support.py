@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
-
 from graphattach.domain.errors import ConnectionDropped
 from tests.helpers import Graph
 from tests.upload_helpers import put_range
@@ -20,11 +17,9 @@ from tests.upload_helpers import put_range
 DROPPED = (httpx.TransportError, ConnectionDropped)
 
 
-@pytest.fixture
-async def g(graph: Graph) -> AsyncIterator[Graph]:
-    """``graph``, with every rule, the throttling and the clock put back afterwards (the server
-    process is shared by the whole session)."""
-    yield graph
+async def restore(graph: Graph) -> None:
+    """Put back every rule, the throttling and the clock (the server process is shared by the
+    whole session)."""
     await graph.admin("DELETE", "/faults")
     await graph.admin("DELETE", "/throttling")
     await graph.admin("DELETE", "/clock")

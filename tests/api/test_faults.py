@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,15 +12,21 @@ from tests.api.fault_support import (
     DROPPED,
     add_rule,
     attachment_bytes,
-    g,  # noqa: F401  (fixture)
     new_user,
     next_byte,
     put_or_drop,
+    restore,
     rule_counts,
     session_url,
 )
 from tests.helpers import ALEX, Graph, assert_graph_error
 from tests.upload_helpers import MiB, new_item, payload, put_range
+
+
+@pytest.fixture
+async def g(graph: Graph) -> AsyncIterator[Graph]:
+    yield graph
+    await restore(graph)
 
 
 def messages_rule(action: dict[str, Any], **match: Any) -> dict[str, Any]:
@@ -176,7 +183,7 @@ async def test_method_path_operation_and_user_must_all_match(g: Graph) -> None:
         g, {"match": {"operation": "mailFolders.*", "user": user}, "action": {"type": "status", "status": 500}}
     )
     assert (await g.get(f"/users/{user}/mailFolders", user=user)).status_code == 500
-    assert (await g.get(f"/me/mailFolders", user=user)).status_code == 500  # /me is the caller's mailbox
+    assert (await g.get("/me/mailFolders", user=user)).status_code == 500  # /me is the caller's mailbox
     assert (await g.get(f"/users/{user}/events", user=user)).status_code == 200
 
 
