@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
+
 from graphattach.domain.errors import ConnectionDropped
 from tests.helpers import Graph
 from tests.upload_helpers import put_range

@@ -235,7 +235,7 @@ def match_json(match: Match) -> dict[str, Any]:
         value = getattr(match, key)
         if value is not None:
             out[key] = value
-    if match.probability is not None:
+    if match.probability is not None or match.seed:
         out["seed"] = match.seed
     return out
 
