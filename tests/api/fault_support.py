@@ -82,9 +82,13 @@ async def truthful_upload(
             log.append("ok")
         else:
             log.append("dropped" if response is None else str(response.status_code))
+            if response is not None and "retry-after" in response.headers:
+                # Honour Retry-After on the server's clock instead of sleeping.
+                seconds = int(response.headers["retry-after"])
+                await graph.admin("POST", "/clock", json={"advanceSeconds": seconds})
         status = await graph.http.get(url)
-        if status.status_code == 404 and response is None:
-            # A lost acknowledgement of the final range: Outlook has consumed the session.
+        if status.status_code == 404 and (response is None or response.status_code >= 500):
+            # The final range was committed but its answer lost: Outlook has consumed the session.
             log.append("completed-unseen")
             return status, log
         assert status.status_code == 200, status.text
