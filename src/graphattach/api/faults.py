@@ -181,7 +181,7 @@ class FaultLayer:
         counted = False
         throttler = engine.throttler
         outlook = facts.operation.startswith(OUTLOOK_RESOURCES + (UPLOAD_OPERATIONS_PREFIX,))
-        if mailbox and outlook and (throttler.limits is not None or throttler.blocks):
+        if mailbox and outlook:  # the key also serves Retry-After compliance of fault rules' 429s
             mailbox_id = await engine.mailbox_id(ctx, mailbox)
             if mailbox_id is not None:
                 key = (caller_app_id(authorization, authtoken), mailbox_id)
