@@ -140,7 +140,7 @@ def test_incoming_bytes_and_retry_after_compliance() -> None:
     early = throttler.admit(key, 30.0, 10, method="PUT", path="/x", request_id="r1")
     assert early is not None and early.limit == "RetryAfter" and early.original == "IncomingBytes"
     assert early.violation is not None and early.violation.early_by == 30.0
+    assert early.retry_after == 30  # what is left of the first Retry-After
     assert [v.request_id for v in throttler.violations] == ["r1"]
-    # the block restarted at 30 s: 50 s more
-    assert throttler.admit(key, 79.0, 10) is not None
-    assert throttler.admit(key, 80.0 + 50, 50) is None
+    # the block does not restart: at 60 s the 60 bytes of 0 s have left the window too
+    assert throttler.admit(key, 60.0, 50) is None

@@ -8,8 +8,8 @@ so tests move time instead of sleeping.
 
 Retry-After compliance (as Dev Proxy's RetryAfterPlugin, with state): after a time-based 429
 (RequestRate, IncomingBytes, or a fault rule's 429) the key is blocked until its Retry-After
-has passed; a request in that time is refused again, recorded as a ``Violation``, and the block
-restarts. MailboxConcurrency is not time-based ("you need at least 1 concurrent call to
+has passed; a request in that time is refused again (with the Retry-After that is left) and
+recorded as a ``Violation``. MailboxConcurrency is not time-based ("you need at least 1 concurrent call to
 complete", https://learn.microsoft.com/answers/questions/2143058), so it blocks nothing.
 """
 
@@ -238,8 +238,9 @@ class Throttler:
                 )
                 self.violations.append(violation)
                 del self.violations[: -self.max_violations]
-                block.until = now + block.retry_after  # the window restarts, as Dev Proxy's does
-                return Refusal("RetryAfter", block.retry_after, violation, original=block.limit)
+                # The block does not restart (Dev Proxy's does): concurrent workers of one app,
+                # each honouring its own Retry-After, would otherwise keep each other out forever.
+                return Refusal("RetryAfter", _whole(block.until - now), violation, original=block.limit)
             del self.blocks[key]
         limits = self.limits
         if limits is None:
