@@ -103,3 +103,11 @@ def test_request_facts_name_the_operation_and_mailbox(
     assert facts.operation == operation
     assert found == mailbox
     assert "me@b.c" in facts.users
+
+
+def test_docs_list_every_operation_name() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
+    missing = [name for name in all_operations() if f"`{name}`" not in text]
+    assert missing == [], "add these operation names to docs/faults.md"
