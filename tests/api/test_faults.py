@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.fault_support import (
@@ -19,7 +21,7 @@ from tests.api.fault_support import (
     rule_counts,
     session_url,
 )
-from tests.helpers import ALEX, Graph, assert_graph_error
+from tests.helpers import ALEX, Graph, assert_graph_error, running_server
 from tests.upload_helpers import MiB, new_item, payload, put_range
 
 
@@ -268,3 +270,14 @@ async def test_reset_clears_the_rules(inprocess_graph: Graph) -> None:
     await add_rule(graph, messages_rule({"type": "status", "status": 503}))
     assert (await graph.admin("POST", "/reset")).status_code == 204
     assert (await graph.admin("GET", "/faults")).json()["value"] == []
+
+
+async def test_drop_under_uvicorn_closes_the_connection_without_an_answer(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data", "--server", "uvicorn") as server:
+        async with httpx.AsyncClient(timeout=30) as http:
+            graph = Graph(http, server.root, "server")
+            await add_rule(graph, {"match": {"operation": "messages.create"}, "action": {"type": "drop"}})
+            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+                await graph.post("/me/messages", json={"subject": "committed, answer lost"})
+            listed = (await graph.get("/me/messages?$select=subject")).json()["value"]
+            assert [m["subject"] for m in listed] == ["committed, answer lost"]

@@ -415,12 +415,31 @@ def _paced_send(send: Send, rate: int) -> Send:
     return paced_send
 
 
+def _transport_of(send: Any) -> Any:
+    """The asyncio transport behind an ASGI ``send`` (uvicorn's is a bound method of the request
+    cycle, which Starlette's error middleware wraps in a closure); None for other servers."""
+    pending, looked = [send], 0
+    while pending and looked < 8:
+        candidate = pending.pop()
+        looked += 1
+        transport = getattr(getattr(candidate, "__self__", None), "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            return transport
+        for cell in getattr(candidate, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if callable(value):
+                pending.append(value)
+    return None
+
+
 async def _abort(scope: Scope, send: Send) -> None:
     """Close the client's connection with no answer (uvicorn), or with a head whose body never
     comes (servers that give no way to abort: granian, in-process transports)."""
-    server_send: Any = scope.get("state", {}).get("server_send")
-    transport = getattr(getattr(server_send, "__self__", None), "transport", None)
-    if transport is not None and hasattr(transport, "abort"):
+    transport = _transport_of(scope.get("state", {}).get("server_send"))
+    if transport is not None:
         transport.abort()
         await asyncio.sleep(0)  # let the server see the connection lost before the app returns
         return
