@@ -153,6 +153,8 @@ async def test_a_fault_rules_429_must_be_honoured_too(g: Graph) -> None:
                        "action": {"type": "status", "status": 429, "retryAfter": 5}})  # fmt: skip
     first = await g.get(f"/users/{user}/messages", user=user)
     assert_graph_error(first, 429, "TooManyRequests")
+    # another request of the same app and mailbox goes on: the fault was that one request's
+    assert (await g.get(f"/users/{user}/events", user=user)).status_code == 200
     again = await g.get(f"/users/{user}/messages", user=user)
     assert_graph_error(again, 429, "TooManyRequests")
     violations = (await g.admin("GET", "/throttling")).json()["violations"]

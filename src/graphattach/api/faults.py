@@ -290,7 +290,12 @@ class FaultLayer:
             retry_after = next((int(v) for k, v in headers if k == b"retry-after"), None)
             if retry_after:
                 self.engine.throttler.note_retry_after(
-                    key, ctx.clock.now().timestamp(), retry_after, "fault:" + ",".join(state.get("faults", []))
+                    key,
+                    ctx.clock.now().timestamp(),
+                    retry_after,
+                    "fault:" + ",".join(state.get("faults", [])),
+                    scope["method"],
+                    scope["path"],
                 )
 
     async def _expired_token(self, scope: Scope, send: Send, ctx: Context) -> None:

@@ -7,8 +7,8 @@ request changes no counter. Windows slide over the caller's clock (the server's 
 so tests move time instead of sleeping.
 
 Retry-After compliance (as Dev Proxy's RetryAfterPlugin, with state): after a time-based 429
-(RequestRate, IncomingBytes, or a fault rule's 429) the key is blocked until its Retry-After
-has passed; a request in that time is refused again (with the Retry-After that is left) and
+(RequestRate, IncomingBytes) the app + mailbox is blocked until its Retry-After has passed (after
+a fault rule's 429, only the same request: method and path); a request in that time is refused again (with the Retry-After that is left) and
 recorded as a ``Violation``. MailboxConcurrency is not time-based ("you need at least 1 concurrent call to
 complete", https://learn.microsoft.com/answers/questions/2143058), so it blocks nothing.
 """
@@ -195,7 +195,9 @@ class Throttler:
     requests: dict[Key, deque[float]] = field(default_factory=dict)
     uploads: dict[Key, deque[tuple[float, int]]] = field(default_factory=dict)
     upload_totals: dict[Key, int] = field(default_factory=dict)
-    blocks: dict[Key, _Block] = field(default_factory=dict)
+    #: Keyed by (app, mailbox) for the limits' 429s, by (app, mailbox, method, path) for a
+    #: single request's (a fault rule's) 429.
+    blocks: dict[tuple[str, ...], _Block] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     #: At most this many violations are kept (the oldest go first).
     max_violations: int = 1000
@@ -221,8 +223,10 @@ class Throttler:
     ) -> Refusal | None:
         """None: the request may start (it is counted; call ``release`` when it ends).
         Else why it is refused and its Retry-After; nothing is counted."""
-        block = self.blocks.get(key)
-        if block is not None:
+        for block_key in (key, (*key, method.upper(), path)):
+            block = self.blocks.get(block_key)
+            if block is None:
+                continue
             if now < block.until:
                 violation = Violation(
                     at=now,
@@ -241,7 +245,7 @@ class Throttler:
                 # The block does not restart (Dev Proxy's does): concurrent workers of one app,
                 # each honouring its own Retry-After, would otherwise keep each other out forever.
                 return Refusal("RetryAfter", _whole(block.until - now), violation, original=block.limit)
-            del self.blocks[key]
+            del self.blocks[block_key]
         limits = self.limits
         if limits is None:
             return None
@@ -288,9 +292,11 @@ class Throttler:
         self.blocks[key] = _Block(now + refusal.retry_after, refusal.retry_after, refusal.limit)
         return refusal
 
-    def note_retry_after(self, key: Key, now: float, retry_after: int, limit: str) -> None:
-        """A 429 with ``retry_after`` was answered to ``key`` by something else (a fault rule)."""
-        self.blocks[key] = _Block(now + retry_after, retry_after, limit)
+    def note_retry_after(self, key: Key, now: float, retry_after: int, limit: str, method: str, path: str) -> None:
+        """A fault rule answered one request of ``key`` a 429 with ``retry_after``: that request
+        (same method and path) must not come back earlier. Other requests of the app go on: the
+        fault stands for one request's failure, not for the mailbox's limits."""
+        self.blocks[(*key, method.upper(), path)] = _Block(now + retry_after, retry_after, limit)
 
     def release(self, key: Key) -> None:
         left = self.inflight.get(key, 0) - 1
