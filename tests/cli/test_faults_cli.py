@@ -17,7 +17,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def test_faults_add_list_clear(server_process: ServerProcess, tmp_path: Path) -> None:
-    base = ("--base-url", server_process.root)
+    base = ("--graph-url", f"{server_process.root}/v1.0")
     code, out = run(
         "faults", "add", '{"match":{"operation":"uploadSession.put","nth":2},"action":{"type":"drop"}}', *base
     )
@@ -38,17 +38,17 @@ def test_faults_add_list_clear(server_process: ServerProcess, tmp_path: Path) ->
     code, out = run("faults", "list", "--json", *base)
     assert [r["id"] for r in json.loads(out)] == [second["id"]]
     code, out = run("faults", "add", '{"action":{"type":"cut"}}', *base)
-    assert code == 2 and "'action.afterBytes' is required" in out
+    assert code == 1 and "'action.afterBytes' is required" in out
     assert run("faults", "clear", *base)[0] == 0
     assert json.loads(run("faults", "list", "--json", *base)[1]) == []
 
 
 def test_throttling_set_show_off(server_process: ServerProcess) -> None:
-    base = ("--base-url", server_process.root)
+    base = ("--graph-url", f"{server_process.root}/v1.0")
     code, out = run("throttling", "concurrency=2,requests=100/60,upload=20MB/60", *base)
     assert code == 0, out
     assert out.startswith('limits: {"concurrency":2,"requests":"100/60"')
     code, out = run("throttling", "requests=lots", *base)
-    assert code == 2 and "'requests'" in out
+    assert code == 1 and "'requests'" in out
     code, out = run("throttling", "off", *base)
     assert code == 0 and out.strip() == "limits: off"

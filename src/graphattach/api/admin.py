@@ -166,7 +166,7 @@ async def reset(request: Request) -> Response:
     if faults is not None:  # fault rules go with everything else (api/faults.py)
         faults.reset()
     if ctx.settings.demo_tenant:
-        await user_service.ensure_demo_tenant(ctx)
+        await user_service.ensure_demo_tenant(ctx, again=True)
     return empty(204)
 
 

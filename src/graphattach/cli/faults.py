@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from graphattach.cli.admin import _admin, _base_url_option
+from graphattach.cli.admin import EPILOG, _server, server_options
 
 
 def _compact(value: Any) -> str:
@@ -33,26 +33,26 @@ def _read_rules(rule: str | None, file: Path | None) -> Any:
 
 
 def register(cli: click.Group) -> None:
-    @cli.group()
+    @cli.group(epilog=EPILOG)
     def faults() -> None:
         """Add, list and clear fault rules of a running server."""
 
-    @faults.command("add")
+    @faults.command("add", epilog=EPILOG)
     @click.argument("rule", required=False)
     @click.option("--file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSON or YAML rules.")
-    @_base_url_option
-    def add(rule: str | None, file: Path | None, base_url: str) -> None:
+    @server_options
+    def add(rule: str | None, file: Path | None, **server: Any) -> None:
         """Add a rule, e.g. '{"match":{"operation":"uploadSession.put","nth":2},"action":{"type":"drop"}}'."""
-        answer = _admin(base_url, "POST", "/faults", _read_rules(rule, file))
+        answer = _server(server).call("POST", "/faults", _read_rules(rule, file))
         for added in answer.get("value", [answer]):
             click.echo(_compact(added))
 
-    @faults.command("list")
+    @faults.command("list", epilog=EPILOG)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @_base_url_option
-    def list_rules(as_json: bool, base_url: str) -> None:
+    @server_options
+    def list_rules(as_json: bool, **server: Any) -> None:
         """List rules, with how many requests each matched and fired on."""
-        values = _admin(base_url, "GET", "/faults")["value"]
+        values = _server(server).call("GET", "/faults")["value"]
         if as_json:
             click.echo(json.dumps(values, indent=2))
             return
@@ -62,29 +62,29 @@ def register(cli: click.Group) -> None:
                 f"match {_compact(rule['match'])}  action {_compact(rule['action'])}"
             )
 
-    @faults.command("clear")
+    @faults.command("clear", epilog=EPILOG)
     @click.argument("ids", nargs=-1)
-    @_base_url_option
-    def clear(ids: tuple[str, ...], base_url: str) -> None:
+    @server_options
+    def clear(ids: tuple[str, ...], **server: Any) -> None:
         """Remove the rules with these ids, or every rule."""
         if not ids:
-            _admin(base_url, "DELETE", "/faults")
+            _server(server).call("DELETE", "/faults")
         for rule_id in ids:
-            _admin(base_url, "DELETE", f"/faults/{rule_id}")
+            _server(server).call("DELETE", f"/faults/{rule_id}")
 
-    @cli.command()
+    @cli.command(epilog=EPILOG)
     @click.argument("spec", required=False)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @_base_url_option
-    def throttling(spec: str | None, as_json: bool, base_url: str) -> None:
+    @server_options
+    def throttling(spec: str | None, as_json: bool, **server: Any) -> None:
         """Show or set Outlook throttling: outlook, off, or "concurrency=2,requests=100/60,upload=20MB/60"."""
         if spec is not None and spec.strip().lower() == "off":
-            _admin(base_url, "DELETE", "/throttling")
-            state = _admin(base_url, "GET", "/throttling")
+            _server(server).call("DELETE", "/throttling")
+            state = _server(server).call("GET", "/throttling")
         elif spec is not None:
-            state = _admin(base_url, "POST", "/throttling", {"spec": spec})
+            state = _server(server).call("POST", "/throttling", {"spec": spec})
         else:
-            state = _admin(base_url, "GET", "/throttling")
+            state = _server(server).call("GET", "/throttling")
         if as_json:
             click.echo(json.dumps(state, indent=2))
             return
