@@ -65,6 +65,10 @@ class Settings:
     notification_insecure_tls: bool = False
     #: Seconds between the notification dispatcher's looks at the outbox when nothing woke it.
     notification_poll_interval: float = 1.0
+    #: A JSON (or YAML) file of fault rules loaded at start (docs/faults.md).
+    faults_file: str | None = None
+    #: Outlook throttling: None (off), ``outlook``, or ``concurrency=2,requests=100/60,upload=20MB/60``.
+    throttling: str | None = None
 
     @property
     def scheme(self) -> str:
