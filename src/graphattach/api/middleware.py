@@ -5,11 +5,15 @@
   (../shared/reference/graph-api.md §3.3);
 - a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
 - a request body the app did not read is drained when small, else the connection is closed, so
-  a keep-alive client never has its next request parsed from the leftovers (clients.md row 17).
+  a keep-alive client never has its next request parsed from the leftovers (clients.md row 17);
+- a request body that stops arriving for ``body_idle_timeout`` seconds ends the read with
+  ``BodyTimeout`` (408, then the connection is closed): a stalled client never holds an upload
+  session's lock, or a worker, for longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -17,7 +21,7 @@ from datetime import datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphattach.domain.errors import GraphError, InternalServerError
+from graphattach.domain.errors import BodyTimeout, GraphError, InternalServerError
 from graphattach.protocol.errors import graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
@@ -54,9 +58,12 @@ def _initial_operation(scope: Scope) -> str:
 
 
 class GraphMiddleware:
-    def __init__(self, app: ASGIApp, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, app: ASGIApp, now: Callable[[], datetime], body_timeout: Callable[[], float] = lambda: 0.0
+    ) -> None:
         self.app = app
         self.now = now
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,11 +80,22 @@ class GraphMiddleware:
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         has_body = chunked or (declared is not None and declared.strip() not in (b"0", b""))
-        body_state = {"done": not has_body, "read": 0}
+        body_state = {"done": not has_body, "read": 0, "stalled": False}
         started = False
+        idle = self.body_timeout()
 
         async def tracking_receive() -> Message:
-            message = await receive()
+            if body_state["stalled"]:
+                raise BodyTimeout()
+            if idle > 0 and not body_state["done"]:
+                try:
+                    async with asyncio.timeout(idle):
+                        message = await receive()
+                except TimeoutError:
+                    body_state["stalled"] = True
+                    raise BodyTimeout() from None
+            else:
+                message = await receive()
             if message["type"] == "http.request":
                 body_state["read"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -90,14 +108,19 @@ class GraphMiddleware:
             """True when the connection must be closed after this response."""
             if body_state["done"]:
                 return False
+            if body_state["stalled"]:
+                return True
             try:
                 remaining = int(declared) - body_state["read"] if declared is not None else None
             except ValueError:
                 remaining = None
             if remaining is None or remaining > DRAIN_LIMIT:
                 return True
-            while not body_state["done"]:
-                await tracking_receive()
+            try:
+                while not body_state["done"]:
+                    await tracking_receive()
+            except BodyTimeout:
+                return True
             return False
 
         async def send_with_headers(message: Message) -> None:

@@ -13,7 +13,6 @@ azure-identity and msal insist on https for the authority: run ``graphattach ser
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import time
 import uuid
@@ -25,6 +24,7 @@ from starlette.routing import Route
 
 from graphattach.api.call import read_body
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
+from graphattach.auth.secrets import same_secret
 from graphattach.services.context import Context
 from graphattach.services.users import find_user
 
@@ -130,7 +130,7 @@ async def token(request: Request) -> Response:
     now = ctx.clock.now().timestamp()
     if grant == "client_credentials":
         expected = ctx.settings.client_secret or DEFAULT_CLIENT_SECRET
-        if not hmac.compare_digest(secret, expected):
+        if not same_secret(secret, expected):
             return _oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         scope = str(form.get("scope", ""))
         if not scope.rstrip("/").endswith(".default"):
@@ -148,7 +148,7 @@ async def token(request: Request) -> Response:
     if grant == "password":
         user = await find_user(ctx, str(form.get("username", "")))
         password = str(form.get("password", ""))
-        if user is None or not hmac.compare_digest(password, str(user.data.get("password", ""))):
+        if user is None or not same_secret(password, str(user.data.get("password", ""))):
             return _oauth_error(
                 400,
                 "invalid_grant",

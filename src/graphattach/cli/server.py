@@ -167,6 +167,12 @@ def register(cli: click.Group) -> None:
     @click.option("--max-chunk", type=int, default=None, help="Largest upload PUT accepted, in bytes.")
     @click.option("--sweep-interval", type=float, default=None, help="Seconds between expiry sweeps (0: off).")
     @click.option(
+        "--body-timeout",
+        type=float,
+        default=None,
+        help="Seconds a request body may stall before a 408 and a closed connection (0: never). [default: 60]",
+    )
+    @click.option(
         "--store",
         default=None,
         envvar="GRAPHATTACH_STORE",
@@ -208,6 +214,7 @@ def register(cli: click.Group) -> None:
         session_lifetime: float | None,
         max_chunk: int | None,
         sweep_interval: float | None,
+        body_timeout: float | None,
         store: str | None,
         blobs: str | None,
         s3_endpoint: str | None,
@@ -226,6 +233,8 @@ def register(cli: click.Group) -> None:
             extra["max_upload_chunk"] = max_chunk
         if sweep_interval is not None:
             extra["sweep_interval"] = sweep_interval
+        if body_timeout is not None:
+            extra["body_idle_timeout"] = body_timeout
         settings = Settings(
             host=host,
             port=port,

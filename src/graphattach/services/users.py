@@ -63,8 +63,11 @@ async def create_user(
     try:
         await ctx.metadata.add_user(user)
     except Conflict:
+        taken = (
+            "id" if user_id is not None and await ctx.metadata.get_user(user_id) is not None else "userPrincipalName"
+        )
         raise GraphError(
-            "Another object with the same value for property userPrincipalName already exists.",
+            f"Another object with the same value for property {taken} already exists.",
             status=400,
             code="Request_BadRequest",
         ) from None
