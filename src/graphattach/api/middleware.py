@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphattach.domain.errors import BodyTimeout, GraphError, InternalServerError
@@ -145,6 +146,12 @@ class GraphMiddleware:
             if started:
                 raise
             await self._send_error(exc, request_id, client_request_id, send_with_headers)
+        except ClientDisconnect:
+            # A client that goes away mid-body is normal (a cancelled upload, a closed laptop):
+            # one line, no traceback, and nobody to answer.
+            log.info(
+                "client disconnected during %s %s (request-id %s)", scope.get("method"), scope.get("path"), request_id
+            )
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:

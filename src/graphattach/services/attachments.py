@@ -33,6 +33,7 @@ from graphattach.protocol.attachments import (
     FileInput,
     ItemInput,
     guess_content_type,
+    header_content_type,
     item_kind_of,
     parse_attachment,
 )
@@ -312,7 +313,7 @@ async def read_value(ctx: Context, attachment: Attachment) -> RawContent:
                 "The attachment content is missing from the store.", status=500, code="ErrorInternalServerError"
             )
         return RawContent(
-            attachment.content_type or "application/octet-stream",
+            header_content_type(attachment.content_type),
             length,
             ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK),
         )
