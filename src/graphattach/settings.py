@@ -59,6 +59,9 @@ class Settings:
     tenant_id: str | None = None
     #: Create the demo tenant's users on first start.
     demo_tenant: bool = True
+    #: A team config file: app registrations and users with their own credentials
+    #: (``auth/team.py``; ``--config`` or ``$GRAPHATTACH_CONFIG``).
+    config_file: str | None = None
     #: Metadata and blob store URLs (``sqlite:///path``, ``memory:``, ``file:///dir``...); derived
     #: from ``data_dir``/``in_memory`` when not set.
     store: str | None = None

@@ -116,7 +116,8 @@ async def add_user(request: Request) -> Response:
         upn,
         _str_property(body, "displayName"),
         user_id=_str_property(body, "id", max_length=36),
-        password=_str_property(body, "password") or user_service.DEMO_PASSWORD,
+        # without the demo tenant (a team deployment) nobody gets the published demo password
+        password=_str_property(body, "password") or (user_service.DEMO_PASSWORD if ctx.settings.demo_tenant else None),
         max_message_size=size,
     )
     return graph_json(_admin_user(user), status=201)

@@ -200,6 +200,14 @@ def register(cli: click.Group) -> None:
         help="ASGI server.",
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="GRAPHATTACH_CONFIG",
+        default=None,
+        help="Team config (JSON): app registrations and users with their own credentials (README).",
+    )
     def serve(
         host: str,
         port: int,
@@ -221,6 +229,7 @@ def register(cli: click.Group) -> None:
         workers: int,
         server_impl: str,
         no_demo: bool,
+        config_file: Path | None,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
         if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
@@ -249,11 +258,19 @@ def register(cli: click.Group) -> None:
             store=store,
             blobs=blobs,
             demo_tenant=not no_demo,
+            config_file=str(config_file.expanduser().resolve()) if config_file else None,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             **extra,  # type: ignore[arg-type]
         )
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
+        if settings.config_file:
+            from graphattach.auth.team import ConfigError, load_team_config
+
+            try:
+                load_team_config(settings.config_file)  # refuse a wrong file before anything starts
+            except ConfigError as exc:
+                raise click.UsageError(str(exc)) from None
         tenant_id, cert, key = _in_child(_prepare, settings)
         settings = dataclasses.replace(settings, tenant_id=tenant_id)
         os.environ[ENV_VAR] = settings_to_env(settings)
