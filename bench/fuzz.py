@@ -25,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -468,8 +469,13 @@ def run_schemathesis(server: Server, examples: int, seed_value: int, workdir: Pa
     return done.returncode
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so that ``finally`` stops the server (``timeout`` sends SIGTERM)
+
+
 def run_fuzz(requests: int, seed_value: int | None, schemathesis_examples: int, verbose: bool = True) -> int:
     seed_value = seed_value if seed_value is not None else random.randrange(2**32)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="graphattach-fuzz-"))
     server = Server(workdir / "data")
     stats = Stats()
