@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, oauth, openapi, upload_endpoint
+from graphattach.api import admin, faults, oauth, openapi, upload_endpoint
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
@@ -71,6 +71,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
         *upload_endpoint.ROUTES,
         *admin.ROUTES,
+        *faults.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,
     ]
@@ -80,15 +81,25 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         return context.clock.now()
 
     def body_timeout() -> float:
-        context: Context | None = getattr(app.state, "ctx", None)
-        return context.settings.body_idle_timeout if context is not None else 0.0
+        current: Context | None = getattr(app.state, "ctx", None)
+        return current.settings.body_idle_timeout if current is not None else 0.0
 
+    def context() -> Context:
+        current: Context = app.state.ctx
+        return current
+
+    configured = settings or (ctx.settings if ctx is not None else Settings())
+    engine = faults.FaultEngine.from_settings(configured.faults_file, configured.throttling)
     app: Starlette = Starlette(
         routes=routes,
-        middleware=[Middleware(GraphMiddleware, now=now, body_timeout=body_timeout)],
+        middleware=[
+            Middleware(GraphMiddleware, now=now, body_timeout=body_timeout),
+            Middleware(faults.FaultLayer, engine=engine, context=context),
+        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    app.state.faults = engine
     if ctx is not None:
         app.state.ctx = ctx
     return app

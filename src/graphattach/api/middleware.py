@@ -22,7 +22,7 @@ from datetime import datetime
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphattach.domain.errors import BodyTimeout, GraphError, InternalServerError
+from graphattach.domain.errors import BodyTimeout, ConnectionDropped, GraphError, InternalServerError
 from graphattach.protocol.errors import graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
@@ -77,6 +77,8 @@ class GraphMiddleware:
         scope["state"]["request_id"] = request_id
         scope["state"]["client_request_id"] = client_request_id
         scope["state"][OPERATION_KEY] = _initial_operation(scope)
+        # The server's own send: the fault layer closes the connection through it (``drop``).
+        scope["state"]["server_send"] = send
 
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
@@ -146,6 +148,8 @@ class GraphMiddleware:
             if started:
                 raise
             await self._send_error(exc, request_id, client_request_id, send_with_headers)
+        except ConnectionDropped:
+            raise  # a fault rule closes the connection on purpose
         except ClientDisconnect:
             # A client that goes away mid-body is normal (a cancelled upload, a closed laptop):
             # one line, no traceback, and nobody to answer.
