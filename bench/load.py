@@ -309,22 +309,29 @@ async def _run(
     warm: tuple[int, int] | None = None
     kill_times = sorted(started + rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
     restarts: list[dict[str, Any]] = []
+
+    def killer() -> None:
+        # A thread, not a task: 64 busy clients starve the event loop, and kills must land during
+        # the workload, at their drawn moments.
+        for when in kill_times:
+            time.sleep(max(0.0, when - time.monotonic()))
+            server.kill()
+            server.start()
+            problems = asyncio.run(verify_everything(server, totals, full=False))
+            restarts.append({"at": round(time.monotonic() - started, 1), "problems": problems[:5]})
+            totals.errors.extend(problems)
+            if verbose:
+                print(f"load: restart {len(restarts)}: {len(problems)} problems", file=sys.stderr)
+
     try:
-        while time.monotonic() < deadline or kill_times:
+        killing = asyncio.create_task(asyncio.to_thread(killer))
+        while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             if warm is None and time.monotonic() - started > min(30.0, duration * 0.1):
                 warm = server.rss_and_fds()
-            if kill_times and time.monotonic() >= kill_times[0]:
-                kill_times.pop(0)
-                await asyncio.to_thread(server.kill)
-                await asyncio.to_thread(server.start)
-                problems = await verify_everything(server, totals, full=False)
-                restarts.append({"at": round(time.monotonic() - started, 1), "problems": problems[:5]})
-                totals.errors.extend(problems)
-                if verbose:
-                    print(f"load: restart {len(restarts)}: {len(problems)} problems", file=sys.stderr)
             elif verbose and int(time.monotonic() - started) % 30 == 0:
                 print(f"load: {totals.requests} requests, {len(totals.errors)} errors", file=sys.stderr)
+        await killing
         await asyncio.gather(*tasks)
         end = server.rss_and_fds()
         final_problems = await verify_everything(server, totals)
