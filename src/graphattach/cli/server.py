@@ -252,6 +252,13 @@ def register(cli: click.Group) -> None:
         help="Seconds between expiry sweeps (0: off).",
     )
     @click.option(
+        "--body-timeout",
+        type=float,
+        default=_DEFAULTS.body_idle_timeout,
+        show_default=True,
+        help="Seconds a request body may stall before a 408 and a closed connection (0: never).",
+    )
+    @click.option(
         "--store",
         default=None,
         envvar="GRAPHATTACH_STORE",
@@ -294,6 +301,14 @@ def register(cli: click.Group) -> None:
         help="Accept self-signed certificates of https notification receivers.",
     )
     @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="GRAPHATTACH_CONFIG",
+        default=None,
+        help="Team config (JSON): app registrations and users with their own credentials (README).",
+    )
+    @click.option(
         "--faults",
         "faults_file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -319,6 +334,7 @@ def register(cli: click.Group) -> None:
         session_lifetime: float,
         max_chunk: int,
         sweep_interval: float,
+        body_timeout: float,
         store: str | None,
         blobs: str | None,
         s3_endpoint: str | None,
@@ -327,6 +343,7 @@ def register(cli: click.Group) -> None:
         no_demo: bool,
         notification_hosts: str,
         notification_insecure_tls: bool,
+        config_file: Path | None,
         faults_file: Path | None,
         throttling: str | None,
     ) -> None:
@@ -350,15 +367,24 @@ def register(cli: click.Group) -> None:
             demo_tenant=not no_demo,
             notification_hosts=tuple(h.strip() for h in notification_hosts.split(",") if h.strip()),
             notification_insecure_tls=notification_insecure_tls,
+            config_file=str(config_file.expanduser().resolve()) if config_file else None,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             upload_session_lifetime=session_lifetime,
             max_upload_chunk=max_chunk,
             sweep_interval=sweep_interval,
+            body_idle_timeout=body_timeout,
             faults_file=str(_check_faults_file(faults_file)) if faults_file is not None else None,
             throttling=_check_throttling(throttling) if throttling is not None else None,
         )
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
+        if settings.config_file:
+            from graphattach.auth.team import ConfigError, load_team_config
+
+            try:
+                load_team_config(settings.config_file)  # refuse a wrong file before anything starts
+            except ConfigError as exc:
+                raise click.UsageError(str(exc)) from None
         _check_port(host, port)
         tenant_id, cert, key = _in_child(_prepare, settings)
         settings = dataclasses.replace(settings, tenant_id=tenant_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphattach.auth.team import TeamConfig
 from graphattach.auth.tokens import TokenService
 from graphattach.services.clock import Clock
 from graphattach.settings import Settings
@@ -21,6 +22,8 @@ class Context:
     tenant_id: str
     #: Per-process helpers the services create on first use (the notification dispatcher).
     extensions: dict[str, Any] = field(default_factory=dict)
+    #: App registrations and team users (``--config``); empty in the zero-config default.
+    team: TeamConfig = field(default_factory=TeamConfig)
 
     async def free_blobs(self, keys: list[str]) -> None:
         """Delete blobs that no record references any more (after the metadata commit)."""
