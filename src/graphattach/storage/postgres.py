@@ -46,7 +46,7 @@ import orjson
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
-from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded
+from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, MailboxUsage
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
@@ -590,6 +590,26 @@ class PostgresMetadataStore:
             f"DELETE FROM upload_sessions WHERE id = $1 RETURNING {_SESSION_COLUMNS}", session_id
         )
         return _session(row) if row else None
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions ORDER BY created DESC, id DESC LIMIT $1", limit
+        )
+        return [_session(r) for r in rows]
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            counts = {
+                r[0]: int(r[1])
+                for r in await conn.fetch("SELECT kind, count(*) FROM items WHERE user_id = $1 GROUP BY kind", user_id)
+            }
+            row = await conn.fetchrow(
+                "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0)"
+                " FROM attachments WHERE user_id = $1",
+                user_id,
+            )
+        assert row is not None
+        return MailboxUsage(counts.get("message", 0), counts.get("event", 0), int(row[0]), int(row[1]))
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         rows = await self.pool.fetch(

@@ -52,7 +52,7 @@ from graphattach.domain.models import (
     User,
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
-from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, SessionUsage
+from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, MailboxUsage, SessionUsage
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
@@ -819,6 +819,30 @@ class SqliteMetadataStore:
         if deleted is not None and session_id in self._held:
             self._retired.add(session_id)  # the lock file goes when the holder releases it
         return deleted
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        def run(conn: sqlite3.Connection) -> list[UploadSession]:
+            rows = conn.execute("SELECT * FROM upload_sessions ORDER BY seq DESC LIMIT ?", (limit,))
+            return [_session(r) for r in rows]
+
+        return await self._run(run)
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        def run(conn: sqlite3.Connection) -> MailboxUsage:
+            with _transaction(conn, "DEFERRED"):
+                counts = dict(
+                    conn.execute(
+                        "SELECT kind, count(*) FROM items WHERE user_id = ? GROUP BY kind", (user_id,)
+                    ).fetchall()
+                )
+                row = conn.execute(
+                    "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0)"
+                    " FROM attachments WHERE user_id = ?",
+                    (user_id,),
+                ).fetchone()
+            return MailboxUsage(counts.get("message", 0), counts.get("event", 0), row[0], row[1])
+
+        return await self._run(run)
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         def run(conn: sqlite3.Connection) -> list[UploadSession]:
