@@ -119,12 +119,16 @@ class Browser:
             child = event["params"]["sessionId"]
             for method in ("Runtime.enable", "Log.enable", "Network.enable", "Page.enable"):
                 self._send(method, session=child)
-            self._send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True}, child)
+            self._send(
+                "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True}, child
+            )
             self._send("Runtime.runIfWaitingForDebugger", session=child)
         elif event["method"] == "Page.javascriptDialogOpening":
             self._send("Page.handleJavaScriptDialog", {"accept": False}, event.get("sessionId"))
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30) -> Any:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30
+    ) -> Any:
         message_id = self._send(method, params, session)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

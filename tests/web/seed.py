@@ -29,9 +29,7 @@ def png(width: int = 64, height: int = 40) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    rows = b"".join(
-        b"\x00" + b"".join(bytes((15 + x * 3, 108 + y, 189)) for x in range(width)) for y in range(height)
-    )
+    rows = b"".join(b"\x00" + b"".join(bytes((15 + x * 3, 108 + y, 189)) for x in range(width)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
@@ -215,7 +213,8 @@ def seed(root: str, admin_key: str | None = None) -> Seeded:
         )
         out.ids["event"] = event["id"]
         out.attachments["agenda"] = adele.post(
-            f"/me/events/{event['id']}/attachments", file_attachment("agenda.txt", b"1. numbers\n2. cake\n", "text/plain")
+            f"/me/events/{event['id']}/attachments",
+            file_attachment("agenda.txt", b"1. numbers\n2. cake\n", "text/plain"),
         )["id"]
     finally:
         adele.close()

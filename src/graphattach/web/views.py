@@ -18,7 +18,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -179,10 +179,22 @@ def ctx_of(request: Request) -> Context:
     return ctx
 
 
+#: Forms of the UI are small (a UPN, a few checkboxes): anything larger is refused.
+FORM_LIMIT = 64 * 1024
+
+
 async def form_of(request: Request) -> dict[str, Any]:
-    """The submitted form, after the CSRF check (403 page when it fails)."""
-    async with request.form(max_files=0, max_fields=50, max_part_size=64 * 1024) as form:
-        fields: dict[str, Any] = {k: form.getlist(k) if len(form.getlist(k)) > 1 else form.get(k) for k in form}
+    """The submitted ``application/x-www-form-urlencoded`` form, after the CSRF check."""
+    if request.headers.get("content-type", "").split(";", 1)[0].strip() != "application/x-www-form-urlencoded":
+        raise PageError(415, "Forms are sent as application/x-www-form-urlencoded.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_LIMIT:
+            raise PageError(413, "This form is too large.")
+    fields: dict[str, Any] = {}
+    for key, values in parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True).items():
+        fields[key] = values if len(values) > 1 else values[0]
     if not security.csrf_ok(request, str(fields.get(security.CSRF_FIELD) or "")):
         raise PageError(403, "The form expired or came from another site: reload the page and try again.")
     return fields
@@ -752,14 +764,7 @@ async def controls_reset(request: Request) -> Response:
     form = await form_of(request)
     if form.get("confirm") != "reset":
         raise PageError(400, "Type 'reset' in the box to confirm.")
-    ctx = ctx_of(request)
-    await ctx.metadata.reset()
-    await ctx.blobs.reset()
-    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
-    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
-    ctx.clock.reset()
-    if ctx.settings.demo_tenant:
-        await user_service.ensure_demo_tenant(ctx)
+    await user_service.reset_tenant(ctx_of(request))
     return RedirectResponse("/controls?done=reset", status_code=303)
 
 
