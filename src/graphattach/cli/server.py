@@ -251,6 +251,7 @@ def register(cli: click.Group) -> None:
         where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
         click.echo(f"graphattach serving Microsoft Graph at {settings.service_root('v1.0')} (and /beta)")
         click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
+        click.echo(f"  web UI:        {settings.root_url}/{'  (asks for the admin key)' if admin_key else ''}")
         if tls:
             click.echo(f"  TLS certificate (trust it in clients): {cert}")
         click.echo(
