@@ -23,13 +23,22 @@ HOSTILE_BODY = (
 )
 
 
-def png(width: int = 64, height: int = 40) -> bytes:
-    """A small gradient PNG (no imaging library needed)."""
+def png(width: int = 320, height: int = 180) -> bytes:
+    """A small bar chart as a PNG (no imaging library needed)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    rows = b"".join(b"\x00" + b"".join(bytes((15 + x * 3, 108 + y, 189)) for x in range(width)) for y in range(height))
+    bars = (0.35, 0.55, 0.45, 0.8, 0.95)
+    slot = width // len(bars)
+
+    def pixel(x: int, y: int) -> bytes:
+        index, offset = divmod(x, slot)
+        if index < len(bars) and slot * 0.2 < offset < slot * 0.8 and y > height * (1 - bars[index]) - 1:
+            return bytes((15 + index * 30, 108, 189 - index * 10))
+        return b"\xf4\xf6\xf9" if y % 30 else b"\xdd\xe2\xe8"
+
+    rows = b"".join(b"\x00" + b"".join(pixel(x, y) for x in range(width)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 

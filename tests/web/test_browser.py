@@ -76,7 +76,7 @@ def test_views_show_the_mailbox(ui: UiServer, page: Page) -> None:
     assert len(found) == 7 and all("supplier" in f for f in found)
     page.goto(f"{ui.root}/attachments/{ADELE}/{s.ids['report']}/{s.attachments['chart']}")
     assert page.wait_for("document.querySelector('img.preview').complete") is True
-    assert page.eval("document.querySelector('img.preview').naturalWidth") == 64
+    assert page.eval("document.querySelector('img.preview').naturalWidth") == 320
     page.goto(f"{ui.root}/attachments/{ADELE}/{s.ids['report']}/{s.attachments['menu']}")
     assert page.eval("document.querySelector('pre.body').textContent") == s.text_bytes.decode()
     page.goto(f"{ui.root}/attachments/{ADELE}/{s.ids['report']}/{s.attachments['forwarded']}")

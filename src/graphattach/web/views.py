@@ -99,6 +99,13 @@ def address(recipient: Any) -> str:
     return str(name or addr)
 
 
+def short(recipient: Any) -> str:
+    """The name of a Graph recipient, else its address."""
+    if not isinstance(recipient, dict) or not isinstance(recipient.get("emailAddress"), dict):
+        return ""
+    return str(recipient["emailAddress"].get("name") or recipient["emailAddress"].get("address") or "")
+
+
 def addresses(value: Any) -> str:
     items = value if isinstance(value, list) else [value] if value else []
     return ", ".join(a for a in (address(v) for v in items) if a)
@@ -381,8 +388,10 @@ async def _message_rows(ctx: Context, user: User, found: list[Item]) -> list[dic
                 "item": item,
                 "url": item_url(user, item),
                 "subject": item.data.get("subject") or "",
-                "from": address(item.data.get("from") or item.data.get("sender")),
-                "to": addresses(item.data.get("toRecipients")),
+                "from": short(item.data.get("from") or item.data.get("sender")),
+                "from_full": address(item.data.get("from") or item.data.get("sender")),
+                "to": ", ".join(short(r) for r in item.data.get("toRecipients") or []),
+                "to_full": addresses(item.data.get("toRecipients")),
                 "date": item.data.get("receivedDateTime") or graph_datetime(item.created),
                 "attachments": usage.count,
                 "size": len(content.encode()) + usage.weight,
