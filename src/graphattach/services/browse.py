@@ -99,12 +99,19 @@ async def items_page(
     ctx: Context, user: User, kind: str, folder: Folder | None, *, skip: int, top: int, query: str = ""
 ) -> ItemPage:
     """A page of messages or events (newest first) of ``folder`` (all when None), filtered by
-    ``query`` when given (reading at most ``SEARCH_SCAN_LIMIT`` items)."""
+    ``query`` when given: the store's text search narrows the candidates when it has one (at most
+    ``SEARCH_SCAN_LIMIT``), else the newest ``SEARCH_SCAN_LIMIT`` items are read."""
     folders = None if folder is None else [folder.id]
     if not query:
         found, total = await ctx.metadata.list_items(user.id, kind, folders, skip=skip, top=top)  # type: ignore[arg-type]
         return ItemPage(found, total, skip + len(found) < total)
-    hits: list[Item] = []
+    search = getattr(ctx.metadata, "search_items", None)  # an ItemSearcher
+    if search is not None and _prefilterable(query):
+        candidates = await search(user.id, kind, folders, query, SEARCH_SCAN_LIMIT)
+        hits = [i for i in candidates if matches(i, query)]
+        page = hits[skip : skip + top]
+        return ItemPage(page, len(hits), len(hits) > skip + top, truncated=len(candidates) >= SEARCH_SCAN_LIMIT)
+    hits = []
     scanned = 0
     total = 0
     while scanned < SEARCH_SCAN_LIMIT:
@@ -115,6 +122,12 @@ async def items_page(
             break
     page = hits[skip : skip + top]
     return ItemPage(page, len(hits), len(hits) > skip + top, truncated=scanned < total and len(hits) <= skip + top)
+
+
+def _prefilterable(query: str) -> bool:
+    """Whether the store's text search finds every item ``matches`` would: the needle is printable
+    ASCII (the stores fold ASCII case only) that JSON writes unescaped."""
+    return query.isascii() and query.isprintable() and '"' not in query and "\\" not in query
 
 
 @dataclass(frozen=True, slots=True)

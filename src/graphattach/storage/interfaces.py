@@ -276,6 +276,32 @@ async def recent_sessions(store: MetadataStore, limit: int = 50) -> list[UploadS
     return every[:limit]
 
 
+class ItemSearcher(Protocol):
+    """Optional on a ``MetadataStore``: items whose stored data contains ``needle`` as text
+    (case-insensitive for ASCII letters), newest first, at most ``limit``. A prefilter: callers
+    match the fields they mean on what it returns."""
+
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]: ...
+
+
+class ItemsUsageReader(Protocol):
+    """Optional on a ``MetadataStore``: ``item_usage`` of many items in one query (a page of a list)."""
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]: ...
+
+
+async def items_usage(store: MetadataStore, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+    """``ItemUsage`` of each of ``item_ids`` (items without attachments included, all zero)."""
+    read = getattr(store, "items_usage", None)  # an ItemsUsageReader
+    if read is not None:
+        found: dict[str, ItemUsage] = await read(user_id, item_ids)
+    else:
+        found = {i: await item_usage(store, user_id, i) for i in item_ids}
+    return {i: found.get(i, ItemUsage(0, 0, 0)) for i in item_ids}
+
+
 async def session_usage(store: MetadataStore, session_id: str) -> SessionUsage:
     """``SessionUsage`` from the store's own ``session_usage`` when it has one, else composed."""
     read = getattr(store, "session_usage", None)  # a SessionUsageReader

@@ -416,6 +416,23 @@ class PostgresMetadataStore:
             )
         return [_item(r) for r in rows], total
 
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = "items.user_id = $1 AND items.kind = $2 AND items.data::text ILIKE $3"
+        params: list[Any] = [user_id, kind, pattern]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($4::text[])"
+            params.append(list(folder_ids))
+        rows = await self.pool.fetch(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
+            f" ORDER BY items.created DESC, items.id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [_item(r) for r in rows]
+
     async def update_item(self, item: Item) -> None:
         try:
             status = await self.pool.execute(
@@ -481,6 +498,15 @@ class PostgresMetadataStore:
         )
         assert row is not None
         return ItemUsage(int(row[0]), int(row[1]), int(row[2]))
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        rows = await self.pool.fetch(
+            "SELECT item_id, count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+            " coalesce(sum(size), 0) FROM attachments WHERE user_id = $1 AND item_id = ANY($2::text[]) GROUP BY item_id",
+            user_id,
+            item_ids,
+        )
+        return {r[0]: ItemUsage(int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -596,6 +596,24 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]:
+        def run(conn: sqlite3.Connection) -> list[Item]:
+            where = "items.user_id = ? AND items.kind = ? AND items.data LIKE ? ESCAPE '\\'"
+            pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params: list[Any] = [user_id, kind, pattern]
+            if folder_ids is not None:
+                where += " AND items.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} ORDER BY items.created DESC, items.id DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+            return [_item(r) for r in rows]
+
+        return await self._run(run)
+
     async def update_item(self, item: Item) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
@@ -672,6 +690,18 @@ class SqliteMetadataStore:
         def run(conn: sqlite3.Connection) -> ItemUsage:
             row = conn.execute(_ITEM_USAGE_SQL, (user_id, item_id)).fetchone()
             return ItemUsage(row[0], row[1], row[2])
+
+        return await self._run(run)
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        def run(conn: sqlite3.Connection) -> dict[str, ItemUsage]:
+            rows = conn.execute(
+                "SELECT item_id, count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+                " coalesce(sum(size), 0) FROM attachments"
+                " WHERE user_id = ? AND item_id IN (SELECT value FROM json_each(?)) GROUP BY item_id",
+                (user_id, _json_list(item_ids)),
+            )
+            return {r[0]: ItemUsage(r[1], r[2], r[3]) for r in rows}
 
         return await self._run(run)
 

@@ -39,6 +39,7 @@ from graphattach.services import attachments as attachment_service
 from graphattach.services import browse
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
+from graphattach.storage.interfaces import items_usage
 from graphattach.web import security
 
 PAGE_SIZE = 50
@@ -377,11 +378,10 @@ async def mint_token(request: Request) -> Response:
 
 
 async def _message_rows(ctx: Context, user: User, found: list[Item]) -> list[dict[str, Any]]:
-    from graphattach.storage.interfaces import item_usage
-
+    usages = await items_usage(ctx.metadata, user.id, [i.id for i in found])
     rows = []
     for item in found:
-        usage = await item_usage(ctx.metadata, user.id, item.id)
+        usage = usages[item.id]
         _, content = body_of(item.data)
         rows.append(
             {
@@ -650,9 +650,10 @@ async def calendar(request: Request) -> Response:
     skip = skip_of(request)
     page = await browse.items_page(ctx, user, "event", current, skip=skip, top=PAGE_SIZE, query=query)
     base = f"/calendar/{url_part(user.user_principal_name)}/calendars/{current.id}"
+    usages = await items_usage(ctx.metadata, user.id, [i.id for i in page.items])
     rows = []
     for event in page.items:
-        usage = await _usage(ctx, user, event)
+        usage = usages[event.id].count
         rows.append(
             {
                 "item": event,
@@ -683,12 +684,6 @@ async def calendar(request: Request) -> Response:
         next_url=_page_url(base, query, skip + PAGE_SIZE) if page.has_more else None,
         section="calendar",
     )
-
-
-async def _usage(ctx: Context, user: User, item: Item) -> int:
-    from graphattach.storage.interfaces import item_usage
-
-    return (await item_usage(ctx.metadata, user.id, item.id)).count
 
 
 def _event_time(value: Any) -> str:
