@@ -233,3 +233,22 @@ def test_with_an_admin_key_the_ui_stays_closed_without_it(locked: Any, page: Pag
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_requests_appear_live_and_open_with_secrets_redacted(ui: UiServer, page: Page) -> None:
+    if httpx.get(f"{ui.root}/requests", headers={"accept": "text/html"}).status_code == 404:
+        pytest.skip("this build keeps no request journal")
+    start = page.goto(f"{ui.root}/requests?user={ADELE}")
+    marker = f"/v1.0/me/messages?$top=1&marker={uuid.uuid4().hex}"
+    token = httpx.post(f"{ui.root}/_graphattach/token", json={"user": ADELE}).json()["access_token"]
+    assert httpx.get(ui.root + marker, headers={"authorization": f"Bearer {token}"}).status_code == 200
+    href = page.wait_for(
+        "(() => { const row = [...document.querySelectorAll('#requests tbody tr')]"
+        f".find(r => r.cells[2] && r.cells[2].textContent.includes({json.dumps(marker.split('&')[1])}));"
+        " return row ? row.querySelector('a').getAttribute('href') : null; })()"
+    )
+    assert_clean(page, start, "requests")
+    page.goto(ui.root + href)
+    text = page.eval("document.querySelector('main').innerText")
+    assert "messages.list" in text and "200" in text
+    assert token not in text and "(redacted)" in text
