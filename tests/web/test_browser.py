@@ -252,3 +252,13 @@ def test_requests_appear_live_and_open_with_secrets_redacted(ui: UiServer, page:
     text = page.eval("document.querySelector('main').innerText")
     assert "messages.list" in text and "200" in text
     assert token not in text and "(redacted)" in text
+
+
+def test_a_token_minted_in_the_page_can_be_copied(ui: UiServer, page: Page) -> None:
+    start = page.goto(f"{ui.root}/")
+    page.eval("document.querySelector('#mint').submit()")
+    token = page.wait_for("document.querySelector('#token') && document.querySelector('#token').value")
+    assert token.count(".") == 2  # a JWT
+    page.eval("document.querySelector('button[data-copy-from=token]').click()")
+    assert page.wait_for("document.querySelector('button[data-copy-from=token]').textContent === 'Copied'")
+    assert_clean(page, start, "tenant, token minted")
