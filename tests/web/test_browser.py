@@ -15,7 +15,7 @@ import pytest
 from graphattach.client import Client, GraphattachTokenProvider, Message
 from tests.web.cdp import Browser, Page
 from tests.web.conftest import ADMIN_KEY, UiServer
-from tests.web.seed import ADELE, ALEX, HOSTILE_NAME, HOSTILE_SUBJECT, MEGAN
+from tests.web.seed import ADELE, ALEX, HOSTILE_NAME, HOSTILE_SUBJECT, MEGAN, GraphSession
 
 ADELE_MAIL = f"/mail/{ADELE}"
 
@@ -262,3 +262,34 @@ def test_a_token_minted_in_the_page_can_be_copied(ui: UiServer, page: Page) -> N
     page.eval("document.querySelector('button[data-copy-from=token]').click()")
     assert page.wait_for("document.querySelector('button[data-copy-from=token]').textContent === 'Copied'")
     assert_clean(page, start, "tenant, token minted")
+
+
+def _session(root: str, name: str) -> str:
+    adele = GraphSession(root, ADELE)
+    try:
+        draft = adele.post("/me/messages", {"subject": name})
+        created = adele.post(
+            f"/me/messages/{draft['id']}/attachments/createUploadSession",
+            {"AttachmentItem": {"attachmentType": "file", "name": name, "size": 3 * 1024 * 1024}},
+        )
+    finally:
+        adele.close()
+    return str(created["uploadUrl"])
+
+
+def test_cancelled_and_expired_sessions_are_shown_so(ui: UiServer, page: Page) -> None:
+    start = page.goto(f"{ui.root}/uploads")
+    cancelled, expiring = f"cancel-{uuid.uuid4().hex[:6]}.bin", f"expire-{uuid.uuid4().hex[:6]}.bin"
+    url = _session(ui.root, cancelled)
+    page.wait_for(f"(() => {{ const r = {_row_expr(cancelled)}; return r && r.state === 'active'; }})()")
+    assert httpx.delete(url).status_code == 204
+    page.wait_for(f"(() => {{ const r = {_row_expr(cancelled)}; return r && r.state === 'cancelled'; }})()")
+    _session(ui.root, expiring)
+    page.wait_for(f"(() => {{ const r = {_row_expr(expiring)}; return r && r.state === 'active'; }})()")
+    lifetime = 6 * 3600 + 60
+    httpx.post(f"{ui.root}/_graphattach/clock", json={"advanceSeconds": lifetime}).raise_for_status()
+    try:
+        page.wait_for(f"(() => {{ const r = {_row_expr(expiring)}; return r && r.state === 'expired'; }})()")
+    finally:
+        httpx.delete(f"{ui.root}/_graphattach/clock").raise_for_status()
+    assert_clean(page, start, "uploads")
