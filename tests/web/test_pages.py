@@ -144,3 +144,9 @@ def test_controls_advance_the_clock_and_reset(ui: UiServer, http: httpx.Client) 
     assert reset.status_code == 303
     assert http.get(f"/mail/{ADELE}/messages/{ui.seeded.ids['report']}").status_code == 404
     assert ADELE in http.get("/").text
+
+
+def test_without_an_admin_key_the_login_page_sends_you_on(http: httpx.Client) -> None:
+    answer = http.get("/login?next=/uploads")
+    assert answer.status_code == 303 and answer.headers["location"] == "/uploads"
+    assert http.get("/login?next=//evil.example/").headers["location"] == "/"

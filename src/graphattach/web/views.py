@@ -801,6 +801,8 @@ async def login(request: Request) -> Response:
     ctx = ctx_of(request)
     target = security.safe_next(request.query_params.get("next"))
     if request.method == "GET":
+        if not ctx.settings.admin_key:
+            return RedirectResponse(target, status_code=303)
         return render(request, "login.html", target=target, error=None)
     form = await form_of(request)
     target = security.safe_next(str(form.get("next") or "/"))
