@@ -18,12 +18,15 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from graphattach.domain.models import UploadSession
 from graphattach.domain.upload_session import observe
 from graphattach.protocol.upload_sessions import next_range
 from graphattach.services import browse
 from graphattach.services.context import Context
+from graphattach.web.pages import ctx_of, render, view
 
 #: Seconds between two looks at the store while a page listens (≥ 2 updates a second).
 POLL_INTERVAL = 0.25
@@ -140,3 +143,23 @@ async def stream(ctx: Context, watch: Watch) -> AsyncIterator[bytes]:
             quiet_since = time.monotonic()
             yield b": keep-alive\n\n"
         await asyncio.sleep(POLL_INTERVAL)
+
+
+# ---- upload sessions -----------------------------------------------------------------------------------
+
+
+@view("uploads")
+async def uploads(request: Request) -> Response:
+    ctx = ctx_of(request)
+    rows = await snapshot(ctx, request.app.state.web_watch)
+    return render(request, "uploads.html", rows=rows, section="uploads")
+
+
+@view("uploads.live")
+async def uploads_live(request: Request) -> Response:
+    ctx = ctx_of(request)
+    return StreamingResponse(
+        stream(ctx, request.app.state.web_watch),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )

@@ -7,38 +7,38 @@ from typing import Any
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from graphattach.web import views
+from graphattach.web import calendar, live, mail, requests, tenant
 
 U = "{user}"
 ITEM = "{item}"
 ATT = "/attachments/{user}/{item}/{attachment}"
 
 ROUTES: list[Any] = [
-    Route("/", views.tenant, methods=["GET"]),
-    Route("/users", views.add_user, methods=["POST"]),
-    Route("/token", views.mint_token, methods=["POST"]),
-    Route("/login", views.login, methods=["GET", "POST"]),
-    Route("/logout", views.logout, methods=["POST"]),
-    Route(f"/mail/{U}", views.mailbox, methods=["GET"]),
-    Route(f"/mail/{U}/folders/{{folder}}", views.mailbox, methods=["GET"]),
-    Route(f"/mail/{U}/messages/{ITEM}", views.message, methods=["GET"]),
-    Route(f"/mail/{U}/messages/{ITEM}/body", views.message_body, methods=["GET"]),
-    Route(f"/mail/{U}/messages/{ITEM}/mime", views.message_mime, methods=["GET"]),
-    Route(f"/calendar/{U}", views.calendar, methods=["GET"]),
-    Route(f"/calendar/{U}/calendars/{{calendar}}", views.calendar, methods=["GET"]),
-    Route(f"/calendar/{U}/events/{ITEM}", views.event, methods=["GET"]),
-    Route(f"/calendar/{U}/events/{ITEM}/body", views.message_body, methods=["GET"]),
-    Route(ATT, views.attachment_page, methods=["GET"]),
-    Route(f"{ATT}/download", views.attachment_download, methods=["GET"]),
-    Route(f"{ATT}/content", views.attachment_content, methods=["GET"]),
-    Route(f"{ATT}/body", views.attachment_body, methods=["GET"]),
-    Route("/uploads", views.uploads, methods=["GET"]),
-    Route("/uploads/live", views.uploads_live, methods=["GET"]),
-    Route("/requests", views.requests_page, methods=["GET"]),
-    Route("/requests/live", views.requests_live, methods=["GET"]),
-    Route("/requests/{seq}", views.request_detail, methods=["GET"]),
-    Route("/controls", views.controls, methods=["GET"]),
-    Route("/controls/reset", views.controls_reset, methods=["POST"]),
-    Route("/controls/clock", views.controls_clock, methods=["POST"]),
+    Route("/", tenant.tenant, methods=["GET"]),
+    Route("/users", tenant.add_user, methods=["POST"]),
+    Route("/token", tenant.mint_token, methods=["POST"]),
+    Route("/login", tenant.login, methods=["GET", "POST"]),
+    Route("/logout", tenant.logout, methods=["POST"]),
+    Route(f"/mail/{U}", mail.mailbox, methods=["GET"]),
+    Route(f"/mail/{U}/folders/{{folder}}", mail.mailbox, methods=["GET"]),
+    Route(f"/mail/{U}/messages/{ITEM}", mail.message, methods=["GET"]),
+    Route(f"/mail/{U}/messages/{ITEM}/body", mail.message_body, methods=["GET"]),
+    Route(f"/mail/{U}/messages/{ITEM}/mime", mail.message_mime, methods=["GET"]),
+    Route(f"/calendar/{U}", calendar.calendar, methods=["GET"]),
+    Route(f"/calendar/{U}/calendars/{{calendar}}", calendar.calendar, methods=["GET"]),
+    Route(f"/calendar/{U}/events/{ITEM}", calendar.event, methods=["GET"]),
+    Route(f"/calendar/{U}/events/{ITEM}/body", mail.message_body, methods=["GET"]),
+    Route(ATT, mail.attachment_page, methods=["GET"]),
+    Route(f"{ATT}/download", mail.attachment_download, methods=["GET"]),
+    Route(f"{ATT}/content", mail.attachment_content, methods=["GET"]),
+    Route(f"{ATT}/body", mail.attachment_body, methods=["GET"]),
+    Route("/uploads", live.uploads, methods=["GET"]),
+    Route("/uploads/live", live.uploads_live, methods=["GET"]),
+    Route("/requests", requests.requests_page, methods=["GET"]),
+    Route("/requests/live", requests.requests_live, methods=["GET"]),
+    Route("/requests/{seq}", requests.request_detail, methods=["GET"]),
+    Route("/controls", tenant.controls, methods=["GET"]),
+    Route("/controls/reset", tenant.controls_reset, methods=["POST"]),
+    Route("/controls/clock", tenant.controls_clock, methods=["POST"]),
     Mount("/static", StaticFiles(packages=[("graphattach.web", "static")]), name="static"),
 ]
