@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from graphattach.services import browse
+from graphattach.services import calendar as calendar_service
 from graphattach.storage.interfaces import items_usage
 from graphattach.web.pages import (
     PAGE_SIZE,
@@ -32,8 +33,6 @@ from graphattach.web.pages import (
 
 @view("calendar")
 async def calendar(request: Request) -> Response:
-    from graphattach.services import calendar as calendar_service
-
     ctx = ctx_of(request)
     user = await user_of(request)
     calendars = await calendar_service.list_calendars(ctx, user, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import pybase64
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,6 +17,7 @@ from graphattach.protocol.jsonio import graph_datetime
 from graphattach.protocol.messages import message_json
 from graphattach.services import attachments as attachment_service
 from graphattach.services import browse
+from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
 from graphattach.storage.interfaces import items_usage
 from graphattach.web import security
@@ -103,8 +105,6 @@ async def mailbox(request: Request) -> Response:
 
 
 async def _mail_folder(ctx: Context, user: User, key: str) -> Folder:
-    from graphattach.services.access import WELL_KNOWN_MAIL
-
     if key.lower() in WELL_KNOWN_MAIL:
         folder = await ctx.metadata.get_well_known_folder(user.id, "mail", key.lower())
     else:
@@ -163,8 +163,6 @@ async def message_mime(request: Request) -> Response:
             raw = bytearray()
             async for chunk in ctx.blobs.read(a.blob_key, chunk_size=STREAM_CHUNK):
                 raw += chunk
-            import pybase64
-
             entry.update(
                 {"@odata.type": "#microsoft.graph.fileAttachment", "contentBytes": pybase64.b64encode(raw).decode()}
             )
