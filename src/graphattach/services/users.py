@@ -114,9 +114,10 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
     )
 
 
-async def ensure_demo_tenant(ctx: Context) -> None:
-    """Create the demo users once, the first time a store is opened (idempotent across processes)."""
-    if await ctx.metadata.get_setting("demo_tenant_done"):
+async def ensure_demo_tenant(ctx: Context, *, again: bool = False) -> None:
+    """Create the demo users once, the first time a store is opened (idempotent across processes);
+    ``again`` after a reset, which deletes every user but keeps the settings."""
+    if not again and await ctx.metadata.get_setting("demo_tenant_done"):
         return
     await create_demo_users(ctx)
     await ctx.metadata.set_setting_if_absent("demo_tenant_done", "1")
@@ -142,7 +143,7 @@ async def reset_tenant(ctx: Context) -> None:
     await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
     ctx.clock.reset()
     if ctx.settings.demo_tenant:
-        await create_demo_users(ctx)
+        await ensure_demo_tenant(ctx, again=True)
 
 
 async def find_user(ctx: Context, id_or_upn: str) -> User | None:
