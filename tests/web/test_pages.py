@@ -150,3 +150,12 @@ def test_without_an_admin_key_the_login_page_sends_you_on(http: httpx.Client) ->
     answer = http.get("/login?next=/uploads")
     assert answer.status_code == 303 and answer.headers["location"] == "/uploads"
     assert http.get("/login?next=//evil.example/").headers["location"] == "/"
+
+
+def test_static_files_are_served_from_the_package_with_etags(http: httpx.Client) -> None:
+    css = http.get("/static/app.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    again = http.get("/static/app.css", headers={"if-none-match": css.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert http.get("/static/nothing.css").status_code == 404
+    assert http.get("/static/..%2Fviews.py").status_code == 404

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
-from graphattach.web import calendar, live, mail, requests, tenant
+from graphattach.web import assets, calendar, live, mail, requests, tenant
 
 U = "{user}"
 ITEM = "{item}"
@@ -40,5 +39,5 @@ ROUTES: list[Any] = [
     Route("/controls", tenant.controls, methods=["GET"]),
     Route("/controls/reset", tenant.controls_reset, methods=["POST"]),
     Route("/controls/clock", tenant.controls_clock, methods=["POST"]),
-    Mount("/static", StaticFiles(packages=[("graphattach.web", "static")]), name="static"),
+    Route("/static/{name}", assets.static, methods=["GET"]),
 ]
