@@ -260,7 +260,7 @@ def test_a_token_minted_in_the_page_can_be_copied(ui: UiServer, page: Page) -> N
     token = page.wait_for("document.querySelector('#token') && document.querySelector('#token').value")
     assert token.count(".") == 2  # a JWT
     page.eval("document.querySelector('button[data-copy-from=token]').click()")
-    assert page.wait_for("document.querySelector('button[data-copy-from=token]').textContent === 'Copied'")
+    assert page.wait_for("document.querySelector('button[data-copy-from=token]').dataset.copied === '1'")
     assert_clean(page, start, "tenant, token minted")
 
 

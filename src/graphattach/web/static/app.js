@@ -3,7 +3,12 @@
 "use strict";
 
 function copyText(text, button) {
-  const done = () => { const was = button.textContent; button.textContent = "Copied"; setTimeout(() => { button.textContent = was; }, 1200); };
+  const done = () => {
+    const was = button.textContent;
+    button.textContent = "Copied";
+    button.dataset.copied = String(Number(button.dataset.copied || "0") + 1);
+    setTimeout(() => { button.textContent = was; }, 1200);
+  };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));
   } else {
