@@ -17,6 +17,8 @@ from tests.web.cdp import Browser, Page
 from tests.web.conftest import ADMIN_KEY, UiServer
 from tests.web.seed import ADELE, ALEX, HOSTILE_NAME, HOSTILE_SUBJECT, MEGAN, GraphSession
 
+pytestmark = pytest.mark.server  # a real graphattach serve process (and Chromium)
+
 ADELE_MAIL = f"/mail/{ADELE}"
 
 

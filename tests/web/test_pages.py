@@ -12,6 +12,8 @@ import pytest
 from tests.web.conftest import UiServer
 from tests.web.seed import ADELE, GraphSession
 
+pytestmark = pytest.mark.server  # a real graphattach serve process
+
 
 def _csrf(http: httpx.Client) -> str:
     page = http.get("/")
