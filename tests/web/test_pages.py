@@ -161,3 +161,8 @@ def test_static_files_are_served_from_the_package_with_etags(http: httpx.Client)
     assert again.status_code == 304 and again.content == b""
     assert http.get("/static/nothing.css").status_code == 404
     assert http.get("/static/..%2Fviews.py").status_code == 404
+
+
+def test_a_form_token_in_any_characters_is_refused_not_an_error(http: httpx.Client) -> None:
+    _csrf(http)
+    assert http.post("/users", data={"upn": "x@contoso.onmicrosoft.com", "csrf": "é" * 43}).status_code == 403

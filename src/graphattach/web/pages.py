@@ -146,7 +146,14 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
     )
     response = HTMLResponse(html, status_code=status, headers=security.PAGE_HEADERS)
     if new:
-        response.set_cookie(security.CSRF_COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(
+            security.CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/",
+            secure=request.url.scheme == "https",
+        )
     return response
 
 

@@ -40,15 +40,21 @@ def admin_cookie_value(key: str) -> str:
     return hmac.new(key.encode(), b"graphattach web ui", hashlib.sha256).hexdigest()
 
 
+def same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings, any characters (``compare_digest`` on ``str``
+    accepts ASCII only)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
 def is_open(ctx: Context, request: Request) -> bool:
     """True when the server has no admin key or the request carries the login cookie (or the key)."""
     key = ctx.settings.admin_key
     if not key:
         return True
     header = request.headers.get("x-graphattach-admin-key", "")
-    if header and hmac.compare_digest(header, key):
+    if header and same(header, key):
         return True
-    return hmac.compare_digest(request.cookies.get(ADMIN_COOKIE, ""), admin_cookie_value(key))
+    return same(request.cookies.get(ADMIN_COOKIE, ""), admin_cookie_value(key))
 
 
 def csrf_token(request: Request) -> tuple[str, bool]:
@@ -63,7 +69,7 @@ def csrf_ok(request: Request, submitted: str) -> bool:
     """Double-submit check: the form's token equals the cookie's, and a browser's Origin, when
     sent, is this server's."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if len(cookie) < 32 or not hmac.compare_digest(cookie, submitted):
+    if len(cookie) < 32 or not same(cookie, submitted):
         return False
     origin = request.headers.get("origin")
     if origin and origin != "null":

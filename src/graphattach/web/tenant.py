@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from starlette.requests import Request
@@ -156,11 +155,16 @@ async def login(request: Request) -> Response:
     key = ctx.settings.admin_key
     if not key:
         return RedirectResponse(target, status_code=303)
-    if not hmac.compare_digest(str(form.get("key") or ""), key):
+    if not security.same(str(form.get("key") or ""), key):
         return render(request, "login.html", status=401, target=target, error="That is not the admin key.")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        security.ADMIN_COOKIE, security.admin_cookie_value(key), httponly=True, samesite="strict", path="/"
+        security.ADMIN_COOKIE,
+        security.admin_cookie_value(key),
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=request.url.scheme == "https",
     )
     return response
 
