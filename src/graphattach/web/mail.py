@@ -231,7 +231,8 @@ async def attachment_page(request: Request) -> Response:
     )
 
 
-def _disposition(kind: str, name: str | None) -> str:
+def content_disposition(kind: str, name: str | None) -> str:
+    """``attachment`` or ``inline`` with the name (RFC 6266: an ASCII fallback and ``filename*``)."""
     name = name or "attachment"
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
@@ -255,7 +256,7 @@ async def _stream(request: Request, kind: str) -> Response:
     headers = {
         "content-type": content_type,
         "content-length": str(raw.length),
-        "content-disposition": _disposition(kind, attachment.name),
+        "content-disposition": content_disposition(kind, attachment.name),
         "content-security-policy": csp,
         "x-content-type-options": "nosniff",
         "referrer-policy": "no-referrer",
