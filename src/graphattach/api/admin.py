@@ -156,7 +156,14 @@ def _names(value: Any, default: tuple[str, ...]) -> list[str]:
 
 async def reset(request: Request) -> Response:
     """Delete every record and byte; keep the tenant and its signing key; re-create the demo users."""
-    await user_service.reset_tenant(_ctx(request))
+    ctx = _ctx(request)
+    await ctx.metadata.reset()
+    await ctx.blobs.reset()
+    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
+    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
+    ctx.clock.reset()
+    if ctx.settings.demo_tenant:
+        await user_service.ensure_demo_tenant(ctx, again=True)
     return empty(204)
 
 

@@ -119,12 +119,6 @@ async def ensure_demo_tenant(ctx: Context, *, again: bool = False) -> None:
     ``again`` after a reset, which deletes every user but keeps the settings."""
     if not again and await ctx.metadata.get_setting("demo_tenant_done"):
         return
-    await create_demo_users(ctx)
-    await ctx.metadata.set_setting_if_absent("demo_tenant_done", "1")
-
-
-async def create_demo_users(ctx: Context) -> None:
-    """The demo tenant's users that are missing (another process may create them meanwhile)."""
     for local, name in DEMO_USERS:
         upn = f"{local}@{DEMO_DOMAIN}"
         if await ctx.metadata.get_user_by_upn(upn) is None:
@@ -132,18 +126,7 @@ async def create_demo_users(ctx: Context) -> None:
                 await create_user(ctx, upn, name)
             except GraphError:
                 pass  # another process created it meanwhile
-
-
-async def reset_tenant(ctx: Context) -> None:
-    """Delete every record and byte; keep the tenant id and signing key; reset the clock; bring
-    back the demo users (when the server has the demo tenant)."""
-    await ctx.metadata.reset()
-    await ctx.blobs.reset()
-    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
-    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
-    ctx.clock.reset()
-    if ctx.settings.demo_tenant:
-        await ensure_demo_tenant(ctx, again=True)
+    await ctx.metadata.set_setting_if_absent("demo_tenant_done", "1")
 
 
 async def find_user(ctx: Context, id_or_upn: str) -> User | None:

@@ -12,6 +12,7 @@ from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.domain.errors import GraphError
 from graphattach.services import browse
 from graphattach.services import users as user_service
+from graphattach.services.context import Context
 from graphattach.web import security
 from graphattach.web.pages import ALL_ROLES, ALL_SCOPES, PageError, ctx_of, form_of, render, view
 
@@ -118,8 +119,20 @@ async def controls_reset(request: Request) -> Response:
     form = await form_of(request)
     if form.get("confirm") != "reset":
         raise PageError(400, "Type 'reset' in the box to confirm.")
-    await user_service.reset_tenant(ctx_of(request))
+    await reset_everything(ctx_of(request))
     return RedirectResponse("/controls?done=reset", status_code=303)
+
+
+async def reset_everything(ctx: Context) -> None:
+    """What ``POST /_graphattach/reset`` does: every record and byte deleted, the tenant id and
+    signing key kept, the clock reset, the demo users back."""
+    await ctx.metadata.reset()
+    await ctx.blobs.reset()
+    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
+    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
+    ctx.clock.reset()
+    if ctx.settings.demo_tenant:
+        await user_service.ensure_demo_tenant(ctx, again=True)
 
 
 @view("controls.clock")
