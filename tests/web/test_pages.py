@@ -166,3 +166,25 @@ def test_static_files_are_served_from_the_package_with_etags(http: httpx.Client)
 def test_a_form_token_in_any_characters_is_refused_not_an_error(http: httpx.Client) -> None:
     _csrf(http)
     assert http.post("/users", data={"upn": "x@contoso.onmicrosoft.com", "csrf": "é" * 43}).status_code == 403
+
+
+def test_fault_rules_and_throttling_from_the_controls(ui: UiServer, http: httpx.Client) -> None:
+    token = _csrf(http)
+    page = http.get("/controls")
+    default = re.search(r'<textarea name="rule"[^>]*>([^<]+)</textarea>', page.text)
+    assert default is not None
+    rule = default.group(1).replace("&#34;", '"')
+    added = http.post("/controls/faults", data={"action": "add", "rule": rule, "csrf": token})
+    assert added.status_code == 303
+    rules = httpx.get(f"{ui.root}/_graphattach/faults").json()["value"]
+    assert [r["match"]["operation"] for r in rules] == ["uploadSession.put"]
+    assert "uploadSession.put" in http.get("/controls").text
+    refused = http.post("/controls/faults", data={"action": "add", "rule": '{"match": 1}', "csrf": token})
+    assert refused.status_code == 400
+    http.post("/controls/faults", data={"action": "remove", "rule_id": rules[0]["id"], "csrf": token})
+    assert httpx.get(f"{ui.root}/_graphattach/faults").json()["value"] == []
+    http.post("/controls/throttling", data={"action": "outlook", "csrf": token})
+    assert httpx.get(f"{ui.root}/_graphattach/throttling").json()["enabled"] is True
+    assert "concurrency=" in http.get("/controls").text
+    http.post("/controls/throttling", data={"action": "off", "csrf": token})
+    assert httpx.get(f"{ui.root}/_graphattach/throttling").json()["enabled"] is False

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from graphattach.web import assets, calendar, live, mail, requests, tenant
+from graphattach.web import assets, calendar, faults, live, mail, requests, tenant
 
 U = "{user}"
 ITEM = "{item}"
@@ -39,5 +39,7 @@ ROUTES: list[Any] = [
     Route("/controls", tenant.controls, methods=["GET"]),
     Route("/controls/reset", tenant.controls_reset, methods=["POST"]),
     Route("/controls/clock", tenant.controls_clock, methods=["POST"]),
+    Route("/controls/faults", faults.faults, methods=["POST"]),
+    Route("/controls/throttling", faults.throttling, methods=["POST"]),
     Route("/static/{name}", assets.static, methods=["GET"]),
 ]

@@ -14,6 +14,7 @@ from graphattach.services import browse
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
 from graphattach.web import security
+from graphattach.web.faults import fault_state
 from graphattach.web.pages import ALL_ROLES, ALL_SCOPES, PageError, ctx_of, form_of, render, view
 
 # ---- tenant ------------------------------------------------------------------------------------------
@@ -109,6 +110,7 @@ async def controls(request: Request) -> Response:
         request,
         "controls.html",
         offset=ctx.clock.offset.total_seconds(),
+        faults=fault_state(request),
         done=request.query_params.get("done", ""),
         section="controls",
     )
