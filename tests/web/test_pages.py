@@ -188,3 +188,7 @@ def test_fault_rules_and_throttling_from_the_controls(ui: UiServer, http: httpx.
     assert "concurrency=" in http.get("/controls").text
     http.post("/controls/throttling", data={"action": "off", "csrf": token})
     assert httpx.get(f"{ui.root}/_graphattach/throttling").json()["enabled"] is False
+    # the Controls reset takes the fault rules with everything else, as the admin API's reset does
+    http.post("/controls/faults", data={"action": "add", "rule": rule, "csrf": token})
+    assert http.post("/controls/reset", data={"confirm": "reset", "csrf": token}).status_code == 303
+    assert httpx.get(f"{ui.root}/_graphattach/faults").json()["value"] == []

@@ -122,6 +122,9 @@ async def controls_reset(request: Request) -> Response:
     if form.get("confirm") != "reset":
         raise PageError(400, "Type 'reset' in the box to confirm.")
     await reset_everything(ctx_of(request))
+    faults = getattr(request.app.state, "faults", None)
+    if faults is not None:  # fault rules go with everything else, as on the admin API's reset
+        faults.reset()
     return RedirectResponse("/controls?done=reset", status_code=303)
 
 
