@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphattach.api import attachments, calendar, mail, upload_sessions, users
+from graphattach.api import attachments, batch, calendar, mail, upload_sessions, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.odata import parse_query
@@ -52,6 +52,14 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     raw = raw.split("?", 1)[0]
     prefix = f"/{version}/"
     rest = raw[raw.index(prefix) + len(prefix) - 1 :] if prefix in raw else raw
+    if batch.is_batch_path(rest):
+        if request.method.upper() != "POST":
+            raise GraphError(
+                f"The HTTP method '{request.method.upper()}' is not supported for this resource.",
+                status=405,
+                code="Request_BadRequest",
+            )
+        return await batch.run_batch(request, version)
     path = parse_graph_path(version, rest)
     if path.is_me and not principal.is_delegated:
         raise me_not_allowed()

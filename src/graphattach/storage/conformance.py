@@ -560,6 +560,78 @@ class MetadataStoreConformance:
         assert await metadata_store.delete_item(stranger.id, other.id) == []
         assert await metadata_store.get_item(user.id, other.id) is not None
 
+    # change tracking --------------------------------------------------------------------------
+
+    @staticmethod
+    async def changes(store: MetadataStore, user: User, folder: Folder, after: int = 0) -> dict[str, bool]:
+        """item id -> removed, for the changes of ``folder`` after ``after`` up to now."""
+        upto = await store.change_mark(user.id)
+        return {
+            c.item_id: c.removed
+            for c in await store.item_changes(user.id, folder.id, after=after, upto=upto, limit=1000)
+        }
+
+    async def test_changes_track_inserts_updates_moves_deletes_and_attachments(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        store = metadata_store
+        user, inbox = await self.mailbox(store)
+        archive = make_folder(user, display_name="Archive")
+        await store.add_folder(archive)
+        assert await store.change_mark(user.id) == 0
+        kept = await self.item_in(store, inbox)
+        edited = await self.item_in(store, inbox)
+        moved = await self.item_in(store, inbox)
+        doomed = await self.item_in(store, inbox)
+        attached = await self.item_in(store, inbox)
+        assert await self.changes(store, user, inbox) == {i.id: False for i in (kept, edited, moved, doomed, attached)}
+        mark = await store.change_mark(user.id)
+        assert mark > 0
+        assert await self.changes(store, user, inbox, mark) == {}
+
+        edited.data = {"subject": "changed"}
+        await store.update_item(edited)
+        moved.folder_id = archive.id
+        await store.update_item(moved)
+        await store.delete_item(user.id, doomed.id)
+        attachment = make_attachment(attached)
+        await store.add_attachment(attachment)
+        assert await self.changes(store, user, inbox, mark) == {
+            edited.id: False,
+            moved.id: True,
+            doomed.id: True,
+            attached.id: False,
+        }
+        assert await self.changes(store, user, archive, mark) == {moved.id: False}
+        second = await store.change_mark(user.id)
+        assert second > mark
+        await store.delete_attachment(user.id, attached.id, attachment.id)
+        assert await self.changes(store, user, inbox, second) == {attached.id: False}
+        # another mailbox's changes are its own
+        stranger, their_inbox = await self.mailbox(store)
+        await self.item_in(store, their_inbox)
+        assert await store.change_mark(user.id) > second
+        assert await self.changes(store, user, inbox, await store.change_mark(user.id)) == {}
+        assert len(await self.changes(store, stranger, their_inbox)) == 1
+
+    async def test_changes_are_ordered_bounded_and_paged(self, metadata_store: MetadataStore) -> None:
+        store = metadata_store
+        user, inbox = await self.mailbox(store)
+        items = [await self.item_in(store, inbox) for _ in range(5)]
+        upto = await store.change_mark(user.id)
+        page = await store.item_changes(user.id, inbox.id, after=0, upto=upto, limit=2)
+        assert [c.item_id for c in page] == [items[0].id, items[1].id]
+        assert page[0].seq < page[1].seq
+        rest = await store.item_changes(user.id, inbox.id, after=page[-1].seq, upto=upto, limit=10)
+        assert [c.item_id for c in rest] == [i.id for i in items[2:]]
+        # an item changed after ``upto`` belongs to the next round
+        items[0].data = {"subject": "later"}
+        await store.update_item(items[0])
+        again = await store.item_changes(user.id, inbox.id, after=0, upto=upto, limit=10)
+        assert [c.item_id for c in again] == [i.id for i in items[1:]]
+        later = await store.item_changes(user.id, inbox.id, after=upto, upto=await store.change_mark(user.id), limit=10)
+        assert [c.item_id for c in later] == [items[0].id]
+
     # attachments --------------------------------------------------------------------------------
 
     async def test_attachment_round_trip_and_order(self, metadata_store: MetadataStore) -> None:
@@ -1262,6 +1334,10 @@ class PersistentMetadataStoreConformance(MetadataStoreConformance):
         assert await store.get_setting("tenant_id") == "t1"
         with pytest.raises(Conflict):
             await store.add_user(make_user(user.user_principal_name.upper()))
+        mark = await store.change_mark(user.id)
+        assert mark > 0
+        changes = await store.item_changes(user.id, inbox.id, after=0, upto=mark, limit=10)
+        assert [c.item_id for c in changes] == [item.id]
 
 
 class PersistentBlobStoreConformance(BlobStoreConformance):

@@ -29,6 +29,16 @@ class LimitExceeded(Exception):
         self.which = which
 
 
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """The latest change of one item as seen from one folder: ``seq`` orders changes within a
+    mailbox; ``removed`` when the item was deleted or moved out of the folder."""
+
+    item_id: str
+    seq: int
+    removed: bool
+
+
 class MetadataStore(Protocol):
     """Records of users, folders, items, attachments and upload sessions."""
 
@@ -90,6 +100,18 @@ class MetadataStore(Protocol):
 
     async def delete_item(self, user_id: str, item_id: str) -> list[str]:
         """Delete an item and its attachments; return the blob keys no record references any more."""
+
+    # change tracking (delta queries)
+    async def change_mark(self, user_id: str) -> int:
+        """The mailbox's latest change number (0 before any change). Every item insert, update,
+        delete and attachment insert or delete takes the next number, in commit order."""
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        """The latest change of each item that is or was in ``folder_id`` whose number is in
+        ``(after, upto]``, oldest first, at most ``limit``. An item changed again after ``upto``
+        is left out (its newer change belongs to a later round)."""
 
     # attachments
     async def add_attachment(

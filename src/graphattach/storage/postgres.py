@@ -46,7 +46,7 @@ import orjson
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
-from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded
+from graphattach.storage.interfaces import Conflict, ItemChange, ItemUsage, LimitExceeded
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
@@ -188,7 +188,9 @@ class PostgresMetadataStore:
                 await each.close()
 
     async def reset(self) -> None:
-        await self.pool.execute("TRUNCATE attachments, items, folders, upload_sessions, users")
+        await self.pool.execute(
+            "TRUNCATE attachments, items, folders, upload_sessions, users, item_versions, change_marks"
+        )
 
     async def schema_version(self) -> int:
         """The latest migration applied to the database."""
@@ -448,6 +450,26 @@ class PostgresMetadataStore:
             ]
             await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", user_id, item_id)
             return await _unreferenced(conn, keys)
+
+    # change tracking (kept by triggers, migrations/postgres/0002_item_changes.sql) ----------------
+
+    async def change_mark(self, user_id: str) -> int:
+        value = await self.pool.fetchval("SELECT value FROM change_marks WHERE user_id = $1", user_id)
+        return int(value) if value is not None else 0
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        rows = await self.pool.fetch(
+            "SELECT item_id, seq, removed FROM item_versions WHERE user_id = $1 AND folder_id = $2"
+            " AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5",
+            user_id,
+            folder_id,
+            after,
+            upto,
+            limit,
+        )
+        return [ItemChange(r["item_id"], int(r["seq"]), bool(r["removed"])) for r in rows]
 
     # attachments --------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from graphattach.domain.models import (
     User,
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
-from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, SessionUsage
+from graphattach.storage.interfaces import Conflict, ItemChange, ItemUsage, LimitExceeded, SessionUsage
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
@@ -313,7 +313,15 @@ class SqliteMetadataStore:
     async def reset(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                for table in ("attachments", "items", "folders", "upload_sessions", "users"):
+                for table in (
+                    "attachments",
+                    "items",
+                    "folders",
+                    "upload_sessions",
+                    "users",
+                    "item_versions",
+                    "change_marks",
+                ):
                     conn.execute(f"DELETE FROM {table}")
 
         await self._run(run)
@@ -635,6 +643,28 @@ class SqliteMetadataStore:
                 conn.execute("DELETE FROM attachments WHERE user_id = ? AND item_id = ?", (user_id, item_id))
                 conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
                 return _unreferenced(conn, keys)
+
+        return await self._run(run)
+
+    # change tracking (kept by triggers, migrations/sqlite/0002_item_changes.sql) ------------------
+
+    async def change_mark(self, user_id: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM change_marks WHERE user_id = ?", (user_id,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        def run(conn: sqlite3.Connection) -> list[ItemChange]:
+            rows = conn.execute(
+                "SELECT item_id, seq, removed FROM item_versions WHERE user_id = ? AND folder_id = ?"
+                " AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (user_id, folder_id, after, upto, limit),
+            )
+            return [ItemChange(r[0], int(r[1]), bool(r[2])) for r in rows]
 
         return await self._run(run)
 
