@@ -47,7 +47,8 @@ async def test_move_to_a_well_known_folder_gives_a_new_id_and_keeps_the_attachme
     response = await graph.post(f"/me/messages/{draft['id']}/move", json={"destinationId": "deleteditems"})
     assert response.status_code == 201, response.text
     moved = response.json()
-    assert moved["@odata.context"].endswith("/$metadata#message")
+    me = (await graph.get("/me")).json()
+    assert moved["@odata.context"].endswith(f"/$metadata#users('{me['id']}')/messages/$entity")
     assert moved["id"] != draft["id"]
     assert moved["parentFolderId"] == await folder_id(graph, "deleteditems")
     assert moved["subject"] == draft["subject"]

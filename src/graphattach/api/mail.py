@@ -34,6 +34,7 @@ from graphattach.protocol import folders as folder_proto
 from graphattach.protocol import messages as proto
 from graphattach.protocol import outlook as o
 from graphattach.protocol import search as search_proto
+from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import project
 from graphattach.services import delta as delta_service
 from graphattach.services import mail
@@ -56,10 +57,11 @@ async def _message_response(call: GraphCall, user: User, item: Item, status: int
     return graph_json(body, status=status, headers={"ETag": proto.etag(item)})
 
 
-async def _action_response(call: GraphCall, item: Item, status: int = 201) -> Response:
-    """The message an action returns (move, copy, createReply...): the docs' examples give its
-    context as ``$metadata#message`` (message-move.md)."""
-    body = {"@odata.context": f"{call.service_root}/$metadata#message", **await _message_entity(call, item)}
+async def _action_response(call: GraphCall, user: User, item: Item, status: int = 201) -> Response:
+    """The message an action returns (move, copy, createReply...), in the user's ``messages``
+    entity set whatever path the action was called on (the message may now be in another folder)."""
+    context = entity_context(call, user, (call.path.steps[0], Step("messages")))
+    body = {"@odata.context": context, **await _message_entity(call, item)}
     return graph_json(body, status=status, headers={"ETag": proto.etag(item)})
 
 
@@ -231,7 +233,7 @@ async def move_message(call: GraphCall) -> Response:
     item = await resolve_item(call.ctx, user, call.path)
     destination = await mail.destination_folder(call.ctx, user, proto.parse_move(await call.json(), strict=call.strict))
     moved = await mail.move_message(call.ctx, user, item, destination)
-    return await _action_response(call, moved)
+    return await _action_response(call, user, moved)
 
 
 async def copy_message(call: GraphCall) -> Response:
@@ -240,7 +242,7 @@ async def copy_message(call: GraphCall) -> Response:
     item = await resolve_item(call.ctx, user, call.path)
     destination = await mail.destination_folder(call.ctx, user, proto.parse_move(await call.json(), strict=call.strict))
     copy = await mail.copy_message(call.ctx, user, item, destination)
-    return await _action_response(call, copy)
+    return await _action_response(call, user, copy)
 
 
 async def _reply_parameters(call: GraphCall, forward: bool) -> proto.ReplyParameters:
@@ -260,7 +262,7 @@ def _create_reply(kind: mail.ReplyKind) -> Handler:
         original = await resolve_item(call.ctx, user, call.path)
         params = await _reply_parameters(call, forward=kind == "forward")
         draft = await mail.create_reply(call.ctx, user, original, kind, params, version=call.path.version)
-        return await _action_response(call, draft)
+        return await _action_response(call, user, draft)
 
     return handler
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,20 @@ def _body_bytes(request_id: str, body: Any, content_type: str) -> bytes:
         raise batch_error(f"The body of request with id '{request_id}' is not valid base64.") from None
 
 
+_ABSOLUTE = re.compile(r"^https?://[^/]+/(?:v1\.0|beta)(/.*)?$", re.IGNORECASE)
+
+
+def _relative_url(request_id: str, url: str) -> str:
+    """The url relative to the version. msgraph-sdk-python (msgraph-core's BatchRequestItem) sends
+    absolute URLs (``https://graph.microsoft.com/v1.0/me``): the path after the version is taken."""
+    if "://" in url:
+        match = _ABSOLUTE.match(url)
+        if not match or not match.group(1):
+            raise batch_error(f"The url of request with id '{request_id}' must be relative, e.g. '/me/messages'.")
+        url = match.group(1)
+    return url if url.startswith("/") else "/" + url
+
+
 def parse_batch(payload: Any, *, lenient: bool) -> list[BatchItem]:
     """The requests of a batch body, or the batch-level 400 Graph answers."""
     if not isinstance(payload, dict):
@@ -111,11 +126,7 @@ def parse_batch(payload: Any, *, lenient: bool) -> list[BatchItem]:
         url = _find(raw, "url")
         if not isinstance(url, str) or not url.strip():
             raise batch_error(f"Invalid url for request with id '{request_id}'.")
-        url = url.strip()
-        if "://" in url:
-            raise batch_error(f"The url of request with id '{request_id}' must be relative, e.g. '/me/messages'.")
-        if not url.startswith("/"):
-            url = "/" + url
+        url = _relative_url(request_id, url.strip())
         headers_raw = _find(raw, "headers") or {}
         if not isinstance(headers_raw, dict) or not all(isinstance(v, str) for v in headers_raw.values()):
             raise batch_error(f"Invalid headers for request with id '{request_id}'.")
@@ -181,8 +192,23 @@ def _refuse_cycles(items: list[BatchItem], positions: dict[str, int]) -> None:
         visit(index)
 
 
-#: Response headers a batch item carries (the rest, e.g. Content-Length, describe the outer response).
-_DROPPED_HEADERS = frozenset({"content-length", "date", "server", "connection", "transfer-encoding"})
+#: Response headers a batch item carries, spelled as Graph spells them (json-batching examples show
+#: Cache-Control, OData-Version, Content-Type; Location, ETag, Retry-After... matter to clients).
+#: Request ids, diagnostics and transport headers describe the outer response only.
+_KEPT_HEADERS = {
+    name.lower(): name
+    for name in (
+        "Cache-Control",
+        "OData-Version",
+        "Content-Type",
+        "Location",
+        "ETag",
+        "Retry-After",
+        "Preference-Applied",
+        "WWW-Authenticate",
+        "Content-Range",
+    )
+}
 
 
 def response_item(request_id: str, status: int, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
@@ -190,10 +216,9 @@ def response_item(request_id: str, status: int, headers: list[tuple[str, str]], 
     msgraph-core's BatchResponseContent decodes)."""
     out_headers: dict[str, str] = {}
     for name, value in headers:
-        if name.lower() in _DROPPED_HEADERS:
-            continue
-        canonical = "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
-        out_headers[canonical] = value
+        canonical = _KEPT_HEADERS.get(name.lower())
+        if canonical is not None:
+            out_headers[canonical] = value
     item: dict[str, Any] = {"id": request_id, "status": status, "headers": out_headers}
     if body:
         content_type = out_headers.get("Content-Type", "").lower()
