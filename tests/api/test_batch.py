@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 
+from graphattach.settings import Settings
 from tests.api.test_messages import unique
 from tests.api.test_move_copy import attachment_bytes
+from tests.conftest import inprocess
 from tests.helpers import ALEX, Graph, assert_graph_error
 
 
@@ -209,3 +212,20 @@ async def test_batch_level_errors(graph: Graph) -> None:
         ]
     }
     assert by_id((await graph.post("/$batch", json=nested)).json())["1"]["status"] == 400
+
+
+async def test_lenient_profile_takes_any_acyclic_dependencies(settings: Settings) -> None:
+    async with inprocess(dataclasses.replace(settings, profile="lenient")) as graph:
+        get = {"method": "GET", "url": "/me"}
+        diamond = {
+            "requests": [
+                {"id": "4", "dependsOn": ["2", "3"], **get},
+                {"id": "1", **get},
+                {"id": "2", "dependsOn": ["1"], **get},
+                {"id": "3", "dependsOn": ["1"], **get},
+            ]
+        }
+        response = await graph.post("/$batch", json=diamond)
+        assert [r["status"] for r in response.json()["responses"]] == [200, 200, 200, 200]
+        cycle = {"requests": [{"id": "1", "dependsOn": ["2"], **get}, {"id": "2", "dependsOn": ["1"], **get}]}
+        assert "cycle" in assert_graph_error(await graph.post("/$batch", json=cycle), 400)["message"]

@@ -108,3 +108,20 @@ def test_prefer_and_filter() -> None:
         with pytest.raises(GraphError) as info:
             parse_received_filter(bad)
         assert info.value.code == "ErrorInvalidUrlQuery"
+
+
+def test_required_prefixes_only_from_terms_every_match_has() -> None:
+    from graphattach.protocol.search import required_prefixes
+
+    assert required_prefixes(parse_search("\"pizza AND subject:'q3_rep' from:adele@contoso.com\"")) == [
+        "pizza",
+        "q3",
+        "rep",
+        "adele",
+        "contoso",
+        "com",
+    ]
+    assert required_prefixes(parse_search('"a OR b"')) == []
+    assert required_prefixes(parse_search('"NOT a"')) == []
+    assert required_prefixes(parse_search('"attachment:x hasAttachments:true"')) == []
+    assert required_prefixes(parse_search('"naïve zoë bob"')) == ["bob"]  # indexes fold or split diacritics

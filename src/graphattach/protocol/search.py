@@ -209,6 +209,28 @@ def _date(value: str, prop: str) -> date:
     raise search_error(f"The value '{value}' of '{prop}' is not a date (MM/DD/YYYY or YYYY-MM-DD).")
 
 
+#: Properties whose text a message full-text index holds (storage ``MessageTextSearcher``).
+_INDEXED = frozenset({None, "subject", "body", *ADDRESS_PROPERTIES})
+
+
+def required_prefixes(node: Node) -> list[str]:
+    """Word prefixes every match must contain in its indexed text (subject, body, addresses): the
+    ASCII letter-and-digit pieces of the words of the terms the query requires (ANDed, not under
+    NOT or OR). An index lookup on them narrows the candidates; each candidate is still checked
+    with ``evaluate``. Empty when nothing can be required."""
+    if isinstance(node, Term):
+        if node.prop not in _INDEXED:
+            return []
+        # only ASCII words: an index may fold diacritics ("naïve" → "naive") or split on them
+        return [p for word in words(node.value) if word.isascii() for p in word.split("_") if p]
+    if isinstance(node, And):
+        out: list[str] = []
+        for operand in node.operands:
+            out += [p for p in required_prefixes(operand) if p not in out]
+        return out
+    return []
+
+
 def uses_attachments(node: Node) -> bool:
     if isinstance(node, Term):
         return node.prop == "attachment"

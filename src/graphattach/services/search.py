@@ -6,7 +6,14 @@ from typing import Any
 
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol.jsonio import graph_datetime
-from graphattach.protocol.search import Node, SearchDocument, evaluate, plain_body, uses_attachments
+from graphattach.protocol.search import (
+    Node,
+    SearchDocument,
+    evaluate,
+    plain_body,
+    required_prefixes,
+    uses_attachments,
+)
 from graphattach.services.context import Context
 
 #: "$search ... returns up to 1000 results" (search-query-parameter).
@@ -42,7 +49,13 @@ def document(item: Item, attachment_names: list[str]) -> SearchDocument:
 
 async def search_messages(ctx: Context, user: User, folder: Folder | None, tree: Node) -> list[Item]:
     """The messages of ``folder`` (every folder when None) that match, newest sent first, at most 1000."""
-    candidates, _ = await ctx.metadata.list_items(user.id, "message", None if folder is None else [folder.id])
+    folder_ids = None if folder is None else [folder.id]
+    prefixes = required_prefixes(tree)
+    indexed = getattr(ctx.metadata, "messages_with_words", None)  # a MessageTextSearcher
+    if indexed is not None and prefixes:
+        candidates: list[Item] = await indexed(user.id, folder_ids, prefixes)
+    else:
+        candidates, _ = await ctx.metadata.list_items(user.id, "message", folder_ids)
     with_names = uses_attachments(tree)
     found: list[Item] = []
     for item in candidates:

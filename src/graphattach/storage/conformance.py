@@ -632,6 +632,48 @@ class MetadataStoreConformance:
         later = await store.item_changes(user.id, inbox.id, after=upto, upto=await store.change_mark(user.id), limit=10)
         assert [c.item_id for c in later] == [items[0].id]
 
+    # full-text candidates (optional: MessageTextSearcher) ------------------------------------
+
+    async def test_messages_with_words_when_indexed(self, metadata_store: MetadataStore) -> None:
+        store = metadata_store
+        search = getattr(store, "messages_with_words", None)
+        if search is None:
+            pytest.skip("this store has no full-text index (searches scan)")
+        user, inbox = await self.mailbox(store)
+        archive = make_folder(user, display_name="Archive")
+        await store.add_folder(archive)
+        who = {"emailAddress": {"name": "Zoë Müller", "address": "zoe.mueller@contoso.example"}}
+        pizza = await self.item_in(
+            store,
+            inbox,
+            data={"subject": "Pizza party", "body": {"contentType": "html", "content": "<p>Bring <b>drinks</b></p>"}},
+        )
+        report = await self.item_in(store, inbox, data={"subject": "Q3_report", "toRecipients": [who]})
+        other = await self.item_in(store, archive, data={"subject": "pizza again", "from": who})
+        await self.item_in(store, inbox, kind="event", data={"subject": "pizza event"})
+        stranger, their_inbox = await self.mailbox(store)
+        await self.item_in(store, their_inbox, data={"subject": "pizza"})
+
+        async def ids(folders: list[str] | None, *prefixes: str) -> set[str]:
+            return {i.id for i in await search(user.id, folders, list(prefixes))}
+
+        assert await ids(None, "pizz") == {pizza.id, other.id}
+        assert await ids([inbox.id], "pizz") == {pizza.id}
+        assert await ids(None, "pizza", "drink") == {pizza.id}
+        assert await ids(None, "q3", "rep") == {report.id}
+        assert await ids(None, "mueller", "contoso") == {report.id, other.id}
+        assert await ids(None, "nothing") == set()
+        found = await search(user.id, [inbox.id], ["drinks"])
+        assert found == [await store.get_item(user.id, pizza.id)]
+        # the index follows updates, moves and deletes
+        pizza.data = {"subject": "Salad"}
+        pizza.folder_id = archive.id
+        await store.update_item(pizza)
+        assert await ids(None, "pizz") == {other.id}
+        assert await ids([archive.id], "salad") == {pizza.id}
+        await store.delete_item(user.id, other.id)
+        assert await ids(None, "pizz") == set()
+
     # attachments --------------------------------------------------------------------------------
 
     async def test_attachment_round_trip_and_order(self, metadata_store: MetadataStore) -> None:

@@ -219,6 +219,17 @@ class LockSweeper(Protocol):
     async def sweep_locks(self, older_than: datetime) -> int: ...
 
 
+class MessageTextSearcher(Protocol):
+    """Optional on a ``MetadataStore``: a full-text index of messages (subject, body, sender and
+    recipients). ``messages_with_words`` returns the messages of ``folder_ids`` (None: all) with,
+    for each of ``prefixes`` (lower-case ASCII letters and digits), a word starting with it. A
+    superset is allowed (callers check the exact match), a miss is not."""
+
+    async def messages_with_words(
+        self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]
+    ) -> list[Item]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ItemUsage:
     """What the attachments of one item hold against Exchange's limits: how many there are, their

@@ -471,6 +471,20 @@ class PostgresMetadataStore:
         )
         return [ItemChange(r["item_id"], int(r["seq"]), bool(r["removed"])) for r in rows]
 
+    # full-text candidates (migrations/postgres/0003_message_text.sql) --------------------------
+
+    async def messages_with_words(self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]) -> list[Item]:
+        if not prefixes or not all(p.isascii() and p.isalnum() for p in prefixes):
+            raise ValueError("prefixes must be ASCII letters and digits")
+        query = " & ".join(f"{p}:*" for p in prefixes)
+        where = "items.user_id = $1 AND items.kind = 'message' AND graphattach_message_text(items.data) @@ to_tsquery('simple', $2)"
+        params: list[Any] = [user_id, query]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($3::text[])"
+            params.append(list(folder_ids))
+        rows = await self.pool.fetch(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}", *params)
+        return [_item(r) for r in rows]
+
     # attachments --------------------------------------------------------------------------------
 
     async def add_attachment(

@@ -668,6 +668,27 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    # full-text candidates (migrations/sqlite/0003_message_text.sql) ----------------------------
+
+    async def messages_with_words(self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]) -> list[Item]:
+        if not prefixes or not all(p.isascii() and p.isalnum() for p in prefixes):
+            raise ValueError("prefixes must be ASCII letters and digits")
+        match = " AND ".join(f'"{p}"*' for p in prefixes)
+
+        def run(conn: sqlite3.Connection) -> list[Item]:
+            where = "message_text MATCH ? AND message_text.user_id = ?"
+            params: list[Any] = [match, user_id]
+            if folder_ids is not None:
+                where += " AND message_text.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM message_text JOIN items ON items.seq = message_text.rowid WHERE {where}",
+                params,
+            ).fetchall()
+            return [_item(r) for r in rows]
+
+        return await self._run(run)
+
     # attachments --------------------------------------------------------------------------------
 
     async def add_attachment(
