@@ -46,7 +46,7 @@ async def message_delta(ctx: Context, user: User, folder: Folder, state: DeltaSt
             if not state.initial:  # the first round reports what exists now
                 removed.append(change.item_id)
             continue
-        item = await ctx.metadata.get_item(user.id, change.item_id)
+        item = change.item
         # Gone or moved since the round began: its removal is numbered later, in the next round.
         if item is None or item.folder_id != folder.id or item.kind != "message":
             continue

@@ -622,6 +622,7 @@ class MetadataStoreConformance:
         page = await store.item_changes(user.id, inbox.id, after=0, upto=upto, limit=2)
         assert [c.item_id for c in page] == [items[0].id, items[1].id]
         assert page[0].seq < page[1].seq
+        assert page[0].item == await store.get_item(user.id, items[0].id)  # the item comes with its change
         rest = await store.item_changes(user.id, inbox.id, after=page[-1].seq, upto=upto, limit=10)
         assert [c.item_id for c in rest] == [i.id for i in items[2:]]
         # an item changed after ``upto`` belongs to the next round
@@ -631,6 +632,13 @@ class MetadataStoreConformance:
         assert [c.item_id for c in again] == [i.id for i in items[1:]]
         later = await store.item_changes(user.id, inbox.id, after=upto, upto=await store.change_mark(user.id), limit=10)
         assert [c.item_id for c in later] == [items[0].id]
+        assert later[0].item is not None and later[0].item.data == {"subject": "later"}
+        mark = await store.change_mark(user.id)
+        await store.delete_item(user.id, items[4].id)
+        removed = await store.item_changes(
+            user.id, inbox.id, after=mark, upto=await store.change_mark(user.id), limit=10
+        )
+        assert [(c.item_id, c.removed, c.item) for c in removed] == [(items[4].id, True, None)]
 
     # full-text candidates (optional: MessageTextSearcher) ------------------------------------
 

@@ -37,6 +37,9 @@ class ItemChange:
     item_id: str
     seq: int
     removed: bool
+    #: The item as it is now, when not ``removed`` (read in the same query, so a page of changes
+    #: costs one round trip); None if it went since.
+    item: Item | None = None
 
 
 class MetadataStore(Protocol):
@@ -110,8 +113,9 @@ class MetadataStore(Protocol):
         self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
     ) -> list[ItemChange]:
         """The latest change of each item that is or was in ``folder_id`` whose number is in
-        ``(after, upto]``, oldest first, at most ``limit``. An item changed again after ``upto``
-        is left out (its newer change belongs to a later round)."""
+        ``(after, upto]``, oldest first, at most ``limit``, with the item itself when it is not
+        removed. An item changed again after ``upto`` is left out (its newer change belongs to a
+        later round)."""
 
     # attachments
     async def add_attachment(

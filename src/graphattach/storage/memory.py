@@ -225,12 +225,16 @@ class MemoryMetadataStore:
         self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
     ) -> list[ItemChange]:
         found = [
-            ItemChange(item_id, seq, removed)
+            (seq, item_id, removed)
             for (uid, fid, item_id), (seq, removed) in self._versions.items()
             if uid == user_id and fid == folder_id and after < seq <= upto
         ]
-        found.sort(key=lambda c: c.seq)
-        return found[:limit]
+        found.sort()
+        out = []
+        for seq, item_id, removed in found[:limit]:
+            item = None if removed else self._item(user_id, item_id)
+            out.append(ItemChange(item_id, seq, removed, self._item_out(item) if item is not None else None))
+        return out
 
     # items --------------------------------------------------------------------------------------
 

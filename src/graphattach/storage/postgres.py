@@ -461,15 +461,25 @@ class PostgresMetadataStore:
         self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
     ) -> list[ItemChange]:
         rows = await self.pool.fetch(
-            "SELECT item_id, seq, removed FROM item_versions WHERE user_id = $1 AND folder_id = $2"
-            " AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5",
+            f"SELECT v.item_id AS change_item, v.seq AS change_seq, v.removed AS change_removed,"
+            f" items.seq AS present, {_ITEM_COLUMNS} FROM item_versions v"
+            " LEFT JOIN items ON NOT v.removed AND items.user_id = v.user_id AND items.id = v.item_id"
+            " WHERE v.user_id = $1 AND v.folder_id = $2 AND v.seq > $3 AND v.seq <= $4 ORDER BY v.seq LIMIT $5",
             user_id,
             folder_id,
             after,
             upto,
             limit,
         )
-        return [ItemChange(r["item_id"], int(r["seq"]), bool(r["removed"])) for r in rows]
+        return [
+            ItemChange(
+                r["change_item"],
+                int(r["change_seq"]),
+                bool(r["change_removed"]),
+                _item(r) if r["present"] is not None else None,
+            )
+            for r in rows
+        ]
 
     # full-text candidates (migrations/postgres/0003_message_text.sql) --------------------------
 

@@ -660,11 +660,21 @@ class SqliteMetadataStore:
     ) -> list[ItemChange]:
         def run(conn: sqlite3.Connection) -> list[ItemChange]:
             rows = conn.execute(
-                "SELECT item_id, seq, removed FROM item_versions WHERE user_id = ? AND folder_id = ?"
-                " AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                f"SELECT v.item_id AS change_item, v.seq AS change_seq, v.removed AS change_removed,"
+                f" items.seq AS present, {_ITEM_COLUMNS} FROM item_versions v"
+                " LEFT JOIN items ON v.removed = 0 AND items.user_id = v.user_id AND items.id = v.item_id"
+                " WHERE v.user_id = ? AND v.folder_id = ? AND v.seq > ? AND v.seq <= ? ORDER BY v.seq LIMIT ?",
                 (user_id, folder_id, after, upto, limit),
             )
-            return [ItemChange(r[0], int(r[1]), bool(r[2])) for r in rows]
+            return [
+                ItemChange(
+                    r["change_item"],
+                    int(r["change_seq"]),
+                    bool(r["change_removed"]),
+                    _item(r) if r["present"] is not None else None,
+                )
+                for r in rows
+            ]
 
         return await self._run(run)
 
