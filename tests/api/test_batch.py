@@ -179,6 +179,9 @@ async def test_batch_level_errors(graph: Graph) -> None:
     no_type = {"requests": [{"id": "1", "method": "POST", "url": "/me/messages", "body": {}}]}
     error = assert_graph_error(await graph.post("/$batch", json=no_type), 400, "BadRequest")
     assert error["message"] == "Write request with id '1' does not contain a Content-Type header."
+    bodyless = {"requests": [{"id": "1", "method": "POST", "url": "/me/messages/AAMkAGI2TAAAAAAAAAA=/send"}]}
+    error = assert_graph_error(await graph.post("/$batch", json=bodyless), 400, "BadRequest")
+    assert error["message"] == "Write request id : 1 does not contain Content-Type header or body."
     assert_graph_error(await graph.post("/$batch", json={"requests": [{"id": "1", "url": "/me"}]}), 400)
     assert_graph_error(await graph.post("/$batch", json={"requests": [{"id": "1", "method": "GET"}]}), 400)
     assert_graph_error(await graph.post("/$batch", json={"nothing": []}), 400)
@@ -227,5 +230,31 @@ async def test_lenient_profile_takes_any_acyclic_dependencies(settings: Settings
         }
         response = await graph.post("/$batch", json=diamond)
         assert [r["status"] for r in response.json()["responses"]] == [200, 200, 200, 200]
+        draft = (
+            await graph.post(
+                "/me/messages", json={"subject": "x", "toRecipients": [{"emailAddress": {"address": ALEX}}]}
+            )
+        ).json()
+        bodyless = {"requests": [{"id": "1", "method": "POST", "url": f"/me/messages/{draft['id']}/send"}]}
+        assert (await graph.post("/$batch", json=bodyless)).json()["responses"][0]["status"] == 202
         cycle = {"requests": [{"id": "1", "dependsOn": ["2"], **get}, {"id": "2", "dependsOn": ["1"], **get}]}
         assert "cycle" in assert_graph_error(await graph.post("/$batch", json=cycle), 400)["message"]
+
+
+async def test_sub_requests_stay_under_the_version(graph: Graph) -> None:
+    draft = (await graph.post("/me/messages", json={"subject": unique("kept")})).json()
+    escape = {
+        "requests": [
+            {
+                "id": "1",
+                "method": "POST",
+                "url": "/../_graphattach/reset",
+                "headers": {"Content-Type": "application/json"},
+                "body": {},
+            },
+            {"id": "2", "method": "GET", "url": "/%2E%2E/_graphattach/info"},
+        ]
+    }
+    statuses = [r["status"] for r in (await graph.post("/$batch", json=escape)).json()["responses"]]
+    assert all(400 <= s < 500 for s in statuses), statuses
+    assert (await graph.get(f"/me/messages/{draft['id']}")).status_code == 200  # nothing was reset

@@ -134,6 +134,10 @@ def parse_batch(payload: Any, *, lenient: bool) -> list[BatchItem]:
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
         body_raw = _find(raw, "body")
         body: bytes | None = None
+        if body_raw is None and method.upper() in ("POST", "PATCH", "PUT") and not lenient:
+            # json-batching: a bodyless POST still needs headers and a body ("only body can be an
+            # empty object"); Graph: microsoftgraph/msgraph-sdk-dotnet#2628. ``lenient`` takes it.
+            raise batch_error(f"Write request id : {request_id} does not contain Content-Type header or body.")
         if body_raw is not None:
             if content_type is None:
                 raise batch_error(f"Write request with id '{request_id}' does not contain a Content-Type header.")
