@@ -57,6 +57,14 @@ async def test_create_reply_is_a_draft_in_drafts_without_the_attachments(graph: 
     assert "Thanks!" in draft["body"]["content"]
     assert "The numbers &lt;are&gt; in." in draft["body"]["content"]  # the quoted original, escaped
     assert draft["body"]["content"].index("Thanks!") < draft["body"]["content"].index("The numbers")
+    # message.body takes the comment's place, HTML kept
+    html_reply = await graph.post(
+        f"/me/messages/{received['id']}/createReply",
+        json={"message": {"body": {"contentType": "html", "content": "<p><b>Bold</b> answer</p>"}}},
+        user=ALEX,
+    )
+    content = html_reply.json()["body"]["content"]
+    assert "<b>Bold</b> answer" in content and content.index("Bold") < content.index("The numbers")
     # no body at all is allowed ("does not require a request body")
     bare = await graph.post(f"/me/messages/{received['id']}/createReply", user=ALEX)
     assert bare.status_code == 201, bare.text

@@ -285,10 +285,13 @@ def _body_html(body: dict[str, Any] | None) -> str:
     return html.escape(content).replace("\r\n", "<br>").replace("\n", "<br>")
 
 
-def quoted_body(comment: str | None, original: dict[str, Any], sent: str) -> dict[str, Any]:
+def quoted_body(
+    comment: str | None, original: dict[str, Any], sent: str, *, new_body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The HTML body of a reply or forward: the comment, then Outlook's header block and the
     original body (the quote's exact HTML is not documented; this is the shape Outlook on the web
-    writes, with ``divRplyFwdMsg``)."""
+    writes, with ``divRplyFwdMsg``). ``new_body`` (the ``message.body`` of the call) takes the
+    comment's place, its HTML kept as it is."""
     header = (
         f"<b>From:</b> {_address_html([original['from']] if original.get('from') else [])}<br>"
         f"<b>Sent:</b> {html.escape(sent)}<br>"
@@ -297,7 +300,7 @@ def quoted_body(comment: str | None, original: dict[str, Any], sent: str) -> dic
     if original.get("ccRecipients"):
         header += f"<b>Cc:</b> {_address_html(original.get('ccRecipients'))}<br>"
     header += f"<b>Subject:</b> {html.escape(str(original.get('subject') or ''))}"
-    comment_html = html.escape(comment or "").replace("\n", "<br>")
+    comment_html = _body_html(new_body) if new_body else html.escape(comment or "").replace("\n", "<br>")
     content = (
         '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head><body>'
         f"<div>{comment_html}</div>"

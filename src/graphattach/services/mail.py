@@ -269,10 +269,9 @@ async def create_reply(
     now = ctx.clock.now()
     data = original.data
     sent = data.get("sentDateTime") or graph_datetime(original.created)
-    body = (params.message.get("body") or {}).get("content") if "body" in params.message else params.comment
     draft_data: dict[str, Any] = {
         "subject": prefixed_subject("FW" if kind == "forward" else "RE", data.get("subject")),
-        "body": quoted_body(body, data, sent_line(sent)),
+        "body": quoted_body(params.comment, data, sent_line(sent), new_body=params.message.get("body")),
         **_reply_recipients(user, data, kind),
         "bccRecipients": [],
         "importance": data.get("importance", "normal"),
