@@ -14,7 +14,9 @@ from tests.api.test_messages import new_folder, unique
 from tests.helpers import ALEX, Graph, ServerProcess, assert_graph_error
 
 
-async def drain(graph: Graph, link: str, *, prefer: str | None = None, **kwargs: Any) -> tuple[list[dict], str, int]:
+async def drain(
+    graph: Graph, link: str, *, prefer: str | None = None, kind: str = "message", **kwargs: Any
+) -> tuple[list[dict], str, int]:
     """Follow nextLinks from ``link``; returns every value, the deltaLink and the number of pages."""
     values: list[dict] = []
     pages = 0
@@ -24,7 +26,7 @@ async def drain(graph: Graph, link: str, *, prefer: str | None = None, **kwargs:
         assert response.status_code == 200, response.text
         body = response.json()
         pages += 1
-        assert body["@odata.context"].endswith("/$metadata#Collection(message)")
+        assert body["@odata.context"].endswith(f"/$metadata#Collection({kind})")
         values += body["value"]
         if "@odata.deltaLink" in body:
             assert "@odata.nextLink" not in body

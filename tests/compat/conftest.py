@@ -100,7 +100,8 @@ def classify(response: Any) -> str | None:
         return ""  # a batch envelope: its items' bodies are answers of their own requests
     if path.rstrip("()").endswith("/delta") and response.status_code == 200:
         # delta pages name their context "$metadata#Collection(message)" (delta-query-messages)
-        return "Collection(microsoft.graph.message)"
+        kind = "event" if "/calendarView/" in path else "message"
+        return f"Collection(microsoft.graph.{kind})"
     if path.startswith(UPLOAD_PREFIX):
         if response.status_code >= 400:
             return ERROR_TYPE

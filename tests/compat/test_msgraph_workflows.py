@@ -172,3 +172,34 @@ async def test_msgraph_search(make_graph: Callable[..., Any]) -> None:
     with pytest.raises(ODataError) as info:
         await client.me.messages.get(request_configuration=config)
     assert info.value.response_status_code == 400
+
+
+async def test_msgraph_calendar_view_delta(make_graph: Callable[..., Any]) -> None:
+    from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+    from msgraph.generated.models.event import Event
+    from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
+        DeltaRequestBuilder as EventDeltaRequestBuilder,
+    )
+
+    client = make_graph(user=MEGAN)
+    made = await client.me.events.post(
+        Event(
+            subject=unique("delta"),
+            start=DateTimeTimeZone(date_time="2033-05-02T10:00:00", time_zone="UTC"),
+            end=DateTimeTimeZone(date_time="2033-05-02T11:00:00", time_zone="UTC"),
+        )
+    )
+    config = RequestConfiguration(
+        query_parameters=EventDeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+            start_date_time="2033-05-01T00:00:00Z", end_date_time="2033-05-08T00:00:00Z"
+        )
+    )
+    page = await client.me.calendar_view.delta.get(request_configuration=config)
+    seen = [e.id for e in page.value]
+    while page.odata_next_link:
+        page = await client.me.calendar_view.delta.with_url(page.odata_next_link).get()
+        seen += [e.id for e in page.value]
+    assert made.id in seen and page.odata_delta_link
+    await client.me.events.by_event_id(made.id).delete()
+    page = await client.me.calendar_view.delta.with_url(page.odata_delta_link).get()
+    assert [(e.id, e.additional_data.get("@removed")) for e in page.value] == [(made.id, {"reason": "deleted"})]

@@ -26,6 +26,9 @@ for _module in (users, mail, calendar, attachments, upload_sessions):
 
 ENDPOINTS = frozenset(endpoint for endpoint, _ in ROUTES)
 
+#: Query parameters (not ``$`` options) an endpoint takes.
+EXTRA_PARAMETERS = {"calendarView.delta": frozenset({"startDateTime", "endDateTime"})}
+
 WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
     'client_id="00000003-0000-0000-c000-000000000000"'
@@ -76,5 +79,7 @@ async def graph_endpoint(request: Request, version: str) -> Response:
         raise GraphError(
             f"The '{path.endpoint}' resource is not supported by this server.", status=400, code="BadRequest"
         )
-    query = parse_query(request.url.query, strict=ctx.settings.strict)
+    query = parse_query(
+        request.url.query, strict=ctx.settings.strict, allowed_extra=EXTRA_PARAMETERS.get(path.endpoint, frozenset())
+    )
     return await handler(GraphCall(request, ctx, path, query, principal))

@@ -282,7 +282,7 @@ SCHEMAS: dict[str, Schema] = {
             "value": {"type": "array", "items": {"type": "object"}},
         },
         ["value"],
-        description="A page of changes: messages, and {id, @removed} for those deleted or moved out.",
+        description="A page of changes: items, and {id, @removed} for those deleted or moved out.",
     ),
 }
 
@@ -583,6 +583,20 @@ def graph_paths() -> dict[str, Any]:
                     requestBody=body(ref(request)),
                 ),
             }
+        paths[f"{root}/calendarView/delta"] = {
+            "parameters": user_params,
+            "get": operation(
+                _op_id(root, "calendarView", "delta"),
+                "Events of the primary calendar in a window, then what changed (follow the links).",
+                ok("200", ref("messageDelta"), "A page of changes."),
+                parameters=[
+                    query("startDateTime", STRING, "Start of the window (first call)."),
+                    query("endDateTime", STRING, "End of the window (first call)."),
+                    query("$skiptoken", STRING, "From @odata.nextLink."),
+                    query("$deltatoken", STRING, "From @odata.deltaLink."),
+                ],
+            ),
+        }
         delta_path = f"{root}/mailFolders/{{mailFolder-id}}/messages/delta"
         paths[delta_path] = {
             "parameters": [*user_params, path_param("mailFolder-id", "Id or well-known name.")],

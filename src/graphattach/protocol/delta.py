@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -51,6 +51,8 @@ class DeltaState:
     page_size: int
     #: ``(operator, ISO date-time)`` of ``$filter=receivedDateTime ge|gt ...``.
     received_filter: tuple[str, str] | None
+    #: ``(startDateTime, endDateTime)`` of a calendarView delta.
+    window: tuple[str, str] | None = None
 
 
 def invalid_state() -> GraphError:
@@ -76,6 +78,7 @@ def encode_token(state: DeltaState, key: bytes) -> str:
             "s": list(state.select) if state.select is not None else None,
             "p": state.page_size,
             "r": list(state.received_filter) if state.received_filter else None,
+            "w": list(state.window) if state.window else None,
         }
     )
     mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
@@ -99,6 +102,7 @@ def decode_token(token: str, key: bytes, *, user_id: str, folder_id: str) -> Del
             select=tuple(data["s"]) if data["s"] is not None else None,
             page_size=int(data["p"]),
             received_filter=(str(data["r"][0]), str(data["r"][1])) if data["r"] else None,
+            window=(str(data["w"][0]), str(data["w"][1])) if data.get("w") else None,
         )
     except (ValueError, KeyError, TypeError, IndexError, binascii.Error, orjson.JSONDecodeError):
         raise invalid_state() from None
@@ -152,5 +156,26 @@ def page_size(prefer: str | None) -> int | None:
     return None
 
 
-def removed_entry(item_id: str) -> dict[str, Any]:
-    return {"@odata.type": "#microsoft.graph.message", "id": item_id, "@removed": {"reason": "deleted"}}
+def removed_entry(item_id: str, kind: str = "message") -> dict[str, Any]:
+    return {"@odata.type": f"#microsoft.graph.{kind}", "id": item_id, "@removed": {"reason": "deleted"}}
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """``startDateTime``/``endDateTime`` of calendarView (ISO 8601; no offset means UTC)."""
+    if not start or not end:
+        # Graph's words (microsoft-graph-docs-contrib#4342)
+        raise BadRequest(
+            "This request requires a time window specified by the query string parameters StartDateTime "
+            "and EndDateTime.",
+            code="ErrorInvalidParameter",
+        )
+    out = []
+    for name, value in (("startDateTime", start), ("endDateTime", end)):
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(
+                f"The value '{value}' of parameter '{name}' is not a valid date and time.", code="ErrorInvalidParameter"
+            ) from None
+        out.append(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+    return out[0], out[1]

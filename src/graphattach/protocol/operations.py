@@ -45,6 +45,7 @@ GRAPH_OPERATIONS: dict[tuple[str, str], str] = {
     ("events", "GET"): "events.list",
     ("events", "POST"): "events.create",
     ("events.count", "GET"): "events.count",
+    ("calendarView.delta", "GET"): "events.delta",
     ("event", "GET"): "events.get",
     ("event", "PATCH"): "events.update",
     ("event", "DELETE"): "events.delete",

@@ -12,7 +12,7 @@ The grammar, after ``/v1.0`` or ``/beta``::
     root        = "me" rest | "users" [key rest]
     rest        = "" | "sendMail" | "messages" [key message | "delta"] | "mailFolders" [key folder]
                 | "events" [key event] | "calendar" calendar | "calendars" [key calendar]
-                | "calendarGroups" [key ["calendars" [key calendar]]]
+                | "calendarGroups" [key ["calendars" [key calendar]]] | "calendarView" "delta"
     folder      = "" | "childFolders" [key folder] | "messages" [key message | "delta"]
     message     = "" | action | attachments
     action      = "send" | "move" | "copy" | "createReply" | "createReplyAll" | "createForward"
@@ -112,6 +112,7 @@ _CANONICAL = {
         "$count",
         *MESSAGE_ACTIONS,
         "delta",
+        "calendarView",
     )
 }
 
@@ -249,6 +250,12 @@ def _parse_user_rest(version: str, r: _Reader, user: str | None, steps: list[Ste
         return _parse_folders(version, r, user, steps, (), "mailFolders", taken[1])
     if taken := r.take_name("events"):
         return _parse_events(version, r, user, steps, (), taken[1])
+    if r.take_name("calendarView"):
+        # only its delta (event-delta.md: /me/calendarView/delta, the primary calendar)
+        if not r.take_name("delta"):
+            raise r.fail()
+        steps += [Step("calendarView"), Step("delta")]
+        return _done(version, r, GraphPath(version, user, "calendarView.delta", steps=tuple(steps)))
     if taken := r.take_name("calendar"):
         if taken[1] is not None:
             raise r.fail()
