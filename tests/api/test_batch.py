@@ -258,3 +258,26 @@ async def test_sub_requests_stay_under_the_version(graph: Graph) -> None:
     statuses = [r["status"] for r in (await graph.post("/$batch", json=escape)).json()["responses"]]
     assert all(400 <= s < 500 for s in statuses), statuses
     assert (await graph.get(f"/me/messages/{draft['id']}")).status_code == 200  # nothing was reset
+
+
+async def test_fault_rules_apply_to_sub_requests_as_to_direct_calls(graph: Graph) -> None:
+    from tests.api.fault_support import add_rule, new_user, restore
+
+    user = await new_user(graph)
+    try:
+        rule = {"match": {"operation": "messages.list", "user": user}, "action": {"type": "status", "status": 429}}
+        await add_rule(graph, rule)
+        body = {
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/me/messages"},
+                {"id": "2", "method": "GET", "url": "/me/mailFolders"},
+            ]
+        }
+        response = await graph.post("/$batch", json=body, user=user)
+        assert response.status_code == 200  # a throttled item leaves the batch's own status alone
+        items = by_id(response.json())
+        assert items["1"]["status"] == 429 and items["1"]["headers"]["Retry-After"] == "1"
+        assert items["1"]["body"]["error"]["code"] == "TooManyRequests"
+        assert items["2"]["status"] == 200
+    finally:
+        await restore(graph)
