@@ -20,6 +20,7 @@ from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
 from graphattach.domain.errors import GraphError, NotFound
 from graphattach.protocol.errors import graph_error_body
+from graphattach.services import sweeper
 from graphattach.services.context import Context
 from graphattach.settings import Settings
 
@@ -57,11 +58,11 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         owned = ctx is None
         context = ctx or await open_context(settings or Settings())
         app.state.ctx = context
-        background = upload_endpoint.start_background(context)
+        background = sweeper.start_background(context)
         try:
             yield
         finally:
-            await upload_endpoint.stop_background(background)
+            await sweeper.stop_background(background)
             if owned:
                 await close_context(context)
 
@@ -79,6 +80,10 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         context: Context = app.state.ctx
         return context.clock.now()
 
+    def body_timeout() -> float:
+        current: Context | None = getattr(app.state, "ctx", None)
+        return current.settings.body_idle_timeout if current is not None else 0.0
+
     def context() -> Context:
         current: Context = app.state.ctx
         return current
@@ -88,7 +93,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
     app: Starlette = Starlette(
         routes=routes,
         middleware=[
-            Middleware(GraphMiddleware, now=now),
+            Middleware(GraphMiddleware, now=now, body_timeout=body_timeout),
             Middleware(faults.FaultLayer, engine=engine, context=context),
         ],
         exception_handlers={HTTPException: _http_exception},

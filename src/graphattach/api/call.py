@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from graphattach.auth.principal import Principal
-from graphattach.domain.errors import BadRequest, RequestEntityTooLarge
+from graphattach.domain.errors import BadRequest, BodyTimeout, RequestEntityTooLarge
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import QueryOptions
 from graphattach.protocol.paths import GraphPath
@@ -48,7 +48,7 @@ async def discard_body(request: Request, limit: int = DISCARD_LIMIT) -> None:
             seen += len(chunk)
             if seen > limit:
                 return
-    except (ClientDisconnect, RuntimeError):
+    except (ClientDisconnect, RuntimeError, BodyTimeout):
         return
 
 

@@ -36,6 +36,14 @@ class GraphError(Exception):
         super().__init__(f"{self.status} {self.code}: {self.message}")
 
 
+class BodyTimeout(GraphError):
+    """No byte of the request body arrived for the idle timeout: the request is answered and the
+    connection closed (what IIS, in front of Graph, does: a 408 to a stalled request)."""
+
+    status, code = 408, "RequestTimeout"
+    message = "The request body stopped arriving: no data was received for too long."
+
+
 class BadRequest(GraphError):
     status, code = 400, "BadRequest"
 

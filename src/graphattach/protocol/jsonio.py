@@ -14,8 +14,16 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+#: Deepest nesting of arrays and objects a request body may have. orjson parses up to 1,024
+#: levels, but encoding (orjson.dumps stops at 255) and the recursive walks over stored JSON do
+#: not go that deep; no Graph payload comes near 64.
+MAX_JSON_DEPTH = 64
+
+
 def loads_object(body: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object, with Graph's error on failure."""
+    """Parse a request body that must be one JSON object, with Graph's error on failure: also for
+    nesting deeper than ``MAX_JSON_DEPTH`` and for strings that are not Unicode text (a lone
+    surrogate such as ``"\ud800"``, which no store can encode)."""
     if not body.strip():
         raise BadRequest("Empty Payload. JSON content expected.")
     try:
@@ -24,7 +32,37 @@ def loads_object(body: bytes) -> dict[str, Any]:
         raise BadRequest(f"Invalid JSON. {exc.msg} at position {exc.pos}.") from None
     if not isinstance(value, dict):
         raise BadRequest("Invalid request body: a JSON object was expected.")
+    check_json(value)
     return value
+
+
+def check_json(value: Any) -> None:
+    """``BadRequest`` for nesting deeper than ``MAX_JSON_DEPTH`` or a string with a lone
+    surrogate, anywhere in ``value`` (iterative: the depth check must not itself recurse)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"Invalid JSON. The payload nests more than {MAX_JSON_DEPTH} levels deep.")
+            for key, item in node.items():
+                _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"Invalid JSON. The payload nests more than {MAX_JSON_DEPTH} levels deep.")
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_text(node)
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("Invalid JSON. A string holds a lone UTF-16 surrogate, which is not text.") from None
 
 
 def graph_datetime(value: datetime) -> str:

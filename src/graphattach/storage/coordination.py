@@ -11,10 +11,10 @@ storage protocols, so the same code is right on memory, SQLite + files and Postg
 - Each expired session is handled under ``lock_session(session.id)``, re-read inside the lock, so
   the sweeper never races an upload PUT in flight at any process (a PUT holds that lock while it
   writes) and never expires a session that was completed meanwhile.
-- ``reclaim_orphan_blobs``: blobs older than a grace period that no record references. Idempotent
-  (deleting twice is harmless), so an interrupted or doubled run is safe. The grace period is what
-  protects a blob written just before its record: compare against real time, never a test clock
-  moved forward.
+- ``reclaim_orphan_blobs``: blobs that no record references and no insert in flight announced
+  (``MetadataStore.announce_blobs``; services/sweeper.py explains why that, not a grace period,
+  is what protects a blob written just before its record). Idempotent (deleting twice is
+  harmless), so an interrupted or doubled run is safe.
 """
 
 from __future__ import annotations
