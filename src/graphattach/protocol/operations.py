@@ -81,6 +81,9 @@ BATCH_OPERATION = "batch"
 TOKEN_OPERATION = "oauth.token"
 OAUTH_METADATA_OPERATION = "oauth.metadata"
 ADMIN_OPERATION_PREFIX = "admin."
+#: Pages of the web UI: ``web.tenant``, ``web.mailbox``, ``web.message``, ``web.attachment.download``,
+#: ``web.uploads.live``... (named by the ``view`` decorator of ``graphattach.web.pages``).
+WEB_OPERATION_PREFIX = "web."
 #: A Graph request that matched no handler (404/405/400 before dispatch).
 UNKNOWN_OPERATION = "unknown"
 

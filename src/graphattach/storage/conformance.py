@@ -30,9 +30,13 @@ from graphattach.storage.interfaces import (
     Conflict,
     ItemUsage,
     LimitExceeded,
+    MailboxUsage,
     MetadataStore,
     item_usage,
+    items_usage,
     limit_weight,
+    mailbox_usage,
+    recent_sessions,
     session_usage,
 )
 
@@ -791,6 +795,59 @@ class MetadataStoreConformance:
         listed = await metadata_store.list_attachments(user.id, item.id)
         assert usage.weight == sum(limit_weight(a) for a in listed)
         assert await item_usage(metadata_store, user.id, "missing") == ItemUsage(0, 0, 0)
+
+    async def test_items_and_mailbox_usage(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        bare = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item, content_length=10, size=100))
+        await metadata_store.add_attachment(make_attachment(item, kind="item", blob_key=None, size=70))
+        usages = await items_usage(metadata_store, user.id, [item.id, bare.id, "missing"])
+        assert usages == {
+            item.id: await item_usage(metadata_store, user.id, item.id),
+            bare.id: ItemUsage(0, 0, 0),
+            "missing": ItemUsage(0, 0, 0),
+        }
+        stranger, elsewhere = await self.mailbox(metadata_store)
+        await metadata_store.add_attachment(make_attachment(await self.item_in(metadata_store, elsewhere), size=9))
+        assert await mailbox_usage(metadata_store, user.id) == MailboxUsage(2, 0, 2, 10 + 70)
+        assert (await mailbox_usage(metadata_store, stranger.id)).attachments == 1
+
+    async def test_search_items_prefilters_by_text(self, metadata_store: MetadataStore) -> None:
+        search = getattr(metadata_store, "search_items", None)
+        if search is None:
+            pytest.skip("this store has no search_items (an optional ItemSearcher)")
+        user, inbox = await self.mailbox(metadata_store)
+        other = make_folder(user, display_name="Other")
+        await metadata_store.add_folder(other)
+        older = await self.item_in(metadata_store, inbox, created=T0, data={"subject": "Invoice 100%"})
+        newer = await self.item_in(
+            metadata_store, inbox, created=T0 + timedelta(seconds=1), data={"subject": "invoice_2"}
+        )
+        await self.item_in(metadata_store, inbox, data={"subject": "Lunch"})
+        elsewhere = await self.item_in(metadata_store, other, data={"subject": "INVOICE"})
+        assert [i.id for i in await search(user.id, "message", [inbox.id], "invoice", 10)] == [newer.id, older.id]
+        assert {i.id for i in await search(user.id, "message", None, "invoice", 10)} == {
+            older.id,
+            newer.id,
+            elsewhere.id,
+        }
+        assert [i.id for i in await search(user.id, "message", None, "100%", 10)] == [older.id]  # % is literal
+        assert [i.id for i in await search(user.id, "message", None, "e_2", 10)] == [newer.id]  # so is _
+        assert await search(user.id, "message", None, "e%2", 10) == []
+        assert len(await search(user.id, "message", None, "invoice", 1)) == 1
+
+    async def test_recent_sessions_newest_first(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        made = []
+        for index in range(3):
+            session = make_session(item, created=T0 + timedelta(seconds=index))
+            await metadata_store.add_session(session)
+            made.append(session.id)
+        found = [s.id for s in await recent_sessions(metadata_store, 100) if s.id in made]
+        assert found == made[::-1]
+        assert len(await recent_sessions(metadata_store, 2)) == 2
 
     async def test_delete_attachment(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)

@@ -26,7 +26,7 @@ from graphattach.domain.models import (
     utcnow,
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
-from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemChange, LimitExceeded
+from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemChange, LimitExceeded, MailboxUsage
 
 __all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
 
@@ -451,6 +451,20 @@ class MemoryMetadataStore:
     async def delete_session(self, session_id: str) -> UploadSession | None:
         session = self._sessions.pop(session_id, None)
         return _clone(session) if session else None
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        # dicts keep insertion order: the newest session is the last one added
+        return [_clone(s) for s in list(self._sessions.values())[::-1][:limit]]
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        mine = [i for i in self._items.values() if i.user_id == user_id]
+        attachments = [a for i in mine for a in self._attachments.get(i.id, {}).values()]
+        return MailboxUsage(
+            sum(1 for i in mine if i.kind == "message"),
+            sum(1 for i in mine if i.kind == "event"),
+            len(attachments),
+            sum(a.content_length if a.kind == "file" else a.size for a in attachments),
+        )
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         cutoff = as_utc(when)

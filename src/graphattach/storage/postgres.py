@@ -46,7 +46,14 @@ import orjson
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
-from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemChange, ItemUsage, LimitExceeded
+from graphattach.storage.interfaces import (
+    AnnouncementLost,
+    Conflict,
+    ItemChange,
+    ItemUsage,
+    LimitExceeded,
+    MailboxUsage,
+)
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
@@ -407,6 +414,23 @@ class PostgresMetadataStore:
             )
         return [_item(r) for r in rows], total
 
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = "items.user_id = $1 AND items.kind = $2 AND items.data::text ILIKE $3"
+        params: list[Any] = [user_id, kind, pattern]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($4::text[])"
+            params.append(list(folder_ids))
+        rows = await self.pool.fetch(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
+            f" ORDER BY items.created DESC, items.id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [_item(r) for r in rows]
+
     async def update_item(self, item: Item) -> None:
         async with self.pool.acquire() as conn:
             await _update_item(conn, item)
@@ -555,6 +579,15 @@ class PostgresMetadataStore:
         assert row is not None
         return ItemUsage(int(row[0]), int(row[1]), int(row[2]))
 
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        rows = await self.pool.fetch(
+            "SELECT item_id, count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+            " coalesce(sum(size), 0) FROM attachments WHERE user_id = $1 AND item_id = ANY($2::text[]) GROUP BY item_id",
+            user_id,
+            item_ids,
+        )
+        return {r[0]: ItemUsage(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -663,6 +696,26 @@ class PostgresMetadataStore:
             f"DELETE FROM upload_sessions WHERE id = $1 RETURNING {_SESSION_COLUMNS}", session_id
         )
         return _session(row) if row else None
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions ORDER BY created DESC, id DESC LIMIT $1", limit
+        )
+        return [_session(r) for r in rows]
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            counts = {
+                r[0]: int(r[1])
+                for r in await conn.fetch("SELECT kind, count(*) FROM items WHERE user_id = $1 GROUP BY kind", user_id)
+            }
+            row = await conn.fetchrow(
+                "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0)"
+                " FROM attachments WHERE user_id = $1",
+                user_id,
+            )
+        assert row is not None
+        return MailboxUsage(counts.get("message", 0), counts.get("event", 0), int(row[0]), int(row[1]))
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         rows = await self.pool.fetch(

@@ -58,6 +58,7 @@ from graphattach.storage.interfaces import (
     ItemChange,
     ItemUsage,
     LimitExceeded,
+    MailboxUsage,
     SessionUsage,
 )
 from graphattach.storage.rows import RowMapper
@@ -600,6 +601,24 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]:
+        def run(conn: sqlite3.Connection) -> list[Item]:
+            where = "items.user_id = ? AND items.kind = ? AND items.data LIKE ? ESCAPE '\\'"
+            pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params: list[Any] = [user_id, kind, pattern]
+            if folder_ids is not None:
+                where += " AND items.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} ORDER BY items.created DESC, items.id DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+            return [_item(r) for r in rows]
+
+        return await self._run(run)
+
     async def update_item(self, item: Item) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
@@ -767,6 +786,18 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        def run(conn: sqlite3.Connection) -> dict[str, ItemUsage]:
+            rows = conn.execute(
+                "SELECT item_id, count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+                " coalesce(sum(size), 0) FROM attachments"
+                " WHERE user_id = ? AND item_id IN (SELECT value FROM json_each(?)) GROUP BY item_id",
+                (user_id, _json_list(item_ids)),
+            )
+            return {r[0]: ItemUsage(r[1], r[2], r[3]) for r in rows}
+
+        return await self._run(run)
+
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         def run(conn: sqlite3.Connection) -> list[str] | None:
             with _transaction(conn):
@@ -911,6 +942,30 @@ class SqliteMetadataStore:
         if deleted is not None and session_id in self._held:
             self._retired.add(session_id)  # the lock file goes when the holder releases it
         return deleted
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        def run(conn: sqlite3.Connection) -> list[UploadSession]:
+            rows = conn.execute("SELECT * FROM upload_sessions ORDER BY seq DESC LIMIT ?", (limit,))
+            return [_session(r) for r in rows]
+
+        return await self._run(run)
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        def run(conn: sqlite3.Connection) -> MailboxUsage:
+            with _transaction(conn, "DEFERRED"):
+                counts = dict(
+                    conn.execute(
+                        "SELECT kind, count(*) FROM items WHERE user_id = ? GROUP BY kind", (user_id,)
+                    ).fetchall()
+                )
+                row = conn.execute(
+                    "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0)"
+                    " FROM attachments WHERE user_id = ?",
+                    (user_id,),
+                ).fetchone()
+            return MailboxUsage(counts.get("message", 0), counts.get("event", 0), row[0], row[1])
+
+        return await self._run(run)
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         def run(conn: sqlite3.Connection) -> list[UploadSession]:
