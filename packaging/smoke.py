@@ -97,12 +97,16 @@ def server(venv: Path, keep: bool) -> None:
         copy = path.with_name("copy.bin")
         run(venv, "graphattach", "attachments", "download", listed[0]["id"], "--message", message, "-o", str(copy), env=env)
         assert copy.read_bytes() == path.read_bytes(), "downloaded bytes differ"
+        root = graph_url.rsplit("/v1.0", 1)[0]
+        for page in ("/", f"/mail/{ADELE}/messages/{message}", "/uploads", "/static/app.css"):
+            with urllib.request.urlopen(root + page, timeout=10) as answer:  # the web UI and its files
+                assert answer.status == 200 and answer.read(), page
         second = subprocess.run(
             [str(venv / "bin" / "graphattach"), "serve", "--port", graph_url.split(":")[2].split("/")[0], "--in-memory"],
             capture_output=True, text=True, timeout=60, check=False,
         )
         assert second.returncode != 0 and "in use" in second.stderr, second
-        print(f"smoke: {version}: serve, token, draft, event, attach (upload session), download, port in use: ok")
+        print(f"smoke: {version}: serve, token, draft, event, attach (upload session), download, web UI, port in use: ok")
         if keep:
             print(f"GRAPH_URL={graph_url} SERVER_PID={proc.pid}")
             return

@@ -1,4 +1,4 @@
-"""The ASGI application: Graph, the upload endpoint, OAuth, the admin API."""
+"""The ASGI application: Graph, the upload endpoint, OAuth, the admin API, the web UI."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from graphattach.protocol.errors import graph_error_body
 from graphattach.services import notifications, sweeper
 from graphattach.services.context import Context
 from graphattach.settings import Settings
+from graphattach.web import routes as web_routes
+from graphattach.web.live import Watch
 
 GRAPH_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
@@ -78,6 +80,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         *faults.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,
+        *web_routes.ROUTES,
     ]
 
     def now() -> datetime:
@@ -106,4 +109,5 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
     app.state.faults = engine
     if ctx is not None:
         app.state.ctx = ctx
+    app.state.web_watch = Watch()
     return app

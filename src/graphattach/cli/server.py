@@ -395,6 +395,7 @@ def register(cli: click.Group) -> None:
             graph_url = settings.service_root("v1.0")
             click.echo(f"graphattach serving Microsoft Graph at {graph_url} (and /beta)")
             click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
+            click.echo(f"  web UI:        {settings.root_url}/{'  (asks for the admin key)' if admin_key else ''}")
             if settings.faults_file or settings.throttling:
                 click.echo(
                     f"  fault rules:   {settings.faults_file or 'none'}   throttling: {settings.throttling or 'off'}"

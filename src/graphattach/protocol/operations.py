@@ -22,11 +22,20 @@ GRAPH_OPERATIONS: dict[tuple[str, str], str] = {
     ("messages", "GET"): "messages.list",
     ("messages", "POST"): "messages.create",
     ("messages.count", "GET"): "messages.count",
+    ("messages.delta", "GET"): "messages.delta",
     ("message", "GET"): "messages.get",
     ("message", "PATCH"): "messages.update",
     ("message", "DELETE"): "messages.delete",
     ("message.send", "POST"): "messages.send",
     ("sendMail", "POST"): "messages.sendMail",
+    ("message.move", "POST"): "messages.move",
+    ("message.copy", "POST"): "messages.copy",
+    ("message.createReply", "POST"): "messages.createReply",
+    ("message.createReplyAll", "POST"): "messages.createReplyAll",
+    ("message.createForward", "POST"): "messages.createForward",
+    ("message.reply", "POST"): "messages.reply",
+    ("message.replyAll", "POST"): "messages.replyAll",
+    ("message.forward", "POST"): "messages.forward",
     ("mailFolders", "GET"): "mailFolders.list",
     ("mailFolders", "POST"): "mailFolders.create",
     ("mailFolders.count", "GET"): "mailFolders.count",
@@ -36,6 +45,7 @@ GRAPH_OPERATIONS: dict[tuple[str, str], str] = {
     ("events", "GET"): "events.list",
     ("events", "POST"): "events.create",
     ("events.count", "GET"): "events.count",
+    ("calendarView.delta", "GET"): "events.delta",
     ("event", "GET"): "events.get",
     ("event", "PATCH"): "events.update",
     ("event", "DELETE"): "events.delete",
@@ -72,9 +82,14 @@ UPLOAD_OPERATIONS: dict[str, str] = {
     "DELETE": "uploadSession.delete",
 }
 
+#: ``POST /v1.0/$batch`` (each sub-request also gets its own name in its own scope).
+BATCH_OPERATION = "batch"
 TOKEN_OPERATION = "oauth.token"
 OAUTH_METADATA_OPERATION = "oauth.metadata"
 ADMIN_OPERATION_PREFIX = "admin."
+#: Pages of the web UI: ``web.tenant``, ``web.mailbox``, ``web.message``, ``web.attachment.download``,
+#: ``web.uploads.live``... (named by the ``view`` decorator of ``graphattach.web.pages``).
+WEB_OPERATION_PREFIX = "web."
 #: A Graph request that matched no handler (404/405/400 before dispatch).
 UNKNOWN_OPERATION = "unknown"
 
@@ -95,5 +110,5 @@ def admin_operation(name: str) -> str:
 
 def all_operations() -> list[str]:
     """Every Graph and upload operation name, for documentation and validation of fault rules."""
-    names = set(GRAPH_OPERATIONS.values()) | set(UPLOAD_OPERATIONS.values()) | {TOKEN_OPERATION}
+    names = set(GRAPH_OPERATIONS.values()) | set(UPLOAD_OPERATIONS.values()) | {TOKEN_OPERATION, BATCH_OPERATION}
     return sorted(names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
@@ -33,6 +33,19 @@ class LimitExceeded(Exception):
     def __init__(self, which: str) -> None:
         super().__init__(which)
         self.which = which
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """The latest change of one item as seen from one folder: ``seq`` orders changes within a
+    mailbox; ``removed`` when the item was deleted or moved out of the folder."""
+
+    item_id: str
+    seq: int
+    removed: bool
+    #: The item as it is now, when not ``removed`` (read in the same query, so a page of changes
+    #: costs one round trip); None if it went since.
+    item: Item | None = None
 
 
 class MetadataStore(Protocol):
@@ -96,6 +109,19 @@ class MetadataStore(Protocol):
 
     async def delete_item(self, user_id: str, item_id: str) -> list[str]:
         """Delete an item and its attachments; return the blob keys no record references any more."""
+
+    # change tracking (delta queries)
+    async def change_mark(self, user_id: str) -> int:
+        """The mailbox's latest change number (0 before any change). Every item insert, update,
+        delete and attachment insert or delete takes the next number, in commit order."""
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        """The latest change of each item that is or was in ``folder_id`` whose number is in
+        ``(after, upto]``, oldest first, at most ``limit``, with the item itself when it is not
+        removed. An item changed again after ``upto`` is left out (its newer change belongs to a
+        later round)."""
 
     # attachments
     async def add_attachment(
@@ -277,6 +303,17 @@ class LockSweeper(Protocol):
     async def sweep_locks(self, older_than: datetime) -> int: ...
 
 
+class MessageTextSearcher(Protocol):
+    """Optional on a ``MetadataStore``: a full-text index of messages (subject, body, sender and
+    recipients). ``messages_with_words`` returns the messages of ``folder_ids`` (None: all) with,
+    for each of ``prefixes`` (lower-case ASCII letters and digits), a word starting with it. A
+    superset is allowed (callers check the exact match), a miss is not."""
+
+    async def messages_with_words(
+        self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]
+    ) -> list[Item]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ItemUsage:
     """What the attachments of one item hold against Exchange's limits: how many there are, their
@@ -307,6 +344,79 @@ async def item_usage(store: MetadataStore, user_id: str, item_id: str) -> ItemUs
         return usage
     existing = await store.list_attachments(user_id, item_id)
     return ItemUsage(len(existing), sum(limit_weight(a) for a in existing), sum(a.size for a in existing))
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxUsage:
+    """What one mailbox holds: messages, events, attachments and their raw bytes (``content_length``
+    of file attachments) plus the reported ``size`` of the others."""
+
+    messages: int
+    events: int
+    attachments: int
+    bytes: int
+
+
+class MailboxUsageReader(Protocol):
+    """Optional on a ``MetadataStore``: ``mailbox_usage`` as aggregate queries (no records built)."""
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage: ...
+
+
+class RecentSessionsReader(Protocol):
+    """Optional on a ``MetadataStore``: the newest upload sessions first, any state (the web UI)."""
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]: ...
+
+
+async def mailbox_usage(store: MetadataStore, user_id: str) -> MailboxUsage:
+    """``MailboxUsage`` from the store's own ``mailbox_usage`` when it has one, else composed."""
+    read = getattr(store, "mailbox_usage", None)  # a MailboxUsageReader
+    if read is not None:
+        usage: MailboxUsage = await read(user_id)
+        return usage
+    messages, message_count = await store.list_items(user_id, "message", None)
+    events, event_count = await store.list_items(user_id, "event", None)
+    attachments = [a for item in [*messages, *events] for a in await store.list_attachments(user_id, item.id)]
+    return MailboxUsage(message_count, event_count, len(attachments), sum(limit_weight(a) for a in attachments))
+
+
+async def recent_sessions(store: MetadataStore, limit: int = 50) -> list[UploadSession]:
+    """Up to ``limit`` upload sessions, newest first: the store's own query, else every session
+    the store can list (sorted here; fine for the stores without one, which hold few)."""
+    read = getattr(store, "recent_sessions", None)  # a RecentSessionsReader
+    if read is not None:
+        found: list[UploadSession] = await read(limit)
+        return found
+    every = await store.list_sessions_expiring_before(datetime.max.replace(tzinfo=UTC), 10_000)
+    every.sort(key=lambda s: (s.created, s.id), reverse=True)
+    return every[:limit]
+
+
+class ItemSearcher(Protocol):
+    """Optional on a ``MetadataStore``: items whose stored data contains ``needle`` as text
+    (case-insensitive for ASCII letters), newest first, at most ``limit``. A prefilter: callers
+    match the fields they mean on what it returns."""
+
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]: ...
+
+
+class ItemsUsageReader(Protocol):
+    """Optional on a ``MetadataStore``: ``item_usage`` of many items in one query (a page of a list)."""
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]: ...
+
+
+async def items_usage(store: MetadataStore, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+    """``ItemUsage`` of each of ``item_ids`` (items without attachments included, all zero)."""
+    read = getattr(store, "items_usage", None)  # an ItemsUsageReader
+    if read is not None:
+        found: dict[str, ItemUsage] = await read(user_id, item_ids)
+    else:
+        found = {i: await item_usage(store, user_id, i) for i in item_ids}
+    return {i: found.get(i, ItemUsage(0, 0, 0)) for i in item_ids}
 
 
 async def session_usage(store: MetadataStore, session_id: str) -> SessionUsage:

@@ -28,7 +28,7 @@ from graphattach.domain.models import (
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage._common import EPOCH, SESSION_STATES, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
-from graphattach.storage.interfaces import AnnouncementLost, Conflict, LimitExceeded
+from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemChange, LimitExceeded, MailboxUsage
 
 __all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
 
@@ -80,6 +80,9 @@ class MemoryMetadataStore:
         self._outbox_seq = 0
         self._records: list[DeliveryRecord] = []
         self._generation = 0
+        #: user id -> latest change number; (user id, folder id, item id) -> (number, removed).
+        self._marks: dict[str, int] = {}
+        self._versions: dict[tuple[str, str, str], tuple[int, bool]] = {}
         #: announced blob key -> when (``time.monotonic``: no clock setting moves it).
         self._announced: dict[str, float] = {}
 
@@ -216,6 +219,36 @@ class MemoryMetadataStore:
             del self._folders[fid]
         return self._unreferenced(keys)
 
+    # change tracking ----------------------------------------------------------------------------
+
+    def _changed(self, user_id: str, folder_id: str, item_id: str, *, removed: bool = False) -> None:
+        seq = self._marks.get(user_id, 0) + 1
+        self._marks[user_id] = seq
+        self._versions[(user_id, folder_id, item_id)] = (seq, removed)
+
+    def _attachment_changed(self, item_id: str) -> None:
+        item = self._items.get(item_id)
+        if item is not None:
+            self._changed(item.user_id, item.folder_id, item.id)
+
+    async def change_mark(self, user_id: str) -> int:
+        return self._marks.get(user_id, 0)
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        found = [
+            (seq, item_id, removed)
+            for (uid, fid, item_id), (seq, removed) in self._versions.items()
+            if uid == user_id and fid == folder_id and after < seq <= upto
+        ]
+        found.sort()
+        out = []
+        for seq, item_id, removed in found[:limit]:
+            item = None if removed else self._item(user_id, item_id)
+            out.append(ItemChange(item_id, seq, removed, self._item_out(item) if item is not None else None))
+        return out
+
     # items --------------------------------------------------------------------------------------
 
     def _item_out(self, item: Item) -> Item:
@@ -235,6 +268,7 @@ class MemoryMetadataStore:
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
+        self._changed(item.user_id, item.folder_id, item.id)
 
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         item = self._item(user_id, item_id)
@@ -262,16 +296,21 @@ class MemoryMetadataStore:
         return [self._item_out(i) for i in page], len(found)
 
     async def update_item(self, item: Item) -> None:
-        if self._item(item.user_id, item.id) is None:
+        before = self._item(item.user_id, item.id)
+        if before is None:
             raise KeyError(item.id)
         if self._folder(item.user_id, item.folder_id) is None:
             raise KeyError(item.folder_id)
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
+        if before.folder_id != item.folder_id:
+            self._changed(item.user_id, before.folder_id, item.id, removed=True)
+        self._changed(item.user_id, item.folder_id, item.id)
 
     def _drop_item(self, item_id: str) -> set[str]:
-        del self._items[item_id]
+        item = self._items.pop(item_id)
+        self._changed(item.user_id, item.folder_id, item.id, removed=True)
         keys: set[str] = set()
         for attachment in self._attachments.pop(item_id, {}).values():
             del self._attachment_item[attachment.id]
@@ -295,6 +334,7 @@ class MemoryMetadataStore:
         _check_limits(list(existing.values()), attachment, max_count, max_total_size)
         existing[attachment.id] = _clone(attachment)
         self._attachment_item[attachment.id] = attachment.item_id
+        self._attachment_changed(attachment.item_id)
 
     async def add_attachment(
         self,
@@ -332,6 +372,9 @@ class MemoryMetadataStore:
             stored = _clone(sent)
             stored.has_attachments = False
             self._items[sent.id] = stored
+            if current.folder_id != sent.folder_id:
+                self._changed(sent.user_id, current.folder_id, sent.id, removed=True)
+            self._changed(sent.user_id, sent.folder_id, sent.id)
         for item, attachments in copies:
             stored = _clone(item)
             stored.has_attachments = False
@@ -339,6 +382,7 @@ class MemoryMetadataStore:
             for attachment in attachments:
                 self._attachments.setdefault(item.id, {})[attachment.id] = _clone(attachment)
                 self._attachment_item[attachment.id] = item.id
+            self._changed(item.user_id, item.folder_id, item.id)
         return self._unreferenced(keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
@@ -359,6 +403,7 @@ class MemoryMetadataStore:
         if attachment is None:
             return None
         del self._attachment_item[attachment_id]
+        self._attachment_changed(item_id)
         return self._unreferenced({attachment.blob_key} if attachment.blob_key is not None else set())
 
     # upload sessions ----------------------------------------------------------------------------
@@ -416,6 +461,20 @@ class MemoryMetadataStore:
     async def delete_session(self, session_id: str) -> UploadSession | None:
         session = self._sessions.pop(session_id, None)
         return _clone(session) if session else None
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        # dicts keep insertion order: the newest session is the last one added
+        return [_clone(s) for s in list(self._sessions.values())[::-1][:limit]]
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        mine = [i for i in self._items.values() if i.user_id == user_id]
+        attachments = [a for i in mine for a in self._attachments.get(i.id, {}).values()]
+        return MailboxUsage(
+            sum(1 for i in mine if i.kind == "message"),
+            sum(1 for i in mine if i.kind == "event"),
+            len(attachments),
+            sum(a.content_length if a.kind == "file" else a.size for a in attachments),
+        )
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         cutoff = as_utc(when)

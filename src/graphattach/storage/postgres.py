@@ -55,7 +55,14 @@ from graphattach.storage._subscriptions import (
     notification_from,
     record_from,
 )
-from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemUsage, LimitExceeded
+from graphattach.storage.interfaces import (
+    AnnouncementLost,
+    Conflict,
+    ItemChange,
+    ItemUsage,
+    LimitExceeded,
+    MailboxUsage,
+)
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
@@ -200,8 +207,8 @@ class PostgresMetadataStore:
     async def reset(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements,"
-                " notification_outbox, subscriptions, delivery_log"
+                "TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements, item_versions,"
+                " change_marks, notification_outbox, subscriptions, delivery_log"
             )
             await conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
@@ -421,6 +428,23 @@ class PostgresMetadataStore:
             )
         return [_item(r) for r in rows], total
 
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]:
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where = "items.user_id = $1 AND items.kind = $2 AND items.data::text ILIKE $3"
+        params: list[Any] = [user_id, kind, pattern]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($4::text[])"
+            params.append(list(folder_ids))
+        rows = await self.pool.fetch(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}"
+            f" ORDER BY items.created DESC, items.id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [_item(r) for r in rows]
+
     async def update_item(self, item: Item) -> None:
         async with self.pool.acquire() as conn:
             await _update_item(conn, item)
@@ -438,6 +462,50 @@ class PostgresMetadataStore:
             ]
             await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", user_id, item_id)
             return await _unreferenced(conn, keys)
+
+    # change tracking (kept by triggers, migrations/postgres/0003_item_changes.sql) ----------------
+
+    async def change_mark(self, user_id: str) -> int:
+        value = await self.pool.fetchval("SELECT value FROM change_marks WHERE user_id = $1", user_id)
+        return int(value) if value is not None else 0
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        rows = await self.pool.fetch(
+            f"SELECT v.item_id AS change_item, v.seq AS change_seq, v.removed AS change_removed,"
+            f" items.seq AS present, {_ITEM_COLUMNS} FROM item_versions v"
+            " LEFT JOIN items ON NOT v.removed AND items.user_id = v.user_id AND items.id = v.item_id"
+            " WHERE v.user_id = $1 AND v.folder_id = $2 AND v.seq > $3 AND v.seq <= $4 ORDER BY v.seq LIMIT $5",
+            user_id,
+            folder_id,
+            after,
+            upto,
+            limit,
+        )
+        return [
+            ItemChange(
+                r["change_item"],
+                int(r["change_seq"]),
+                bool(r["change_removed"]),
+                _item(r) if r["present"] is not None else None,
+            )
+            for r in rows
+        ]
+
+    # full-text candidates (migrations/postgres/0004_message_text.sql) --------------------------
+
+    async def messages_with_words(self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]) -> list[Item]:
+        if not prefixes or not all(p.isascii() and p.isalnum() for p in prefixes):
+            raise ValueError("prefixes must be ASCII letters and digits")
+        query = " & ".join(f"{p}:*" for p in prefixes)
+        where = "items.user_id = $1 AND items.kind = 'message' AND graphattach_message_text(items.data) @@ to_tsquery('simple', $2)"
+        params: list[Any] = [user_id, query]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($3::text[])"
+            params.append(list(folder_ids))
+        rows = await self.pool.fetch(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}", *params)
+        return [_item(r) for r in rows]
 
     # attachments --------------------------------------------------------------------------------
 
@@ -524,6 +592,15 @@ class PostgresMetadataStore:
         )
         assert row is not None
         return ItemUsage(int(row[0]), int(row[1]), int(row[2]))
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        rows = await self.pool.fetch(
+            "SELECT item_id, count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+            " coalesce(sum(size), 0) FROM attachments WHERE user_id = $1 AND item_id = ANY($2::text[]) GROUP BY item_id",
+            user_id,
+            item_ids,
+        )
+        return {r[0]: ItemUsage(int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -633,6 +710,26 @@ class PostgresMetadataStore:
             f"DELETE FROM upload_sessions WHERE id = $1 RETURNING {_SESSION_COLUMNS}", session_id
         )
         return _session(row) if row else None
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions ORDER BY created DESC, id DESC LIMIT $1", limit
+        )
+        return [_session(r) for r in rows]
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            counts = {
+                r[0]: int(r[1])
+                for r in await conn.fetch("SELECT kind, count(*) FROM items WHERE user_id = $1 GROUP BY kind", user_id)
+            }
+            row = await conn.fetchrow(
+                "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0)"
+                " FROM attachments WHERE user_id = $1",
+                user_id,
+            )
+        assert row is not None
+        return MailboxUsage(counts.get("message", 0), counts.get("event", 0), int(row[0]), int(row[1]))
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         rows = await self.pool.fetch(

@@ -61,7 +61,15 @@ from graphattach.storage._subscriptions import (
     notification_from,
     record_from,
 )
-from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemUsage, LimitExceeded, SessionUsage
+from graphattach.storage.interfaces import (
+    AnnouncementLost,
+    Conflict,
+    ItemChange,
+    ItemUsage,
+    LimitExceeded,
+    MailboxUsage,
+    SessionUsage,
+)
 from graphattach.storage.rows import RowMapper
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
@@ -330,6 +338,8 @@ class SqliteMetadataStore:
                     "upload_sessions",
                     "users",
                     "blob_announcements",
+                    "item_versions",
+                    "change_marks",
                     "notification_outbox",
                     "subscriptions",
                     "delivery_log",
@@ -607,6 +617,24 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    async def search_items(
+        self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
+    ) -> list[Item]:
+        def run(conn: sqlite3.Connection) -> list[Item]:
+            where = "items.user_id = ? AND items.kind = ? AND items.data LIKE ? ESCAPE '\\'"
+            pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            params: list[Any] = [user_id, kind, pattern]
+            if folder_ids is not None:
+                where += " AND items.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} ORDER BY items.created DESC, items.id DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+            return [_item(r) for r in rows]
+
+        return await self._run(run)
+
     async def update_item(self, item: Item) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
@@ -631,6 +659,59 @@ class SqliteMetadataStore:
                 conn.execute("DELETE FROM attachments WHERE user_id = ? AND item_id = ?", (user_id, item_id))
                 conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
                 return _unreferenced(conn, keys)
+
+        return await self._run(run)
+
+    # change tracking (kept by triggers, migrations/sqlite/0003_item_changes.sql) ------------------
+
+    async def change_mark(self, user_id: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM change_marks WHERE user_id = ?", (user_id,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        def run(conn: sqlite3.Connection) -> list[ItemChange]:
+            rows = conn.execute(
+                f"SELECT v.item_id AS change_item, v.seq AS change_seq, v.removed AS change_removed,"
+                f" items.seq AS present, {_ITEM_COLUMNS} FROM item_versions v"
+                " LEFT JOIN items ON v.removed = 0 AND items.user_id = v.user_id AND items.id = v.item_id"
+                " WHERE v.user_id = ? AND v.folder_id = ? AND v.seq > ? AND v.seq <= ? ORDER BY v.seq LIMIT ?",
+                (user_id, folder_id, after, upto, limit),
+            )
+            return [
+                ItemChange(
+                    r["change_item"],
+                    int(r["change_seq"]),
+                    bool(r["change_removed"]),
+                    _item(r) if r["present"] is not None else None,
+                )
+                for r in rows
+            ]
+
+        return await self._run(run)
+
+    # full-text candidates (migrations/sqlite/0004_message_text.sql) ----------------------------
+
+    async def messages_with_words(self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]) -> list[Item]:
+        if not prefixes or not all(p.isascii() and p.isalnum() for p in prefixes):
+            raise ValueError("prefixes must be ASCII letters and digits")
+        match = " AND ".join(f'"{p}"*' for p in prefixes)
+
+        def run(conn: sqlite3.Connection) -> list[Item]:
+            where = "message_text MATCH ? AND message_text.user_id = ?"
+            params: list[Any] = [match, user_id]
+            if folder_ids is not None:
+                where += " AND message_text.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM message_text JOIN items ON items.seq = message_text.rowid WHERE {where}",
+                params,
+            ).fetchall()
+            return [_item(r) for r in rows]
 
         return await self._run(run)
 
@@ -718,6 +799,18 @@ class SqliteMetadataStore:
         def run(conn: sqlite3.Connection) -> ItemUsage:
             row = conn.execute(_ITEM_USAGE_SQL, (user_id, item_id)).fetchone()
             return ItemUsage(row[0], row[1], row[2])
+
+        return await self._run(run)
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        def run(conn: sqlite3.Connection) -> dict[str, ItemUsage]:
+            rows = conn.execute(
+                "SELECT item_id, count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0),"
+                " coalesce(sum(size), 0) FROM attachments"
+                " WHERE user_id = ? AND item_id IN (SELECT value FROM json_each(?)) GROUP BY item_id",
+                (user_id, _json_list(item_ids)),
+            )
+            return {r[0]: ItemUsage(r[1], r[2], r[3]) for r in rows}
 
         return await self._run(run)
 
@@ -865,6 +958,30 @@ class SqliteMetadataStore:
         if deleted is not None and session_id in self._held:
             self._retired.add(session_id)  # the lock file goes when the holder releases it
         return deleted
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        def run(conn: sqlite3.Connection) -> list[UploadSession]:
+            rows = conn.execute("SELECT * FROM upload_sessions ORDER BY seq DESC LIMIT ?", (limit,))
+            return [_session(r) for r in rows]
+
+        return await self._run(run)
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        def run(conn: sqlite3.Connection) -> MailboxUsage:
+            with _transaction(conn, "DEFERRED"):
+                counts = dict(
+                    conn.execute(
+                        "SELECT kind, count(*) FROM items WHERE user_id = ? GROUP BY kind", (user_id,)
+                    ).fetchall()
+                )
+                row = conn.execute(
+                    "SELECT count(*), coalesce(sum(CASE kind WHEN 'file' THEN content_length ELSE size END), 0)"
+                    " FROM attachments WHERE user_id = ?",
+                    (user_id,),
+                ).fetchone()
+            return MailboxUsage(counts.get("message", 0), counts.get("event", 0), row[0], row[1])
+
+        return await self._run(run)
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         def run(conn: sqlite3.Connection) -> list[UploadSession]:

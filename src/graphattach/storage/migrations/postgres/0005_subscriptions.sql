@@ -1,5 +1,5 @@
 -- Change-notification subscriptions, the outbox of notifications waiting for delivery, and the
--- log of deliveries (as migrations/sqlite/0003_subscriptions.sql). Datetimes here are bigint
+-- log of deliveries (as migrations/sqlite/0005_subscriptions.sql). Datetimes here are bigint
 -- microseconds since the Unix epoch, UTC, so that both backends share the encoding code.
 
 CREATE TABLE subscriptions (
