@@ -367,3 +367,22 @@ async def test_reauthorization_follows_the_token(inprocess_graph: Graph, receive
     await wait_for(receiver, about(draft["id"]))
     asked = [n for n in receiver.notifications() if lifecycle_event(sub["id"], "reauthorizationRequired")(n)]
     assert len(asked) == 1
+
+
+async def test_move_and_copy(graph: Graph, receiver: Receiver) -> None:
+    """A move gives the message a new id (message-move.md): ``created`` for the new, ``deleted``
+    for the old; a copy is ``created``."""
+    sub = await subscribe(graph, receiver, resource="me/messages")
+    try:
+        draft = (await graph.post("/me/messages", json={"subject": unique("mv")})).json()
+        copied = await graph.post(f"/me/messages/{draft['id']}/copy", json={"destinationId": "inbox"})
+        assert copied.status_code == 201, copied.text
+        moved = await graph.post(f"/me/messages/{draft['id']}/move", json={"destinationId": "deleteditems"})
+        assert moved.status_code == 201, moved.text
+        await wait_for(receiver, about(copied.json()["id"], "created"))
+        await wait_for(receiver, about(moved.json()["id"], "created"))
+        await wait_for(receiver, about(draft["id"], "deleted"))
+        await graph.delete(f"/me/messages/{copied.json()['id']}")
+        await graph.delete(f"/me/messages/{moved.json()['id']}")
+    finally:
+        await graph.delete(f"/subscriptions/{sub['id']}")
