@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
@@ -12,7 +13,8 @@ from graphattach.auth.tokens import TokenService, generate_private_key_pem
 from graphattach.domain import ids
 from graphattach.services.clock import Clock
 from graphattach.services.context import Context
-from graphattach.services.users import ensure_demo_tenant
+from graphattach.services.journal import Journal
+from graphattach.services.tenant import ensure_seeded
 from graphattach.settings import Settings
 from graphattach.storage.interfaces import BlobStore, MetadataStore
 
@@ -80,8 +82,16 @@ def make_blob_store(url: str) -> BlobStore:
     raise ValueError(f"unsupported blob store URL: {url!r} (use memory:, file:///dir or s3://bucket/prefix)")
 
 
+def new_tenant_id(settings: Settings) -> str:
+    """The tenant id of a new store: the one set, else a GUID (the same one for the same ``--seed``)."""
+    if settings.tenant_id:
+        return settings.tenant_id
+    with ids.minting_from(ids.IdSource(f"tenant:{settings.seed}" if settings.seed is not None else None)):
+        return ids.new_guid()
+
+
 async def open_context(settings: Settings) -> Context:
-    """Open the stores, load or create the tenant and its signing key, seed the demo tenant."""
+    """Open the stores, load or create the tenant and its signing key, seed a new store."""
     if not settings.in_memory:
         Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
     store_url, blob_url = store_urls(settings)
@@ -89,14 +99,23 @@ async def open_context(settings: Settings) -> Context:
     blobs = make_blob_store(blob_url)
     await metadata.open()
     await blobs.open()
-    tenant_id = await metadata.set_setting_if_absent("tenant_id", settings.tenant_id or ids.new_guid())
+    tenant_id = await metadata.set_setting_if_absent("tenant_id", new_tenant_id(settings))
     pem = await metadata.get_setting("signing_key")
     if pem is None:
         pem = await metadata.set_setting_if_absent("signing_key", await asyncio.to_thread(generate_private_key_pem))
     tokens = TokenService(pem, tenant_id, settings.root_url)
-    ctx = Context(settings=settings, metadata=metadata, blobs=blobs, clock=Clock(), tokens=tokens, tenant_id=tenant_id)
-    if settings.demo_tenant:
-        await ensure_demo_tenant(ctx)
+    frozen = datetime.fromisoformat(settings.frozen_clock) if settings.frozen_clock else None
+    ctx = Context(
+        settings=settings,
+        metadata=metadata,
+        blobs=blobs,
+        clock=Clock(frozen),
+        tokens=tokens,
+        tenant_id=tenant_id,
+        ids=ids.IdSource(settings.seed),
+        journal=Journal(settings.journal_size),
+    )
+    await ensure_seeded(ctx)
     return ctx
 
 

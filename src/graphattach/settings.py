@@ -59,6 +59,13 @@ class Settings:
     #: from ``data_dir``/``in_memory`` when not set.
     store: str | None = None
     blobs: str | None = None
+    #: Mint ids, GUIDs, request ids and upload URLs from a generator seeded with this (``--seed``):
+    #: a scripted session repeats them exactly. None: random.
+    seed: int | None = None
+    #: Start the clock frozen at this instant (ISO 8601; ``--frozen-clock``), e.g. for repeatable timestamps.
+    frozen_clock: str | None = None
+    #: Requests the journal keeps (``/_graphattach/requests``); 0 keeps none.
+    journal_size: int = 1000
 
     @property
     def scheme(self) -> str:

@@ -21,6 +21,7 @@ from graphattach.composition import redact_url, store_urls
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.users import user_json
+from graphattach.services import tenant
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
 
@@ -155,15 +156,8 @@ def _names(value: Any, default: tuple[str, ...]) -> list[str]:
 
 
 async def reset(request: Request) -> Response:
-    """Delete every record and byte; keep the tenant and its signing key; re-create the demo users."""
-    ctx = _ctx(request)
-    await ctx.metadata.reset()
-    await ctx.blobs.reset()
-    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
-    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
-    ctx.clock.reset()
-    if ctx.settings.demo_tenant:
-        await user_service.ensure_demo_tenant(ctx)
+    """Back to the seeded state: mailboxes, sessions, rules, journal, clock (services/tenant.py)."""
+    await tenant.reset(_ctx(request))
     return empty(204)
 
 

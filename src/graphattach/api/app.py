@@ -17,6 +17,7 @@ from starlette.routing import Route
 from graphattach.api import admin, oauth, openapi, upload_endpoint
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
+from graphattach.api.request_scope import RequestScopeMiddleware
 from graphattach.composition import close_context, open_context
 from graphattach.domain.errors import GraphError, NotFound
 from graphattach.protocol.errors import graph_error_body
@@ -74,13 +75,16 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         *openapi.ROUTES,
     ]
 
+    def context() -> Context:
+        current: Context = app.state.ctx
+        return current
+
     def now() -> datetime:
-        context: Context = app.state.ctx
-        return context.clock.now()
+        return context().clock.now()
 
     app: Starlette = Starlette(
         routes=routes,
-        middleware=[Middleware(GraphMiddleware, now=now)],
+        middleware=[Middleware(RequestScopeMiddleware, context=context), Middleware(GraphMiddleware, now=now)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graphattach.auth.principal import Principal
+from graphattach.domain import ids
 from graphattach.domain.errors import GraphError, InvalidAuthenticationToken
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
@@ -156,7 +156,7 @@ class TokenService:
                 "appid": app_id,
                 "scp": " ".join(scopes),
                 "ver": "1.0",
-                "uti": uuid.uuid4().hex,
+                "uti": ids.token_hex(16),
             }
         )
 
@@ -176,7 +176,7 @@ class TokenService:
                 "roles": roles,
                 "idtyp": "app",
                 "ver": "1.0",
-                "uti": uuid.uuid4().hex,
+                "uti": ids.token_hex(16),
             }
         )
 

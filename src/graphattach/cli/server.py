@@ -63,9 +63,9 @@ def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
 def _prepare_store(settings: Settings) -> str:
     """Open the store once before the workers start: migrate, seed the demo tenant, read the tenant id."""
     if settings.in_memory:
-        from graphattach.domain import ids
+        from graphattach.composition import new_tenant_id
 
-        return settings.tenant_id or ids.new_guid()
+        return new_tenant_id(settings)
     import asyncio
 
     from graphattach.composition import context_for

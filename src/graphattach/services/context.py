@@ -1,11 +1,15 @@
-"""The bundle every service works with: stores, settings, clock and token service."""
+"""The bundle every service works with: stores, settings, clock, token service, id source and journal."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from graphattach.auth.tokens import TokenService
+from graphattach.domain.ids import IdSource
 from graphattach.services.clock import Clock
+from graphattach.services.journal import Journal
 from graphattach.settings import Settings
 from graphattach.storage.interfaces import BlobStore, MetadataStore
 
@@ -18,6 +22,14 @@ class Context:
     clock: Clock
     tokens: TokenService
     tenant_id: str
+    #: Where ids come from while serving (seeded under ``--seed``); restarted by a reset.
+    ids: IdSource = field(default_factory=IdSource)
+    journal: Journal = field(default_factory=Journal)
+    #: Called by a reset after the stores are emptied, for in-process state a feature keeps
+    #: (fault rules, throttling windows...): each returns nothing or an awaitable.
+    reset_hooks: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    #: One reset at a time.
+    reset_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def free_blobs(self, keys: list[str]) -> None:
         """Delete blobs that no record references any more (after the metadata commit)."""
