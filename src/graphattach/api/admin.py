@@ -6,6 +6,7 @@ When the server runs with ``--admin-key``, every call needs ``X-Graphattach-Admi
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -112,7 +113,8 @@ async def update_user(request: Request) -> Response:
 
 
 async def mint_token(request: Request) -> Response:
-    """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token."""
+    """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token
+    (``appId`` names the app it is issued to; the journal and the permissions report group by it)."""
     ctx = _ctx(request)
     body = await _json(request)
     lifetime = body.get("lifetime", 3600)
@@ -137,7 +139,7 @@ async def mint_token(request: Request) -> Response:
         name=user.display_name,
         scopes=scopes,
         lifetime=lifetime,
-        app_id=CLI_APP_ID,
+        app_id=str(body.get("appId") or CLI_APP_ID),
         now=now,
     )
     return graph_json(
@@ -162,17 +164,44 @@ async def reset(request: Request) -> Response:
 
 
 async def clock(request: Request) -> Response:
-    """``GET`` the server time; ``POST {"advanceSeconds": n}`` moves it forward (tests); ``DELETE`` resets."""
+    """``GET`` the server time; ``POST`` moves it (tests): ``{"advanceSeconds": n}`` forward,
+    ``{"set": "2026-01-01T00:00:00Z"}`` to an instant, ``{"frozen": true|false}`` stops or restarts
+    it (with ``set``: frozen there); ``DELETE`` puts it back (wall clock, or ``--frozen-clock``)."""
     ctx = _ctx(request)
     if request.method == "POST":
         body = await _json(request)
-        seconds = body.get("advanceSeconds")
-        if not isinstance(seconds, (int, float)) or seconds < 0:
+        unknown = set(body) - {"advanceSeconds", "set", "frozen"}
+        if unknown or not body:
+            raise BadRequest("Give advanceSeconds, set (an ISO 8601 date and time) and/or frozen (true/false).")
+        frozen = body.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise BadRequest("frozen must be true or false.")
+        seconds = body.get("advanceSeconds", 0)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
             raise BadRequest("advanceSeconds must be a non-negative number.")
-        ctx.clock.advance(float(seconds))
+        instant: datetime | None = None
+        if "set" in body:
+            try:
+                instant = datetime.fromisoformat(body["set"]) if isinstance(body["set"], str) else None
+            except ValueError:
+                instant = None
+            if instant is None:
+                raise BadRequest("set must be an ISO 8601 date and time, e.g. 2026-01-01T09:00:00Z.")
+        if instant is not None:
+            ctx.clock.set(instant, frozen=frozen)
+        elif frozen is not None:
+            ctx.clock.freeze() if frozen else ctx.clock.unfreeze()
+        if seconds:
+            ctx.clock.advance(float(seconds))
     elif request.method == "DELETE":
         ctx.clock.reset()
-    return graph_json({"now": ctx.clock.now().isoformat(), "offsetSeconds": ctx.clock.offset.total_seconds()})
+    return graph_json(
+        {
+            "now": ctx.clock.now().isoformat(),
+            "offsetSeconds": ctx.clock.offset.total_seconds(),
+            "frozen": ctx.clock.frozen,
+        }
+    )
 
 
 ROUTES = [

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, oauth, openapi, upload_endpoint
+from graphattach.api import admin, oauth, openapi, testkit, upload_endpoint
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.api.request_scope import RequestScopeMiddleware
@@ -71,6 +71,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
         *upload_endpoint.ROUTES,
         *admin.ROUTES,
+        *testkit.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,
     ]
