@@ -30,8 +30,28 @@ _TEXTUAL = (b"json", b"text/", b"xml", b"x-www-form-urlencoded", b"javascript")
 REDACTED = "REDACTED"
 
 
+_SECRET_JSON = re.compile(
+    rb'("(?:password|client_secret|access_token|refresh_token|id_token|assertion)"\s*:\s*")(?:[^"\\]|\\.)*(")'
+)
+
+
+_AUTHTOKEN_IN_TEXT = re.compile(rb"(authtoken=)[^\"&\s\\]*")
+
+
 def redact_query(query: str) -> str:
     return _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, query)
+
+
+def redact_body(body: bytes) -> bytes:
+    """Credentials in a kept body (form fields, JSON string members) replaced by ``REDACTED``."""
+    if not body:
+        return body
+    body = _SECRET_JSON.sub(rb"\1" + REDACTED.encode() + rb"\2", body)
+    # upload URLs carry their credential (createUploadSession's uploadUrl)
+    body = _AUTHTOKEN_IN_TEXT.sub(rb"\1" + REDACTED.encode(), body)
+    if b"=" in body and not body.lstrip().startswith((b"{", b"[")):
+        body = redact_query(body.decode("latin-1")).encode("latin-1")
+    return body
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -124,7 +144,7 @@ class RequestScopeMiddleware:
             entry.request_id = str(state.get("request_id", ""))
             entry.client_request_id = str(state.get("client_request_id", ""))
             entry.operation = str(state.get(OPERATION_KEY, UNKNOWN_OPERATION))
-            entry.request_body = bytes(request_body)
-            entry.response_body = bytes(response_body)
+            entry.request_body = redact_body(bytes(request_body))
+            entry.response_body = redact_body(bytes(response_body))
             journal.reset_current(token)
             book.append(entry)

@@ -1,10 +1,12 @@
-"""``graphattach token`` and ``graphattach users``: talk to a running server's admin API."""
+"""``graphattach token``, ``users`` and ``requests``: talk to a running server's admin API."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,7 +26,9 @@ def _base_url_option(f: Any) -> Any:
     )(f)
 
 
-def _admin(base_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _admin(
+    base_url: str, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+) -> Any:
     headers = {}
     if key := os.environ.get("GRAPHATTACH_ADMIN_KEY"):
         headers["X-Graphattach-Admin-Key"] = key
@@ -34,6 +38,7 @@ def _admin(base_url: str, method: str, path: str, body: dict[str, Any] | None = 
             method,
             base_url.rstrip("/") + "/_graphattach" + path,
             json=body,
+            params=params,
             headers=headers,
             timeout=30,
             verify=verify,
@@ -110,3 +115,102 @@ def register(cli: click.Group) -> None:
             body["maxMessageSize"] = max_message_size
         user = _admin(base_url, "POST", "/users", body)
         click.echo(f"{user['id']}  {user['userPrincipalName']}  {user['displayName']}")
+
+    @cli.command("requests")
+    @click.option("--follow", "-f", is_flag=True, help="Keep printing requests as they are served (Ctrl-C stops).")
+    @click.option("--operation", default=None, help="An operation name, or a prefix ending in '.' (attachments.).")
+    @click.option("--status", default=None, help="A status code (404) or a class (4xx).")
+    @click.option("--method", default=None, help="An HTTP method.")
+    @click.option("--user", default=None, help="The signed-in user (UPN or id).")
+    @click.option("--path", default=None, help="A part of the path.")
+    @click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the newest N.")
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+    @click.option(
+        "--har", "har", type=click.Path(dir_okay=False, writable=True), default=None, help="Write a HAR file."
+    )
+    @click.option(
+        "--permissions", is_flag=True, help="Print the least privileged permissions that cover what each app did."
+    )
+    @click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds between polls (--follow).")
+    @_base_url_option
+    def requests(
+        follow: bool,
+        operation: str | None,
+        status: str | None,
+        method: str | None,
+        user: str | None,
+        path: str | None,
+        limit: int | None,
+        as_json: bool,
+        har: str | None,
+        permissions: bool,
+        interval: float,
+        base_url: str,
+    ) -> None:
+        """Show the requests the running server served (its journal), or follow them.
+
+        One line per request: time (server clock), method, status, operation, caller, the permission
+        it needed, the path, duration and bytes in/out. The journal is in the server's memory and
+        holds its last --journal-size requests.
+        """
+        filters = {
+            k: v
+            for k, v in {
+                "operation": operation,
+                "status": status,
+                "method": method,
+                "user": user,
+                "path": path,
+                "limit": None if limit is None else str(limit),
+            }.items()
+            if v is not None
+        }
+        if har:
+            Path(har).write_text(json.dumps(_admin(base_url, "GET", "/requests.har", params=filters), indent=1))
+            click.echo(f"wrote {har}")
+            return
+        if permissions:
+            report = _admin(base_url, "GET", "/permissions-report", params=filters)
+            if as_json:
+                click.echo(json.dumps(report, indent=2))
+                return
+            for group in report["value"]:
+                click.echo(f"{group['caller']} app {group['appId']}: {group['requests']} requests")
+                click.echo(f"  minimal: {' '.join(group['minimalPermissions']) or '(none)'}")
+                click.echo(f"  granted: {' '.join(group['grantedPermissions']) or '(none)'}")
+                click.echo(f"  excess:  {' '.join(group['excessPermissions']) or '(none)'}")
+            return
+        since = 0
+        while True:
+            body = _admin(base_url, "GET", "/requests", params={**filters, "since": str(since)})
+            for entry in body["value"]:
+                click.echo(json.dumps(entry) if as_json else _request_line(entry))
+            since = max(since, int(body["lastSeq"]))
+            if not follow:
+                return
+            sys.stdout.flush()
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                return
+            # after the first page, a follower sees every new request, however many
+            filters.pop("limit", None)
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count} B"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} KB"
+    return f"{count / 1_000_000:.1f} MB"
+
+
+def _request_line(entry: dict[str, Any]) -> str:
+    when = entry["time"][11:23]
+    who = entry["user"] or (f"app {entry['appId']}" if entry["caller"] == "app" else entry["caller"] or "-")
+    query = f"?{entry['query']}" if entry["query"] else ""
+    return (
+        f"{when}  {entry['method']:<6} {entry['status']}  {entry['operation']:<32} {who:<32} "
+        f"{entry['permission'] or '-':<16} {entry['path']}{query}  {entry['durationMs']:.1f} ms  "
+        f"in {_size(entry['bytesIn'])} out {_size(entry['bytesOut'])}"
+    )

@@ -194,6 +194,25 @@ def register(cli: click.Group) -> None:
         help="ASGI server.",
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
+    @click.option(
+        "--seed",
+        type=int,
+        default=None,
+        help="Mint ids, request ids and upload URLs from this seed: a scripted session repeats them exactly.",
+    )
+    @click.option(
+        "--frozen-clock",
+        default=None,
+        metavar="ISO8601",
+        help="Start with the clock stopped at this instant (e.g. 2026-01-01T09:00:00Z); the admin API moves it.",
+    )
+    @click.option(
+        "--journal-size",
+        type=click.IntRange(min=0),
+        default=1000,
+        show_default=True,
+        help="Requests the journal keeps in memory (GET /_graphattach/requests); 0 keeps none.",
+    )
     def serve(
         host: str,
         port: int,
@@ -214,6 +233,9 @@ def register(cli: click.Group) -> None:
         workers: int,
         server_impl: str,
         no_demo: bool,
+        seed: int | None,
+        frozen_clock: str | None,
+        journal_size: int,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
         if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
@@ -240,9 +262,22 @@ def register(cli: click.Group) -> None:
             store=store,
             blobs=blobs,
             demo_tenant=not no_demo,
+            seed=seed,
+            frozen_clock=frozen_clock,
+            journal_size=journal_size,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             **extra,  # type: ignore[arg-type]
         )
+        if frozen_clock is not None:
+            from datetime import datetime
+
+            try:
+                datetime.fromisoformat(frozen_clock)
+            except ValueError:
+                raise click.BadParameter(
+                    f"{frozen_clock!r} is not an ISO 8601 date and time (e.g. 2026-01-01T09:00:00Z)",
+                    param_hint="--frozen-clock",
+                ) from None
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
         tenant_id, cert, key = _in_child(_prepare, settings)

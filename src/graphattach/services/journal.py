@@ -119,6 +119,7 @@ class Journal:
         self.body_limit = body_limit
         self._entries: deque[JournalEntry] = deque(maxlen=max(size, 0))
         self._seq = itertools.count(1)
+        self._cleared_at = 0
 
     @property
     def enabled(self) -> bool:
@@ -128,12 +129,16 @@ class Journal:
         return JournalEntry(seq=next(self._seq), time=time, method=method, path=path, query=query)
 
     def append(self, entry: JournalEntry) -> None:
-        if self.size > 0:
+        """Keep ``entry``, unless the journal was cleared since it was opened (the request that
+        reset the server is not in the journal it emptied)."""
+        if self.size > 0 and entry.seq > self._cleared_at:
             self._entries.append(entry)
 
     def clear(self) -> None:
-        """Forget every entry; sequence numbers keep growing, so a follower never sees one twice."""
+        """Forget every entry, and those of requests still being served; sequence numbers keep
+        growing, so a follower never sees one twice."""
         self._entries.clear()
+        self._cleared_at = next(self._seq)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -37,8 +37,10 @@ def msgraph_client(server: GraphServer, user: str | None, scopes: Any, roles: An
             self._validator = AllowedHostsValidator([hostname(server.root_url)])
 
         async def get_authorization_token(
-            self, uri: str, additional_authentication_context: dict[str, Any] = {}
-        ) -> str:  # noqa: B006 - the abstract signature
+            self,
+            uri: str,
+            additional_authentication_context: dict[str, Any] = {},  # noqa: B006 - the abstract signature
+        ) -> str:
             if not self._validator.is_url_host_valid(uri):
                 return ""
             return server._current_token(user, scopes, roles)
