@@ -61,6 +61,7 @@ async def info(request: Request) -> Response:
             "betaUrl": ctx.settings.service_root("beta"),
             "uploadOrigin": ctx.settings.upload_root,
             "profile": ctx.settings.profile,
+            "seed": ctx.settings.seed,
             "strict": ctx.settings.strict,
             "store": redact_url(store),
             "blobs": redact_url(blobs),
