@@ -106,8 +106,8 @@ class ServerPool:
         options = {**self.defaults, **overrides}
         if self.external is not None:
             if self._connected is None:
-                url, key = self.external
-                self._connected = GraphServer.connect(url, admin_key=key)
+                url, admin_key = self.external
+                self._connected = GraphServer.connect(url, admin_key=admin_key)
             server = self._connected
             info = server._require()  # as read at connect(): profile and seed do not change while it runs
             for name, wanted in options.items():
@@ -120,10 +120,10 @@ class ServerPool:
                     pytest.skip(f"graphattach option {name}= needs an in-process server (--graphattach-url is set)")
             return server
         key = tuple(sorted((name, repr(value)) for name, value in options.items()))
-        server = self._servers.get(key)
-        if server is None:
-            server = self._servers[key] = GraphServer(**options).start()
-        return server
+        started = self._servers.get(key)
+        if started is None:
+            started = self._servers[key] = GraphServer(**options).start()
+        return started
 
     def close(self) -> None:
         for server in self._servers.values():
