@@ -214,3 +214,18 @@ def test_httpx_clients_carry_a_token_minted_again_after_the_clock_moves(graph: G
         assert client.get("me").status_code == 200
     with graph.httpx_client(None, roles=["User.Read.All"]) as app:
         assert app.get("users").status_code == 200
+
+
+def test_tls_and_an_azure_identity_credential() -> None:
+    with GraphServer(tls=True) as secure:
+        assert secure.root_url.startswith("https://") and secure.ca_bundle is not None
+        token = secure.azure_credential().get_token("https://graph.microsoft.com/.default").token
+        users = httpx.get(f"{secure.url}/users", headers={"Authorization": f"Bearer {token}"}, verify=secure.ca_bundle)
+        assert users.status_code == 200
+        with secure.httpx_client() as client:
+            assert client.get("me").json()["userPrincipalName"] == ADELE
+        wrong = secure.azure_credential(client_secret="not-the-secret")
+        with pytest.raises(Exception, match="AADSTS7000215"):
+            wrong.get_token("https://graph.microsoft.com/.default")
+    with GraphServer() as plain, pytest.raises(GraphServerError, match="tls=True"):
+        plain.azure_credential()

@@ -566,6 +566,29 @@ class GraphServer:
 
         return msgraph_client(self, user, scopes, roles)
 
+    def azure_credential(self, client_id: str = "graphattach-test-app", client_secret: str = CLIENT_SECRET) -> Any:
+        """azure-identity's ``ClientSecretCredential`` against this server's token endpoint (app tokens).
+
+        azure-identity only talks to an https authority: start the server with ``tls=True``. The
+        credential trusts the server's self-signed certificate; instance discovery (a call to
+        login.microsoftonline.com) is off. Needs ``pip install azure-identity``."""
+        if not self._root.startswith("https://"):
+            raise GraphServerError("azure-identity needs an https authority: use GraphServer(tls=True)")
+        try:
+            from azure.identity import ClientSecretCredential
+        except ImportError as exc:
+            raise RuntimeError(
+                "graph.azure_credential() needs azure-identity: pip install 'graphattach[azure]'"
+            ) from exc
+        return ClientSecretCredential(
+            self.tenant_id,
+            client_id,
+            client_secret,
+            authority=self._root,
+            disable_instance_discovery=True,
+            connection_verify=self.ca_bundle or True,
+        )
+
     # helpers that act like another mail user ------------------------------------------------------
 
     def send_mail(
