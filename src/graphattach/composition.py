@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
-from graphattach.auth.tokens import TokenService, generate_private_key_pem
+from graphattach.auth.tokens import TokenService, generate_private_key_pem, test_private_key_pem
 from graphattach.domain import ids
 from graphattach.services.clock import Clock
 from graphattach.services.context import Context
@@ -85,10 +85,13 @@ def make_blob_store(url: str) -> BlobStore:
 _memory_signing_key: str | None = None
 
 
-async def _new_signing_key(store_url: str) -> str:
-    """A new RSA key; in-memory stores (tests) share one per process: generating one takes 0.1-0.3 s
-    and they keep nothing, so nothing outlives the process that could be mixed up."""
+async def _new_signing_key(store_url: str, seed: int | None) -> str:
+    """A new RSA key; the published test key under ``--seed`` (the same tokens on every run); in-memory
+    stores (tests) share one per process: generating one takes 0.1-0.3 s and they keep nothing, so
+    nothing outlives the process that could be mixed up."""
     global _memory_signing_key
+    if seed is not None:
+        return test_private_key_pem()
     if not store_url.startswith("memory:"):
         return await asyncio.to_thread(generate_private_key_pem)
     if _memory_signing_key is None:
@@ -116,7 +119,7 @@ async def open_context(settings: Settings) -> Context:
     tenant_id = await metadata.set_setting_if_absent("tenant_id", new_tenant_id(settings))
     pem = await metadata.get_setting("signing_key")
     if pem is None:
-        pem = await metadata.set_setting_if_absent("signing_key", await _new_signing_key(store_url))
+        pem = await metadata.set_setting_if_absent("signing_key", await _new_signing_key(store_url, settings.seed))
     tokens = TokenService(pem, tenant_id, settings.root_url)
     frozen = datetime.fromisoformat(settings.frozen_clock) if settings.frozen_clock else None
     ctx = Context(
@@ -127,6 +130,7 @@ async def open_context(settings: Settings) -> Context:
         tokens=tokens,
         tenant_id=tenant_id,
         ids=ids.IdSource(settings.seed),
+        admin_ids=ids.IdSource(f"admin:{settings.seed}" if settings.seed is not None else None),
         journal=Journal(settings.journal_size),
     )
     await ensure_seeded(ctx)

@@ -192,6 +192,9 @@ def test_connect_with_an_admin_key() -> None:
 def test_connect_to_a_graphattach_serve_process(tmp_path: Path) -> None:
     with running_server(tmp_path / "data", "--in-memory", "--seed", "3") as process:
         graph = GraphServer.connect(process.root)
+        with GraphServer(seed=3) as same_seed:  # serve --seed mints what GraphServer(seed=) mints
+            assert graph.tenant_id == same_seed.tenant_id
+            assert [u.id for u in graph.users()] == [u.id for u in same_seed.users()]
         graph.send_mail(subject="to a process", attachments={"x.txt": b"x"})
         assert graph.messages(ADELE, folder="inbox")[0].attachment("x.txt").sha256 == hashlib.sha256(b"x").hexdigest()
         assert [r.operation for r in graph.requests_matching(operation="messages.")] == ["messages.sendMail"]

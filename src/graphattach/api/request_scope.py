@@ -21,6 +21,7 @@ from graphattach.protocol.operations import OPERATION_KEY, UNKNOWN_OPERATION
 from graphattach.services import journal
 from graphattach.services.context import Context
 
+ADMIN_PATH = "/_graphattach/"
 #: Admin calls that read the journal are not journaled: following the journal must not fill it.
 UNJOURNALED = ("/_graphattach/requests", "/_graphattach/permissions-report")
 #: Headers whose values are credentials (Dev Proxy redacts the same kind in its HAR files).
@@ -83,9 +84,9 @@ class RequestScopeMiddleware:
             await self.app(scope, receive, send)
             return
         ctx = self.context()
-        bound = ids.bind(ctx.ids)
+        path: str = scope.get("path", "")
+        bound = ids.bind(ctx.admin_ids if path.startswith(ADMIN_PATH) else ctx.ids)
         try:
-            path: str = scope.get("path", "")
             if not ctx.journal.enabled or path.startswith(UNJOURNALED):
                 await self.app(scope, receive, send)
                 return

@@ -16,6 +16,7 @@ request. A token that fails verification is not kept.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -41,6 +42,38 @@ def generate_private_key_pem() -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
+
+
+#: The primes of the published test key servers started with ``--seed`` sign with (generated once
+#: with Miller-Rabin from a fixed seed; computing them at start took seconds of pure Python).
+_TEST_KEY_P = int(
+    "d1003ec00bcbd0ef9e52eba8f49bf80b34b4b8bfee0c0fa2ce16108668fd9a5b773c9f563fde49591622e95eb8b68687"
+    "6fe9fe95d8917f5c63e8c8770c42ae9a31af6ad977663a9b81c775800a56d88240e7eec70d6888b4948d467e6dd45fe8"
+    "eed963cd06a40ff65dfbae596e9ab6be5bae7076e9f1c815a3347e4b159c6d2f",
+    16,
+)
+_TEST_KEY_Q = int(
+    "e2fbad401a7c926b74fb2b467584e616ae8d0105b983c2113a7e9c47e32e04336000cd4e8e028aa480ef3c5fe47c06f6"
+    "b864b1fdd100ad422175f0f37b850be56342b1d4f96785f2dd2941a5d93c62e9b2db014b771278d727af73d950c81c4a"
+    "95728dd991b9310bffeeaff2fbd9bc2897aafb13c0639b59df419c1888bdd981",
+    16,
+)
+
+
+@functools.cache
+def test_private_key_pem() -> str:
+    """The published test key: a server started with ``--seed`` signs with it, so its tokens and
+    upload URLs repeat from run to run. For tests only: this key is in the source code."""
+    p, q, e = _TEST_KEY_P, _TEST_KEY_Q, 65537
+    d = pow(e, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(e, p * q)
+    )
+    return (
+        numbers.private_key(unsafe_skip_rsa_key_validation=True)  # our own primes: no need for OpenSSL's slow check
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode("ascii")
+    )
 
 
 def _b64url_uint(value: int) -> str:

@@ -24,6 +24,10 @@ class Context:
     tenant_id: str
     #: Where ids come from while serving (seeded under ``--seed``); restarted by a reset.
     ids: IdSource = field(default_factory=IdSource)
+    #: Where the admin API's requests mint (request ids, token ids, added users): a stream of its
+    #: own, so that a test's admin calls (reading the journal, the clock, a mailbox) do not shift
+    #: the ids its Graph calls get.
+    admin_ids: IdSource = field(default_factory=IdSource)
     journal: Journal = field(default_factory=Journal)
     #: Called by a reset after the stores are emptied, for in-process state a feature keeps
     #: (fault rules, throttling windows...): each returns nothing or an awaitable.

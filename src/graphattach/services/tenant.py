@@ -67,6 +67,7 @@ async def reset(ctx: Context) -> None:
         await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
         ctx.clock.reset()
         ctx.ids.restart()
+        ctx.admin_ids.restart()
         ctx.journal.clear()
         for hook in ctx.reset_hooks:
             result = hook()
