@@ -23,8 +23,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 def safe_name(name: str) -> str:
-    """A file name that stays inside the target folder."""
-    cleaned = _UNSAFE.sub("_", name).strip(" .")
+    """A file name that stays inside the target folder: the last path component, tamed."""
+    cleaned = _UNSAFE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
     return cleaned or "attachment"
 
 

@@ -1,6 +1,6 @@
 """The same app tested with unittest: one ``GraphServer`` for the class, a reset before each test.
 
-    python -m unittest test_save_attachments_unittest      # from examples/save_attachments
+python -m unittest test_save_attachments_unittest      # from examples/save_attachments
 """
 
 from __future__ import annotations
