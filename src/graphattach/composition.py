@@ -133,6 +133,10 @@ async def open_context(settings: Settings) -> Context:
         admin_ids=ids.IdSource(f"admin:{settings.seed}" if settings.seed is not None else None),
         journal=Journal(settings.journal_size),
     )
+    if settings.seed_data:
+        from graphattach.services.seed_data import read_plan
+
+        ctx.seed_plan = await asyncio.to_thread(read_plan, settings.seed_data)
     await ensure_seeded(ctx)
     return ctx
 

@@ -64,6 +64,8 @@ class Settings:
     seed: int | None = None
     #: Start the clock frozen at this instant (ISO 8601; ``--frozen-clock``), e.g. for repeatable timestamps.
     frozen_clock: str | None = None
+    #: A seed data file (JSON or YAML: protocol/seed_data.py) the store is seeded with, and reset to.
+    seed_data: str | None = None
     #: Requests the journal keeps (``/_graphattach/requests``); 0 keeps none.
     journal_size: int = 1000
 

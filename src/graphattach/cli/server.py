@@ -207,6 +207,12 @@ def register(cli: click.Group) -> None:
         help="Start with the clock stopped at this instant (e.g. 2026-01-01T09:00:00Z); the admin API moves it.",
     )
     @click.option(
+        "--seed-data",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Seed a new store (and every reset) with the users, folders, messages and events of this JSON or YAML file.",
+    )
+    @click.option(
         "--journal-size",
         type=click.IntRange(min=0),
         default=1000,
@@ -235,6 +241,7 @@ def register(cli: click.Group) -> None:
         no_demo: bool,
         seed: int | None,
         frozen_clock: str | None,
+        seed_data: Path | None,
         journal_size: int,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
@@ -265,6 +272,7 @@ def register(cli: click.Group) -> None:
             seed=seed,
             frozen_clock=frozen_clock,
             journal_size=journal_size,
+            seed_data=str(seed_data.expanduser().resolve()) if seed_data else None,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             **extra,  # type: ignore[arg-type]
         )
@@ -278,6 +286,14 @@ def register(cli: click.Group) -> None:
                     f"{frozen_clock!r} is not an ISO 8601 date and time (e.g. 2026-01-01T09:00:00Z)",
                     param_hint="--frozen-clock",
                 ) from None
+        if seed_data is not None:
+            from graphattach.protocol.seed_data import SeedDataError
+            from graphattach.services.seed_data import read_plan
+
+            try:
+                read_plan(seed_data)
+            except SeedDataError as exc:
+                raise click.BadParameter(str(exc), param_hint="--seed-data") from None
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
         tenant_id, cert, key = _in_child(_prepare, settings)

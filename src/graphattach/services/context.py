@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphattach.auth.tokens import TokenService
 from graphattach.domain.ids import IdSource
@@ -32,6 +33,8 @@ class Context:
     #: Called by a reset after the stores are emptied, for in-process state a feature keeps
     #: (fault rules, throttling windows...): each returns nothing or an awaitable.
     reset_hooks: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+    #: What a seed data file adds to the seeded state (a ``protocol.seed_data.SeedPlan``), if any.
+    seed_plan: Any = None
     #: One reset at a time.
     reset_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -1,7 +1,7 @@
 """The seeded state of the tenant, and the reset that brings a server back to it.
 
 The seeded state is what a fresh store gets on first start: the demo tenant's users (unless
-``--no-demo``) with their mailboxes. It is minted from a generator seeded per store (or with
+``--no-demo``) with their mailboxes, and what a seed data file (``--seed-data``) adds. It is minted from a generator seeded per store (or with
 ``--seed``), so the demo users, their folders and calendars get the same ids after every reset
 and every restart: a test may hold on to Adele's id or her Inbox's id.
 """
@@ -32,8 +32,9 @@ async def seed_source(ctx: Context) -> ids.IdSource:
 
 async def seed(ctx: Context) -> None:
     """Create the seeded state in empty stores."""
+    plan = ctx.seed_plan
     with ids.minting_from(await seed_source(ctx)):
-        if ctx.settings.demo_tenant:
+        if ctx.settings.demo_tenant and (plan is None or plan.demo):
             for local, name in DEMO_USERS:
                 upn = f"{local}@{DEMO_DOMAIN}"
                 if await ctx.metadata.get_user_by_upn(upn) is None:
@@ -41,6 +42,10 @@ async def seed(ctx: Context) -> None:
                         await create_user(ctx, upn, name)
                     except GraphError:
                         pass  # another process created it meanwhile
+        if plan is not None:
+            from graphattach.services.seed_data import apply
+
+            await apply(ctx, plan)
 
 
 async def ensure_seeded(ctx: Context) -> None:

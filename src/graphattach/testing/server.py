@@ -173,7 +173,8 @@ class GraphServer:
 
     ``profile`` is ``outlook`` (exactly the real service) or ``lenient``; ``data_dir`` keeps the
     data in SQLite + files there (default: in memory); ``seed`` makes ids, request ids and upload
-    URLs repeat from run to run; ``frozen_clock`` starts the clock stopped at that instant;
+    URLs repeat from run to run; ``seed_data`` a JSON or YAML file of users, folders, messages and
+    events that every reset restores; ``frozen_clock`` starts the clock stopped at that instant;
     ``tls`` serves https with a self-signed certificate (``ca_bundle``). Any other keyword is a
     field of ``graphattach.settings.Settings`` (``session_lifetime`` → ``upload_session_lifetime``).
     """
@@ -185,6 +186,7 @@ class GraphServer:
         data_dir: str | Path | None = None,
         seed: int | None = None,
         frozen_clock: datetime | str | None = None,
+        seed_data: str | Path | None = None,
         admin_key: str | None = None,
         demo_tenant: bool = True,
         strict: bool = True,
@@ -203,6 +205,7 @@ class GraphServer:
             "profile": profile,
             "seed": seed,
             "frozen_clock": frozen_clock,
+            "seed_data": str(Path(seed_data).expanduser().resolve()) if seed_data is not None else None,
             "admin_key": admin_key,
             "demo_tenant": demo_tenant,
             "strict": strict,
@@ -261,6 +264,10 @@ class GraphServer:
             raise GraphServerError("a connected server cannot be started again; connect() anew")
         from graphattach.settings import Settings
 
+        if self._options.get("seed_data"):
+            from graphattach.services.seed_data import read_plan
+
+            read_plan(self._options["seed_data"])  # a SeedDataError here names the file, place and problem
         family = socket.AF_INET6 if ":" in self._options["host"] else socket.AF_INET
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
         # without it every response waits ~40 ms for the client's delayed ACK (Nagle).
