@@ -9,18 +9,20 @@ export, the least-privilege report and read-only views of a mailbox for assertio
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from graphattach import __version__
 from graphattach.api.admin import ADMIN_PREFIX
 from graphattach.api.admin import _ctx as admin_context
+from graphattach.api.call import stream_body
 from graphattach.api.responses import graph_json
 from graphattach.domain.errors import BadRequest
 from graphattach.domain.models import ItemKind
 from graphattach.protocol.operations import OPERATION_KEY, admin_operation
+from graphattach.protocol.snapshot import SnapshotError
 from graphattach.protocol.testkit import entry_json, har_json, item_view_json, permissions_report_json
-from graphattach.services import inspect
+from graphattach.services import inspect, snapshot
 from graphattach.services.journal import JournalEntry, permissions_report
 
 
@@ -73,6 +75,31 @@ async def permissions(request: Request) -> Response:
     return graph_json(permissions_report_json(permissions_report(entries), len(entries)))
 
 
+async def export_snapshot(request: Request) -> Response:
+    request.scope["state"][OPERATION_KEY] = admin_operation("snapshotExport")
+    ctx = admin_context(request)
+    return StreamingResponse(
+        snapshot.export(ctx),
+        media_type="application/x-ndjson",
+        headers={"content-disposition": 'attachment; filename="graphattach.snapshot.jsonl"'},
+    )
+
+
+async def import_snapshot(request: Request) -> Response:
+    """All or nothing: the whole body is checked before the stores are touched."""
+    request.scope["state"][OPERATION_KEY] = admin_operation("snapshotImport")
+    ctx = admin_context(request)
+    try:
+        spool = await snapshot.receive(stream_body(request))
+    except SnapshotError as exc:
+        raise BadRequest(f"The snapshot is refused, nothing was changed: {exc}") from None
+    try:
+        counts = await snapshot.restore(ctx, spool)
+    finally:
+        spool.close()
+    return graph_json(counts)
+
+
 async def _items(request: Request, kind: ItemKind) -> Response:
     request.scope["state"][OPERATION_KEY] = admin_operation("mailbox")
     ctx = admin_context(request)
@@ -93,6 +120,8 @@ ROUTES = [
     Route(f"{ADMIN_PREFIX}/requests", list_requests, methods=["GET"]),
     Route(f"{ADMIN_PREFIX}/requests.har", export_har, methods=["GET"]),
     Route(f"{ADMIN_PREFIX}/permissions-report", permissions, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/snapshot", export_snapshot, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/snapshot", import_snapshot, methods=["POST"]),
     Route(f"{ADMIN_PREFIX}/users/{{user}}/messages", user_messages, methods=["GET"]),
     Route(f"{ADMIN_PREFIX}/users/{{user}}/events", user_events, methods=["GET"]),
 ]

@@ -116,6 +116,8 @@ def register(cli: click.Group) -> None:
         user = _admin(base_url, "POST", "/users", body)
         click.echo(f"{user['id']}  {user['userPrincipalName']}  {user['displayName']}")
 
+    _snapshot_commands(cli)
+
     @cli.command("requests")
     @click.option("--follow", "-f", is_flag=True, help="Keep printing requests as they are served (Ctrl-C stops).")
     @click.option("--operation", default=None, help="An operation name, or a prefix ending in '.' (attachments.).")
@@ -195,6 +197,70 @@ def register(cli: click.Group) -> None:
                 return
             # after the first page, a follower sees every new request, however many
             filters.pop("limit", None)
+
+
+def _snapshot_commands(cli: click.Group) -> None:
+    @cli.group()
+    def snapshot() -> None:
+        """Export or import everything a running server holds (a streamed snapshot file)."""
+
+    @snapshot.command("export")
+    @click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+    @_base_url_option
+    def export_snapshot(file: Path, base_url: str) -> None:
+        """Write the server's users, folders, items, attachments and upload sessions to FILE."""
+        headers = {"X-Graphattach-Admin-Key": key} if (key := os.environ.get("GRAPHATTACH_ADMIN_KEY")) else {}
+        partial = file.with_name(file.name + ".partial")
+        try:
+            with httpx.stream(
+                "GET", base_url.rstrip("/") + "/_graphattach/snapshot", headers=headers, timeout=600
+            ) as r:
+                if r.status_code != 200:
+                    r.read()
+                    click.echo(f"graphattach: HTTP {r.status_code}: {r.text[:300]}", err=True)
+                    sys.exit(2)
+                with partial.open("wb") as out:
+                    for chunk in r.iter_bytes():
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            partial.unlink(missing_ok=True)
+            click.echo(f"graphattach: cannot reach the server at {base_url}: {exc}", err=True)
+            sys.exit(3)
+        partial.replace(file)
+        click.echo(f"wrote {file} ({file.stat().st_size} bytes)")
+
+    @snapshot.command("import")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @_base_url_option
+    def import_snapshot(file: Path, base_url: str) -> None:
+        """Replace everything the server holds with FILE (all or nothing)."""
+
+        def chunks() -> Any:
+            with file.open("rb") as source:
+                while block := source.read(1024 * 1024):
+                    yield block
+
+        counts = _admin_content(base_url, "/snapshot", chunks())
+        click.echo("restored " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+def _admin_content(base_url: str, path: str, content: Any) -> Any:
+    headers = {"X-Graphattach-Admin-Key": key} if (key := os.environ.get("GRAPHATTACH_ADMIN_KEY")) else {}
+    try:
+        response = httpx.post(
+            base_url.rstrip("/") + "/_graphattach" + path, content=content, headers=headers, timeout=600
+        )
+    except httpx.HTTPError as exc:
+        click.echo(f"graphattach: cannot reach the server at {base_url}: {exc}", err=True)
+        sys.exit(3)
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            click.echo(f"graphattach: {response.status_code} {error['code']}: {error['message']}", err=True)
+        except (ValueError, KeyError, TypeError):
+            click.echo(f"graphattach: HTTP {response.status_code}: {response.text[:200]}", err=True)
+        sys.exit(2)
+    return response.json()
 
 
 def _size(count: int) -> str:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attachments": ("client", "List, read, download and remove attachments of a message or an event."),
     "migrate": ("migrate", "Apply pending schema migrations to a metadata store."),
     "requests": ("admin", "Show the requests the running server served (its journal), or follow them."),
+    "snapshot": ("admin", "Export or import everything a running server holds (a streamed snapshot file)."),
     "serve": ("server", "Start the Graph server (embedded SQLite + files under --data-dir by default)."),
     "token": ("admin", "Print a bearer token minted by the running server."),
     "upload": ("client", "Resume or cancel an upload session by its URL."),

@@ -21,7 +21,7 @@ import base64
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -490,6 +490,36 @@ class GraphServer:
         tenant, or the seed data); the clock back to where it started; a seeded id sequence restarted."""
         self._clock_moved()
         self._admin("POST", "/reset")
+
+    # snapshots ---------------------------------------------------------------------------------------
+
+    def export_snapshot(self, path: str | Path) -> Path:
+        """Everything the server holds (users, folders, items, attachments with their bytes, upload
+        sessions) streamed to ``path`` (docs/testing.md, *Snapshots*)."""
+        target = Path(path)
+        assert self._http is not None
+        self._require()
+        with self._http.stream("GET", f"{self._root}/_graphattach/snapshot") as response:
+            if response.status_code != 200:
+                response.read()
+                raise GraphServerError(f"snapshot export: {response.status_code} {response.text[:300]}")
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return target
+
+    def import_snapshot(self, path: str | Path) -> dict[str, int]:
+        """Replace everything the server holds with a snapshot file: all or nothing (a truncated,
+        corrupt or newer file is refused and nothing changes). Returns what was restored."""
+
+        def chunks() -> Iterator[bytes]:
+            with Path(path).open("rb") as source:
+                while block := source.read(1024 * 1024):
+                    yield block
+
+        self._clock_moved()
+        result: dict[str, int] = self._admin("POST", "/snapshot", content=chunks())
+        return result
 
     # the journal -------------------------------------------------------------------------------------
 
