@@ -152,3 +152,39 @@ def test_snapshot_commands(tmp_path: Path) -> None:
             timeout=120,
         )
         assert done.returncode == 2 and "refused" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_100_mb_mailbox_round_trips_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    size = 100 * 1000 * 1000
+    digest = hashlib.sha256()
+    with GraphServer(data_dir=tmp_path / "source") as source, GraphServer(data_dir=tmp_path / "target") as target:
+        with source.httpx_client() as client:
+            draft = client.post("me/messages", json={"subject": "100 MB"}).json()
+            session = client.post(
+                f"me/messages/{draft['id']}/attachments/createUploadSession",
+                json={"AttachmentItem": {"attachmentType": "file", "name": "big.bin", "size": size}},
+            ).json()
+        with httpx.Client(timeout=120) as http:
+            for start in range(0, size, 4 * 1024 * 1024):
+                end = min(start + 4 * 1024 * 1024, size) - 1
+                block = os.urandom(end - start + 1)
+                digest.update(block)
+                put = http.put(
+                    session["uploadUrl"], content=block, headers={"Content-Range": f"bytes {start}-{end}/{size}"}
+                )
+                assert put.status_code in (200, 201), put.text
+        snapshot = tmp_path / "big.jsonl"
+        tracemalloc.start()
+        try:
+            source.export_snapshot(snapshot)
+            target.import_snapshot(snapshot)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # both servers and the client run in this process: none of them held the 100 MB
+        assert peak < 40 * 1024 * 1024, peak
+        (message,) = target.messages(ADELE, folder="drafts")
+        assert message.attachment("big.bin").sha256 == digest.hexdigest()
