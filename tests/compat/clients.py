@@ -1,6 +1,6 @@
 """Real third-party clients pointed at a graphattach server with a static token.
 
-The recipes are the ones in the shared client study (clients.md 2.1 for msgraph-sdk, 3.1 for O365):
+The recipes point msgraph-sdk and O365 at a local base URL with a static token:
 nothing here patches the clients; only the base URL and the token source change.
 """
 

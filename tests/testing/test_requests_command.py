@@ -25,7 +25,7 @@ def server() -> Iterator[GraphServer]:
 
 def _cli(graph: GraphServer, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "graphattach", "requests", "--base-url", graph.root_url, *args],
+        [sys.executable, "-m", "graphattach", "requests", "--graph-url", graph.url, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -56,7 +56,7 @@ def test_lists_filters_and_exports(server: GraphServer, tmp_path: Path) -> None:
     assert "minimal: Mail.Read" in report.stdout
 
     bad = _cli(server, "--status", "nope")
-    assert bad.returncode == 2 and "status must be" in bad.stderr
+    assert bad.returncode == 1 and "status must be" in bad.stderr  # the server refused it
 
 
 def test_follow_prints_new_requests_as_they_come(server: GraphServer) -> None:
@@ -70,8 +70,8 @@ def test_follow_prints_new_requests_as_they_come(server: GraphServer) -> None:
             "--follow",
             "--interval",
             "0.1",
-            "--base-url",
-            server.root_url,
+            "--graph-url",
+            server.url,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

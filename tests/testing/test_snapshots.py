@@ -129,14 +129,14 @@ def test_snapshot_commands(tmp_path: Path) -> None:
     with GraphServer() as source, GraphServer() as target:
         source.send_mail(subject="via the CLI", attachments={"x.txt": b"x"})
         done = subprocess.run(
-            [sys.executable, "-m", "graphattach", "snapshot", "export", str(path), "--base-url", source.root_url],
+            [sys.executable, "-m", "graphattach", "snapshot", "export", str(path), "--graph-url", source.url],
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
         done = subprocess.run(
-            [sys.executable, "-m", "graphattach", "snapshot", "import", str(path), "--base-url", target.root_url],
+            [sys.executable, "-m", "graphattach", "snapshot", "import", str(path), "--graph-url", target.url],
             capture_output=True,
             text=True,
             timeout=120,
@@ -146,12 +146,12 @@ def test_snapshot_commands(tmp_path: Path) -> None:
         assert [m.subject for m in target.messages(ADELE)] == ["via the CLI"]
         path.write_bytes(path.read_bytes()[:-20])
         done = subprocess.run(
-            [sys.executable, "-m", "graphattach", "snapshot", "import", str(path), "--base-url", target.root_url],
+            [sys.executable, "-m", "graphattach", "snapshot", "import", str(path), "--graph-url", target.url],
             capture_output=True,
             text=True,
             timeout=120,
         )
-        assert done.returncode == 2 and "refused" in done.stderr
+        assert done.returncode == 1 and "refused" in done.stderr
 
 
 @pytest.mark.slow

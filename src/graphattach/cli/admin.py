@@ -1,66 +1,140 @@
-"""``graphattach token``, ``users`` and ``requests``: talk to a running server's admin API."""
+"""``graphattach token``, ``users``, ``reset`` and ``clock``: talk to a running server's admin API.
+
+Which server: ``--graph-url`` (or ``GRAPHATTACH_GRAPH_URL``), the same service root every
+command takes; the admin API lives beside it, under ``/_graphattach/`` of the same origin.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from graphattach._httpx import httpx
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+#: A local server's service root (``graphattach serve`` with its defaults).
+DEFAULT_LOCAL_GRAPH_URL = "http://127.0.0.1:8765/v1.0"
+
+#: Exit codes shared with the client commands (docs/client.md).
+EXIT_ERROR, EXIT_USAGE, EXIT_NETWORK, EXIT_PROTOCOL = 1, 2, 3, 4
 
 
-def _base_url_option(f: Any) -> Any:
-    return click.option(
-        "--base-url",
-        envvar="GRAPHATTACH_BASE_URL",
-        default=DEFAULT_BASE_URL,
-        show_default=True,
-        help="The running server (scheme://host:port).",
-    )(f)
+def server_root(graph_url: str) -> str:
+    """``scheme://host:port`` of a service root: ``http://127.0.0.1:8765/v1.0`` → ``http://127.0.0.1:8765``."""
+    root = graph_url.strip().rstrip("/")
+    for version in ("/v1.0", "/beta"):
+        if root.lower().endswith(version):
+            return root[: -len(version)]
+    return root
 
 
-def _admin(
-    base_url: str, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
-) -> Any:
-    headers = {}
-    if key := os.environ.get("GRAPHATTACH_ADMIN_KEY"):
-        headers["X-Graphattach-Admin-Key"] = key
-    verify: Any = os.environ.get("GRAPHATTACH_CA_BUNDLE") or not base_url.startswith("https://")
-    try:
-        response = httpx.request(
-            method,
-            base_url.rstrip("/") + "/_graphattach" + path,
-            json=body,
-            params=params,
-            headers=headers,
-            timeout=30,
-            verify=verify,
-        )
-    except httpx.HTTPError as exc:
-        click.echo(
-            f"graphattach: cannot reach the server at {base_url}: {exc}. Is `graphattach serve` running?",
-            err=True,
-        )
-        sys.exit(3)
-    if response.status_code >= 400:
+def server_options(f: Any) -> Any:
+    """``--graph-url``, ``--admin-key`` and ``--ca-bundle``: which graphattach server, and how to talk to it."""
+    options = [
+        click.option(
+            "--graph-url",
+            envvar="GRAPHATTACH_GRAPH_URL",
+            show_envvar=True,
+            default=DEFAULT_LOCAL_GRAPH_URL,
+            show_default=True,
+            help="The server's service root, as every graphattach command takes it; its admin API is /_graphattach/ there.",
+        ),
+        # Before --graph-url, admin commands took the origin alone; still accepted, not shown.
+        click.option("--base-url", envvar="GRAPHATTACH_BASE_URL", default=None, hidden=True),
+        click.option(
+            "--admin-key",
+            envvar="GRAPHATTACH_ADMIN_KEY",
+            show_envvar=True,
+            default=None,
+            help="The key of a server started with --admin-key (sent as X-Graphattach-Admin-Key).",
+        ),
+        click.option(
+            "--ca-bundle",
+            envvar="GRAPHATTACH_CA_BUNDLE",
+            show_envvar=True,
+            default=None,
+            help="CA certificate file to trust (a server started with --tls prints its certificate's path).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+class Server:
+    """A graphattach server's admin API at one origin."""
+
+    def __init__(self, graph_url: str, base_url: str | None, admin_key: str | None, ca_bundle: str | None) -> None:
+        self.root = (base_url or server_root(graph_url)).rstrip("/")
+        if not self.root.startswith(("http://", "https://")):
+            raise click.UsageError(f"--graph-url must start with http:// or https://: {graph_url!r}")
+        if self.root.lower().rstrip("/").endswith("graph.microsoft.com"):
+            # e.g. `--token-command "graphattach token …"` beside a client command left on its default
+            raise click.UsageError(
+                f"{graph_url} is Microsoft Graph, which has no graphattach admin API: name the graphattach "
+                "server with --graph-url (or GRAPHATTACH_GRAPH_URL), e.g. http://127.0.0.1:8765/v1.0"
+            )
+        self.admin_key = admin_key
+        self.verify: Any = ca_bundle or True
+
+    def where(self) -> str:
+        from graphattach.client._core import host_port
+
+        return host_port(self.root)
+
+    def fail(self, message: str, code: int) -> NoReturn:
+        click.echo(f"graphattach: {message}", err=True)
+        sys.exit(code)
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request to ``/_graphattach{path}``; no retries (the server is here or it is not)."""
+        headers = {"X-Graphattach-Admin-Key": self.admin_key} if self.admin_key else {}
+        url = f"{self.root}/_graphattach{path}"
         try:
-            error = response.json()["error"]
-            click.echo(f"graphattach: {response.status_code} {error['code']}: {error['message']}", err=True)
-        except (ValueError, KeyError, TypeError):
-            click.echo(f"graphattach: HTTP {response.status_code}: {response.text[:200]}", err=True)
-        sys.exit(2)
-    return response.json() if response.content else None
+            response = httpx.request(method, url, json=body, headers=headers, timeout=30, verify=self.verify)
+        except httpx.ConnectError as exc:
+            refused = "refused" in str(exc).lower()
+            why = "connection refused (nothing listens there)" if refused else str(exc)
+            self.fail(
+                f"cannot reach the graphattach server at {self.where()}: {why}. "
+                "Is `graphattach serve` running there? (--graph-url or GRAPHATTACH_GRAPH_URL says which server)",
+                EXIT_NETWORK,
+            )
+        except httpx.HTTPError as exc:
+            self.fail(f"{method} {url}: {type(exc).__name__}: {exc}", EXIT_NETWORK)
+        try:
+            data = response.json() if response.content else None
+        except ValueError:
+            data = None
+            if response.status_code < 400:
+                self.fail(
+                    f"not a graphattach answer from {self.where()}: HTTP {response.status_code} "
+                    f"{response.text[:120]!r}. Is --graph-url a graphattach server?",
+                    EXIT_PROTOCOL,
+                )
+        if response.status_code >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            if isinstance(error, dict):
+                self.fail(f"HTTP {response.status_code} {error.get('code')}: {error.get('message')}", EXIT_ERROR)
+            self.fail(
+                f"not a graphattach answer from {self.where()}: HTTP {response.status_code} "
+                f"{response.text[:120]!r}. Is --graph-url a graphattach server?",
+                EXIT_PROTOCOL,
+            )
+        return data
+
+
+def _server(options: dict[str, Any]) -> Server:
+    return Server(options["graph_url"], options["base_url"], options["admin_key"], options["ca_bundle"])
+
+
+EPILOG = "Exit codes: 0 ok; 1 the server answered an error; 2 usage; 3 network; 4 not a graphattach server."
 
 
 def register(cli: click.Group) -> None:
-    @cli.command()
+    @cli.command(epilog=EPILOG)
     @click.option("--user", "user", default=None, help="userPrincipalName or id of the signed-in user.")
     @click.option(
         "--scopes",
@@ -74,8 +148,8 @@ def register(cli: click.Group) -> None:
         help="Application roles for --app. [default: Mail.ReadWrite Mail.Send Calendars.ReadWrite User.Read.All]",
     )
     @click.option("--lifetime", type=int, default=3600, show_default=True, help="Seconds until it expires.")
-    @_base_url_option
-    def token(user: str | None, scopes: str | None, app: bool, roles: str | None, lifetime: int, base_url: str) -> None:
+    @server_options
+    def token(user: str | None, scopes: str | None, app: bool, roles: str | None, lifetime: int, **server: Any) -> None:
         """Print a bearer token minted by the running server."""
         if app == bool(user):
             raise click.UsageError("give exactly one of --user UPN|ID and --app")
@@ -84,18 +158,18 @@ def register(cli: click.Group) -> None:
             body.update(app=True, roles=roles)
         else:
             body.update(user=user, scopes=scopes)
-        click.echo(_admin(base_url, "POST", "/token", body)["access_token"])
+        click.echo(_server(server).call("POST", "/token", body)["access_token"])
 
-    @cli.group()
+    @cli.group(epilog=EPILOG)
     def users() -> None:
         """List and add users of the server's tenant."""
 
     @users.command("list")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    @_base_url_option
-    def list_users(as_json: bool, base_url: str) -> None:
+    @server_options
+    def list_users(as_json: bool, **server: Any) -> None:
         """List users."""
-        values = _admin(base_url, "GET", "/users")["value"]
+        values = _server(server).call("GET", "/users")["value"]
         if as_json:
             click.echo(json.dumps(values, indent=2))
             return
@@ -107,176 +181,39 @@ def register(cli: click.Group) -> None:
     @click.option("--name", default=None, help="Display name.")
     @click.option("--password", default=None, help="Password for the token endpoint's password grant.")
     @click.option("--max-message-size", type=int, default=None, help="Mailbox maximum message size in bytes.")
-    @_base_url_option
-    def add_user(upn: str, name: str | None, password: str | None, max_message_size: int | None, base_url: str) -> None:
+    @server_options
+    def add_user(upn: str, name: str | None, password: str | None, max_message_size: int | None, **server: Any) -> None:
         """Add a user (with a mailbox and a calendar)."""
         body: dict[str, Any] = {"userPrincipalName": upn, "displayName": name, "password": password}
         if max_message_size:
             body["maxMessageSize"] = max_message_size
-        user = _admin(base_url, "POST", "/users", body)
+        user = _server(server).call("POST", "/users", body)
         click.echo(f"{user['id']}  {user['userPrincipalName']}  {user['displayName']}")
 
-    _snapshot_commands(cli)
+    @cli.command(epilog=EPILOG)
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @server_options
+    def reset(yes: bool, **server: Any) -> None:
+        """Delete every message, event and attachment; keep the tenant; re-create the demo users."""
+        target = _server(server)
+        if not yes:
+            click.confirm(f"Delete everything stored by the server at {target.where()}?", abort=True, err=True)
+        target.call("POST", "/reset")
+        click.echo(f"reset the server at {target.where()}")
 
-    @cli.command("requests")
-    @click.option("--follow", "-f", is_flag=True, help="Keep printing requests as they are served (Ctrl-C stops).")
-    @click.option("--operation", default=None, help="An operation name, or a prefix ending in '.' (attachments.).")
-    @click.option("--status", default=None, help="A status code (404) or a class (4xx).")
-    @click.option("--method", default=None, help="An HTTP method.")
-    @click.option("--user", default=None, help="The signed-in user (UPN or id).")
-    @click.option("--path", default=None, help="A part of the path.")
-    @click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the newest N.")
-    @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-    @click.option(
-        "--har", "har", type=click.Path(dir_okay=False, writable=True), default=None, help="Write a HAR file."
-    )
-    @click.option(
-        "--permissions", is_flag=True, help="Print the least privileged permissions that cover what each app did."
-    )
-    @click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds between polls (--follow).")
-    @_base_url_option
-    def requests(
-        follow: bool,
-        operation: str | None,
-        status: str | None,
-        method: str | None,
-        user: str | None,
-        path: str | None,
-        limit: int | None,
-        as_json: bool,
-        har: str | None,
-        permissions: bool,
-        interval: float,
-        base_url: str,
-    ) -> None:
-        """Show the requests the running server served (its journal), or follow them.
-
-        One line per request: time (server clock), method, status, operation, caller, the permission
-        it needed, the path, duration and bytes in/out. The journal is in the server's memory and
-        holds its last --journal-size requests.
-        """
-        filters = {
-            k: v
-            for k, v in {
-                "operation": operation,
-                "status": status,
-                "method": method,
-                "user": user,
-                "path": path,
-                "limit": None if limit is None else str(limit),
-            }.items()
-            if v is not None
-        }
-        if har:
-            Path(har).write_text(json.dumps(_admin(base_url, "GET", "/requests.har", params=filters), indent=1))
-            click.echo(f"wrote {har}")
-            return
-        if permissions:
-            report = _admin(base_url, "GET", "/permissions-report", params=filters)
-            if as_json:
-                click.echo(json.dumps(report, indent=2))
-                return
-            for group in report["value"]:
-                click.echo(f"{group['caller']} app {group['appId']}: {group['requests']} requests")
-                click.echo(f"  minimal: {' '.join(group['minimalPermissions']) or '(none)'}")
-                click.echo(f"  granted: {' '.join(group['grantedPermissions']) or '(none)'}")
-                click.echo(f"  excess:  {' '.join(group['excessPermissions']) or '(none)'}")
-            return
-        since = 0
-        while True:
-            body = _admin(base_url, "GET", "/requests", params={**filters, "since": str(since)})
-            for entry in body["value"]:
-                click.echo(json.dumps(entry) if as_json else _request_line(entry))
-            since = max(since, int(body["lastSeq"]))
-            if not follow:
-                return
-            sys.stdout.flush()
-            try:
-                time.sleep(interval)
-            except KeyboardInterrupt:
-                return
-            # after the first page, a follower sees every new request, however many
-            filters.pop("limit", None)
-
-
-def _snapshot_commands(cli: click.Group) -> None:
-    @cli.group()
-    def snapshot() -> None:
-        """Export or import everything a running server holds (a streamed snapshot file)."""
-
-    @snapshot.command("export")
-    @click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
-    @_base_url_option
-    def export_snapshot(file: Path, base_url: str) -> None:
-        """Write the server's users, folders, items, attachments and upload sessions to FILE."""
-        headers = {"X-Graphattach-Admin-Key": key} if (key := os.environ.get("GRAPHATTACH_ADMIN_KEY")) else {}
-        partial = file.with_name(file.name + ".partial")
-        try:
-            with httpx.stream(
-                "GET", base_url.rstrip("/") + "/_graphattach/snapshot", headers=headers, timeout=600
-            ) as r:
-                if r.status_code != 200:
-                    r.read()
-                    click.echo(f"graphattach: HTTP {r.status_code}: {r.text[:300]}", err=True)
-                    sys.exit(2)
-                with partial.open("wb") as out:
-                    for chunk in r.iter_bytes():
-                        out.write(chunk)
-        except httpx.HTTPError as exc:
-            partial.unlink(missing_ok=True)
-            click.echo(f"graphattach: cannot reach the server at {base_url}: {exc}", err=True)
-            sys.exit(3)
-        partial.replace(file)
-        click.echo(f"wrote {file} ({file.stat().st_size} bytes)")
-
-    @snapshot.command("import")
-    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @_base_url_option
-    def import_snapshot(file: Path, base_url: str) -> None:
-        """Replace everything the server holds with FILE (all or nothing)."""
-
-        def chunks() -> Any:
-            with file.open("rb") as source:
-                while block := source.read(1024 * 1024):
-                    yield block
-
-        counts = _admin_content(base_url, "/snapshot", chunks())
-        click.echo("restored " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-
-
-def _admin_content(base_url: str, path: str, content: Any) -> Any:
-    headers = {"X-Graphattach-Admin-Key": key} if (key := os.environ.get("GRAPHATTACH_ADMIN_KEY")) else {}
-    try:
-        response = httpx.post(
-            base_url.rstrip("/") + "/_graphattach" + path, content=content, headers=headers, timeout=600
-        )
-    except httpx.HTTPError as exc:
-        click.echo(f"graphattach: cannot reach the server at {base_url}: {exc}", err=True)
-        sys.exit(3)
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            click.echo(f"graphattach: {response.status_code} {error['code']}: {error['message']}", err=True)
-        except (ValueError, KeyError, TypeError):
-            click.echo(f"graphattach: HTTP {response.status_code}: {response.text[:200]}", err=True)
-        sys.exit(2)
-    return response.json()
-
-
-def _size(count: int) -> str:
-    if count < 1000:
-        return f"{count} B"
-    if count < 1_000_000:
-        return f"{count / 1000:.1f} KB"
-    return f"{count / 1_000_000:.1f} MB"
-
-
-def _request_line(entry: dict[str, Any]) -> str:
-    when = entry["time"][11:23]
-    who = entry["user"] or (f"app {entry['appId']}" if entry["caller"] == "app" else entry["caller"] or "-")
-    query = f"?{entry['query']}" if entry["query"] else ""
-    return (
-        f"{when}  {entry['method']:<6} {entry['status']}  {entry['operation']:<32} {who:<32} "
-        f"{entry['permission'] or '-':<16} {entry['path']}{query}  {entry['durationMs']:.1f} ms  "
-        f"in {_size(entry['bytesIn'])} out {_size(entry['bytesOut'])}"
-    )
+    @cli.command(epilog=EPILOG)
+    @click.option("--advance", type=float, default=None, help="Move the server's clock forward by SECONDS.")
+    @click.option("--real", is_flag=True, help="Back to the real time (undo every --advance).")
+    @server_options
+    def clock(advance: float | None, real: bool, **server: Any) -> None:
+        """Show the server's clock, move it forward (expire upload sessions and tokens in tests), or reset it."""
+        if advance is not None and real:
+            raise click.UsageError("give one of --advance and --real")
+        target = _server(server)
+        if advance is not None:
+            state = target.call("POST", "/clock", {"advanceSeconds": advance})
+        elif real:
+            state = target.call("DELETE", "/clock")
+        else:
+            state = target.call("GET", "/clock")
+        click.echo(f"{state['now']}  (offset {state['offsetSeconds']:g} s)")

@@ -1,4 +1,4 @@
-"""Limits the real service enforces, with their sources (../shared/reference/graph-api.md §3.1)."""
+"""Limits the real service enforces, with their sources (docs/fidelity.md, "limits")."""
 
 from __future__ import annotations
 

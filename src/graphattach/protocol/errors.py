@@ -1,5 +1,5 @@
 """Graph's error body: ``{"error": {"code", "message", "innerError": {"date", "request-id",
-"client-request-id"}}}`` (../shared/reference/graph-api.md §3.2)."""
+"client-request-id"}}}`` (https://learn.microsoft.com/graph/errors)."""
 
 from __future__ import annotations
 
