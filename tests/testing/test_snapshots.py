@@ -188,3 +188,21 @@ def test_a_100_mb_mailbox_round_trips_in_bounded_memory(tmp_path: Path) -> None:
         assert peak < 40 * 1024 * 1024, peak
         (message,) = target.messages(ADELE, folder="drafts")
         assert message.attachment("big.bin").sha256 == digest.hexdigest()
+
+
+def test_round_trip_through_postgresql_and_s3(tmp_path: Path, pg_url: str, s3_url: str) -> None:
+    first, second = tmp_path / "from-memory.jsonl", tmp_path / "from-postgres.jsonl"
+    with GraphServer() as source:
+        sums = _fill(source)
+        before = _state(source)
+        source.export_snapshot(first)
+    with GraphServer(store=pg_url, blobs=s3_url) as scaled:
+        assert scaled.info()["store"].startswith("postgresql://")
+        scaled.import_snapshot(first)
+        assert _state(scaled) == before
+        scaled.export_snapshot(second)
+    with GraphServer(data_dir=tmp_path / "data") as embedded:
+        embedded.import_snapshot(second)
+        assert _state(embedded) == before
+        (big,) = [m for m in embedded.messages(ADELE) if m.subject == "big"]
+        assert big.attachment("big.bin").sha256 == sums["big"]
