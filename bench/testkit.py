@@ -6,9 +6,9 @@ Figures (medians; p90 where it helps), printed; nothing is asserted:
 
 - ``GraphServer`` start to first answered request, in this process after the imports (warm) and
   in a new interpreter including them (cold); moto's ``ThreadedMotoServer(port=0)`` the same ways;
-- ``reset()`` with N messages in the mailbox (each with a 1 KiB file attachment), in-memory stores:
-  the admin call as a test sees it, and the server's share of it; moto's ``POST /moto-api/reset``
-  with N S3 objects;
+- a reset with N messages in the mailbox (each with a 1 KiB file attachment), in-memory stores:
+  ``GraphServer.reset()``, the admin API's ``POST /_graphattach/reset`` and the server's share;
+  moto's ``POST /moto-api/reset`` with N S3 objects;
 - per-test fixture overhead: what the ``graph`` fixture does (a reset) plus minting a token.
 """
 
@@ -121,9 +121,10 @@ def graph_reset(rounds: int, messages: int) -> dict[str, list[float]]:
     from graphattach.services import tenant
     from graphattach.testing import GraphServer
 
+    via_method: list[float] = []
     via_api: list[float] = []
     in_server: list[float] = []
-    with GraphServer() as server:
+    with GraphServer() as server, httpx.Client() as http:
         thread = server._thread
         assert thread is not None
         for _ in range(rounds):
@@ -131,6 +132,10 @@ def graph_reset(rounds: int, messages: int) -> dict[str, list[float]]:
             assert len(server.messages()) == messages
             start = time.perf_counter()
             server.reset()
+            via_method.append(time.perf_counter() - start)
+            _fill(server, messages)
+            start = time.perf_counter()
+            http.post(server.root_url + "/_graphattach/reset").raise_for_status()
             via_api.append(time.perf_counter() - start)
             _fill(server, messages)
 
@@ -141,7 +146,7 @@ def graph_reset(rounds: int, messages: int) -> dict[str, list[float]]:
 
             in_server.append(asyncio.run_coroutine_threadsafe(timed_reset(), thread.loop).result())
             assert server.messages() == []
-    return {"api": via_api, "server": in_server}
+    return {"method": via_method, "api": via_api, "server": in_server}
 
 
 def fixture_overhead(rounds: int) -> list[float]:
@@ -231,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     results["graphattach start → first answer (warm)"] = _ms(graph_start_warm(args.rounds))
     results["graphattach start → first answer (cold, with imports)"] = _ms(_cold(COLD_GRAPH, args.cold_rounds))
     resets = graph_reset(args.reset_rounds, args.messages)
-    results[f"graphattach reset() with {args.messages} messages (admin API)"] = _ms(resets["api"])
+    results[f"graphattach reset() with {args.messages} messages (GraphServer, in-process)"] = _ms(resets["method"])
+    results[f"graphattach POST /_graphattach/reset with {args.messages} messages"] = _ms(resets["api"])
     results[f"graphattach reset with {args.messages} messages (server side)"] = _ms(resets["server"])
     results["graphattach per-test overhead: reset + token"] = _ms(fixture_overhead(args.rounds * 5))
     if not args.no_moto:
