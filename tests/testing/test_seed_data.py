@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from graphattach.protocol.seed_data import SeedDataError
@@ -164,3 +165,12 @@ def test_a_bad_file_stops_the_start(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 2 and "bad.yaml: users: expected a list" in done.stderr
+
+
+def test_a_seed_file_that_went_away_refuses_the_reset_and_keeps_everything(seed_file: Path) -> None:
+    with GraphServer(seed_data=seed_file) as graph:
+        graph.send_mail(subject="still here")
+        (seed_file.parent / "files" / "data.bin").unlink()
+        refused = httpx.post(f"{graph.root_url}/_graphattach/reset")
+        assert refused.status_code == 400 and "data.bin" in refused.json()["error"]["message"]
+        assert "still here" in [m.subject for m in graph.messages(ADELE)]

@@ -21,6 +21,7 @@ from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.composition import redact_url, store_urls
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
 from graphattach.protocol.jsonio import loads_object
+from graphattach.protocol.seed_data import SeedDataError
 from graphattach.protocol.users import user_json
 from graphattach.services import tenant
 from graphattach.services import users as user_service
@@ -160,7 +161,10 @@ def _names(value: Any, default: tuple[str, ...]) -> list[str]:
 
 async def reset(request: Request) -> Response:
     """Back to the seeded state: mailboxes, sessions, rules, journal, clock (services/tenant.py)."""
-    await tenant.reset(_ctx(request))
+    try:
+        await tenant.reset(_ctx(request))
+    except SeedDataError as exc:
+        raise BadRequest(f"The seed data cannot be seeded again, nothing was reset: {exc}") from None
     return empty(204)
 
 

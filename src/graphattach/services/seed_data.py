@@ -26,6 +26,17 @@ def read_plan(path: str | Path) -> SeedPlan:
     return parse(text, str(path), file.resolve().parent)
 
 
+def check_files(plan: SeedPlan) -> None:
+    """``SeedDataError`` if a file an attachment names has gone since the plan was read."""
+    for user in plan.users:
+        for item in user.items:
+            for a, spec in enumerate(item.attachments):
+                if spec.path is not None and not spec.path.is_file():
+                    raise SeedDataError(
+                        plan.source, f"{item.place}.attachments[{a}].path", f"no such file: {spec.path}"
+                    )
+
+
 async def apply(ctx: Context, plan: SeedPlan) -> None:
     """Create what the plan describes in the stores (after the demo tenant, when kept)."""
     for seed_user in plan.users:

@@ -65,6 +65,10 @@ async def reset(ctx: Context) -> None:
     begins with a reset sees the same ids whatever ran before it.
     """
     async with ctx.reset_lock:
+        if ctx.seed_plan is not None:
+            from graphattach.services.seed_data import check_files
+
+            check_files(ctx.seed_plan)  # before anything is deleted
         await ctx.metadata.reset()
         await ctx.blobs.reset()
         # The stores keep their settings; these only matter for a store that lost them.
