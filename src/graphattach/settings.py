@@ -68,6 +68,10 @@ class Settings:
     seed_data: str | None = None
     #: Requests the journal keeps (``/_graphattach/requests``); 0 keeps none.
     journal_size: int = 1000
+    #: A JSON (or YAML) file of fault rules loaded at start (docs/faults.md).
+    faults_file: str | None = None
+    #: Outlook throttling: None (off), ``outlook``, or ``concurrency=2,requests=100/60,upload=20MB/60``.
+    throttling: str | None = None
 
     @property
     def scheme(self) -> str:

@@ -232,3 +232,17 @@ def test_tls_and_an_azure_identity_credential() -> None:
             wrong.get_token("https://graph.microsoft.com/.default")
     with GraphServer() as plain, pytest.raises(GraphServerError, match="tls=True"):
         plain.azure_credential()
+
+
+def test_reset_clears_fault_rules_and_throttling(graph: GraphServer) -> None:
+    rule = {"match": {"operation": "messages.list"}, "action": {"type": "status", "status": 503}}
+    for reset in (graph.reset, lambda: httpx.post(f"{graph.root_url}/_graphattach/reset").raise_for_status()):
+        assert httpx.post(f"{graph.root_url}/_graphattach/faults", json=rule).status_code in (200, 201)
+        with graph.httpx_client() as client:
+            assert client.get("me/messages").status_code == 503
+        reset()
+        assert httpx.get(f"{graph.root_url}/_graphattach/faults").json()["value"] == []
+        with graph.httpx_client() as client:
+            assert client.get("me/messages").status_code == 200
+        # the journal starts again after the reset: only the request that came after
+        assert [r.status for r in graph.requests_matching(operation="messages.list")] == [200]

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, oauth, openapi, testkit, upload_endpoint
+from graphattach.api import admin, faults, oauth, openapi, testkit, upload_endpoint
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.api.request_scope import RequestScopeMiddleware
@@ -58,6 +58,8 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         owned = ctx is None
         context = ctx or await open_context(settings or Settings())
         app.state.ctx = context
+        if engine.reset not in context.reset_hooks:  # fault rules go with everything else on a reset
+            context.reset_hooks.append(engine.reset)
         background = upload_endpoint.start_background(context)
         try:
             yield
@@ -72,6 +74,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         *upload_endpoint.ROUTES,
         *admin.ROUTES,
         *testkit.ROUTES,
+        *faults.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,
     ]
@@ -83,12 +86,20 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
     def now() -> datetime:
         return context().clock.now()
 
+    configured = settings or (ctx.settings if ctx is not None else Settings())
+    engine = faults.FaultEngine.from_settings(configured.faults_file, configured.throttling)
     app: Starlette = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestScopeMiddleware, context=context), Middleware(GraphMiddleware, now=now)],
+        middleware=[
+            Middleware(RequestScopeMiddleware, context=context),
+            Middleware(GraphMiddleware, now=now),
+            Middleware(faults.FaultLayer, engine=engine, context=context),
+        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    app.state.faults = engine
     if ctx is not None:
         app.state.ctx = ctx
+        ctx.reset_hooks.append(engine.reset)
     return app

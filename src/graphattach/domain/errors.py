@@ -94,3 +94,8 @@ class InternalServerError(GraphError):
 
 class ServiceUnavailable(GraphError):
     status, code, message = 503, "ServiceUnavailable", "The service is temporarily unavailable."
+
+
+class ConnectionDropped(Exception):
+    """Raised to make the ASGI server close the connection mid-response (the ``drop`` and ``cut``
+    fault actions, on servers that give an app no other way to close it)."""
