@@ -20,8 +20,9 @@ from graphattach.composition import context_for
 from graphattach.settings import Settings
 from tests.helpers import Graph, ServerProcess
 
-#: PostgreSQL and S3 engines for tests (``GRAPHATTACH_TEST_STACK=postgres-s3`` runs the API suite on them).
-pytest_plugins = ("tests.engines",)
+#: PostgreSQL and S3 engines for tests (``GRAPHATTACH_TEST_STACK=postgres-s3`` runs the API suite on them);
+#: pytester runs the pytest plugin graphattach ships (tests/testing).
+pytest_plugins = ("tests.engines", "pytester")
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from graphattach.auth.team import load_team_config
-from graphattach.auth.tokens import TokenService, generate_private_key_pem
+from graphattach.auth.tokens import TokenService, generate_private_key_pem, test_private_key_pem
 from graphattach.domain import ids
 from graphattach.services.clock import Clock
 from graphattach.services.context import Context
-from graphattach.services.users import ensure_demo_tenant, ensure_team_users
+from graphattach.services.journal import Journal
+from graphattach.services.tenant import ensure_seeded
+from graphattach.services.users import ensure_team_users
 from graphattach.settings import Settings
 from graphattach.storage.interfaces import BlobStore, MetadataStore
 
@@ -81,8 +84,33 @@ def make_blob_store(url: str) -> BlobStore:
     raise ValueError(f"unsupported blob store URL: {url!r} (use memory:, file:///dir or s3://bucket/prefix)")
 
 
+_memory_signing_key: str | None = None
+
+
+async def _new_signing_key(store_url: str, seed: int | None) -> str:
+    """A new RSA key; the published test key under ``--seed`` (the same tokens on every run); in-memory
+    stores (tests) share one per process: generating one takes 0.1-0.3 s and they keep nothing, so
+    nothing outlives the process that could be mixed up."""
+    global _memory_signing_key
+    if seed is not None:
+        return test_private_key_pem()
+    if not store_url.startswith("memory:"):
+        return await asyncio.to_thread(generate_private_key_pem)
+    if _memory_signing_key is None:
+        _memory_signing_key = await asyncio.to_thread(generate_private_key_pem)
+    return _memory_signing_key
+
+
+def new_tenant_id(settings: Settings) -> str:
+    """The tenant id of a new store: the one set, else a GUID (the same one for the same ``--seed``)."""
+    if settings.tenant_id:
+        return settings.tenant_id
+    with ids.minting_from(ids.IdSource(f"tenant:{settings.seed}" if settings.seed is not None else None)):
+        return ids.new_guid()
+
+
 async def open_context(settings: Settings) -> Context:
-    """Open the stores, load or create the tenant and its signing key, seed the demo tenant."""
+    """Open the stores, load or create the tenant and its signing key, seed a new store."""
     if not settings.in_memory:
         Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
     store_url, blob_url = store_urls(settings)
@@ -90,23 +118,30 @@ async def open_context(settings: Settings) -> Context:
     blobs = make_blob_store(blob_url)
     await metadata.open()
     await blobs.open()
-    tenant_id = await metadata.set_setting_if_absent("tenant_id", settings.tenant_id or ids.new_guid())
+    tenant_id = await metadata.set_setting_if_absent("tenant_id", new_tenant_id(settings))
     pem = await metadata.get_setting("signing_key")
     if pem is None:
-        pem = await metadata.set_setting_if_absent("signing_key", await asyncio.to_thread(generate_private_key_pem))
+        pem = await metadata.set_setting_if_absent("signing_key", await _new_signing_key(store_url, settings.seed))
     tokens = TokenService(pem, tenant_id, settings.root_url)
+    frozen = datetime.fromisoformat(settings.frozen_clock) if settings.frozen_clock else None
     ctx = Context(
         settings=settings,
         metadata=metadata,
         blobs=blobs,
-        clock=Clock(),
+        clock=Clock(frozen),
         tokens=tokens,
         tenant_id=tenant_id,
+        ids=ids.IdSource(settings.seed),
+        admin_ids=ids.IdSource(f"admin:{settings.seed}" if settings.seed is not None else None),
+        journal=Journal(settings.journal_size),
         team=load_team_config(settings.config_file),
     )
-    if settings.demo_tenant:
-        await ensure_demo_tenant(ctx)
-    await ensure_team_users(ctx)
+    if settings.seed_data:
+        from graphattach.services.seed_data import read_plan
+
+        ctx.seed_plan = await asyncio.to_thread(read_plan, settings.seed_data)
+    await ensure_seeded(ctx)
+    await ensure_team_users(ctx)  # a config's users, also on a store seeded before the config named them
     return ctx
 
 

@@ -72,6 +72,15 @@ class Settings:
     notification_insecure_tls: bool = False
     #: Seconds between the notification dispatcher's looks at the outbox when nothing woke it.
     notification_poll_interval: float = 1.0
+    #: Mint ids, GUIDs, request ids and upload URLs from a generator seeded with this (``--seed``):
+    #: a scripted session repeats them exactly. None: random.
+    seed: int | None = None
+    #: Start the clock frozen at this instant (ISO 8601; ``--frozen-clock``), e.g. for repeatable timestamps.
+    frozen_clock: str | None = None
+    #: A seed data file (JSON or YAML: protocol/seed_data.py) the store is seeded with, and reset to.
+    seed_data: str | None = None
+    #: Requests the journal keeps (``/_graphattach/requests``); 0 keeps none.
+    journal_size: int = 1000
     #: A JSON (or YAML) file of fault rules loaded at start (docs/faults.md).
     faults_file: str | None = None
     #: Outlook throttling: None (off), ``outlook``, or ``concurrency=2,requests=100/60,upload=20MB/60``.

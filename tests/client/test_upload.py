@@ -558,20 +558,31 @@ def test_interrupting_attach_many_cancels_the_uploads_in_flight(
 ) -> None:
     import os
     import signal
-    import time
+    import threading
 
     item = fake.add_message()
     files = [make_file(9 * MiB, f"f{i}.bin", seed=i) for i in range(3)]
     interrupted: list[bool] = []
+    taken = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        taken.set()  # the main thread is handling Ctrl-C now
+        raise KeyboardInterrupt
 
     def interrupt(progress: Progress) -> None:
         if progress.done == 4 * MiB and not interrupted:
             interrupted.append(True)
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the main thread is waiting for the uploads
-            time.sleep(0.5)  # let the main thread take it before this upload goes on
+            # this upload goes on only once the main thread has taken it (bounded, however loaded the machine)
+            taken.wait(30)
 
-    with pytest.raises(KeyboardInterrupt):
-        client.attach_many(Message(item), files, concurrency=3, progress=interrupt)
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.attach_many(Message(item), files, concurrency=3, progress=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert taken.is_set()
     attached = len(fake.attachments("message", item))
     cancelled = len(fake.calls("DELETE", UPLOAD_HOST))
     assert cancelled >= 1

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from graphattach.client import Client, GraphattachTokenProvider, Message
+from graphattach.domain import ids
 from tests.web.cdp import Browser, Page
 from tests.web.conftest import ADMIN_KEY, UiServer
 from tests.web.seed import ADELE, ALEX, HOSTILE_NAME, HOSTILE_SUBJECT, MEGAN, GraphSession
@@ -235,6 +236,26 @@ def test_with_an_admin_key_the_ui_stays_closed_without_it(locked: Any, page: Pag
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_requests_appear_live_and_open_with_secrets_redacted(ui: UiServer, page: Page) -> None:
+    if httpx.get(f"{ui.root}/requests", headers={"accept": "text/html"}).status_code == 404:
+        pytest.skip("this build keeps no request journal")
+    start = page.goto(f"{ui.root}/requests?user={ADELE}")
+    missing = ids.new_id("message")  # a request that no other test makes: a message that is not there
+    token = httpx.post(f"{ui.root}/_graphattach/token", json={"user": ADELE}).json()["access_token"]
+    answer = httpx.get(f"{ui.root}/v1.0/me/messages/{missing}", headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 404
+    href = page.wait_for(
+        "(() => { const row = [...document.querySelectorAll('#requests tbody tr')]"
+        f".find(r => r.cells[2] && r.cells[2].textContent.includes({json.dumps(missing)}));"
+        " return row ? row.querySelector('a').getAttribute('href') : null; })()"
+    )
+    assert_clean(page, start, "requests")
+    page.goto(ui.root + href)
+    text = page.eval("document.querySelector('main').innerText")
+    assert "messages.get" in text and "404" in text and answer.headers["request-id"] in text
+    assert token not in text and "(redacted)" in text
 
 
 def test_a_token_minted_in_the_page_can_be_copied(ui: UiServer, page: Page) -> None:

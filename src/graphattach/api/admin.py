@@ -5,6 +5,7 @@ When the server runs with ``--admin-key``, every call needs ``X-Graphattach-Admi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -20,9 +21,10 @@ from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.composition import redact_url, store_urls
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
 from graphattach.protocol.jsonio import loads_object
+from graphattach.protocol.seed_data import SeedDataError
 from graphattach.protocol.subscriptions import subscription_json
 from graphattach.protocol.users import user_json
-from graphattach.services import notifications, sweeper
+from graphattach.services import notifications, sweeper, tenant
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
 
@@ -91,6 +93,7 @@ async def info(request: Request) -> Response:
             "betaUrl": ctx.settings.service_root("beta"),
             "uploadOrigin": ctx.settings.upload_root,
             "profile": ctx.settings.profile,
+            "seed": ctx.settings.seed,
             "strict": ctx.settings.strict,
             "store": redact_url(store),
             "blobs": redact_url(blobs),
@@ -145,7 +148,8 @@ async def update_user(request: Request) -> Response:
 
 
 async def mint_token(request: Request) -> Response:
-    """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token."""
+    """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token
+    (``appId`` names the app it is issued to; the journal and the permissions report group by it)."""
     ctx = _ctx(request)
     body = await _json(request)
     lifetime = _int_property(body, "lifetime", MAX_TOKEN_LIFETIME) or 3600
@@ -168,7 +172,7 @@ async def mint_token(request: Request) -> Response:
         name=user.display_name,
         scopes=scopes,
         lifetime=lifetime,
-        app_id=CLI_APP_ID,
+        app_id=str(body.get("appId") or CLI_APP_ID),
         now=now,
     )
     return graph_json(
@@ -187,36 +191,56 @@ def _names(value: Any, default: tuple[str, ...]) -> list[str]:
 
 
 async def reset(request: Request) -> Response:
-    """Delete every record and byte; keep the tenant and its signing key; re-create the demo users."""
-    ctx = _ctx(request)
-    await ctx.metadata.reset()
-    await ctx.blobs.reset()
-    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
-    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
-    ctx.clock.reset()
-    faults = getattr(request.app.state, "faults", None)
-    if faults is not None:  # fault rules go with everything else (api/faults.py)
-        faults.reset()
-    if ctx.settings.demo_tenant:
-        await user_service.ensure_demo_tenant(ctx, again=True)
+    """Back to the seeded state: mailboxes, sessions, rules, journal, clock (services/tenant.py)."""
+    try:
+        await tenant.reset(_ctx(request))
+    except SeedDataError as exc:
+        raise BadRequest(f"The seed data cannot be seeded again, nothing was reset: {exc}") from None
     return empty(204)
 
 
 async def clock(request: Request) -> Response:
-    """``GET`` the server time; ``POST {"advanceSeconds": n}`` moves it forward (tests); ``DELETE`` resets."""
+    """``GET`` the server time; ``POST`` moves it (tests): ``{"advanceSeconds": n}`` forward,
+    ``{"set": "2026-01-01T00:00:00Z"}`` to an instant, ``{"frozen": true|false}`` stops or restarts
+    it (with ``set``: frozen there); ``DELETE`` puts it back (wall clock, or ``--frozen-clock``)."""
     ctx = _ctx(request)
     if request.method == "POST":
         body = await _json(request)
-        seconds = body.get("advanceSeconds")
+        unknown = set(body) - {"advanceSeconds", "set", "frozen"}
+        if unknown or not body:
+            raise BadRequest("Give advanceSeconds, set (an ISO 8601 date and time) and/or frozen (true/false).")
+        frozen = body.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise BadRequest("frozen must be true or false.")
+        seconds = body.get("advanceSeconds", 0)
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_OFFSET:
             raise BadRequest(f"advanceSeconds must be a number of seconds from 0 to {MAX_CLOCK_OFFSET:.0f}.")
-        if ctx.clock.offset.total_seconds() + seconds > MAX_CLOCK_OFFSET:
-            raise BadRequest(f"The clock may run at most {MAX_CLOCK_OFFSET:.0f} seconds ahead of real time.")
-        ctx.clock.advance(float(seconds))
+        instant: datetime | None = None
+        if "set" in body:
+            try:
+                instant = datetime.fromisoformat(body["set"]) if isinstance(body["set"], str) else None
+            except ValueError:
+                instant = None
+            if instant is None:
+                raise BadRequest("set must be an ISO 8601 date and time, e.g. 2026-01-01T09:00:00Z.")
+        if instant is not None:
+            ctx.clock.set(instant, frozen=frozen)
+        elif frozen is not None:
+            ctx.clock.freeze() if frozen else ctx.clock.unfreeze()
+        if seconds:
+            if ctx.clock.offset.total_seconds() + seconds > MAX_CLOCK_OFFSET:
+                raise BadRequest(f"The clock may run at most {MAX_CLOCK_OFFSET:.0f} seconds ahead of real time.")
+            ctx.clock.advance(float(seconds))
         notifications.dispatcher_of(ctx).wake(housekeeping=True)  # retries and expiries may be due now
     elif request.method == "DELETE":
         ctx.clock.reset()
-    return graph_json({"now": ctx.clock.now().isoformat(), "offsetSeconds": ctx.clock.offset.total_seconds()})
+    return graph_json(
+        {
+            "now": ctx.clock.now().isoformat(),
+            "offsetSeconds": ctx.clock.offset.total_seconds(),
+            "frozen": ctx.clock.frozen,
+        }
+    )
 
 
 async def list_subscriptions(request: Request) -> Response:

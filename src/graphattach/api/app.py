@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, faults, oauth, openapi, upload_endpoint
+from graphattach.api import admin, faults, oauth, openapi, testkit, upload_endpoint
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
+from graphattach.api.request_scope import RequestScopeMiddleware
 from graphattach.composition import close_context, open_context
 from graphattach.domain.errors import GraphError, NotFound
 from graphattach.protocol.errors import graph_error_body
@@ -60,6 +61,8 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         owned = ctx is None
         context = ctx or await open_context(settings or Settings())
         app.state.ctx = context
+        if engine.reset not in context.reset_hooks:  # fault rules go with everything else on a reset
+            context.reset_hooks.append(engine.reset)
         background = sweeper.start_background(context)
         # delivers what the outbox holds from before a restart, without waiting for a new change
         dispatcher = notifications.dispatcher_of(context)
@@ -77,15 +80,12 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
         *upload_endpoint.ROUTES,
         *admin.ROUTES,
+        *testkit.ROUTES,
         *faults.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,
         *web_routes.ROUTES,
     ]
-
-    def now() -> datetime:
-        context: Context = app.state.ctx
-        return context.clock.now()
 
     def body_timeout() -> float:
         current: Context | None = getattr(app.state, "ctx", None)
@@ -95,11 +95,15 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         current: Context = app.state.ctx
         return current
 
+    def now() -> datetime:
+        return context().clock.now()
+
     configured = settings or (ctx.settings if ctx is not None else Settings())
     engine = faults.FaultEngine.from_settings(configured.faults_file, configured.throttling)
     app: Starlette = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestScopeMiddleware, context=context),
             Middleware(GraphMiddleware, now=now, body_timeout=body_timeout),
             Middleware(faults.FaultLayer, engine=engine, context=context),
         ],
@@ -109,5 +113,6 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
     app.state.faults = engine
     if ctx is not None:
         app.state.ctx = ctx
+        ctx.reset_hooks.append(engine.reset)
     app.state.web_watch = Watch()
     return app

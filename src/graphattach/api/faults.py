@@ -521,7 +521,7 @@ def _throttling_state(engine: FaultEngine) -> dict[str, Any]:
                 "operation": v.operation,
                 "requestId": v.request_id,
                 "retryAfter": v.retry_after,
-                "earlyBySeconds": v.early_by,
+                "earlyBySeconds": round(v.early_by, 3),
                 "limit": v.limit,
             }
             for v in throttler.violations

@@ -15,7 +15,7 @@ from graphattach.domain.errors import GraphError
 from graphattach.protocol.odata import parse_query
 from graphattach.protocol.operations import OPERATION_KEY, graph_operation
 from graphattach.protocol.paths import parse_graph_path
-from graphattach.services import notifications
+from graphattach.services import journal, notifications
 from graphattach.services.access import me_not_allowed
 from graphattach.services.context import Context
 
@@ -51,6 +51,7 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     except GraphError as exc:
         exc.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
         raise
+    journal.note_principal(principal)
     raw_path = request.scope.get("raw_path")
     raw = raw_path.decode("latin-1") if raw_path else request.url.path
     raw = raw.split("?", 1)[0]

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphattach.domain import ids
 from graphattach.domain.errors import BodyTimeout, ConnectionDropped, GraphError, InternalServerError
 from graphattach.protocol.errors import graph_error_body
 from graphattach.protocol.operations import (
@@ -71,7 +71,7 @@ class GraphMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        request_id = str(uuid.uuid4())
+        request_id = ids.new_guid()
         client_request_id = headers.get(b"client-request-id", b"").decode("latin-1").strip() or request_id
         scope.setdefault("state", {})
         scope["state"]["request_id"] = request_id

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -26,6 +25,7 @@ from graphattach.api.call import read_body
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
 from graphattach.auth.secrets import same_secret
 from graphattach.auth.team import check_user_password
+from graphattach.domain import ids
 from graphattach.services.context import Context
 from graphattach.services.users import find_user
 
@@ -42,8 +42,8 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
             "error_description": description,
             "error_codes": [int(code[5:]) if code[5:].isdigit() else 0],
             "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
-            "trace_id": str(uuid.uuid4()),
-            "correlation_id": str(uuid.uuid4()),
+            "trace_id": ids.new_guid(),
+            "correlation_id": ids.new_guid(),
         },
         status_code=status,
     )
@@ -191,7 +191,7 @@ async def token(request: Request) -> Response:
                 "expires_in": 3600,
                 "ext_expires_in": 3600,
                 "access_token": access,
-                "refresh_token": f"graphattach.{uuid.uuid4().hex}",
+                "refresh_token": f"graphattach.{ids.token_hex(16)}",
                 "id_token": id_token,
                 "client_info": client_info.rstrip("="),
             }

@@ -6,16 +6,18 @@ from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.responses import graph_json
-from graphattach.auth.permissions import USERS_READ_ALL
+from graphattach.auth.permissions import USER_READ, USERS_READ_ALL
 from graphattach.domain.errors import AccessDenied, GraphError
 from graphattach.protocol.odata import context_url, next_link
 from graphattach.protocol.shape import collection, project
 from graphattach.protocol.users import USER_PROPERTIES, user_json
+from graphattach.services import journal
 from graphattach.services.access import me_not_allowed
 from graphattach.services.users import find_user
 
 
 async def list_users(call: GraphCall) -> Response:
+    journal.note_permission(USERS_READ_ALL)
     if not call.principal.has_any(USERS_READ_ALL):
         raise GraphError(
             "Insufficient privileges to complete the operation.",
@@ -54,6 +56,8 @@ async def get_user(call: GraphCall) -> Response:
             code="Request_ResourceNotFound",
         )
     own = call.principal.is_delegated and call.principal.user_id == user.id
+    # Reading one's own profile needs User.Read (https://learn.microsoft.com/graph/api/user-get#permissions).
+    journal.note_permission(USER_READ if own else USERS_READ_ALL)
     if not own and not call.principal.has_any(USERS_READ_ALL):
         if call.principal.is_delegated:
             raise GraphError(

@@ -18,6 +18,8 @@ CALENDARS_READ = (
     "Calendars.ReadWrite.Shared",
 )
 CALENDARS_WRITE = ("Calendars.ReadWrite", "Calendars.ReadWrite.Shared")
+#: The signed-in user's own profile (``GET /me``): any user permission allows it.
+USER_READ = ("User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All")
 USERS_READ_ALL = (
     "User.ReadBasic.All",
     "User.Read.All",

@@ -27,8 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "faults": ("faults", "Add, list and clear fault rules of a running server."),
     "migrate": ("migrate", "Apply pending schema migrations to a metadata store."),
     "notifications": ("notifications", "Receive change notifications (a webhook receiver for subscriptions)."),
+    "requests": ("testkit", "Show the requests the running server served (its journal), or follow them."),
     "reset": ("admin", "Delete every message, event and attachment; keep the tenant; re-create the demo users."),
     "send": ("client", "Send a draft (it moves to Sent Items; recipients of this server find it in their Inbox)."),
+    "snapshot": ("testkit", "Export or import everything a running server holds (a streamed snapshot file)."),
     "serve": ("server", "Start the Graph server (embedded SQLite + files under --data-dir by default)."),
     "throttling": (
         "faults",

@@ -66,9 +66,9 @@ def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
 def _prepare_store(settings: Settings) -> str:
     """Open the store once before the workers start: migrate, seed the demo tenant, read the tenant id."""
     if settings.in_memory:
-        from graphattach.domain import ids
+        from graphattach.composition import new_tenant_id
 
-        return settings.tenant_id or ids.new_guid()
+        return new_tenant_id(settings)
     import asyncio
 
     from graphattach.composition import context_for
@@ -309,6 +309,31 @@ def register(cli: click.Group) -> None:
         help="Team config (JSON): app registrations and users with their own credentials (README).",
     )
     @click.option(
+        "--seed",
+        type=int,
+        default=None,
+        help="Mint ids, request ids and upload URLs from this seed: a scripted session repeats them exactly.",
+    )
+    @click.option(
+        "--frozen-clock",
+        default=None,
+        metavar="ISO8601",
+        help="Start with the clock stopped at this instant (e.g. 2026-01-01T09:00:00Z); the admin API moves it.",
+    )
+    @click.option(
+        "--seed-data",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Seed a new store (and every reset) with the users, folders, messages and events of this JSON or YAML file.",
+    )
+    @click.option(
+        "--journal-size",
+        type=click.IntRange(min=0),
+        default=1000,
+        show_default=True,
+        help="Requests the journal keeps in memory (GET /_graphattach/requests); 0 keeps none.",
+    )
+    @click.option(
         "--faults",
         "faults_file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -344,6 +369,10 @@ def register(cli: click.Group) -> None:
         notification_hosts: str,
         notification_insecure_tls: bool,
         config_file: Path | None,
+        seed: int | None,
+        frozen_clock: str | None,
+        seed_data: Path | None,
+        journal_size: int,
         faults_file: Path | None,
         throttling: str | None,
     ) -> None:
@@ -368,6 +397,10 @@ def register(cli: click.Group) -> None:
             notification_hosts=tuple(h.strip() for h in notification_hosts.split(",") if h.strip()),
             notification_insecure_tls=notification_insecure_tls,
             config_file=str(config_file.expanduser().resolve()) if config_file else None,
+            seed=seed,
+            frozen_clock=frozen_clock,
+            journal_size=journal_size,
+            seed_data=str(seed_data.expanduser().resolve()) if seed_data else None,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             upload_session_lifetime=session_lifetime,
             max_upload_chunk=max_chunk,
@@ -376,6 +409,24 @@ def register(cli: click.Group) -> None:
             faults_file=str(_check_faults_file(faults_file)) if faults_file is not None else None,
             throttling=_check_throttling(throttling) if throttling is not None else None,
         )
+        if frozen_clock is not None:
+            from datetime import datetime
+
+            try:
+                datetime.fromisoformat(frozen_clock)
+            except ValueError:
+                raise click.BadParameter(
+                    f"{frozen_clock!r} is not an ISO 8601 date and time (e.g. 2026-01-01T09:00:00Z)",
+                    param_hint="--frozen-clock",
+                ) from None
+        if seed_data is not None:
+            from graphattach.protocol.seed_data import SeedDataError
+            from graphattach.services.seed_data import read_plan
+
+            try:
+                read_plan(seed_data)
+            except SeedDataError as exc:
+                raise click.BadParameter(str(exc), param_hint="--seed-data") from None
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
         if settings.config_file:

@@ -236,7 +236,7 @@ class Throttler:
                     path=path,
                     operation=operation,
                     request_id=request_id,
-                    early_by=round(block.until - now, 3),
+                    early_by=block.until - now,  # rounded only where it is shown
                     retry_after=block.retry_after,
                     limit=block.limit,
                 )

@@ -16,6 +16,7 @@ from graphattach.domain import ids
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, InvalidIdMalformed, ItemNotFound
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol.paths import GraphPath, Step
+from graphattach.services import journal
 from graphattach.services.context import Context
 from graphattach.services.users import ROOT_FOLDER, WELL_KNOWN_MAIL_FOLDERS, find_user
 
@@ -44,6 +45,7 @@ async def resolve_user(ctx: Context, principal: Principal, path: GraphPath) -> U
 
 def authorize(principal: Principal, user: User, permissions: tuple[str, ...]) -> None:
     """403 unless the caller holds one of ``permissions`` and (delegated) owns the mailbox."""
+    journal.note_permission(permissions)
     if not principal.has_any(permissions):
         raise AccessDenied()
     if principal.is_delegated and principal.user_id != user.id:

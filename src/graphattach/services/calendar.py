@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 from typing import Any
 
 from graphattach.domain import ids
@@ -71,7 +70,7 @@ async def create_event(
     stored: dict[str, Any] = {
         "originalStartTimeZone": data["start"]["timeZone"],
         "originalEndTimeZone": data["end"]["timeZone"],
-        "iCalUId": ical_uid(secrets.token_hex(28).upper()),
+        "iCalUId": ical_uid(ids.token_hex(28).upper()),
         "isOrganizer": True,
         "responseStatus": {"response": "organizer", "time": NO_TIME},
         **data,

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import base64
-import secrets
 from datetime import datetime
 from typing import Any
 
+from graphattach.domain import ids
 from graphattach.domain.models import Item
 
 
 def new_change_key() -> str:
     """Exchange change keys are base64 of an opaque blob (``CQAAABYAAAA...``)."""
-    return "CQAAABYAAA" + base64.b64encode(secrets.token_bytes(15)).decode("ascii")
+    return "CQAAABYAAA" + base64.b64encode(ids.token_bytes(15)).decode("ascii")
 
 
 def new_conversation_id() -> str:
-    return "AAQkAD" + base64.urlsafe_b64encode(secrets.token_bytes(33)).decode("ascii")
+    return "AAQkAD" + base64.urlsafe_b64encode(ids.token_bytes(33)).decode("ascii")
 
 
 def new_conversation_index(now: datetime) -> str:
     """The 22-byte header of PidTagConversationIndex: a reserved byte, the time, a GUID."""
     ticks = int(now.timestamp() * 10_000_000) + 116_444_736_000_000_000  # FILETIME
-    header = b"\x01" + (ticks >> 16).to_bytes(8, "big")[3:] + secrets.token_bytes(16)
+    header = b"\x01" + (ticks >> 16).to_bytes(8, "big")[3:] + ids.token_bytes(16)
     return base64.b64encode(header).decode("ascii")
 
 

@@ -11,7 +11,6 @@ Fidelity notes (docs/fidelity.md):
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +43,7 @@ def owner_recipient(user: User) -> dict[str, Any]:
 
 def new_internet_message_id(user: User) -> str:
     domain = user.mail.rsplit("@", 1)[-1]
-    return f"<{secrets.token_hex(16).upper()}@{domain}>"
+    return f"<{ids.token_hex(16).upper()}@{domain}>"
 
 
 async def create_message(

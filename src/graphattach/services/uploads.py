@@ -47,7 +47,7 @@ from graphattach.protocol.upload_sessions import (
     parse_create_request,
     upload_url,
 )
-from graphattach.services import notifications
+from graphattach.services import journal, notifications
 from graphattach.services.access import authorize, resolve_item, resolve_user
 from graphattach.services.attachments import too_many_attachments
 from graphattach.services.context import Context
@@ -198,6 +198,7 @@ def authenticate(ctx: Context, path: UploadPath, authtoken: str | None, authoriz
         raise invalid_token() from None
     if claims.session_id != path.session_id or claims.user_id != path.user_id or path.tenant_id != ctx.tenant_id:
         raise invalid_token("The access token is not valid for this upload session.")
+    journal.note_upload_caller(claims.user_id)
     return claims
 
 

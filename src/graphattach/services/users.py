@@ -144,21 +144,6 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
     )
 
 
-async def ensure_demo_tenant(ctx: Context, *, again: bool = False) -> None:
-    """Create the demo users once, the first time a store is opened (idempotent across processes);
-    ``again`` after a reset, which deletes every user but keeps the settings."""
-    if not again and await ctx.metadata.get_setting("demo_tenant_done"):
-        return
-    for local, name in DEMO_USERS:
-        upn = f"{local}@{DEMO_DOMAIN}"
-        if await ctx.metadata.get_user_by_upn(upn) is None:
-            try:
-                await create_user(ctx, upn, name)
-            except GraphError:
-                pass  # another process created it meanwhile
-    await ctx.metadata.set_setting_if_absent("demo_tenant_done", "1")
-
-
 async def find_user(ctx: Context, id_or_upn: str) -> User | None:
     """By object id (GUID), ``{object id}@{tenant id}`` (the form upload URLs and the large-attachments
     walkthrough use) or userPrincipalName (case-insensitive)."""

@@ -10,6 +10,7 @@ view can be opened directly and shared):
 - ``/calendar/{user}`` and ``/calendar/{user}/calendars/{id}`` events; ``/calendar/{user}/events/{id}``;
 - ``/attachments/{user}/{item}/{id}`` an attachment (``/download``, ``/content``, ``/body``, ``/mime``);
 - ``/uploads`` upload sessions, updated live from ``/uploads/live`` (server-sent events);
+- ``/requests`` the request journal, when the build keeps one;
 - ``/controls`` reset and clock; ``/login`` when the server has an admin key.
 """
 
@@ -140,6 +141,7 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
         locked=bool(ctx.settings.admin_key),
         now=ctx.clock.now(),
         path=request.url.path,
+        has_journal=getattr(ctx, "journal", None) is not None,
         **context,
     )
     response = HTMLResponse(html, status_code=status, headers=security.PAGE_HEADERS)

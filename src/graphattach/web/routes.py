@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from graphattach.web import assets, calendar, faults, live, mail, tenant
+from graphattach.web import assets, calendar, faults, live, mail, requests, tenant
 
 U = "{user}"
 ITEM = "{item}"
@@ -33,6 +33,9 @@ ROUTES: list[Any] = [
     Route(f"{ATT}/body", mail.attachment_body, methods=["GET"]),
     Route("/uploads", live.uploads, methods=["GET"]),
     Route("/uploads/live", live.uploads_live, methods=["GET"]),
+    Route("/requests", requests.requests_page, methods=["GET"]),
+    Route("/requests/live", requests.requests_live, methods=["GET"]),
+    Route("/requests/{seq}", requests.request_detail, methods=["GET"]),
     Route("/controls", tenant.controls, methods=["GET"]),
     Route("/controls/reset", tenant.controls_reset, methods=["POST"]),
     Route("/controls/clock", tenant.controls_clock, methods=["POST"]),

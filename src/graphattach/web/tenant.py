@@ -11,6 +11,7 @@ from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SC
 from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.domain.errors import GraphError
 from graphattach.services import browse
+from graphattach.services import tenant as tenant_service
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
 from graphattach.web import security
@@ -122,22 +123,13 @@ async def controls_reset(request: Request) -> Response:
     if form.get("confirm") != "reset":
         raise PageError(400, "Type 'reset' in the box to confirm.")
     await reset_everything(ctx_of(request))
-    faults = getattr(request.app.state, "faults", None)
-    if faults is not None:  # fault rules go with everything else, as on the admin API's reset
-        faults.reset()
     return RedirectResponse("/controls?done=reset", status_code=303)
 
 
 async def reset_everything(ctx: Context) -> None:
-    """What ``POST /_graphattach/reset`` does: every record and byte deleted, the tenant id and
-    signing key kept, the clock reset, the demo users back."""
-    await ctx.metadata.reset()
-    await ctx.blobs.reset()
-    await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
-    await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
-    ctx.clock.reset()
-    if ctx.settings.demo_tenant:
-        await user_service.ensure_demo_tenant(ctx, again=True)
+    """What ``POST /_graphattach/reset`` does (services/tenant.reset): the seeded state back,
+    fault rules and the journal cleared through the context's reset hooks."""
+    await tenant_service.reset(ctx)
 
 
 @view("controls.clock")

@@ -108,7 +108,43 @@ function startLive(table) {
   window.addEventListener("pagehide", () => source.close());
 }
 
+function requestRow(r) {
+  const tr = document.createElement("tr");
+  cell(tr, "nowrap").appendChild(link(`/requests/${r.seq}`, r.time));
+  cell(tr).textContent = r.method;
+  cell(tr, "path").textContent = r.path;
+  const status = cell(tr, `num status-${Math.floor(r.status / 100)}xx`);
+  status.textContent = String(r.status);
+  cell(tr, "num").textContent = String(r.ms);
+  const op = document.createElement("code");
+  op.textContent = r.operation;
+  cell(tr).appendChild(op);
+  cell(tr).textContent = r.who;
+  const id = document.createElement("code");
+  id.className = "muted";
+  id.textContent = r.request_id;
+  cell(tr).appendChild(id);
+  return tr;
+}
+
+function startRequests(table) {
+  const status = document.getElementById("live-status");
+  const source = new EventSource(table.dataset.live);
+  source.onopen = () => { if (status) status.textContent = "live"; };
+  source.onerror = () => { if (status) status.textContent = "reconnecting…"; };
+  source.onmessage = (event) => {
+    const body = table.tBodies[0];
+    const empty = body.querySelector("tr.empty");
+    if (empty) empty.remove();
+    for (const r of JSON.parse(event.data).requests) body.insertBefore(requestRow(r), body.firstChild);
+    while (body.rows.length > 500) body.deleteRow(body.rows.length - 1);
+  };
+  window.addEventListener("pagehide", () => source.close());
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const sessions = document.querySelector("table#sessions[data-live]");
   if (sessions) startLive(sessions);
+  const requests = document.querySelector("table#requests[data-live]");
+  if (requests) startRequests(requests);
 });
