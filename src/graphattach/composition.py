@@ -146,6 +146,9 @@ async def open_context(settings: Settings) -> Context:
 
 
 async def close_context(ctx: Context) -> None:
+    dispatcher = ctx.extensions.pop("notifications", None)
+    if dispatcher is not None:
+        await dispatcher.stop()
     await ctx.blobs.close()
     await ctx.metadata.close()
 

@@ -66,6 +66,12 @@ class Settings:
     #: from ``data_dir``/``in_memory`` when not set.
     store: str | None = None
     blobs: str | None = None
+    #: Hosts (``*`` wildcards) besides loopback that change notifications may be sent to.
+    notification_hosts: tuple[str, ...] = ()
+    #: Accept self-signed (unverifiable) certificates of https notification receivers.
+    notification_insecure_tls: bool = False
+    #: Seconds between the notification dispatcher's looks at the outbox when nothing woke it.
+    notification_poll_interval: float = 1.0
     #: Mint ids, GUIDs, request ids and upload URLs from a generator seeded with this (``--seed``):
     #: a scripted session repeats them exactly. None: random.
     seed: int | None = None
@@ -126,4 +132,5 @@ def settings_from_env() -> Settings:
         return Settings()
     values: dict[str, Any] = json.loads(raw)
     values["data_dir"] = Path(values["data_dir"])
+    values["notification_hosts"] = tuple(values.get("notification_hosts") or ())
     return Settings(**values)

@@ -95,6 +95,7 @@ GRAPH_TYPES = [
     "mailFolder",
     "calendar",
     "calendarGroup",
+    "subscription",
 ]
 
 

@@ -51,6 +51,7 @@ def server_features() -> dict[str, bool]:
         "attachments": ("attachments", "POST") in ROUTES and ("attachment.value", "GET") in ROUTES,
         "uploads": ("attachments.createUploadSession", "POST") in ROUTES and bool(upload_endpoint.ROUTES),
         "openapi": "/openapi.json" in paths,
+        "subscriptions": ("subscriptions", "POST") in ROUTES,
     }
 
 

@@ -22,8 +22,9 @@ from graphattach.composition import redact_url, store_urls
 from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.seed_data import SeedDataError
+from graphattach.protocol.subscriptions import subscription_json
 from graphattach.protocol.users import user_json
-from graphattach.services import sweeper, tenant
+from graphattach.services import notifications, sweeper, tenant
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
 
@@ -230,6 +231,7 @@ async def clock(request: Request) -> Response:
             if ctx.clock.offset.total_seconds() + seconds > MAX_CLOCK_OFFSET:
                 raise BadRequest(f"The clock may run at most {MAX_CLOCK_OFFSET:.0f} seconds ahead of real time.")
             ctx.clock.advance(float(seconds))
+        notifications.dispatcher_of(ctx).wake(housekeeping=True)  # retries and expiries may be due now
     elif request.method == "DELETE":
         ctx.clock.reset()
     return graph_json(
@@ -239,6 +241,46 @@ async def clock(request: Request) -> Response:
             "frozen": ctx.clock.frozen,
         }
     )
+
+
+async def list_subscriptions(request: Request) -> Response:
+    """Every subscription of every app and mailbox, with its real ``clientState`` and state."""
+    ctx = _ctx(request)
+    values = [
+        {**subscription_json(s), "userId": s.user_id, "state": s.state}
+        for s in await ctx.metadata.list_subscriptions(request.query_params.get("userId"))
+    ]
+    return graph_json({"value": values})
+
+
+async def remove_subscription(request: Request) -> Response:
+    """The service removes a subscription (``subscriptionRemoved`` goes to its lifecycle URL)."""
+    ctx = _ctx(request)
+    if not await notifications.remove(ctx, request.path_params["id"]):
+        raise GraphError("The object was not found.", status=404, code="ResourceNotFound")
+    return empty(204)
+
+
+async def deliveries(request: Request) -> Response:
+    """The delivery log, newest first: every POST to a receiver (``?subscriptionId=``, ``?top=``)."""
+    ctx = _ctx(request)
+    try:
+        top = int(request.query_params.get("top", "100"))
+    except ValueError:
+        raise BadRequest("top must be a number.") from None
+    found = await ctx.metadata.list_delivery_records(request.query_params.get("subscriptionId"), max(1, min(top, 1000)))
+    return graph_json({"value": [notifications.summary(r) for r in found]})
+
+
+async def dispatch(request: Request) -> Response:
+    """Run the notification dispatcher now (housekeeping, then what is due) until nothing is due."""
+    ctx = _ctx(request)
+    dispatcher = notifications.dispatcher_of(ctx)
+    await dispatcher.housekeeping()
+    rounds = 0
+    while rounds < 100 and await dispatcher.round():
+        rounds += 1
+    return graph_json({"rounds": rounds})
 
 
 async def sweep_now(request: Request) -> Response:
@@ -263,5 +305,9 @@ ROUTES = [
     Route(f"{ADMIN_PREFIX}/token", mint_token, methods=["POST"]),
     Route(f"{ADMIN_PREFIX}/reset", reset, methods=["POST"]),
     Route(f"{ADMIN_PREFIX}/clock", clock, methods=["GET", "POST", "DELETE"]),
+    Route(f"{ADMIN_PREFIX}/subscriptions", list_subscriptions, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/subscriptions/{{id}}/remove", remove_subscription, methods=["POST"]),
+    Route(f"{ADMIN_PREFIX}/deliveries", deliveries, methods=["GET"]),
+    Route(f"{ADMIN_PREFIX}/notifications/dispatch", dispatch, methods=["POST"]),
     Route(f"{ADMIN_PREFIX}/sweep", sweep_now, methods=["POST"]),
 ]

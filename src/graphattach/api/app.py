@@ -21,7 +21,7 @@ from graphattach.api.request_scope import RequestScopeMiddleware
 from graphattach.composition import close_context, open_context
 from graphattach.domain.errors import GraphError, NotFound
 from graphattach.protocol.errors import graph_error_body
-from graphattach.services import sweeper
+from graphattach.services import notifications, sweeper
 from graphattach.services.context import Context
 from graphattach.settings import Settings
 from graphattach.web import routes as web_routes
@@ -64,9 +64,13 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         if engine.reset not in context.reset_hooks:  # fault rules go with everything else on a reset
             context.reset_hooks.append(engine.reset)
         background = sweeper.start_background(context)
+        # delivers what the outbox holds from before a restart, without waiting for a new change
+        dispatcher = notifications.dispatcher_of(context)
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.stop()
             await sweeper.stop_background(background)
             if owned:
                 await close_context(context)

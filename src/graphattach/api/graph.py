@@ -9,18 +9,18 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphattach.api import attachments, batch, calendar, mail, upload_sessions, users
+from graphattach.api import attachments, batch, calendar, mail, subscriptions, upload_sessions, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.odata import parse_query
 from graphattach.protocol.operations import OPERATION_KEY, graph_operation
 from graphattach.protocol.paths import parse_graph_path
-from graphattach.services import journal
+from graphattach.services import journal, notifications
 from graphattach.services.access import me_not_allowed
 from graphattach.services.context import Context
 
 ROUTES: Routes = {}
-for _module in (users, mail, calendar, attachments, upload_sessions):
+for _module in (users, mail, calendar, attachments, upload_sessions, subscriptions):
     overlap = ROUTES.keys() & _module.ROUTES.keys()
     assert not overlap, f"routes defined twice: {overlap}"
     ROUTES.update(_module.ROUTES)
@@ -84,4 +84,6 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     query = parse_query(
         request.url.query, strict=ctx.settings.strict, allowed_extra=EXTRA_PARAMETERS.get(path.endpoint, frozenset())
     )
-    return await handler(GraphCall(request, ctx, path, query, principal))
+    # one request's item changes become its notifications, coalesced, before it is answered
+    async with notifications.changes(ctx):
+        return await handler(GraphCall(request, ctx, path, query, principal))

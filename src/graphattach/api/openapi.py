@@ -284,6 +284,40 @@ SCHEMAS: dict[str, Schema] = {
         ["value"],
         description="A page of changes: items, and {id, @removed} for those deleted or moved out.",
     ),
+    "subscription": closed(
+        {
+            "@odata.context": STRING,
+            "id": STRING,
+            "resource": nullable(STRING),
+            "applicationId": nullable(STRING),
+            "changeType": nullable(STRING),
+            "clientState": nullable(STRING),
+            "notificationUrl": nullable(STRING),
+            "notificationQueryOptions": nullable(STRING),
+            "lifecycleNotificationUrl": nullable(STRING),
+            "expirationDateTime": nullable(DATETIME),
+            "creatorId": nullable(STRING),
+            "includeResourceData": nullable(BOOLEAN),
+            "latestSupportedTlsVersion": nullable(STRING),
+            "encryptionCertificate": nullable(STRING),
+            "encryptionCertificateId": nullable(STRING),
+            "notificationUrlAppId": nullable(STRING),
+        },
+        description="A change-notification subscription (docs/notifications.md).",
+    ),
+    "SubscriptionCreate": closed(
+        {
+            "changeType": STRING,
+            "notificationUrl": STRING,
+            "resource": STRING,
+            "expirationDateTime": DATETIME,
+            "clientState": STRING,
+            "lifecycleNotificationUrl": STRING,
+            "latestSupportedTlsVersion": STRING,
+        },
+        ["changeType", "notificationUrl", "resource", "expirationDateTime"],
+    ),
+    "SubscriptionUpdate": closed({"expirationDateTime": DATETIME, "notificationUrl": STRING}),
 }
 
 
@@ -299,7 +333,7 @@ def collection_of(name: str) -> Schema:
     )
 
 
-for _name in ("attachment", "message", "event", "mailFolder", "calendar", "calendarGroup", "user"):
+for _name in ("attachment", "message", "event", "mailFolder", "calendar", "calendarGroup", "user", "subscription"):
     SCHEMAS[f"{_name}Collection"] = collection_of(_name)
 
 JSON = "application/json"
@@ -484,8 +518,45 @@ def item_paths(collection: str, params: list[dict[str, Any]], name: str, create:
     return paths
 
 
+def subscription_paths() -> dict[str, Any]:
+    sub_id = [path_param("subscription-id", "Subscription id.")]
+    return {
+        "/v1.0/subscriptions": {
+            "get": operation(
+                "SubscriptionsList",
+                "List this app's subscriptions (for the signed-in user when delegated).",
+                ok("200", ref("subscriptionCollection"), "The subscriptions."),
+            ),
+            "post": operation(
+                "SubscriptionsCreate",
+                "Subscribe to changes of messages or events (validates notificationUrl first).",
+                ok("201", ref("subscription"), "Created."),
+                requestBody=body(ref("SubscriptionCreate")),
+            ),
+        },
+        "/v1.0/subscriptions/{subscription-id}": {
+            "parameters": sub_id,
+            "get": operation("SubscriptionsGet", "Get a subscription.", ok("200", ref("subscription"), "Found.")),
+            "patch": operation(
+                "SubscriptionsUpdate",
+                "Renew (expirationDateTime) or move (notificationUrl, validated again).",
+                ok("200", ref("subscription"), "Updated."),
+                requestBody=body(ref("SubscriptionUpdate")),
+            ),
+            "delete": operation("SubscriptionsDelete", "Delete a subscription.", ok("204", None, "Deleted.")),
+        },
+        "/v1.0/subscriptions/{subscription-id}/reauthorize": {
+            "parameters": sub_id,
+            "post": operation(
+                "SubscriptionsReauthorize", "Reauthorize a subscription.", ok("204", None, "Reauthorized.")
+            ),
+        },
+    }
+
+
 def graph_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {
+        **subscription_paths(),
         "/v1.0/users": {
             "get": operation(
                 "UsersList",
@@ -493,7 +564,7 @@ def graph_paths() -> dict[str, Any]:
                 ok("200", ref("userCollection"), "A page."),
                 parameters=LIST_QUERY,
             )
-        }
+        },
     }
     for user_path, user_params in USERS.items():
         root = f"/v1.0{user_path}"

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "event": ("client", "Create an event and print its id (for --event)."),
     "faults": ("faults", "Add, list and clear fault rules of a running server."),
     "migrate": ("migrate", "Apply pending schema migrations to a metadata store."),
+    "notifications": ("notifications", "Receive change notifications (a webhook receiver for subscriptions)."),
     "requests": ("testkit", "Show the requests the running server served (its journal), or follow them."),
     "reset": ("admin", "Delete every message, event and attachment; keep the tenant; re-create the demo users."),
     "send": ("client", "Send a draft (it moves to Sent Items; recipients of this server find it in their Inbox)."),

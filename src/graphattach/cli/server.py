@@ -290,6 +290,17 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
     @click.option(
+        "--notification-hosts",
+        default="",
+        envvar="GRAPHATTACH_NOTIFICATION_HOSTS",
+        help="Hosts besides loopback that change notifications may be sent to (comma-separated, * wildcards).",
+    )
+    @click.option(
+        "--notification-insecure-tls",
+        is_flag=True,
+        help="Accept self-signed certificates of https notification receivers.",
+    )
+    @click.option(
         "--config",
         "config_file",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -355,6 +366,8 @@ def register(cli: click.Group) -> None:
         workers: int,
         server_impl: str,
         no_demo: bool,
+        notification_hosts: str,
+        notification_insecure_tls: bool,
         config_file: Path | None,
         seed: int | None,
         frozen_clock: str | None,
@@ -381,6 +394,8 @@ def register(cli: click.Group) -> None:
             store=store,
             blobs=blobs,
             demo_tenant=not no_demo,
+            notification_hosts=tuple(h.strip() for h in notification_hosts.split(",") if h.strip()),
+            notification_insecure_tls=notification_insecure_tls,
             config_file=str(config_file.expanduser().resolve()) if config_file else None,
             seed=seed,
             frozen_clock=frozen_clock,

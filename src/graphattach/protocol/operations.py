@@ -67,6 +67,12 @@ GRAPH_OPERATIONS: dict[tuple[str, str], str] = {
     ("attachment", "DELETE"): "attachments.delete",
     ("attachment.value", "GET"): "attachments.value",
     ("attachments.createUploadSession", "POST"): "attachments.createUploadSession",
+    ("subscriptions", "GET"): "subscriptions.list",
+    ("subscriptions", "POST"): "subscriptions.create",
+    ("subscription", "GET"): "subscriptions.get",
+    ("subscription", "PATCH"): "subscriptions.update",
+    ("subscription", "DELETE"): "subscriptions.delete",
+    ("subscription.reauthorize", "POST"): "subscriptions.reauthorize",
 }
 
 #: The upload origin (``AttachmentSessions(...)``), by HTTP method.

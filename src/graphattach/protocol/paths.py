@@ -9,7 +9,7 @@ Rules that real clients need (msgraph-sdk and O365, seen on the wire; tests/comp
 
 The grammar, after ``/v1.0`` or ``/beta``::
 
-    root        = "me" rest | "users" [key rest]
+    root        = "me" rest | "users" [key rest] | "subscriptions" [key ["reauthorize"]]
     rest        = "" | "sendMail" | "messages" [key message | "delta"] | "mailFolders" [key folder]
                 | "events" [key event] | "calendar" calendar | "calendars" [key calendar]
                 | "calendarGroups" [key ["calendars" [key calendar]]] | "calendarView" "delta"
@@ -113,6 +113,8 @@ _CANONICAL = {
         *MESSAGE_ACTIONS,
         "delta",
         "calendarView",
+        "subscriptions",
+        "reauthorize",
     )
 }
 
@@ -202,6 +204,8 @@ def parse_graph_path(version: str, raw_path: str) -> GraphPath:
 
 def _parse_root(version: str, r: _Reader) -> GraphPath:
     user: str | None
+    if taken := r.take_name("subscriptions"):
+        return _parse_subscriptions(version, r, taken[1])
     if r.take_name("me"):
         user = None
         steps: list[Step] = [Step("me")]
@@ -215,6 +219,18 @@ def _parse_root(version: str, r: _Reader) -> GraphPath:
         user = key
         steps = [Step("users", key)]
     return _parse_user_rest(version, r, user, steps)
+
+
+def _parse_subscriptions(version: str, r: _Reader, inline_key: str | None) -> GraphPath:
+    """``subscriptions``, ``subscriptions/{id}``, ``subscriptions/{id}/reauthorize`` (the id is
+    ``steps[0].key``)."""
+    key = r.take_key(inline_key)
+    if key is None:
+        return _done(version, r, GraphPath(version, None, "subscriptions", steps=(Step("subscriptions"),)))
+    steps = (Step("subscriptions", key),)
+    if r.take_name("reauthorize"):
+        return _done(version, r, GraphPath(version, None, "subscription.reauthorize", steps=steps))
+    return _done(version, r, GraphPath(version, None, "subscription", steps=steps))
 
 
 def _done(version: str, r: _Reader, path: GraphPath) -> GraphPath:

@@ -38,6 +38,7 @@ from graphattach.protocol.attachments import (
     parse_attachment,
 )
 from graphattach.protocol.item_mime import render_item
+from graphattach.services import notifications
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
 from graphattach.storage.interfaces import (
@@ -141,7 +142,9 @@ async def _insert_limited(ctx: Context, user: User, attachment: Attachment, anno
     raise message_size_exceeded()
 
 
-async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: bool = True) -> None:
+async def insert(
+    ctx: Context, user: User, attachment: Attachment, *, limited: bool = True, item: Item | None = None
+) -> None:
     """Store the record with Exchange's limits; on any failure delete the attachment's blob.
     A blob-backed attachment's key must have been announced (``announce_blobs``)."""
     announced = attachment.blob_key is not None
@@ -162,6 +165,7 @@ async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: b
     except BaseException:
         await _discard(ctx, attachment)
         raise
+    await notifications.attachments_changed(ctx, attachment.user_id, attachment.item_id, item=item)
 
 
 async def _discard(ctx: Context, attachment: Attachment) -> None:
@@ -224,7 +228,7 @@ async def add_parsed(ctx: Context, user: User, item: Item, parsed: AttachmentInp
             last_modified=now,
             data={"reference": parsed.properties} if parsed.properties else {},
         )
-    await insert(ctx, user, attachment)
+    await insert(ctx, user, attachment, item=item)
     return attachment
 
 
@@ -262,7 +266,7 @@ async def add_file(
     except BaseException:
         await _drop_blob(ctx, attachment.blob_key)
         raise
-    await insert(ctx, user, attachment)
+    await insert(ctx, user, attachment, item=item)
     return attachment
 
 
@@ -282,6 +286,7 @@ async def delete(ctx: Context, item: Item, attachment_id: str) -> None:
     freed = await ctx.metadata.delete_attachment(item.user_id, item.id, check_id(attachment_id))
     if freed is None:
         raise ItemNotFound()
+    await notifications.attachments_changed(ctx, item.user_id, item.id, item=item)
     await ctx.free_blobs(freed)
 
 
@@ -360,7 +365,7 @@ async def _copy_one(ctx: Context, source: Attachment, target: Item) -> Attachmen
     if owner is None:
         await _discard(ctx, copy)
         raise ItemNotFound()
-    await insert(ctx, owner, copy, limited=False)
+    await insert(ctx, owner, copy, limited=False, item=target)
     return copy
 
 
@@ -391,4 +396,5 @@ async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Att
     for original in originals:
         existing = copies.get(original.id)
         result.append(existing if existing is not None else await _copy_one(ctx, original, target))
+    await notifications.attachments_changed(ctx, target.user_id, target.id, item=target)
     return result

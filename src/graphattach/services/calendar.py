@@ -20,7 +20,7 @@ from graphattach.domain import ids
 from graphattach.domain.errors import GraphError, ItemNotFound
 from graphattach.domain.models import Folder, Item, User, replace
 from graphattach.protocol.events import NO_TIME, ical_uid
-from graphattach.services import items
+from graphattach.services import items, notifications
 from graphattach.services.context import Context
 from graphattach.services.mail import (
     Page,
@@ -97,6 +97,7 @@ async def update_event(ctx: Context, user: User, event: Item, changes: dict[str,
             await ctx.metadata.update_item(updated)
         except KeyError:
             raise ItemNotFound() from None
+        await notifications.item_updated(ctx, updated)
     event = await reload(ctx, event)
     removed = before - _attendee_addresses(event)
     await propagate_to_attendees(ctx, user, event, removed=removed)
@@ -169,10 +170,12 @@ async def propagate_to_attendees(
                 data=_copy_data(organizer, event, None),
             )
             await ctx.metadata.add_item(copy)
+            await notifications.item_created(ctx, copy)
         else:
             copy = replace(copy, data=_copy_data(organizer, event, copy.data))
             items.touch(copy, now)
             await ctx.metadata.update_item(copy)
+            await notifications.item_updated(ctx, copy)
         await mirror_attachments(ctx, event, copy)
     if removed:
         await cancel_copies(ctx, event, removed)
@@ -198,6 +201,7 @@ async def cancel_copies(ctx: Context, event: Item, addresses: set[str]) -> None:
         cancelled = replace(copy, data={**copy.data, "isCancelled": True, "subject": f"Canceled: {subject}".rstrip()})
         items.touch(cancelled, now)
         await ctx.metadata.update_item(cancelled)
+        await notifications.item_updated(ctx, cancelled)
 
 
 # ---- calendars and calendar groups --------------------------------------------------------------------
@@ -274,6 +278,8 @@ async def delete_calendar(ctx: Context, user: User, calendar: Folder) -> None:
         if event.data.get("isOrganizer", True):
             await cancel_copies(ctx, event, _attendee_addresses(event))
     keys = await ctx.metadata.delete_folder(user.id, calendar.id)
+    for event in found:
+        await notifications.item_deleted(ctx, event)
     await ctx.free_blobs(keys)
 
 

@@ -24,6 +24,8 @@ class Context:
     clock: Clock
     tokens: TokenService
     tenant_id: str
+    #: Per-process helpers the services create on first use (the notification dispatcher).
+    extensions: dict[str, Any] = field(default_factory=dict)
     #: App registrations and team users (``--config``); empty in the zero-config default.
     team: TeamConfig = field(default_factory=TeamConfig)
     #: Where ids come from while serving (seeded under ``--seed``); restarted by a reset.

@@ -21,7 +21,7 @@ from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, Item
 from graphattach.domain.models import Attachment, Folder, Item, ItemKind, User, replace
 from graphattach.protocol.jsonio import graph_datetime
 from graphattach.protocol.messages import ReplyParameters, prefixed_subject, quoted_body
-from graphattach.services import items
+from graphattach.services import items, notifications
 from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
 from graphattach.services.users import ROOT_FOLDER
@@ -100,6 +100,7 @@ async def insert_item(
         data=data,
     )
     await ctx.metadata.add_item(item)
+    await notifications.item_created(ctx, item)
     if attachments:
         try:
             await add_attachments(ctx, user, item, attachments, version=version)
@@ -142,12 +143,14 @@ async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> I
             await ctx.metadata.update_item(updated)
         except KeyError:
             raise ItemNotFound() from None
+        await notifications.item_updated(ctx, updated)
     return await reload(ctx, item)
 
 
 async def delete_item(ctx: Context, item: Item) -> None:
     """Delete a message or event and its attachments; free the bytes nothing references any more."""
     keys = await ctx.metadata.delete_item(item.user_id, item.id)
+    await notifications.item_deleted(ctx, item)
     await ctx.free_blobs(keys)
 
 
@@ -193,6 +196,7 @@ async def copy_message(ctx: Context, user: User, item: Item, destination: Folder
         data=dict(item.data),
     )
     await ctx.metadata.add_item(copy)
+    await notifications.item_created(ctx, copy)
     try:
         await copy_attachments(ctx, item, copy)
     except BaseException:
@@ -413,6 +417,12 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
             status=409,
             code="ErrorIrresolvableConflict",
         ) from None
+    if sent is not None:
+        await notifications.item_updated(ctx, sent, previous_folder=draft.folder_id)
+    else:
+        await notifications.item_deleted(ctx, draft)
+    for copy, _ in copies:
+        await notifications.item_created(ctx, copy)
     await ctx.free_blobs(freed)
     if sent is None:
         return None
@@ -545,5 +555,22 @@ async def delete_folder(ctx: Context, user: User, folder: Folder) -> None:
     """Delete a custom folder with its subfolders and their messages (and free their bytes)."""
     if is_distinguished(folder):
         raise GraphError("Distinguished folders cannot be deleted.", status=403, code="ErrorDeleteDistinguishedFolder")
+    doomed = await items_in_tree(ctx, user, folder)
     keys = await ctx.metadata.delete_folder(user.id, folder.id)
+    for item in doomed:
+        await notifications.item_deleted(ctx, item)
     await ctx.free_blobs(keys)
+
+
+async def items_in_tree(ctx: Context, user: User, folder: Folder) -> list[Item]:
+    """The messages of ``folder`` and its subfolders (what deleting it deletes), for notifications;
+    nothing is read when the mailbox has no subscriptions."""
+    if not await ctx.metadata.list_subscriptions(user.id):
+        return []
+    folder_ids, queue = [], [folder.id]
+    while queue:
+        current = queue.pop()
+        folder_ids.append(current)
+        queue.extend(f.id for f in await ctx.metadata.list_folders(user.id, "mail", current))
+    found, _ = await ctx.metadata.list_items(user.id, "message", folder_ids)
+    return found

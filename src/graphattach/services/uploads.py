@@ -47,7 +47,7 @@ from graphattach.protocol.upload_sessions import (
     parse_create_request,
     upload_url,
 )
-from graphattach.services import journal
+from graphattach.services import journal, notifications
 from graphattach.services.access import authorize, resolve_item, resolve_user
 from graphattach.services.attachments import too_many_attachments
 from graphattach.services.context import Context
@@ -487,6 +487,7 @@ async def _store(
         raise too_many_attachments() from None
     if not done:
         raise GraphError("The upload session changed during the request.", status=409, code="ErrorIrresolvableConflict")
+    await notifications.attachments_changed(ctx, session.user_id, session.item_id)
     completed = replace(
         session,
         received=session.size,

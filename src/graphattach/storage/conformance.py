@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.domain.subscriptions import DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     BlobStore,
@@ -65,6 +66,40 @@ def make_user(upn: str | None = None, **changes: Any) -> User:
     }
     fields.update(changes)
     return User(**fields)
+
+
+def make_subscription(user_id: str, **changes: Any) -> Subscription:
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "item_kind": "message",
+        "folder_id": None,
+        "change_types": ("created", "updated"),
+        "notification_url": "https://hooks.example/n?x=1",
+        "expires": T0 + timedelta(days=2),
+        "application_id": "app-1",
+        "creator_id": user_id,
+        "delegated": True,
+        "client_state": "secret",
+        "lifecycle_url": None,
+        "created": T0,
+        "token_expires": T0 + timedelta(hours=1),
+        "data": {"resource": "me/messages", "latestSupportedTlsVersion": "v1_2"},
+    }
+    fields.update(changes)
+    return Subscription(**fields)
+
+
+def make_notification(sub: Subscription, n: int = 0, **changes: Any) -> Notification:
+    fields: dict[str, Any] = {
+        "subscription_id": sub.id,
+        "url": sub.notification_url,
+        "kind": "change",
+        "body": {"changeType": "created", "resource": f"Users/u/Messages/m{n}", "n": n},
+        "created": T0,
+    }
+    fields.update(changes)
+    return Notification(**fields)
 
 
 def make_folder(user: User, kind: FolderKind = "mail", **changes: Any) -> Folder:
@@ -1284,6 +1319,129 @@ class MetadataStoreConformance:
         await metadata_store.add_folder(inbox)
         await metadata_store.add_item(item)
 
+    # subscriptions and their outbox -------------------------------------------------------------------
+
+    async def test_subscription_round_trip(self, metadata_store: MetadataStore) -> None:
+        sub = make_subscription("user-a", folder_id="folder-1", lifecycle_url="https://hooks.example/l")
+        await metadata_store.add_subscription(sub)
+        assert await metadata_store.get_subscription(sub.id) == sub
+        assert await metadata_store.get_subscription("nope") is None
+        with pytest.raises(Conflict):
+            await metadata_store.add_subscription(sub)
+        other = make_subscription("user-b", created=T0 + timedelta(seconds=1))
+        await metadata_store.add_subscription(other)
+        assert [s.id for s in await metadata_store.list_subscriptions()] == [sub.id, other.id]
+        assert [s.id for s in await metadata_store.list_subscriptions("user-b")] == [other.id]
+        renewed = make_subscription("user-a", id=sub.id, expires=T0 + timedelta(days=3), state="removed")
+        await metadata_store.update_subscription(renewed)
+        assert await metadata_store.get_subscription(sub.id) == renewed
+        with pytest.raises(KeyError):
+            await metadata_store.update_subscription(make_subscription("user-a"))
+        assert await metadata_store.delete_subscription(sub.id)
+        assert not await metadata_store.delete_subscription(sub.id)
+        assert await metadata_store.get_subscription(sub.id) is None
+
+    async def test_subscriptions_generation_moves_with_every_change(self, metadata_store: MetadataStore) -> None:
+        seen = [await metadata_store.subscriptions_generation()]
+        sub = make_subscription("user-a")
+        await metadata_store.add_subscription(sub)
+        seen.append(await metadata_store.subscriptions_generation())
+        await metadata_store.update_subscription(make_subscription("user-a", id=sub.id, client_state="new"))
+        seen.append(await metadata_store.subscriptions_generation())
+        await metadata_store.delete_subscription(sub.id)
+        seen.append(await metadata_store.subscriptions_generation())
+        await metadata_store.reset()
+        seen.append(await metadata_store.subscriptions_generation())
+        assert len(set(seen)) == len(seen), seen
+        # reading or delivering moves nothing
+        await metadata_store.list_subscriptions()
+        assert await metadata_store.subscriptions_generation() == seen[-1]
+
+    async def test_subscription_limit_per_mailbox(self, metadata_store: MetadataStore) -> None:
+        await metadata_store.add_subscription(make_subscription("user-a"), max_per_user=2)
+        await metadata_store.add_subscription(make_subscription("user-a"), max_per_user=2)
+        with pytest.raises(LimitExceeded):
+            await metadata_store.add_subscription(make_subscription("user-a"), max_per_user=2)
+        await metadata_store.add_subscription(make_subscription("user-b"), max_per_user=2)
+        # removed ones do not count
+        removed = make_subscription("user-c", state="removed")
+        await metadata_store.add_subscription(removed)
+        await metadata_store.add_subscription(make_subscription("user-c"), max_per_user=1)
+
+    async def test_outbox_claims_in_order_and_leases(self, metadata_store: MetadataStore) -> None:
+        sub = make_subscription("user-a")
+        await metadata_store.add_subscription(sub)
+        idle = make_subscription("user-a")
+        await metadata_store.add_subscription(idle)
+        await metadata_store.enqueue_notifications([make_notification(sub, n) for n in range(3)])
+        gone = make_subscription("user-z")
+        await metadata_store.enqueue_notifications([make_notification(gone)])  # dropped: no such subscription
+        now = T0 + timedelta(seconds=5)
+        claims = await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        assert [c.subscription.id for c in claims] == [sub.id]
+        claim = claims[0]
+        assert [n.body["n"] for n in claim.notifications] == [0, 1, 2]
+        seqs = [n.seq for n in claim.notifications]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+        assert claim.delivery.attempts == 0
+        # leased: nobody else gets it until the lease ends
+        assert await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10) == []
+        later = now + timedelta(seconds=61)
+        again = await metadata_store.claim_notifications(later, later + timedelta(seconds=60), 10)
+        assert [c.subscription.id for c in again] == [sub.id]
+        # the first two delivered, the third failed: it waits for its backoff
+        retry_at = later + timedelta(seconds=30)
+        await metadata_store.finish_delivery(sub.id, seqs[1], DeliveryState(retry_at, 1, later))
+        assert await metadata_store.claim_notifications(later, later + timedelta(seconds=60), 10) == []
+        due = await metadata_store.claim_notifications(retry_at, retry_at + timedelta(seconds=60), 10)
+        assert [n.body["n"] for n in due[0].notifications] == [2]
+        assert due[0].delivery.attempts == 1 and due[0].delivery.failing_since == later
+        await metadata_store.finish_delivery(sub.id, seqs[2], DeliveryState(retry_at))
+        assert await metadata_store.claim_notifications(retry_at, retry_at + timedelta(seconds=60), 10) == []
+
+    async def test_outbox_goes_with_its_subscription(self, metadata_store: MetadataStore) -> None:
+        sub = make_subscription("user-a")
+        await metadata_store.add_subscription(sub)
+        await metadata_store.enqueue_notifications([make_notification(sub)])
+        await metadata_store.delete_subscription(sub.id)
+        await metadata_store.add_subscription(sub)
+        now = T0 + timedelta(seconds=5)
+        assert await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10) == []
+
+    async def test_concurrent_claims_hand_each_subscription_out_once(self, metadata_store: MetadataStore) -> None:
+        subs = [make_subscription("user-a") for _ in range(6)]
+        for sub in subs:
+            await metadata_store.add_subscription(sub)
+            await metadata_store.enqueue_notifications([make_notification(sub)])
+        now = T0 + timedelta(seconds=5)
+        results = await asyncio.gather(
+            *(metadata_store.claim_notifications(now, now + timedelta(seconds=60), 4) for _ in range(4))
+        )
+        claimed = [c.subscription.id for claims in results for c in claims]
+        assert sorted(claimed) == sorted(s.id for s in subs)
+
+    async def test_delivery_log(self, metadata_store: MetadataStore) -> None:
+        for n in range(5):
+            await metadata_store.add_delivery_record(
+                DeliveryRecord(
+                    subscription_id="s1" if n % 2 == 0 else "s2",
+                    url="https://hooks.example/n",
+                    at=T0 + timedelta(seconds=n),
+                    kind="change",
+                    count=1,
+                    attempt=n + 1,
+                    status=None if n == 4 else 202,
+                    latency_ms=1.5,
+                    error="ConnectError" if n == 4 else None,
+                )
+            )
+        newest = await metadata_store.list_delivery_records(limit=2)
+        assert [r.attempt for r in newest] == [5, 4]
+        assert (
+            newest[0].status is None and newest[0].error == "ConnectError" and newest[0].at == T0 + timedelta(seconds=4)
+        )
+        assert [r.attempt for r in await metadata_store.list_delivery_records("s2")] == [4, 2]
+
 
 class BlobStoreConformance:
     """Every ``BlobStore`` contract; needs a ``blob_store`` fixture."""
@@ -1572,6 +1730,18 @@ class PersistentMetadataStoreConformance(MetadataStoreConformance):
         assert mark > 0
         changes = await store.item_changes(user.id, inbox.id, after=0, upto=mark, limit=10)
         assert [c.item_id for c in changes] == [item.id]
+
+    async def test_reopen_keeps_subscriptions_and_outbox(
+        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata
+    ) -> None:
+        sub = make_subscription("user-a")
+        await metadata_store.add_subscription(sub)
+        await metadata_store.enqueue_notifications([make_notification(sub, 7)])
+        store = await reopen_metadata_store(metadata_store)
+        assert await store.get_subscription(sub.id) == sub
+        now = T0 + timedelta(seconds=5)
+        claims = await store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        assert [n.body["n"] for n in claims[0].notifications] == [7]
 
 
 class PersistentBlobStoreConformance(BlobStoreConformance):

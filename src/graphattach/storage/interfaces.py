@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
 
 
 class Conflict(Exception):
@@ -206,6 +207,43 @@ class MetadataStore(Protocol):
     def try_lock_session(self, session_id: str) -> AbstractAsyncContextManager[bool]:
         """``lock_session`` without waiting: yields True while holding the lock, False (holding
         nothing) when another task or process holds it."""
+
+    # change-notification subscriptions and their outbox
+    async def add_subscription(self, subscription: Subscription, *, max_per_user: int | None = None) -> None:
+        """Insert; ``LimitExceeded("count")`` if the mailbox already has ``max_per_user`` active
+        subscriptions; ``Conflict`` if the id is taken."""
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+    async def list_subscriptions(self, user_id: str | None = None) -> list[Subscription]:
+        """Subscriptions (every state) of one mailbox, or of all, oldest first."""
+
+    async def update_subscription(self, subscription: Subscription) -> None:
+        """Replace its Graph properties and state (not its delivery state); ``KeyError`` if gone."""
+
+    async def subscriptions_generation(self) -> int:
+        """A number that changes whenever any subscription is added, updated or deleted (in the
+        same transaction), so that a process may cache subscriptions until it moves."""
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        """Delete it with the notifications waiting for it; False if it was not there."""
+
+    async def enqueue_notifications(self, notifications: list[Notification]) -> None:
+        """Append to the outbox, in order (the store numbers them); notifications of a
+        subscription that is gone are dropped."""
+
+    async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
+        """Lease up to ``limit`` subscriptions whose next attempt is due and that no live lease
+        holds, with their waiting notifications oldest first. Across processes, one claimant wins."""
+
+    async def finish_delivery(self, subscription_id: str, delivered_through: int, state: DeliveryState) -> None:
+        """Delete its notifications numbered up to ``delivered_through`` (0: none), store ``state``
+        and release the lease."""
+
+    async def add_delivery_record(self, record: DeliveryRecord, *, keep: int = 10_000) -> None:
+        """Log one POST to a receiver (the oldest records beyond ``keep`` go)."""
+
+    async def list_delivery_records(self, subscription_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        """The most recent records, newest first."""
 
 
 #: A piece of a blob as ``BlobStore.read`` yields it: ``bytes``, or a ``bytearray`` the store

@@ -25,7 +25,9 @@ from graphattach.domain.models import (
     User,
     utcnow,
 )
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.storage._common import EPOCH, SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.storage._subscriptions import MAX_BATCH
 from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemChange, LimitExceeded, MailboxUsage
 
 __all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
@@ -71,6 +73,13 @@ class MemoryMetadataStore:
         self._attachments: dict[str, dict[str, Attachment]] = {}
         self._attachment_item: dict[str, str] = {}
         self._sessions: dict[str, UploadSession] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+        #: subscription id -> (delivery state, lease until)
+        self._delivery: dict[str, tuple[DeliveryState, datetime]] = {}
+        self._outbox: dict[str, list[Notification]] = {}
+        self._outbox_seq = 0
+        self._records: list[DeliveryRecord] = []
+        self._generation = 0
         #: user id -> latest change number; (user id, folder id, item id) -> (number, removed).
         self._marks: dict[str, int] = {}
         self._versions: dict[tuple[str, str, str], tuple[int, bool]] = {}
@@ -84,9 +93,10 @@ class MemoryMetadataStore:
         return None
 
     async def reset(self) -> None:
-        settings = self._settings
+        settings, generation = self._settings, self._generation
         self._clear()
         self._settings = settings
+        self._generation = generation + 1
 
     # settings -----------------------------------------------------------------------------------
 
@@ -508,6 +518,93 @@ class MemoryMetadataStore:
         for key in stale:
             del self._announced[key]
         return self._unreferenced(stale)
+
+    # subscriptions ------------------------------------------------------------------------------
+
+    async def add_subscription(self, subscription: Subscription, *, max_per_user: int | None = None) -> None:
+        if subscription.id in self._subscriptions:
+            raise Conflict(f"subscription {subscription.id!r} exists")
+        if max_per_user is not None:
+            active = sum(
+                1 for s in self._subscriptions.values() if s.user_id == subscription.user_id and s.state == "active"
+            )
+            if active >= max_per_user:
+                raise LimitExceeded("count")
+        self._subscriptions[subscription.id] = copy.deepcopy(subscription)
+        self._generation += 1
+        self._delivery[subscription.id] = (DeliveryState(next_attempt=subscription.created), subscription.created)
+        self._outbox[subscription.id] = []
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        found = self._subscriptions.get(subscription_id)
+        return copy.deepcopy(found) if found else None
+
+    async def list_subscriptions(self, user_id: str | None = None) -> list[Subscription]:
+        return [
+            copy.deepcopy(s)
+            for s in sorted(self._subscriptions.values(), key=lambda s: as_utc(s.created))
+            if user_id is None or s.user_id == user_id
+        ]
+
+    async def update_subscription(self, subscription: Subscription) -> None:
+        if subscription.id not in self._subscriptions:
+            raise KeyError(subscription.id)
+        self._subscriptions[subscription.id] = copy.deepcopy(subscription)
+        self._generation += 1
+
+    async def subscriptions_generation(self) -> int:
+        return self._generation
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        self._delivery.pop(subscription_id, None)
+        self._outbox.pop(subscription_id, None)
+        self._generation += 1
+        return self._subscriptions.pop(subscription_id, None) is not None
+
+    async def enqueue_notifications(self, notifications: list[Notification]) -> None:
+        for notification in notifications:
+            queue = self._outbox.get(notification.subscription_id)
+            if queue is None:
+                continue
+            self._outbox_seq += 1
+            queue.append(copy.deepcopy(notification))
+            queue[-1].seq = self._outbox_seq
+
+    async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
+        claims: list[Claim] = []
+        due = sorted(
+            (state.next_attempt, sub_id)
+            for sub_id, (state, lease) in self._delivery.items()
+            if self._outbox.get(sub_id) and as_utc(state.next_attempt) <= now and as_utc(lease) <= now
+        )
+        for _, sub_id in due[:limit]:
+            state, _lease = self._delivery[sub_id]
+            self._delivery[sub_id] = (state, lease_until)
+            claims.append(
+                Claim(
+                    copy.deepcopy(self._subscriptions[sub_id]),
+                    copy.deepcopy(state),
+                    copy.deepcopy(self._outbox[sub_id][:MAX_BATCH]),
+                )
+            )
+        return claims
+
+    async def finish_delivery(self, subscription_id: str, delivered_through: int, state: DeliveryState) -> None:
+        if subscription_id not in self._delivery:
+            return
+        queue = self._outbox[subscription_id]
+        queue[:] = [n for n in queue if n.seq > delivered_through]
+        self._delivery[subscription_id] = (copy.deepcopy(state), EPOCH)
+
+    async def add_delivery_record(self, record: DeliveryRecord, *, keep: int = 10_000) -> None:
+        record = copy.deepcopy(record)
+        record.seq = (self._records[-1].seq if self._records else 0) + 1
+        self._records.append(record)
+        del self._records[:-keep]
+
+    async def list_delivery_records(self, subscription_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        found = [r for r in reversed(self._records) if subscription_id is None or r.subscription_id == subscription_id]
+        return copy.deepcopy(found[:limit])
 
 
 @dataclass(slots=True)

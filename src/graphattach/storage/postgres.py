@@ -45,7 +45,16 @@ import asyncpg
 import orjson
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold, from_micros, to_micros
+from graphattach.storage._subscriptions import (
+    MAX_BATCH,
+    decode_subscription,
+    encode_body,
+    encode_subscription,
+    notification_from,
+    record_from,
+)
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
@@ -196,10 +205,15 @@ class PostgresMetadataStore:
                 await each.close()
 
     async def reset(self) -> None:
-        await self.pool.execute(
-            "TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements, item_versions,"
-            " change_marks"
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements, item_versions,"
+                " change_marks, notification_outbox, subscriptions, delivery_log"
+            )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
 
     async def schema_version(self) -> int:
         """The latest migration applied to the database."""
@@ -814,6 +828,165 @@ class PostgresMetadataStore:
                 )
             ]
             return await _unreferenced(conn, keys)
+
+    # subscriptions ------------------------------------------------------------------------------
+
+    async def add_subscription(self, subscription: Subscription, *, max_per_user: int | None = None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if max_per_user is not None:
+                # one mailbox's creations queue here, so the count holds against concurrent ones
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))", "subscriptions:" + subscription.user_id
+                )
+                active = await conn.fetchval(
+                    "SELECT count(*) FROM subscriptions WHERE user_id = $1 AND state = 'active'", subscription.user_id
+                )
+                if active >= max_per_user:
+                    raise LimitExceeded("count")
+            created = to_micros(subscription.created)
+            try:
+                await conn.execute(
+                    "INSERT INTO subscriptions (id, user_id, state, created, doc, next_attempt)"
+                    " VALUES ($1, $2, $3, $4, $5, $4)",
+                    subscription.id,
+                    subscription.user_id,
+                    subscription.state,
+                    created,
+                    encode_subscription(subscription),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict(f"subscription {subscription.id!r}: {exc}") from None
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        doc = await self.pool.fetchval("SELECT doc FROM subscriptions WHERE id = $1", subscription_id)
+        return decode_subscription(doc) if doc is not None else None
+
+    async def list_subscriptions(self, user_id: str | None = None) -> list[Subscription]:
+        if user_id is None:
+            rows = await self.pool.fetch("SELECT doc FROM subscriptions ORDER BY created, id")
+        else:
+            rows = await self.pool.fetch(
+                "SELECT doc FROM subscriptions WHERE user_id = $1 ORDER BY created, id", user_id
+            )
+        return [decode_subscription(row[0]) for row in rows]
+
+    async def update_subscription(self, subscription: Subscription) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "UPDATE subscriptions SET state = $1, doc = $2 WHERE id = $3",
+                subscription.state,
+                encode_subscription(subscription),
+                subscription.id,
+            )
+            if done.endswith(" 0"):
+                raise KeyError(subscription.id)
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
+
+    async def subscriptions_generation(self) -> int:
+        value = await self.pool.fetchval("SELECT value FROM settings WHERE key = 'subscriptions_generation'")
+        return int(value) if value is not None else 0
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM notification_outbox WHERE subscription_id = $1", subscription_id)
+            done = await conn.execute("DELETE FROM subscriptions WHERE id = $1", subscription_id)
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
+            )
+        return not done.endswith(" 0")
+
+    async def enqueue_notifications(self, notifications: list[Notification]) -> None:
+        if not notifications:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO notification_outbox (subscription_id, url, kind, body, created)"
+                " SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = $1)",
+                [(n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created)) for n in notifications],
+            )
+
+    async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
+        now_us, lease_us = to_micros(now), to_micros(lease_until)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # SKIP LOCKED: several processes claim at once and each subscription goes to one of them
+            rows = await conn.fetch(
+                "UPDATE subscriptions SET lease_until = $1 WHERE id IN ("
+                " SELECT s.id FROM subscriptions s WHERE s.next_attempt <= $2 AND s.lease_until <= $2"
+                " AND EXISTS (SELECT 1 FROM notification_outbox o WHERE o.subscription_id = s.id)"
+                " ORDER BY s.next_attempt LIMIT $3 FOR UPDATE SKIP LOCKED)"
+                " RETURNING doc, next_attempt, attempts, failing_since",
+                lease_us,
+                now_us,
+                limit,
+            )
+            claims = []
+            for row in rows:
+                sub = decode_subscription(row["doc"])
+                waiting = await conn.fetch(
+                    "SELECT seq, subscription_id, url, kind, body, created FROM notification_outbox"
+                    " WHERE subscription_id = $1 ORDER BY seq LIMIT $2",
+                    sub.id,
+                    MAX_BATCH,
+                )
+                state = DeliveryState(
+                    from_micros(row["next_attempt"]),
+                    row["attempts"],
+                    None if row["failing_since"] is None else from_micros(row["failing_since"]),
+                )
+                claims.append(Claim(sub, state, [notification_from(*w) for w in waiting]))
+        return claims
+
+    async def finish_delivery(self, subscription_id: str, delivered_through: int, state: DeliveryState) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM notification_outbox WHERE subscription_id = $1 AND seq <= $2",
+                subscription_id,
+                delivered_through,
+            )
+            await conn.execute(
+                "UPDATE subscriptions SET next_attempt = $1, attempts = $2, failing_since = $3, lease_until = 0"
+                " WHERE id = $4",
+                to_micros(state.next_attempt),
+                state.attempts,
+                None if state.failing_since is None else to_micros(state.failing_since),
+                subscription_id,
+            )
+
+    async def add_delivery_record(self, record: DeliveryRecord, *, keep: int = 10_000) -> None:
+        seq = await self.pool.fetchval(
+            "INSERT INTO delivery_log (subscription_id, url, at, kind, count, attempt, status, latency_ms, error)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+            record.subscription_id,
+            record.url,
+            to_micros(record.at),
+            record.kind,
+            record.count,
+            record.attempt,
+            record.status,
+            record.latency_ms,
+            record.error,
+        )
+        if seq % 100 == 0:
+            await self.pool.execute("DELETE FROM delivery_log WHERE seq <= $1", seq - keep)
+
+    async def list_delivery_records(self, subscription_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        if subscription_id is None:
+            rows = await self.pool.fetch("SELECT * FROM delivery_log ORDER BY seq DESC LIMIT $1", limit)
+        else:
+            rows = await self.pool.fetch(
+                "SELECT * FROM delivery_log WHERE subscription_id = $1 ORDER BY seq DESC LIMIT $2",
+                subscription_id,
+                limit,
+            )
+        return [record_from(row) for row in rows]
 
 
 # helpers ------------------------------------------------------------------------------------------

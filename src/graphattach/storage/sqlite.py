@@ -51,7 +51,16 @@ from graphattach.domain.models import (
     UploadSession,
     User,
 )
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
+from graphattach.storage._subscriptions import (
+    MAX_BATCH,
+    decode_subscription,
+    encode_body,
+    encode_subscription,
+    notification_from,
+    record_from,
+)
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
@@ -331,8 +340,15 @@ class SqliteMetadataStore:
                     "blob_announcements",
                     "item_versions",
                     "change_marks",
+                    "notification_outbox",
+                    "subscriptions",
+                    "delivery_log",
                 ):
                     conn.execute(f"DELETE FROM {table}")
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
 
         await self._run(run)
 
@@ -1126,6 +1142,201 @@ class SqliteMetadataStore:
                     )
                 ]
                 return _unreferenced(conn, keys)
+
+        return await self._run(run)
+
+    # subscriptions ------------------------------------------------------------------------------
+
+    async def add_subscription(self, subscription: Subscription, *, max_per_user: int | None = None) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                if max_per_user is not None:
+                    (active,) = conn.execute(
+                        "SELECT count(*) FROM subscriptions WHERE user_id = ? AND state = 'active'",
+                        (subscription.user_id,),
+                    ).fetchone()
+                    if active >= max_per_user:
+                        raise LimitExceeded("count")
+                created = to_micros(subscription.created)
+                try:
+                    conn.execute(
+                        "INSERT INTO subscriptions (id, user_id, state, created, doc, next_attempt)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            subscription.id,
+                            subscription.user_id,
+                            subscription.state,
+                            created,
+                            encode_subscription(subscription),
+                            created,
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise Conflict(f"subscription {subscription.id!r}: {exc}") from None
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
+
+        await self._run(run)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        def run(conn: sqlite3.Connection) -> Subscription | None:
+            row = conn.execute("SELECT doc FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone()
+            return decode_subscription(row[0]) if row else None
+
+        return await self._run(run)
+
+    async def list_subscriptions(self, user_id: str | None = None) -> list[Subscription]:
+        def run(conn: sqlite3.Connection) -> list[Subscription]:
+            if user_id is None:
+                rows = conn.execute("SELECT doc FROM subscriptions ORDER BY created, id").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT doc FROM subscriptions WHERE user_id = ? ORDER BY created, id", (user_id,)
+                ).fetchall()
+            return [decode_subscription(row[0]) for row in rows]
+
+        return await self._run(run)
+
+    async def update_subscription(self, subscription: Subscription) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                done = conn.execute(
+                    "UPDATE subscriptions SET state = ?, doc = ? WHERE id = ?",
+                    (subscription.state, encode_subscription(subscription), subscription.id),
+                )
+                if done.rowcount == 0:
+                    raise KeyError(subscription.id)
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
+
+        await self._run(run)
+
+    async def subscriptions_generation(self) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM settings WHERE key = 'subscriptions_generation'").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
+
+    async def delete_subscription(self, subscription_id: str) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                conn.execute("DELETE FROM notification_outbox WHERE subscription_id = ?", (subscription_id,))
+                done = conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription_id,))
+                conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                )
+                return done.rowcount > 0
+
+        return await self._run(run)
+
+    async def enqueue_notifications(self, notifications: list[Notification]) -> None:
+        if not notifications:
+            return
+        rows = [
+            (n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created), n.subscription_id)
+            for n in notifications
+        ]
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO notification_outbox (subscription_id, url, kind, body, created)"
+                    " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?)",
+                    rows,
+                )
+
+        await self._run(run)
+
+    async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
+        now_us, lease_us = to_micros(now), to_micros(lease_until)
+
+        def run(conn: sqlite3.Connection) -> list[Claim]:
+            with _transaction(conn):
+                rows = conn.execute(
+                    "UPDATE subscriptions SET lease_until = ? WHERE id IN ("
+                    " SELECT s.id FROM subscriptions s WHERE s.next_attempt <= ? AND s.lease_until <= ?"
+                    " AND EXISTS (SELECT 1 FROM notification_outbox o WHERE o.subscription_id = s.id)"
+                    " ORDER BY s.next_attempt LIMIT ?)"
+                    " RETURNING doc, next_attempt, attempts, failing_since",
+                    (lease_us, now_us, now_us, limit),
+                ).fetchall()
+                claims = []
+                for row in rows:
+                    sub = decode_subscription(row["doc"])
+                    waiting = conn.execute(
+                        "SELECT seq, subscription_id, url, kind, body, created FROM notification_outbox"
+                        " WHERE subscription_id = ? ORDER BY seq LIMIT ?",
+                        (sub.id, MAX_BATCH),
+                    ).fetchall()
+                    state = DeliveryState(
+                        from_micros(row["next_attempt"]),
+                        row["attempts"],
+                        None if row["failing_since"] is None else from_micros(row["failing_since"]),
+                    )
+                    claims.append(Claim(sub, state, [notification_from(*w) for w in waiting]))
+                return claims
+
+        return await self._run(run)
+
+    async def finish_delivery(self, subscription_id: str, delivered_through: int, state: DeliveryState) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "DELETE FROM notification_outbox WHERE subscription_id = ? AND seq <= ?",
+                    (subscription_id, delivered_through),
+                )
+                conn.execute(
+                    "UPDATE subscriptions SET next_attempt = ?, attempts = ?, failing_since = ?, lease_until = 0"
+                    " WHERE id = ?",
+                    (
+                        to_micros(state.next_attempt),
+                        state.attempts,
+                        None if state.failing_since is None else to_micros(state.failing_since),
+                        subscription_id,
+                    ),
+                )
+
+        await self._run(run)
+
+    async def add_delivery_record(self, record: DeliveryRecord, *, keep: int = 10_000) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                seq = conn.execute(
+                    "INSERT INTO delivery_log (subscription_id, url, at, kind, count, attempt, status, latency_ms,"
+                    " error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                    (
+                        record.subscription_id,
+                        record.url,
+                        to_micros(record.at),
+                        record.kind,
+                        record.count,
+                        record.attempt,
+                        record.status,
+                        record.latency_ms,
+                        record.error,
+                    ),
+                ).fetchone()[0]
+                if seq % 100 == 0:
+                    conn.execute("DELETE FROM delivery_log WHERE seq <= ?", (seq - keep,))
+
+        await self._run(run)
+
+    async def list_delivery_records(self, subscription_id: str | None = None, limit: int = 100) -> list[DeliveryRecord]:
+        def run(conn: sqlite3.Connection) -> list[DeliveryRecord]:
+            if subscription_id is None:
+                rows = conn.execute("SELECT * FROM delivery_log ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM delivery_log WHERE subscription_id = ? ORDER BY seq DESC LIMIT ?",
+                    (subscription_id, limit),
+                ).fetchall()
+            return [record_from(row) for row in rows]
 
         return await self._run(run)
 
