@@ -246,3 +246,19 @@ def test_reset_clears_fault_rules_and_throttling(graph: GraphServer) -> None:
             assert client.get("me/messages").status_code == 200
         # the journal starts again after the reset: only the request that came after
         assert [r.status for r in graph.requests_matching(operation="messages.list")] == [200]
+
+
+def test_the_journal_says_which_fault_or_limit_answered(graph: GraphServer) -> None:
+    rule = {"match": {"operation": "messages.list", "nth": 2}, "action": {"type": "status", "status": 503}}
+    created = httpx.post(f"{graph.root_url}/_graphattach/faults", json=rule)
+    assert created.status_code in (200, 201)
+    rule_id = created.json()["id"]
+    with graph.httpx_client() as client:
+        assert [client.get("me/messages").status_code for _ in range(3)] == [200, 503, 200]
+    listed = graph.requests_matching(operation="messages.list")
+    assert [(r.status, r.fault) for r in listed] == [(200, None), (503, f"rule {rule_id}: status 503"), (200, None)]
+    throttled = httpx.post(f"{graph.root_url}/_graphattach/throttling", json={"spec": "requests=1/60"})
+    assert throttled.status_code == 200, throttled.text
+    with graph.httpx_client() as client:
+        assert [client.get("me/events").status_code for _ in range(2)] == [200, 429]
+    assert [r.fault for r in graph.requests_matching(operation="events.list")] == [None, "throttled: RequestRate"]

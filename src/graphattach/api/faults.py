@@ -56,7 +56,9 @@ from graphattach.protocol.faults import (
     status_response,
 )
 from graphattach.protocol.jsonio import dumps
+from graphattach.protocol.operations import OPERATION_KEY
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, parse_upload_path
+from graphattach.services import journal
 from graphattach.services.context import Context
 
 log = logging.getLogger("graphattach.faults")
@@ -148,6 +150,14 @@ async def _discard(message: Message) -> None:
     return None
 
 
+def _describe(decision: Decision) -> str:
+    """What fired, for the request journal: ``rule 2: status 503``, ``rules 1,3: delay, drop``."""
+    actions = [*decision.modifiers, *([decision.terminal] if decision.terminal is not None else [])]
+    kinds = ", ".join(f"status {a.status}" if a.type == "status" else a.type for a in actions)
+    ids = ",".join(decision.rule_ids)
+    return f"{'rules' if len(decision.rule_ids) > 1 else 'rule'} {ids}: {kinds}"
+
+
 class FaultLayer:
     """The ASGI layer that applies fault rules and throttling (see the module docstring)."""
 
@@ -176,6 +186,8 @@ class FaultLayer:
         facts, mailbox = request_facts(method, scope["path"], raw_path, authorization, authtoken)
         state = scope.setdefault("state", {})
         request_id = str(state.get("request_id", ""))
+        # A request answered here never reaches the Graph endpoint that names it: name it now.
+        state[OPERATION_KEY] = facts.operation
 
         key: Key | None = None
         counted = False
@@ -196,6 +208,14 @@ class FaultLayer:
                     request_id=request_id,
                 )
                 if refusal is not None:
+                    journal.note_fault(
+                        f"throttled: {refusal.limit}"
+                        + (
+                            f" (Retry-After not honoured, {refusal.violation.early_by:.3f} s early)"
+                            if refusal.violation
+                            else ""
+                        )
+                    )
                     if refusal.violation is not None:
                         log.warning(
                             "Retry-After not honoured: %s %s came %.3f s early (app %s, mailbox %s)",
@@ -231,6 +251,7 @@ class FaultLayer:
                 await self.app(scope, receive, send)
                 return
             state["faults"] = list(decision.rule_ids)
+            journal.note_fault(_describe(decision))
             await self._apply(decision, scope, receive, send, ctx, key)
         finally:
             if counted and key is not None:

@@ -78,6 +78,7 @@ def entry_json(entry: JournalEntry) -> dict[str, Any]:
         "bytesIn": entry.bytes_in,
         "bytesOut": entry.bytes_out,
         "durationMs": round(entry.duration_ms, 3),
+        "fault": entry.fault,
     }
 
 

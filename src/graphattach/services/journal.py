@@ -58,6 +58,8 @@ class JournalEntry:
     bytes_in: int = 0
     bytes_out: int = 0
     duration_ms: float = 0.0
+    #: What the fault layer did to the request (a fault rule, a throttling 429), if anything.
+    fault: str | None = None
     request_headers: list[tuple[str, str]] = field(default_factory=list)
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     request_body: bytes = b""
@@ -94,6 +96,13 @@ def note_principal(principal: Principal) -> None:
     entry.user_id = principal.user_id
     entry.app_id = principal.app_id
     entry.granted = tuple(sorted(principal.permissions))
+
+
+def note_fault(what: str) -> None:
+    """The fault rule or throttling limit applied to the request being served."""
+    entry = _current.get()
+    if entry is not None:
+        entry.fault = what if entry.fault is None else f"{entry.fault}; {what}"
 
 
 def note_upload_caller(user_id: str) -> None:

@@ -57,6 +57,8 @@ class RequestRecord:
     bytes_in: int
     bytes_out: int
     duration_ms: float
+    #: What a fault rule or throttling did to the request (e.g. ``rule 1: status 503``), if anything.
+    fault: str | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> RequestRecord:
@@ -82,6 +84,7 @@ class RequestRecord:
             bytes_in=body["bytesIn"],
             bytes_out=body["bytesOut"],
             duration_ms=body["durationMs"],
+            fault=body.get("fault"),
         )
 
 

@@ -52,6 +52,7 @@ def request_row(entry: Any) -> dict[str, Any]:
         "operation": entry.operation,
         "who": entry.user or entry.app_id or entry.caller or "",
         "request_id": entry.request_id,
+        "fault": entry.fault or "",
     }
 
 

@@ -118,7 +118,14 @@ function requestRow(r) {
   cell(tr, "num").textContent = String(r.ms);
   const op = document.createElement("code");
   op.textContent = r.operation;
-  cell(tr).appendChild(op);
+  const opCell = cell(tr);
+  opCell.appendChild(op);
+  if (r.fault) {
+    const fault = document.createElement("span");
+    fault.className = "fault";
+    fault.textContent = " " + r.fault;
+    opCell.appendChild(fault);
+  }
   cell(tr).textContent = r.who;
   const id = document.createElement("code");
   id.className = "muted";
