@@ -10,7 +10,13 @@ function copyText(text, button) {
     setTimeout(() => { button.textContent = was; }, 1200);
   };
   if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));
+    // writeText can stay pending for good when the page has no focus (a background tab, a
+    // headless browser): after a second the older way copies instead, and only one of them counts.
+    let settled = false;
+    const once = (how) => () => { if (!settled) { settled = true; how(); } };
+    const fallback = once(() => fallbackCopy(text, done));
+    setTimeout(fallback, 1000);
+    navigator.clipboard.writeText(text).then(once(done), fallback);
   } else {
     fallbackCopy(text, done);
   }
