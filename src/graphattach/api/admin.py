@@ -18,7 +18,7 @@ from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
 from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.composition import redact_url, store_urls
-from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
+from graphattach.protocol.errors import AccessDenied, BadRequest, InvalidUser
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.users import user_json
 from graphattach.services import users as user_service
@@ -97,7 +97,7 @@ async def update_user(request: Request) -> Response:
     ctx = _ctx(request)
     user = await user_service.find_user(ctx, request.path_params["user"])
     if user is None:
-        raise GraphError("No such user.", status=404, code="ErrorInvalidUser")
+        raise InvalidUser("No such user.")
     body = await _json(request)
     if "maxMessageSize" in body:
         size = body["maxMessageSize"]
@@ -128,7 +128,7 @@ async def mint_token(request: Request) -> Response:
         raise BadRequest("Give 'user' (a userPrincipalName or id) or 'app': true.")
     user = await user_service.find_user(ctx, key)
     if user is None:
-        raise GraphError(f"The user '{key}' does not exist.", status=404, code="ErrorInvalidUser")
+        raise InvalidUser(f"The user '{key}' does not exist.")
     scopes = _names(body.get("scopes"), DEFAULT_DELEGATED_SCOPES)
     token = ctx.tokens.mint_delegated(
         user_id=user.id,

@@ -24,7 +24,6 @@ from starlette.responses import Response, StreamingResponse
 from graphattach.api.call import GraphCall, Routes, read_body
 from graphattach.api.responses import GRAPH_JSON, ChunkStream, empty, graph_json
 from graphattach.auth.permissions import read_permissions, write_permissions
-from graphattach.domain.errors import BadRequest, GraphError
 from graphattach.domain.models import Attachment, Item, User
 from graphattach.protocol.attachments import (
     SELECTABLE,
@@ -38,6 +37,7 @@ from graphattach.protocol.attachments import (
     loads_payload,
     parse_attachment,
 )
+from graphattach.protocol.errors import BadRequest, ContentMissing, UpdateNotAllowed
 from graphattach.protocol.odata import context_path, context_url, next_link, quote_key
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import project
@@ -114,9 +114,7 @@ def _length(parts: list[Part]) -> int:
 async def _check_blobs(call: GraphCall, parts: list[Part]) -> None:
     for part in parts:
         if isinstance(part, _Hole) and await call.ctx.blobs.size(part.blob_key) != part.raw_length:
-            raise GraphError(
-                "The attachment content is missing from the store.", status=500, code="ErrorInternalServerError"
-            )
+            raise ContentMissing()
 
 
 async def _stream(call: GraphCall, parts: list[Part]) -> AsyncIterator[bytes]:
@@ -283,7 +281,7 @@ async def delete_attachment(call: GraphCall) -> Response:
 async def patch_attachment(call: GraphCall) -> Response:
     """Attachments are not updatable (CSDL ``UpdateRestrictions``; "update not allowed")."""
     await _resolve(call, write=True)
-    raise GraphError("Update not allowed.", status=405, code="ErrorInvalidRequest")
+    raise UpdateNotAllowed()
 
 
 async def count_attachments(call: GraphCall) -> Response:

@@ -21,10 +21,10 @@ from graphattach.api.outlook import (
 )
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import CALENDARS_READ, CALENDARS_WRITE
-from graphattach.domain.errors import ItemNotFound
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol import events as proto
 from graphattach.protocol import folders as folder_proto
+from graphattach.protocol.errors import ItemNotFound
 from graphattach.protocol.shape import project
 from graphattach.services import calendar
 from graphattach.services.access import resolve_containers, resolve_item

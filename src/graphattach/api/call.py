@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from graphattach.auth.principal import Principal
-from graphattach.domain.errors import BadRequest, RequestEntityTooLarge
+from graphattach.protocol.errors import BadRequest, RequestEntityTooLarge
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import QueryOptions
 from graphattach.protocol.paths import GraphPath

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from graphattach.api import attachments, calendar, mail, upload_sessions, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import MethodNotSupported, UnsupportedResource
 from graphattach.protocol.odata import parse_query
 from graphattach.protocol.operations import OPERATION_KEY, graph_operation
 from graphattach.protocol.paths import parse_graph_path
@@ -60,13 +61,7 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     handler = ROUTES.get((path.endpoint, method))
     if handler is None:
         if path.endpoint in ENDPOINTS:
-            raise GraphError(
-                f"The HTTP method '{method}' is not supported for this resource.",
-                status=405,
-                code="Request_BadRequest",
-            )
-        raise GraphError(
-            f"The '{path.endpoint}' resource is not supported by this server.", status=400, code="BadRequest"
-        )
+            raise MethodNotSupported(method=method)
+        raise UnsupportedResource(endpoint=path.endpoint)
     query = parse_query(request.url.query, strict=ctx.settings.strict)
     return await handler(GraphCall(request, ctx, path, query, principal))

@@ -24,11 +24,11 @@ from graphattach.api.outlook import (
 )
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import MAIL_READ, MAIL_SEND, MAIL_WRITE
-from graphattach.domain.errors import BadRequest, ItemNotFound
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol import folders as folder_proto
 from graphattach.protocol import messages as proto
 from graphattach.protocol import outlook as o
+from graphattach.protocol.errors import InvalidParameter, ItemNotFound
 from graphattach.protocol.shape import project
 from graphattach.services import mail
 from graphattach.services.access import resolve_containers, resolve_item
@@ -127,7 +127,7 @@ async def send_mail(call: GraphCall) -> Response:
     user = await mailbox(call, MAIL_SEND)
     params = SEND_MAIL.validate(await call.json(), strict=call.strict)
     if params.get("message") is None:
-        raise BadRequest("The 'message' parameter is required.", code="ErrorInvalidParameter")
+        raise InvalidParameter("The 'message' parameter is required.")
     data, attachments = proto.parse_create(params["message"], strict=call.strict)
     await mail.send_mail(
         call.ctx,

@@ -17,8 +17,8 @@ from datetime import datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphattach.domain.errors import GraphError, InternalServerError
-from graphattach.protocol.errors import graph_error_body
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import InternalServerError, graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
     OAUTH_METADATA_OPERATION,

@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from graphattach.api.call import GraphCall
 from graphattach.domain import limits, timezones
-from graphattach.domain.errors import BadRequest
 from graphattach.domain.models import Item, User
+from graphattach.protocol.errors import BadRequest, TimeZoneNotSupported
 from graphattach.protocol.filtering import compile_filter, compile_orderby
 from graphattach.protocol.odata import context_path, context_url, next_link
 from graphattach.protocol.paths import Step
@@ -102,10 +102,7 @@ def preferred_time_zone(call: GraphCall) -> str | None:
             try:
                 return timezones.canonical_name(name)
             except timezones.UnknownTimeZone:
-                raise BadRequest(
-                    f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name}'.",
-                    code="TimeZoneNotSupportedException",
-                ) from None
+                raise TimeZoneNotSupported(name=name) from None
     return None
 
 

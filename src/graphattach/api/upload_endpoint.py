@@ -21,10 +21,9 @@ from graphattach.api.admin import ADMIN_PREFIX
 from graphattach.api.admin import _ctx as admin_context
 from graphattach.api.call import stream_body
 from graphattach.api.responses import empty, graph_json
-from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
-from graphattach.domain.upload_session import UploadError
-from graphattach.protocol.errors import error_body
+from graphattach.protocol.errors import ItemNotFound
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, UploadPath, parse_upload_path, status_body
 from graphattach.services import uploads
 from graphattach.services.context import Context
@@ -47,20 +46,6 @@ def _status_response(ctx: Context, session: UploadSession) -> Response:
             ctx.settings.profile,
         )
     )
-
-
-def _error_response(request: Request, ctx: Context, exc: GraphError) -> Response:
-    state = request.scope["state"]
-    body = error_body(
-        exc.code,
-        exc.message,
-        request_id=state["request_id"],
-        client_request_id=state["client_request_id"],
-        now=ctx.clock.now(),
-        inner_error=exc.inner_error,
-        extra=exc.inner if isinstance(exc, UploadError) else None,
-    )
-    return Response(body, status_code=exc.status, media_type="application/json", headers=exc.headers)
 
 
 def _upload_path(request: Request) -> UploadPath:
@@ -130,7 +115,7 @@ async def upload_session(request: Request) -> Response:
     except GraphError as exc:
         if request.method == "PUT" and exc.status != 413:
             await body.drain(ctx.settings.max_upload_chunk)
-        return _error_response(request, ctx, exc)
+        raise  # the middleware renders it, as every error
     except ClientDisconnect:
         # The client went away mid-body: nothing past the acknowledged bytes was kept.
         return empty(400)

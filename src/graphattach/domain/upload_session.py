@@ -19,9 +19,7 @@ import mimetypes
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
 
 
@@ -204,18 +202,6 @@ def classify_put(session: UploadSession, start: int, end: int, total: int, conte
 def next_expected(session: UploadSession) -> int:
     """The first byte not acknowledged yet."""
     return session.received
-
-
-# errors the upload endpoint answers ---------------------------------------------------------------
-
-
-class UploadError(GraphError):
-    """An error of the upload endpoint; ``inner`` adds fields to ``innerError`` (the real service's
-    ``oAuthEventOperationId``, OneDrive-style nested ``code``)."""
-
-    def __init__(self, message: str, *, status: int, code: str, inner: dict[str, Any] | None = None) -> None:
-        super().__init__(message, status=status, code=code)
-        self.inner = inner or {}
 
 
 # content type of a file uploaded without one ------------------------------------------------------

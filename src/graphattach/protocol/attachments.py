@@ -31,9 +31,10 @@ import orjson
 import pybase64
 
 from graphattach.domain import limits
-from graphattach.domain.errors import BadRequest, GraphError, UnprocessableType
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment
 from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
+from graphattach.protocol.errors import AttachmentNestLevelLimitExceeded, BadRequest, UnprocessableType
 from graphattach.protocol.jsonio import graph_datetime
 
 FILE_TYPE = "#microsoft.graph.fileAttachment"
@@ -232,21 +233,21 @@ def loads_payload(body: bytes) -> dict[str, Any]:
     return value
 
 
-def duplicate_property(name: str) -> BadRequest:
+def duplicate_property(name: str) -> GraphError:
     return BadRequest(
         f"Multiple properties with the name '{name}' were detected in an entry or a complex value. "
         "In OData, duplicate property names are not allowed."
     )
 
 
-def _unknown_property(name: str, type_name: str) -> BadRequest:
+def _unknown_property(name: str, type_name: str) -> GraphError:
     return BadRequest(
         f"The property '{name}' does not exist on type 'microsoft.graph.{type_name}'. Make sure to only use "
         "property names that are defined by the type or mark the type as open type."
     )
 
 
-def _incompatible(name: str, value: Any, expected: str) -> BadRequest:
+def _incompatible(name: str, value: Any, expected: str) -> GraphError:
     found = {bool: "Edm.Boolean", int: "Edm.Int32", float: "Edm.Double", str: "Edm.String"}.get(type(value))
     if isinstance(value, dict):
         return BadRequest(
@@ -260,14 +261,14 @@ def _incompatible(name: str, value: Any, expected: str) -> BadRequest:
     )
 
 
-def _null_not_allowed(name: str, expected: str) -> BadRequest:
+def _null_not_allowed(name: str, expected: str) -> GraphError:
     return BadRequest(
         f"A null value was found for the property named '{name}', which has the expected type "
         f"'{expected}[Nullable=False]'. The expected type '{expected}[Nullable=False]' does not allow null values."
     )
 
 
-def _required(name: str, type_name: str) -> BadRequest:
+def _required(name: str, type_name: str) -> GraphError:
     return BadRequest(f"The property '{name}' is required when creating a microsoft.graph.{type_name}.")
 
 
@@ -464,12 +465,7 @@ def _parse_item_attachment(
             if not isinstance(value, list):
                 raise BadRequest("The property 'attachments' must be a collection of attachments.")
             if value and depth + 1 >= limits.MAX_ITEM_NESTING:
-                raise GraphError(
-                    f"The attachment nesting level is too deep: at most {limits.MAX_ITEM_NESTING} levels are allowed.",
-                    status=400,
-                    code="ErrorAttachmentNestLevelLimitExceeded",
-                    inner_error=False,
-                )
+                raise AttachmentNestLevelLimitExceeded(limit=limits.MAX_ITEM_NESTING)
             normalised["attachments"] = [
                 input_to_embedded(parse_attachment(a, version=version, strict=strict, depth=depth + 1)) for a in value
             ]

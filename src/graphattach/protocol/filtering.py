@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from functools import cmp_to_key
 from typing import Any
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import BadRequest
 
 Entity = dict[str, Any]
 Predicate = Callable[[Entity, dict[str, Any]], Any]

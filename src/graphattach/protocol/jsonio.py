@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from graphattach.domain.errors import BadRequest
+from graphattach.protocol.errors import BadRequest
 
 
 def dumps(value: Any) -> bytes:
@@ -36,11 +36,6 @@ def graph_datetime_7(value: datetime) -> str:
     """``2019-09-25T01:09:30.7671707Z``: seven fractional digits, as upload sessions write it."""
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond:06d}0Z"
-
-
-def inner_error_date(value: datetime) -> str:
-    """``2020-08-09T06:14:32``: innerError.date has no zone and no fraction."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_datetime(value: str) -> datetime:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Item
 from graphattach.protocol import outlook as o
+from graphattach.protocol.errors import InvalidPropertySet, InvalidPropertyUpdateSentMessage
 from graphattach.protocol.jsonio import graph_datetime
 
 TYPE_NAME = "Microsoft.OutlookServices.Message"
@@ -103,10 +104,9 @@ def parse_update(payload: Any, *, strict: bool, is_draft: bool) -> dict[str, Any
     if isinstance(payload, dict) and any(isinstance(k, str) and k.lower() == "attachments" for k in payload):
         # Graph rejects deep updates of the attachments navigation property (graph-api.md §7):
         # attachments are POSTed to .../attachments or uploaded through a session.
-        raise BadRequest(
+        raise InvalidPropertySet(
             "The 'attachments' navigation property cannot be set in an update. Add attachments with "
-            "POST .../messages/{id}/attachments or an upload session.",
-            code="ErrorInvalidPropertySet",
+            "POST .../messages/{id}/attachments or an upload session."
         )
     data = UPDATE.validate(payload, strict=strict)
     if not is_draft:
@@ -118,11 +118,8 @@ def parse_update(payload: Any, *, strict: bool, is_draft: bool) -> dict[str, Any
 
 def not_draft_error(name: str) -> GraphError:
     if name in ("from", "sender"):
-        return BadRequest("Message is not draft.", code="ErrorInvalidPropertySet")
-    return BadRequest(
-        f"Update operation is invalid for property of a sent message ('{name}').",
-        code="ErrorInvalidPropertyUpdateSentMessage",
-    )
+        return InvalidPropertySet("Message is not draft.")
+    return InvalidPropertyUpdateSentMessage(name=name)
 
 
 def web_link(root_url: str, item_id: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
-from graphattach.domain.errors import BadRequest
+from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.paths import Step
 
 #: System query options we understand. ``$filter``, ``$orderby`` and ``$search`` are parsed so

@@ -19,13 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import InvalidPropertySet, RequestBodyRead
 
 Validator = Callable[[Any, str], Any]
 
 
 def body_read_error(message: str) -> GraphError:
-    return BadRequest(message, code="RequestBodyRead")
+    return RequestBodyRead(message)
 
 
 def unknown_property(name: str, type_name: str) -> GraphError:
@@ -36,7 +37,7 @@ def unknown_property(name: str, type_name: str) -> GraphError:
 
 
 def read_only_property(name: str) -> GraphError:
-    return BadRequest(f"Set action is invalid for property '{name}'.", code="ErrorInvalidPropertySet")
+    return InvalidPropertySet(name=name)
 
 
 def _kind(value: Any) -> str:
@@ -171,10 +172,9 @@ class Schema:
             return  # other instance annotations (@odata.etag, @odata.context) are ignored
         expected = self.odata_type.lstrip("#").lower()
         if not isinstance(value, str) or value.lstrip("#").lower() != expected:
-            raise BadRequest(
+            raise RequestBodyRead(
                 f"A type named '{value}' could not be resolved by the model. The expected type is "
-                f"'{self.odata_type.lstrip('#')}'.",
-                code="RequestBodyRead",
+                f"'{self.odata_type.lstrip('#')}'."
             )
 
 

@@ -28,7 +28,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from graphattach.domain.errors import BadRequest, ResourceNotFound
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import BadRequest, InvalidIdMalformed, ResourceNotFound
 
 _KEY_SYNTAX = re.compile(r"^([^()]+)\((.*)\)$", re.DOTALL)
 _NAMESPACE = "microsoft.graph."
@@ -161,10 +162,10 @@ class _Reader:
         else:
             return None
         if key == "":
-            raise BadRequest("Resource id is empty.", code="ErrorInvalidIdMalformed")
+            raise InvalidIdMalformed("Resource id is empty.")
         return key
 
-    def fail(self) -> ResourceNotFound:
+    def fail(self) -> GraphError:
         name = self.items[self.pos][0] if self.pos < len(self.items) else ""
         return ResourceNotFound(f"Resource not found for the segment '{name}'.")
 

@@ -18,8 +18,9 @@ import secrets
 from typing import Any
 
 from graphattach.domain import ids
-from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, Item, User, replace
+from graphattach.protocol.errors import DeleteDistinguishedFolder, FolderExists, ItemNotFound
 from graphattach.protocol.events import NO_TIME, ical_uid
 from graphattach.services import items
 from graphattach.services.context import Context
@@ -32,6 +33,7 @@ from graphattach.services.mail import (
     reload,
     tenant_users_by_address,
 )
+from graphattach.storage.errors import RecordNotFound
 
 #: Where the link from an attendee's copy to the organizer's event is kept in ``Item.data``.
 SOURCE = "_organizerEvent"
@@ -96,7 +98,7 @@ async def update_event(ctx: Context, user: User, event: Item, changes: dict[str,
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)
-        except KeyError:
+        except RecordNotFound:
             raise ItemNotFound() from None
     event = await reload(ctx, event)
     removed = before - _attendee_addresses(event)
@@ -226,7 +228,7 @@ async def list_calendars(ctx: Context, user: User, group: Folder | None) -> list
 
 
 def _exists() -> GraphError:
-    return GraphError("A folder with the specified name already exists.", status=409, code="ErrorFolderExists")
+    return FolderExists()
 
 
 async def create_calendar(ctx: Context, user: User, group: Folder | None, data: dict[str, Any]) -> Folder:
@@ -261,7 +263,7 @@ async def update_calendar(ctx: Context, user: User, calendar: Folder, data: dict
     updated = replace(calendar, display_name=name, data={**calendar.data, **extra, "changeKey": items.new_change_key()})
     try:
         await ctx.metadata.update_folder(updated)
-    except KeyError:
+    except RecordNotFound:
         raise ItemNotFound() from None
     return updated
 
@@ -269,7 +271,7 @@ async def update_calendar(ctx: Context, user: User, calendar: Folder, data: dict
 async def delete_calendar(ctx: Context, user: User, calendar: Folder) -> None:
     """Delete a secondary calendar and its events; the default calendar cannot be deleted."""
     if calendar.data.get("isDefaultCalendar"):
-        raise GraphError("The default calendar cannot be deleted.", status=403, code="ErrorDeleteDistinguishedFolder")
+        raise DeleteDistinguishedFolder("The default calendar cannot be deleted.")
     found, _ = await ctx.metadata.list_items(user.id, "event", [calendar.id])
     for event in found:
         if event.data.get("isOrganizer", True):

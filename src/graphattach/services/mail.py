@@ -18,13 +18,22 @@ from datetime import datetime
 from typing import Any
 
 from graphattach.domain import ids
-from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, Item, ItemKind, User, replace
+from graphattach.protocol.errors import (
+    AccessDenied,
+    DeleteDistinguishedFolder,
+    FolderExists,
+    InvalidOperation,
+    InvalidRecipients,
+    ItemNotFound,
+)
 from graphattach.protocol.jsonio import graph_datetime
 from graphattach.services import items
 from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
 from graphattach.services.users import ROOT_FOLDER
+from graphattach.storage.errors import RecordNotFound
 
 # ---- messages ---------------------------------------------------------------------------------------
 
@@ -139,7 +148,7 @@ async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> I
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)
-        except KeyError:
+        except RecordNotFound:
             raise ItemNotFound() from None
     return await reload(ctx, item)
 
@@ -174,15 +183,14 @@ def recipients_of(data: dict[str, Any]) -> list[dict[str, Any]]:
 def check_recipients(data: dict[str, Any]) -> None:
     everyone = recipients_of(data)
     if not everyone:
-        raise BadRequest("At least one recipient is required, but none were found.", code="ErrorInvalidRecipients")
+        raise InvalidRecipients()
     for recipient in everyone:
         address = recipient["emailAddress"]["address"]
         local, at, domain = address.partition("@")
         if not (local and at and "." in domain) or any(c.isspace() for c in address):
-            raise BadRequest(
+            raise InvalidRecipients(
                 f"At least one recipient isn't valid., Recipient '{address}' is not resolved. All recipients "
-                f"must be resolved before a message can be submitted.",
-                code="ErrorInvalidRecipients",
+                f"must be resolved before a message can be submitted."
             )
 
 
@@ -206,10 +214,7 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
     """Send a draft: it moves to Sent Items (or is deleted when not saved) and every recipient
     who is a user of this tenant gets a copy in their Inbox. Returns the sent item, if kept."""
     if not draft.data.get("isDraft", False):
-        raise BadRequest(
-            "Only a draft message can be sent; this message has already been sent or received.",
-            code="ErrorInvalidOperation",
-        )
+        raise InvalidOperation()
     check_recipients(draft.data)
     now = ctx.clock.now()
     sent_data = {
@@ -228,7 +233,7 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
         items.touch(sent, now)
         try:
             await ctx.metadata.update_item(sent)
-        except KeyError:
+        except RecordNotFound:
             raise ItemNotFound() from None
     source = sent or replace(draft, data=sent_data)
     for recipient in await tenant_users_by_address(
@@ -316,7 +321,7 @@ async def child_folders(ctx: Context, user: User, parent: Folder | None) -> list
 
 
 def _folder_exists() -> GraphError:
-    return GraphError("A folder with the specified name already exists.", status=409, code="ErrorFolderExists")
+    return FolderExists()
 
 
 async def _check_unique_name(
@@ -361,7 +366,7 @@ async def rename_folder(ctx: Context, user: User, folder: Folder, display_name: 
     updated = replace(folder, display_name=display_name)
     try:
         await ctx.metadata.update_folder(updated)
-    except KeyError:
+    except RecordNotFound:
         raise ItemNotFound() from None
     return updated
 
@@ -369,6 +374,6 @@ async def rename_folder(ctx: Context, user: User, folder: Folder, display_name: 
 async def delete_folder(ctx: Context, user: User, folder: Folder) -> None:
     """Delete a custom folder with its subfolders and their messages (and free their bytes)."""
     if is_distinguished(folder):
-        raise GraphError("Distinguished folders cannot be deleted.", status=403, code="ErrorDeleteDistinguishedFolder")
+        raise DeleteDistinguishedFolder()
     keys = await ctx.metadata.delete_folder(user.id, folder.id)
     await ctx.free_blobs(keys)

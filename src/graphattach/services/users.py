@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from graphattach.domain import ids, limits
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, User
+from graphattach.protocol.errors import DirectoryBadRequest
 from graphattach.services.context import Context
 from graphattach.storage.interfaces import Conflict
 
@@ -45,12 +46,11 @@ async def create_user(
 ) -> User:
     """Create a user with a provisioned mailbox. ``Conflict`` → 400 if the UPN is taken."""
     if not _UPN_RE.match(upn):
-        raise BadRequest(
-            f"Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}'.",
-            code="Request_BadRequest",
+        raise DirectoryBadRequest(
+            f"Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}'."
         )
     if user_id is not None and not ids.is_guid(user_id):
-        raise BadRequest("Invalid object identifier: the id must be a GUID.", code="Request_BadRequest")
+        raise DirectoryBadRequest("Invalid object identifier: the id must be a GUID.")
     local = upn.split("@", 1)[0]
     user = User(
         id=user_id or ids.new_guid(),
@@ -63,10 +63,8 @@ async def create_user(
     try:
         await ctx.metadata.add_user(user)
     except Conflict:
-        raise GraphError(
-            "Another object with the same value for property userPrincipalName already exists.",
-            status=400,
-            code="Request_BadRequest",
+        raise DirectoryBadRequest(
+            "Another object with the same value for property userPrincipalName already exists."
         ) from None
     await provision_mailbox(ctx, user)
     return user

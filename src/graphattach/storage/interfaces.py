@@ -15,18 +15,9 @@ from datetime import datetime
 from typing import Protocol
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.storage.errors import Conflict, LimitExceeded, RecordNotFound
 
-
-class Conflict(Exception):
-    """A uniqueness or compare-and-set precondition failed."""
-
-
-class LimitExceeded(Exception):
-    """An attachment would break a per-item limit; ``which`` is ``count`` or ``size``."""
-
-    def __init__(self, which: str) -> None:
-        super().__init__(which)
-        self.which = which
+__all__ = ["Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
 
 
 class MetadataStore(Protocol):
@@ -86,7 +77,7 @@ class MetadataStore(Protocol):
         """Items of ``kind`` in the given folders (None: all), newest first, and the total count."""
 
     async def update_item(self, item: Item) -> None:
-        """Replace fields and data of an existing item; ``KeyError`` if it is gone."""
+        """Replace fields and data of an existing item; ``RecordNotFound`` if it is gone."""
 
     async def delete_item(self, user_id: str, item_id: str) -> list[str]:
         """Delete an item and its attachments; return the blob keys no record references any more."""
@@ -96,11 +87,15 @@ class MetadataStore(Protocol):
         self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
     ) -> None:
         """Insert, atomically checking the item's attachment count and total ``size`` against the
-        limits (``LimitExceeded``); ``KeyError`` if the item is gone."""
+        limits (``LimitExceeded``); ``RecordNotFound`` if the item is gone."""
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None: ...
     async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
         """Attachments of one item in the order they were added."""
+
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage:
+        """How many attachments the item has, their ``limit_weight`` and their ``size``, summed
+        (zeros for an unknown item)."""
 
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         """Delete; None if absent, else the blob keys no record references any more."""
@@ -108,6 +103,9 @@ class MetadataStore(Protocol):
     # upload sessions
     async def add_session(self, session: UploadSession) -> None: ...
     async def get_session(self, session_id: str) -> UploadSession | None: ...
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        """The session with what a PUT checks it against, in one round trip to the store."""
+
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
@@ -124,7 +122,7 @@ class MetadataStore(Protocol):
     ) -> bool:
         """In one transaction: insert ``attachment`` (whose blob is the session's) and mark the
         session completed with ``received = size``. False if the session moved meanwhile.
-        ``LimitExceeded`` / ``KeyError`` as ``add_attachment``."""
+        ``LimitExceeded`` / ``RecordNotFound`` as ``add_attachment``."""
 
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
         """Mark a session cancelled or expired; returns the session as it was, None if unknown."""
@@ -134,6 +132,10 @@ class MetadataStore(Protocol):
 
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Exclusive lock on one session, across processes; released when its holder dies."""
+
+    async def sweep_locks(self, older_than: datetime) -> int:
+        """Remove what the session locks left behind (lock files) older than ``older_than`` whose
+        session is gone; return how many. Stores whose locks leave nothing return 0."""
 
     # blobs that records reference (for orphan reclamation)
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
@@ -161,7 +163,7 @@ class BlobStore(Protocol):
     def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
     ) -> AsyncIterator[BlobChunk]:
-        """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``KeyError`` if absent."""
+        """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``RecordNotFound`` if absent."""
 
     async def size(self, key: str) -> int | None: ...
     async def delete(self, key: str) -> None:
@@ -184,19 +186,6 @@ class SessionUsage:
     attachment_bytes: int
 
 
-class SessionUsageReader(Protocol):
-    """Optional on a ``MetadataStore``: ``session_usage`` in one round trip."""
-
-    async def session_usage(self, session_id: str) -> SessionUsage: ...
-
-
-class LockSweeper(Protocol):
-    """Optional on a ``MetadataStore`` whose session locks are files: ``sweep_locks`` removes
-    those older than ``older_than`` whose session is gone, and returns how many."""
-
-    async def sweep_locks(self, older_than: datetime) -> int: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ItemUsage:
     """What the attachments of one item hold against Exchange's limits: how many there are, their
@@ -211,33 +200,3 @@ def limit_weight(attachment: Attachment) -> int:
     """What an attachment counts against the mailbox's maximum message size: a file's raw bytes,
     the reported ``size`` of the others."""
     return attachment.content_length if attachment.kind == "file" else attachment.size
-
-
-class ItemUsageReader(Protocol):
-    """Optional on a ``MetadataStore``: ``item_usage`` as one aggregate query (no records built)."""
-
-    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage: ...
-
-
-async def item_usage(store: MetadataStore, user_id: str, item_id: str) -> ItemUsage:
-    """``ItemUsage`` from the store's own ``item_usage`` when it has one, else from the list."""
-    read = getattr(store, "item_usage", None)  # an ItemUsageReader
-    if read is not None:
-        usage: ItemUsage = await read(user_id, item_id)
-        return usage
-    existing = await store.list_attachments(user_id, item_id)
-    return ItemUsage(len(existing), sum(limit_weight(a) for a in existing), sum(a.size for a in existing))
-
-
-async def session_usage(store: MetadataStore, session_id: str) -> SessionUsage:
-    """``SessionUsage`` from the store's own ``session_usage`` when it has one, else composed."""
-    read = getattr(store, "session_usage", None)  # a SessionUsageReader
-    if read is not None:
-        usage: SessionUsage = await read(session_id)
-        return usage
-    session = await store.get_session(session_id)
-    if session is None:
-        return SessionUsage(None, None, 0)
-    user = await store.get_user(session.user_id)
-    used = sum(a.content_length for a in await store.list_attachments(session.user_id, session.item_id))
-    return SessionUsage(session, user.max_message_size if user is not None else None, used)

@@ -25,7 +25,14 @@ from graphattach.domain.models import (
     utcnow,
 )
 from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
-from graphattach.storage.interfaces import Conflict, LimitExceeded
+from graphattach.storage.interfaces import (
+    Conflict,
+    ItemUsage,
+    LimitExceeded,
+    RecordNotFound,
+    SessionUsage,
+    limit_weight,
+)
 
 __all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
 
@@ -113,7 +120,7 @@ class MemoryMetadataStore:
     async def update_user(self, user: User) -> None:
         old = self._users.get(user.id)
         if old is None:
-            raise KeyError(user.id)
+            raise RecordNotFound(user.id)
         old_upn, new_upn = fold(old.user_principal_name), fold(user.user_principal_name)
         if new_upn != old_upn:
             if new_upn in self._user_by_upn:
@@ -126,11 +133,11 @@ class MemoryMetadataStore:
 
     def _check_folder_refs(self, folder: Folder) -> None:
         if folder.user_id not in self._users:
-            raise KeyError(folder.user_id)
+            raise RecordNotFound(folder.user_id)
         if folder.parent_id is not None:
             parent = self._folders.get(folder.parent_id)
             if parent is None or parent.user_id != folder.user_id:
-                raise KeyError(folder.parent_id)
+                raise RecordNotFound(folder.parent_id)
         if folder.well_known_name is not None:
             name = fold(folder.well_known_name)
             for other in self._folders.values():
@@ -182,7 +189,7 @@ class MemoryMetadataStore:
 
     async def update_folder(self, folder: Folder) -> None:
         if self._folder(folder.user_id, folder.id) is None:
-            raise KeyError(folder.id)
+            raise RecordNotFound(folder.id)
         self._check_folder_refs(folder)
         self._folders[folder.id] = _clone(folder)
 
@@ -218,7 +225,7 @@ class MemoryMetadataStore:
         if item.id in self._items:
             raise Conflict(f"item {item.id!r} exists")
         if self._folder(item.user_id, item.folder_id) is None:
-            raise KeyError(item.folder_id)
+            raise RecordNotFound(item.folder_id)
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
@@ -250,9 +257,9 @@ class MemoryMetadataStore:
 
     async def update_item(self, item: Item) -> None:
         if self._item(item.user_id, item.id) is None:
-            raise KeyError(item.id)
+            raise RecordNotFound(item.id)
         if self._folder(item.user_id, item.folder_id) is None:
-            raise KeyError(item.folder_id)
+            raise RecordNotFound(item.folder_id)
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
@@ -275,7 +282,7 @@ class MemoryMetadataStore:
 
     def _insert_attachment(self, attachment: Attachment, max_count: int | None, max_total_size: int | None) -> None:
         if self._item(attachment.user_id, attachment.item_id) is None:
-            raise KeyError(attachment.item_id)
+            raise RecordNotFound(attachment.item_id)
         if attachment.id in self._attachment_item:
             raise Conflict(f"attachment {attachment.id!r} exists")
         existing = self._attachments.setdefault(attachment.item_id, {})
@@ -299,6 +306,10 @@ class MemoryMetadataStore:
             return []
         return [_clone(a) for a in self._attachments.get(item_id, {}).values()]
 
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage:
+        existing = await self.list_attachments(user_id, item_id)
+        return ItemUsage(len(existing), sum(limit_weight(a) for a in existing), sum(a.size for a in existing))
+
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         if self._item(user_id, item_id) is None:
             return None
@@ -320,6 +331,18 @@ class MemoryMetadataStore:
     async def get_session(self, session_id: str) -> UploadSession | None:
         session = self._sessions.get(session_id)
         return _clone(session) if session else None
+
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return SessionUsage(None, None, 0)
+        user = self._users.get(session.user_id)
+        used = sum(a.content_length for a in await self.list_attachments(session.user_id, session.item_id))
+        return SessionUsage(_clone(session), user.max_message_size if user is not None else None, used)
+
+    async def sweep_locks(self, older_than: datetime) -> int:
+        """In-process locks leave nothing behind to sweep."""
+        return 0
 
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
@@ -416,7 +439,7 @@ class MemoryBlobStore:
         blob = self._blobs.get(key)
         if blob is None:
             if offset > 0:
-                raise KeyError(key)
+                raise RecordNotFound(key)
             blob = self._blobs[key] = _Blob(bytearray(), utcnow())
         elif len(blob.data) < offset:
             raise ValueError(f"blob {key!r} is shorter than {offset}")
@@ -444,7 +467,7 @@ class MemoryBlobStore:
             raise ValueError("start must not be negative and chunk_size must be positive")
         blob = self._blobs.get(key)
         if blob is None:
-            raise KeyError(key)
+            raise RecordNotFound(key)
         data = blob.data
         stop = len(data) if end is None else min(end, len(data))
         position = start
@@ -463,7 +486,7 @@ class MemoryBlobStore:
     async def copy(self, src: str, dst: str) -> None:
         blob = self._blobs.get(src)
         if blob is None:
-            raise KeyError(src)
+            raise RecordNotFound(src)
         if src != dst:
             self._blobs[dst] = _Blob(bytearray(blob.data), utcnow())
 
