@@ -21,7 +21,7 @@ import orjson
 import pybase64
 from starlette.responses import Response, StreamingResponse
 
-from graphattach.api.call import GraphCall, Routes, read_body
+from graphattach.api.call import GraphCall, Routes, read_body, user_key
 from graphattach.api.responses import GRAPH_JSON, ChunkStream, empty, graph_json
 from graphattach.auth.permissions import read_permissions, write_permissions
 from graphattach.domain.models import Attachment, Item, User
@@ -34,10 +34,10 @@ from graphattach.protocol.attachments import (
     base64_stream,
     embedded_item_json,
     expand_item_requested,
-    loads_payload,
     parse_attachment,
 )
 from graphattach.protocol.errors import BadRequest, ContentMissing, UpdateNotAllowed
+from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import context_path, context_url, next_link, quote_key
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import project
@@ -66,13 +66,8 @@ def _item_steps(call: GraphCall) -> tuple[Step, ...]:
     return steps
 
 
-def _user_key(call: GraphCall, user: User) -> str:
-    """``/me`` is written ``users('{id}')``; ``/users/{key}`` echoes the key as the client wrote it."""
-    return user.id if call.path.is_me or call.path.user is None else call.path.user
-
-
 def _item_context(call: GraphCall, user: User) -> str:
-    return context_path(_user_key(call, user), _item_steps(call))
+    return context_path(user_key(call, user), _item_steps(call))
 
 
 def _entity_context(call: GraphCall, user: User) -> str:
@@ -178,7 +173,7 @@ async def add_attachment(call: GraphCall) -> Response:
     """``POST .../attachments``: 201 with the attachment (contentBytes echoed for a file)."""
     body = await read_body(call.request, call.ctx.settings.max_request_body)
     user, item = await _resolve(call, write=True)
-    payload = loads_payload(body)
+    payload = loads_object(body)
     parsed = parse_attachment(payload, version=call.path.version, strict=call.strict)
     attachment = await service.add_parsed(call.ctx, user, item, parsed)
     entity: dict[str, Any] = {"@odata.context": _entity_context(call, user)}

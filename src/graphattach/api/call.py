@@ -10,6 +10,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from graphattach.auth.principal import Principal
+from graphattach.domain.models import User
+from graphattach.protocol.content_range import parse_content_length
 from graphattach.protocol.errors import BadRequest, RequestEntityTooLarge
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import QueryOptions
@@ -18,16 +20,11 @@ from graphattach.services.context import Context
 
 
 def declared_length(request: Request) -> int | None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return None
+    """The request's ``Content-Length`` (``protocol.content_range.parse_content_length``)."""
     try:
-        value = int(raw)
+        return parse_content_length(request.headers.get("content-length"))
     except ValueError:
         raise BadRequest("The Content-Length header is not a number.") from None
-    if value < 0:
-        raise BadRequest("The Content-Length header is negative.")
-    return value
 
 
 #: A refused body announced (or turning out) to be at most this large is read and dropped, never
@@ -113,6 +110,11 @@ class GraphCall:
     def url_without_query(self) -> str:
         raw = self.request.scope.get("raw_path") or self.request.url.path.encode()
         return self.ctx.settings.root_url + raw.decode("latin-1").split("?", 1)[0]
+
+
+def user_key(call: GraphCall, user: User) -> str:
+    """``/me`` is written ``users('{id}')``; ``/users/{key}`` echoes the key as the client wrote it."""
+    return user.id if call.path.is_me or call.path.user is None else call.path.user
 
 
 Handler = Callable[[GraphCall], Awaitable[Response]]

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from starlette.responses import Response
 
-from graphattach.api.call import GraphCall
+from graphattach.api.call import GraphCall, user_key
 from graphattach.domain import limits, timezones
 from graphattach.domain.models import Item, User
 from graphattach.protocol.errors import BadRequest, TimeZoneNotSupported
@@ -27,11 +27,6 @@ async def mailbox(call: GraphCall, permissions: tuple[str, ...]) -> User:
     user = await resolve_user(call.ctx, call.principal, call.path)
     authorize(call.principal, user, permissions)
     return user
-
-
-def user_key(call: GraphCall, user: User) -> str:
-    """``/me`` is written ``users('{id}')``; ``/users/{key}`` keeps the key as the client gave it."""
-    return user.id if call.path.is_me or call.path.user is None else call.path.user
 
 
 def collection_steps(call: GraphCall) -> tuple[Step, ...]:

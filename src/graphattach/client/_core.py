@@ -40,7 +40,7 @@ from graphattach.client._errors import (
     UploadSessionExpired,
     error_class,
 )
-from graphattach.client._files import FileSlice, FileSource, guess_content_type
+from graphattach.client._files import FileSlice, FileSource
 from graphattach.client._models import (
     Attachment,
     Event,
@@ -53,6 +53,7 @@ from graphattach.client._models import (
     parse_range,
     target_path,
 )
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.limits import MAX_REQUEST_BODY, MAX_SINGLE_POST_RAW, UPLOAD_SESSION_MAX_SIZE
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ItemKind = Literal["message", "event"]
 FolderKind = Literal["mail", "calendar", "calendarGroup"]
@@ -86,6 +86,8 @@ class Attachment:
 
 
 SessionState = Literal["active", "completed", "cancelled", "expired"]
+#: The states a stored session can be in (the state machine adds derived ones, domain/upload_session.py).
+SESSION_STATES: frozenset[str] = frozenset(get_args(SessionState))
 
 
 @dataclass(slots=True)

@@ -20,22 +20,19 @@ that a large attachment can be streamed as JSON prefix + base64 + suffix.
 
 from __future__ import annotations
 
-import json
-import mimetypes
-import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
 import pybase64
 
 from graphattach.domain import limits
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment
 from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
 from graphattach.protocol.errors import AttachmentNestLevelLimitExceeded, BadRequest, UnprocessableType
-from graphattach.protocol.jsonio import graph_datetime
+from graphattach.protocol.jsonio import duplicate_property, graph_datetime
 
 FILE_TYPE = "#microsoft.graph.fileAttachment"
 ITEM_TYPE = "#microsoft.graph.itemAttachment"
@@ -123,121 +120,6 @@ class ReferenceInput:
 
 
 AttachmentInput = FileInput | ItemInput | ReferenceInput
-
-
-class _DuplicateProperty(ValueError):
-    pass
-
-
-def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    seen: set[str] = set()
-    for key, value in pairs:
-        folded = key.lower()
-        if folded in seen:
-            raise _DuplicateProperty(key)
-        seen.add(folded)
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"invalid JSON literal {name}")
-
-
-_KEY_END = re.compile(rb'"[ \t\r\n]*:')
-
-
-def _keys_unique(value: dict[str, Any] | list[Any]) -> tuple[bool, int]:
-    """Whether no object in ``value`` has two names that are equal ignoring case (and no number
-    is a float: orjson reads integers past 64 bits as floats), and how many names its objects
-    have in all."""
-    count = 0
-    if isinstance(value, dict):
-        count = len(value)
-        if len({key.lower() for key in value}) != count:
-            return False, count
-        members: Any = value.values()
-    else:
-        members = value
-    for member in members:
-        if isinstance(member, dict | list):
-            unique, inner = _keys_unique(member)
-            if not unique:
-                return False, count
-            count += inner
-        elif isinstance(member, float):
-            return False, count
-    return True, count
-
-
-def _count_upto(data: bytes, byte: bytes, limit: int) -> int:
-    """Occurrences of ``byte`` in ``data``, counting stops past ``limit`` (``find`` is memchr;
-    ``bytes.count`` is not)."""
-    count = 0
-    index = data.find(byte)
-    while index >= 0 and count <= limit:
-        count += 1
-        index = data.find(byte, index + 1)
-    return count
-
-
-def _fast_loads(body: bytes) -> Any:
-    """``body`` parsed by orjson when that is what the strict parser below would return, else
-    None. orjson keeps the last of duplicate names silently, so its result is taken only when
-    no object has a name twice (ignoring case) and the text holds no more ``"name":`` than the
-    parsed objects have names (every name ends in ``"`` and ``:``; an escaped quote followed
-    by ``:`` inside a string only makes the count larger, so the check errs towards the slow
-    path). Anything orjson refuses (lone surrogates...) or may read differently (any float) goes
-    to the slow path too, which has the error messages."""
-    if body.startswith(b"\xef\xbb\xbf"):
-        return None
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    unique, names = _keys_unique(value)
-    if not unique:
-        return None
-    # Colons outside strings are exactly the name separators, so a count of all colons that
-    # matches is proof enough (fast: memchr jumps over the base64 of contentBytes, which has
-    # none); else count the name ends.
-    if _count_upto(body, b":", names) != names and len(_KEY_END.findall(body)) != names:
-        return None
-    return value
-
-
-def loads_payload(body: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object, refusing duplicate properties."""
-    if not body.strip():
-        raise BadRequest("Empty Payload. JSON content expected.")
-    fast = _fast_loads(body)
-    if fast is not None:
-        return fast
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("Invalid JSON. The request body is not valid UTF-8.") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_no_constants)
-    except _DuplicateProperty as exc:
-        raise duplicate_property(str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"Invalid JSON. {exc.msg} at position {exc.pos}.") from None
-    except (ValueError, RecursionError):
-        raise BadRequest("Invalid JSON. The request body could not be parsed.") from None
-    if not isinstance(value, dict):
-        raise BadRequest("Invalid request body: a JSON object was expected.")
-    return value
-
-
-def duplicate_property(name: str) -> GraphError:
-    return BadRequest(
-        f"Multiple properties with the name '{name}' were detected in an entry or a complex value. "
-        "In OData, duplicate property names are not allowed."
-    )
 
 
 def _unknown_property(name: str, type_name: str) -> GraphError:
@@ -476,12 +358,6 @@ def _parse_item_attachment(
         subject = normalised.get("subject") or normalised.get("displayName")
         item_name = subject if isinstance(subject, str) else None
     return ItemInput(item_name, content_type, is_inline, item_kind, normalised)
-
-
-def guess_content_type(name: str) -> str:
-    """From the file name's extension (``mimetypes``), else ``application/octet-stream``."""
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
 
 
 def input_to_embedded(parsed: AttachmentInput) -> dict[str, Any]:

@@ -68,3 +68,14 @@ def _printable(value: str, limit: int = 80) -> str:
     """The header as it may be echoed in an error message: printable ASCII, shortened."""
     cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in value)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
+def parse_content_length(value: str | None) -> int | None:
+    """A ``Content-Length`` header (RFC 9110 §8.6: ``1*DIGIT``), None when absent; ``ValueError``
+    for anything else (signs, spaces inside, underscores, more than 19 digits)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValueError(value)
+    return int(text)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphattach.domain import ids, limits
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment, Item, User
 from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
@@ -29,7 +30,6 @@ from graphattach.protocol.attachments import (
     AttachmentInput,
     FileInput,
     ItemInput,
-    guess_content_type,
     item_kind_of,
     parse_attachment,
 )

@@ -25,6 +25,7 @@ from graphattach.auth.permissions import write_permissions
 from graphattach.auth.principal import Principal
 from graphattach.auth.tokens import GRAPH_AUDIENCES, UploadClaims
 from graphattach.domain import ids, limits
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment, UploadSession, replace
 from graphattach.domain.sizes import file_attachment_size
@@ -34,10 +35,14 @@ from graphattach.domain.upload_session import (
     State,
     classify_put,
     decide,
-    infer_content_type,
     observe,
 )
-from graphattach.protocol.content_range import ContentRange, ContentRangeError, parse_content_range
+from graphattach.protocol.content_range import (
+    ContentRange,
+    ContentRangeError,
+    parse_content_length,
+    parse_content_range,
+)
 from graphattach.protocol.errors import (
     UPLOAD_OUTCOME_ERRORS,
     AttachmentSizeBelowMinimum,
@@ -216,15 +221,6 @@ class PutAnswer:
     outcome: Outcome = Outcome.REPORT_STATUS
 
 
-def _parse_length(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise ValueError(value)
-    return int(text)
-
-
 async def put_range(
     ctx: Context,
     path: UploadPath,
@@ -240,7 +236,7 @@ async def put_range(
     rng: ContentRange | None = None
     length: int | None = None
     try:
-        length = _parse_length(content_length)
+        length = parse_content_length(content_length)
     except ValueError:
         header_error = "The Content-Length header is not a valid number."
     if header_error is None and length is None:
@@ -414,7 +410,7 @@ async def _store(
         item_id=session.item_id,
         kind="file",
         name=session.name,
-        content_type=session.content_type or infer_content_type(session.name, await _head(ctx, session.blob_key)),
+        content_type=session.content_type or guess_content_type(session.name, await _head(ctx, session.blob_key)),
         size=file_attachment_size(session.size),
         is_inline=session.is_inline,
         content_id=session.content_id,

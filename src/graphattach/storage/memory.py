@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from graphattach.domain.models import (
+    SESSION_STATES,
     Attachment,
     Folder,
     FolderKind,
@@ -24,7 +25,7 @@ from graphattach.domain.models import (
     User,
     utcnow,
 )
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.storage._common import KeyedLocks, as_utc, fold
 from graphattach.storage.interfaces import (
     Conflict,
     ItemUsage,

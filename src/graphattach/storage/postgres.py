@@ -40,9 +40,18 @@ from typing import Any
 
 import asyncpg
 
-from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.domain.models import (
+    SESSION_STATES,
+    Attachment,
+    Folder,
+    FolderKind,
+    Item,
+    ItemKind,
+    UploadSession,
+    User,
+)
 from graphattach.storage import sql
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.storage._common import KeyedLocks, as_utc, fold
 from graphattach.storage.advisory_locks import advisory_lock, session_lock_key
 from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, RecordNotFound, SessionUsage
 from graphattach.storage.rows import RowMapper

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import orjson
 
 from graphattach.domain.models import (
+    SESSION_STATES,
     Attachment,
     Folder,
     FolderKind,
@@ -47,7 +48,7 @@ from graphattach.domain.models import (
     User,
 )
 from graphattach.storage import sql
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
+from graphattach.storage._common import KeyedLocks, from_micros, to_micros
 from graphattach.storage.filelocks import (
     flock_in_daemon_thread,
     flock_release,
