@@ -1,6 +1,6 @@
 """graphattach as the benchmark sees it: start ``graphattach serve`` like a user does, and speak Graph.
 
-Only the documented protocol is used (graph-api.md §2-4 and the large-attachment walkthrough):
+Only the documented protocol is used (https://learn.microsoft.com/graph/outlook-large-attachments):
 a draft message (``POST /me/messages``), ``createUploadSession`` → ``uploadUrl``, ``PUT``s with
 ``Content-Range`` to the upload URL (200 in between, 201 + ``Location`` at the end), ``$value``,
 ``GET`` with ``contentBytes``, and ``POST .../attachments`` with base64 JSON.

@@ -166,7 +166,7 @@ async def test_seed_004_file_and_item_attachments_on_v1(graph: Graph) -> None:
         f"/me/messages/{message['id']}/attachments",
         json={"@odata.type": "#microsoft.graph.fileAttachment", "name": "name-value", "contentBytes": "Y29udGVudA=="},
     )
-    # The old page shows "HTTP 200 OK"; the service answers 201 Created (graph-api.md §2.5).
+    # The old page shows "HTTP 200 OK"; the service answers 201 Created (https://learn.microsoft.com/graph/api/message-post-attachments).
     assert response.status_code == 201
     assert response.json()["@odata.type"] == FILE and response.json()["contentBytes"] == "Y29udGVudA=="
     event = await new_event(graph)

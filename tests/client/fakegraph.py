@@ -1,6 +1,6 @@
 """A scripted fake of Microsoft Graph's Outlook attachment endpoints, as an ``httpx.MockTransport``.
 
-It implements the documented behaviour (../shared/reference/graph-api.md §2-§4, seed 000): POST
+It implements the documented behaviour (https://learn.microsoft.com/graph/outlook-large-attachments): POST
 attachments up to a 4 MiB body (413 above), createUploadSession → 201 with an ``uploadUrl`` on
 another host (``outlook.fake``) and ``["0-"]``, intermediate PUT → 200 with
 ``{"ExpirationDateTime", "nextExpectedRanges": ["N"]}``, final PUT → 201 + ``Location:

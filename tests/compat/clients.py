@@ -1,6 +1,6 @@
 """Real third-party clients pointed at a graphattach server with a static token.
 
-The recipes are the ones in the shared client study (clients.md 2.1 for msgraph-sdk, 3.1 for O365):
+The recipes are the ones in docs/known-client-issues.md and each project's README (msgraph-sdk-python, python-o365):
 nothing here patches the clients; only the base URL and the token source change.
 """
 

@@ -17,11 +17,11 @@ import pytest
 from tests.compat.clients import mint_token
 from tests.helpers import ADELE, ServerProcess
 
-SEED_SIZE = 3_483_322  # "flower" in seed 000
+SEED_SIZE = 3_483_322  # "flower" in https://learn.microsoft.com/graph/outlook-large-attachments
 FIRST = 2_097_152
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
 FLOWER = JPEG + bytes((i * 7919) % 251 for i in range(SEED_SIZE - len(JPEG)))
-MENU_B64 = "bWFjIGFuZCBjaGVlc2UgdG9kYXk="  # seed 003/004 contentBytes ("mac and cheese today")
+MENU_B64 = "bWFjIGFuZCBjaGVlc2UgdG9kYXk="  # contentBytes of https://learn.microsoft.com/graph/api/event-post-attachments and message-post-attachments ("mac and cheese today")
 EXPIRY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
 
 

@@ -2,10 +2,10 @@
 
 - every response carries ``request-id``, ``client-request-id`` (echoed, else the request id),
   ``x-ms-ags-diagnostic``, ``Strict-Transport-Security`` and ``Cache-Control: private``
-  (../shared/reference/graph-api.md §3.3);
+  (as https://graph.microsoft.com answers; https://learn.microsoft.com/graph/errors);
 - a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
 - a request body the app did not read is drained when small, else the connection is closed, so
-  a keep-alive client never has its next request parsed from the leftovers (clients.md row 17).
+  a keep-alive client never has its next request parsed from the leftovers (docs/known-client-issues.md).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphattach.api.call import UNREAD_LIMIT
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.errors import InternalServerError, graph_error_body
 from graphattach.protocol.operations import (
@@ -35,8 +36,6 @@ DIAGNOSTIC = (
     '{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000",'
     '"RoleInstance":"graphattach","ADSiteName":"LCL"}}'
 )
-#: Unread request bodies up to this size are read and dropped to keep the connection alive.
-DRAIN_LIMIT = 1024 * 1024
 
 
 def _initial_operation(scope: Scope) -> str:
@@ -94,7 +93,7 @@ class GraphMiddleware:
                 remaining = int(declared) - body_state["read"] if declared is not None else None
             except ValueError:
                 remaining = None
-            if remaining is None or remaining > DRAIN_LIMIT:
+            if remaining is None or remaining > UNREAD_LIMIT:
                 return True
             while not body_state["done"]:
                 await tracking_receive()

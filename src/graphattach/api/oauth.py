@@ -6,7 +6,7 @@
 - ``GET /common/userrealm/{upn}`` (msal asks it before a password grant).
 
 azure-identity and msal insist on https for the authority: run ``graphattach serve --tls``
-(../shared/reference/clients.md §4). Errors use the OAuth shape (``error``,
+(docs/known-client-issues.md). Errors use the OAuth shape (``error``,
 ``error_description``), not Graph's.
 """
 

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from graphattach.api.admin import ADMIN_PREFIX
 from graphattach.api.admin import _ctx as admin_context
-from graphattach.api.call import stream_body
+from graphattach.api.call import drop, stream_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
@@ -63,7 +63,7 @@ class BodyStream:
 
     A refused PUT is answered after its body has been read (and dropped), up to the largest
     range the server accepts, so that the client reads the error instead of a reset connection
-    (clients.md row 17). Only the 413 is answered before reading: that is its point.
+    (docs/known-client-issues.md). Only the 413 is answered before reading: that is its point.
     """
 
     def __init__(self, request: Request) -> None:
@@ -83,12 +83,7 @@ class BodyStream:
             raise
 
     async def drain(self, limit: int) -> None:
-        read = 0
-        with contextlib.suppress(ClientDisconnect):
-            async for chunk in self:
-                read += len(chunk)
-                if read > limit:
-                    return
+        await drop(self, limit)
 
 
 async def upload_session(request: Request) -> Response:

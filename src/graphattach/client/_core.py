@@ -6,7 +6,7 @@ is sent back a :class:`Reply` or a :class:`Failure` (the request did not complet
 drivers that run the same flows with ``httpx.Client`` and ``httpx.AsyncClient``: every decision
 (which method, which bytes, when to retry, where to resume, what an answer means) is made here.
 
-Facts followed (../shared/reference/graph-api.md): one POST when the whole JSON request fits
+Facts followed (https://learn.microsoft.com/graph/outlook-large-attachments): one POST when the whole JSON request fits
 Graph's 4 MiB cap, else createUploadSession (201 + ``uploadUrl``), PUTs of byte ranges without a
 Graph token, intermediate 200 with ``nextExpectedRanges`` (``"N"``, ``"N-"`` or ``"N-M"``, camel
 or Pascal case), final 201 with ``Location: …/Attachments('{id}')``, DELETE on the upload URL to
@@ -493,7 +493,7 @@ class Core:
                 "Content-Length": str(end - first),
                 "User-Agent": USER_AGENT,
             }
-            # Pre-authenticated URL: never a Graph token here (graph-api.md §4.2, §8.1). The body is
+            # Pre-authenticated URL: never a Graph token here (the walkthrough: no Authorization header; msgraph-sdk-java-core#445). The body is
             # read from the file while it is sent: memory does not depend on the range or file size.
             result = yield Send("PUT", url, headers, FileSlice(source, first, end - first), auth=False)
             retry_after: float | None = None

@@ -2,7 +2,7 @@
 
 Exchange ids are base64 and contain ``=``, ``-`` and ``_`` but never ``/``, ``+``, ``?``, ``#``,
 ``%`` or spaces once URL-safe encoded. O365 puts ids into URLs without escaping them
-(../shared/reference/clients.md row 13), so we only mint characters that survive that:
+(docs/known-client-issues.md), so we only mint characters that survive that:
 ``[A-Za-z0-9_-]`` plus a trailing ``=``.
 """
 

@@ -1,4 +1,6 @@
-"""Limits the real service enforces, with their sources (../shared/reference/graph-api.md §3.1)."""
+"""Limits the real service enforces, with their sources (https://learn.microsoft.com/graph/outlook-large-attachments,
+https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits;
+docs/fidelity.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """JSON shapes of ``microsoft.graph.attachment`` (file, item, reference) and strict parsing of the
 attachment payloads clients POST.
 
-Parsing (../shared/reference/graph-api.md §1):
+Parsing (https://learn.microsoft.com/graph/api/resources/fileattachment and its siblings):
 - ``@odata.type`` is required: absent (or the abstract ``microsoft.graph.attachment``) → 422
   ``UnprocessableType``; a type that is not an attachment → 400. The leading ``#`` and the case
   of the type name do not matter.
@@ -401,7 +401,7 @@ def attachment_json(
     """One attachment as Graph writes it, without ``contentBytes`` (the caller appends it last).
 
     ``media_type_annotation`` adds ``@odata.mediaContentType`` to a file attachment, as the real
-    service does when ``$select`` is used (seed 000) and in expanded items.
+    service does when ``$select`` is used (https://learn.microsoft.com/graph/outlook-large-attachments) and in expanded items.
     """
     body: dict[str, Any] = {"@odata.type": _ODATA_TYPE[attachment.kind]}
     if attachment.kind == "file" and media_type_annotation:

@@ -1,7 +1,7 @@
 """Wire shapes of upload sessions: the createUploadSession request and answer, the upload URL and
 its path, the PUT/GET status body and the final ``Location``. Sans I/O.
 
-The upload endpoint's shapes are Outlook's, not Graph's (seed 000, graph-api.md §4):
+The upload endpoint's shapes are Outlook's, not Graph's (https://learn.microsoft.com/graph/outlook-large-attachments):
 
 - upload URL ``{root}/api/gv1.0/users('{uid}@{tid}')/messages('{id}')/AttachmentSessions('{sid}')?authtoken=…``
   (``events('{id}')`` for events);

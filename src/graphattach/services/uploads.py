@@ -250,7 +250,7 @@ async def put_range(
     prefetch: asyncio.Task[list[bytes]] | None = None
     if header_error is None and length is not None and length <= min(PREFETCH_LIMIT, ctx.settings.max_upload_chunk):
         # A small body is read while the lock and the session are fetched, not after: with
-        # msgraph-core's 1 KiB ranges that wait is as long as the write (+10 % PUT/s, bench/).
+        # msgraph-core's 1 KiB ranges that wait is as long as the write (bench/README.md, A/B runs).
         prefetch = asyncio.ensure_future(_read_small(chunks, length))
         prefetch.add_done_callback(_retrieve)
         chunks = _prefetched(prefetch)

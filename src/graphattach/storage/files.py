@@ -9,7 +9,7 @@ Temporary files start with a dot and are ignored by ``keys()``.
 File system calls run in worker threads, except reads of bytes in the page cache: ``read``
 takes those on the event loop with ``preadv(RWF_NOWAIT)``, which never waits for the disk (it
 fails instead, and the rest of the stream is read in threads): a thread hop per 1.5 MiB piece
-cost up to a fifth of ``$value``'s throughput on a 2-CPU machine (bench/README.md). A write
+is measurable on ``$value``'s throughput (bench/README.md, A/B runs). A write
 gathers its chunks up to ``BUFFER_SIZE`` before handing them to a thread (one ``writev``, no
 copy), so memory stays bounded whatever the total size; opening the blob rides along with its
 first write, and the ``fdatasync`` and the close with its last, so a small write costs one

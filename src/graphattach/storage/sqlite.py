@@ -18,8 +18,9 @@ Schema changes are SQL files in ``migrations/sqlite/NNNN_name.sql``, applied in 
 ``fcntl.flock`` on ``<db dir>/locks/<session id>.lock`` (other processes; taken on the event loop
 when it is free, waited for in a thread otherwise); the kernel drops a ``flock`` when its holder
 dies, however it dies. A lock file lives as long as its session: the holder that deletes the
-session removes it (creating and removing it around every PUT cost about 7 % of the rate of
-1 KiB PUTs, bench/README.md); ``sweep_locks`` removes the files of sessions that are gone (a late request re-creates one).
+session removes it (creating and removing it around every PUT slowed small PUTs measurably,
+bench/README.md); ``sweep_locks`` removes the files of sessions that are gone (a late request
+re-creates one). The lock primitives are in ``storage/filelocks.py``.
 """
 
 from __future__ import annotations
