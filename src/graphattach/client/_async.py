@@ -31,6 +31,7 @@ from graphattach.client._core import (
     FileSlice,
     Flow,
     ProgressCallback,
+    R,
     Reply,
     Result,
     RetryPolicy,
@@ -101,7 +102,7 @@ class AsyncClient:
 
     # -- the driver
 
-    async def _run(self, flow: Flow) -> Any:
+    async def _run(self, flow: Flow[R]) -> R:
         result: Result = None
         pending: BaseException | None = None
         cleaning_up = False
@@ -109,7 +110,8 @@ class AsyncClient:
             try:
                 op = flow.throw(pending) if pending is not None else flow.send(result)
             except StopIteration as stop:
-                return stop.value
+                value: R = stop.value
+                return value
             pending = None
             try:
                 if cleaning_up:

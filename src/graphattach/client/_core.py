@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 from graphattach import __version__
@@ -142,7 +142,9 @@ class Failure:
 
 Op = Send | Sleep
 Result = Reply | Failure | None
-Flow = Generator[Op, Result, Any]
+R = TypeVar("R")
+#: A protocol flow: yields ``Op``s, is sent their ``Result``s, returns an ``R``.
+Flow = Generator[Op, Result, R]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +178,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        base = min(self.backoff * (2**attempt), self.max_backoff)
+        base: float = min(self.backoff * (2**attempt), self.max_backoff)
         return base * (1 - self.jitter * random.random())
 
 

@@ -31,6 +31,7 @@ from graphattach.client._core import (
     Flow,
     Progress,
     ProgressCallback,
+    R,
     Reply,
     Result,
     RetryPolicy,
@@ -97,14 +98,15 @@ class Client:
 
     # -- the driver
 
-    def _run(self, flow: Flow) -> Any:
+    def _run(self, flow: Flow[R]) -> R:
         result: Result = None
         pending: BaseException | None = None
         while True:
             try:
                 op = flow.throw(pending) if pending is not None else flow.send(result)
             except StopIteration as stop:
-                return stop.value
+                value: R = stop.value
+                return value
             pending = None
             try:
                 result = self._execute(op)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
+
+R = TypeVar("R")
 
 ItemKind = Literal["message", "event"]
 FolderKind = Literal["mail", "calendar", "calendarGroup"]
@@ -114,5 +116,6 @@ class UploadSession:
     last_range: tuple[int, int] | None = None
 
 
-def replace(record: Any, **changes: Any) -> Any:
-    return dataclasses.replace(record, **changes)
+def replace(record: R, **changes: Any) -> R:
+    """A copy of the record with ``changes``."""
+    return dataclasses.replace(record, **changes)  # type: ignore[type-var]

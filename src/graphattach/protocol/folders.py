@@ -41,7 +41,8 @@ def _display_name(data: dict[str, Any], *, required: bool) -> str | None:
         return None
     if not name.strip():
         raise InvalidFolderName("The folder name cannot be empty.")
-    return name
+    text: str = name
+    return text
 
 
 def parse_mail_folder_create(payload: Any, *, strict: bool) -> tuple[str, bool]:
@@ -119,7 +120,8 @@ def _name(data: dict[str, Any], *, required: bool, what: str) -> str | None:
         return None
     if not name.strip():
         raise InvalidFolderName(f"The {what} name cannot be empty.")
-    return name
+    text: str = name
+    return text
 
 
 def parse_calendar(payload: Any, *, strict: bool, create: bool) -> dict[str, Any]:

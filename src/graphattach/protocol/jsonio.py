@@ -110,7 +110,7 @@ def loads_object(body: bytes) -> dict[str, Any]:
     """
     if not body.strip():
         raise BadRequest("Empty Payload. JSON content expected.")
-    fast = _fast_loads(body)
+    fast: dict[str, Any] | None = _fast_loads(body)
     if fast is not None:
         return fast
     try:
