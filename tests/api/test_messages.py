@@ -547,6 +547,7 @@ async def test_delete_frees_attachment_bytes(inprocess_graph: Graph) -> None:
             size=163,
             content_length=5,
             blob_key="blob-for-delete",
+            last_modified=ctx.clock.now(),
         )
     )
     assert (await graph.get(f"/me/messages/{message['id']}")).json()["hasAttachments"] is True

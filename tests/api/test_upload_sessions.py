@@ -150,10 +150,23 @@ async def test_every_url_form_of_the_attachments_collection(inprocess_graph: Gra
     me = await ctx.metadata.get_user_by_upn(ADELE)
     drafts = await ctx.metadata.get_well_known_folder(me.id, "mail", "drafts")
     child = Folder(
-        id=f"AAMkAGNoaWxk{uuid.uuid4().hex}=", user_id=me.id, kind="mail", display_name="C", parent_id=drafts.id
+        id=f"AAMkAGNoaWxk{uuid.uuid4().hex}=",
+        user_id=me.id,
+        kind="mail",
+        display_name="C",
+        parent_id=drafts.id,
+        created=ctx.clock.now(),
     )
     await ctx.metadata.add_folder(child)
-    nested = Item(id=f"AAMkAG5lc3Q{uuid.uuid4().hex}=", user_id=me.id, kind="message", folder_id=child.id)
+    now = ctx.clock.now()
+    nested = Item(
+        id=f"AAMkAG5lc3Q{uuid.uuid4().hex}=",
+        user_id=me.id,
+        kind="message",
+        folder_id=child.id,
+        created=now,
+        last_modified=now,
+    )
     await ctx.metadata.add_item(nested)
     calendar = await ctx.metadata.get_well_known_folder(me.id, "calendar", "calendar")
     message_id = await new_item(graph)

@@ -37,6 +37,7 @@ def session(received: int = 0, last: tuple[int, int] | None = None, state: str =
         blob_key="uploads/s",
         state=state,  # type: ignore[arg-type]
         expires=NOW + timedelta(hours=1),
+        created=NOW,
         last_range=last,
     )
 

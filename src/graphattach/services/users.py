@@ -58,6 +58,7 @@ async def create_user(
         display_name=display_name or local.replace(".", " ").title(),
         mail=upn,
         max_message_size=max_message_size or limits.DEFAULT_MAX_MESSAGE_SIZE,
+        created=ctx.clock.now(),
         data={"password": password},
     )
     try:
@@ -72,12 +73,14 @@ async def create_user(
 
 async def provision_mailbox(ctx: Context, user: User) -> None:
     """The folders and calendar Exchange creates with every mailbox."""
+    now = ctx.clock.now()
     root = Folder(
         id=ids.new_id("folder"),
         user_id=user.id,
         kind="mail",
         display_name="Top of Information Store",
         well_known_name=ROOT_FOLDER,
+        created=now,
     )
     await ctx.metadata.add_folder(root)
     for name, display in WELL_KNOWN_MAIL_FOLDERS.items():
@@ -89,6 +92,7 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
                 display_name=display,
                 parent_id=root.id,
                 well_known_name=name,
+                created=now,
             )
         )
     group = Folder(
@@ -97,6 +101,7 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
         kind="calendarGroup",
         display_name="My Calendars",
         well_known_name="mycalendars",
+        created=now,
     )
     await ctx.metadata.add_folder(group)
     await ctx.metadata.add_folder(
@@ -107,6 +112,7 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
             display_name="Calendar",
             parent_id=group.id,
             well_known_name="calendar",
+            created=now,
             data={"isDefaultCalendar": True},
         )
     )

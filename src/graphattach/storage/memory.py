@@ -11,7 +11,7 @@ import copy
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from graphattach.domain.models import (
@@ -23,7 +23,6 @@ from graphattach.domain.models import (
     ItemKind,
     UploadSession,
     User,
-    utcnow,
 )
 from graphattach.storage._common import KeyedLocks, as_utc, fold
 from graphattach.storage.interfaces import (
@@ -59,6 +58,11 @@ def _check_limits(
         raise LimitExceeded("count")
     if max_total_size is not None and sum(a.size for a in existing) + new.size > max_total_size:
         raise LimitExceeded("size")
+
+
+def _wall_clock() -> datetime:
+    """A blob's write time, as a file system records it: real time, not the server clock."""
+    return datetime.now(UTC)
 
 
 class MemoryMetadataStore:
@@ -441,12 +445,12 @@ class MemoryBlobStore:
         if blob is None:
             if offset > 0:
                 raise RecordNotFound(key)
-            blob = self._blobs[key] = _Blob(bytearray(), utcnow())
+            blob = self._blobs[key] = _Blob(bytearray(), _wall_clock())
         elif len(blob.data) < offset:
             raise ValueError(f"blob {key!r} is shorter than {offset}")
         data = blob.data
         del data[offset:]
-        blob.mtime = utcnow()
+        blob.mtime = _wall_clock()
         received = 0
         try:
             async for chunk in chunks:
@@ -458,7 +462,7 @@ class MemoryBlobStore:
             del data[offset:]
             raise
         finally:
-            blob.mtime = utcnow()
+            blob.mtime = _wall_clock()
         return len(data)
 
     async def read(
@@ -489,7 +493,7 @@ class MemoryBlobStore:
         if blob is None:
             raise RecordNotFound(src)
         if src != dst:
-            self._blobs[dst] = _Blob(bytearray(blob.data), utcnow())
+            self._blobs[dst] = _Blob(bytearray(blob.data), _wall_clock())
 
     async def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         cutoff = as_utc(older_than) if older_than is not None else None
