@@ -36,6 +36,7 @@ from graphattach.protocol.attachments import (
     expand_item_requested,
     parse_attachment,
 )
+from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.errors import BadRequest, ContentMissing, UpdateNotAllowed
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import context_path, context_url, next_link, quote_key
@@ -338,11 +339,11 @@ async def expand_attachments(call: GraphCall, item: Item) -> list[dict[str, Any]
 
 
 ROUTES: Routes = {
-    ("attachments", "POST"): add_attachment,
-    ("attachments", "GET"): list_attachments,
-    ("attachments.count", "GET"): count_attachments,
-    ("attachment", "GET"): get_attachment,
-    ("attachment", "DELETE"): delete_attachment,
-    ("attachment", "PATCH"): patch_attachment,
-    ("attachment.value", "GET"): get_value,
+    (Endpoint.ATTACHMENTS, "POST"): add_attachment,
+    (Endpoint.ATTACHMENTS, "GET"): list_attachments,
+    (Endpoint.ATTACHMENTS_COUNT, "GET"): count_attachments,
+    (Endpoint.ATTACHMENT, "GET"): get_attachment,
+    (Endpoint.ATTACHMENT, "DELETE"): delete_attachment,
+    (Endpoint.ATTACHMENT, "PATCH"): patch_attachment,
+    (Endpoint.ATTACHMENT_VALUE, "GET"): get_value,
 }

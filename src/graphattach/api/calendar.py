@@ -24,6 +24,7 @@ from graphattach.auth.permissions import CALENDARS_READ, CALENDARS_WRITE
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol import events as proto
 from graphattach.protocol import folders as folder_proto
+from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.errors import ItemNotFound
 from graphattach.protocol.shape import project
 from graphattach.services import calendar
@@ -234,20 +235,20 @@ async def get_group(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("events", "GET"): list_events,
-    ("events", "POST"): create_event,
-    ("events.count", "GET"): count_events,
-    ("event", "GET"): get_event,
-    ("event", "PATCH"): update_event,
-    ("event", "DELETE"): delete_event,
-    ("calendars", "GET"): list_calendars,
-    ("calendars", "POST"): create_calendar,
-    ("calendars.count", "GET"): count_calendars,
-    ("calendar", "GET"): get_calendar,
-    ("calendar", "PATCH"): update_calendar,
-    ("calendar", "DELETE"): delete_calendar,
-    ("calendarGroups", "GET"): list_groups,
-    ("calendarGroups", "POST"): create_group,
-    ("calendarGroups.count", "GET"): count_groups,
-    ("calendarGroup", "GET"): get_group,
+    (Endpoint.EVENTS, "GET"): list_events,
+    (Endpoint.EVENTS, "POST"): create_event,
+    (Endpoint.EVENTS_COUNT, "GET"): count_events,
+    (Endpoint.EVENT, "GET"): get_event,
+    (Endpoint.EVENT, "PATCH"): update_event,
+    (Endpoint.EVENT, "DELETE"): delete_event,
+    (Endpoint.CALENDARS, "GET"): list_calendars,
+    (Endpoint.CALENDARS, "POST"): create_calendar,
+    (Endpoint.CALENDARS_COUNT, "GET"): count_calendars,
+    (Endpoint.CALENDAR, "GET"): get_calendar,
+    (Endpoint.CALENDAR, "PATCH"): update_calendar,
+    (Endpoint.CALENDAR, "DELETE"): delete_calendar,
+    (Endpoint.CALENDAR_GROUPS, "GET"): list_groups,
+    (Endpoint.CALENDAR_GROUPS, "POST"): create_group,
+    (Endpoint.CALENDAR_GROUPS_COUNT, "GET"): count_groups,
+    (Endpoint.CALENDAR_GROUP, "GET"): get_group,
 }

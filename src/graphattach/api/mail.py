@@ -28,6 +28,7 @@ from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol import folders as folder_proto
 from graphattach.protocol import messages as proto
 from graphattach.protocol import outlook as o
+from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.errors import InvalidParameter, ItemNotFound
 from graphattach.protocol.shape import project
 from graphattach.services import mail
@@ -216,18 +217,18 @@ async def delete_folder(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("messages", "GET"): list_messages,
-    ("messages", "POST"): create_message,
-    ("messages.count", "GET"): count_messages,
-    ("message", "GET"): get_message,
-    ("message", "PATCH"): update_message,
-    ("message", "DELETE"): delete_message,
-    ("message.send", "POST"): send_message,
-    ("sendMail", "POST"): send_mail,
-    ("mailFolders", "GET"): list_folders,
-    ("mailFolders", "POST"): create_folder,
-    ("mailFolders.count", "GET"): count_folders,
-    ("mailFolder", "GET"): get_folder,
-    ("mailFolder", "PATCH"): update_folder,
-    ("mailFolder", "DELETE"): delete_folder,
+    (Endpoint.MESSAGES, "GET"): list_messages,
+    (Endpoint.MESSAGES, "POST"): create_message,
+    (Endpoint.MESSAGES_COUNT, "GET"): count_messages,
+    (Endpoint.MESSAGE, "GET"): get_message,
+    (Endpoint.MESSAGE, "PATCH"): update_message,
+    (Endpoint.MESSAGE, "DELETE"): delete_message,
+    (Endpoint.MESSAGE_SEND, "POST"): send_message,
+    (Endpoint.SEND_MAIL, "POST"): send_mail,
+    (Endpoint.MAIL_FOLDERS, "GET"): list_folders,
+    (Endpoint.MAIL_FOLDERS, "POST"): create_folder,
+    (Endpoint.MAIL_FOLDERS_COUNT, "GET"): count_folders,
+    (Endpoint.MAIL_FOLDER, "GET"): get_folder,
+    (Endpoint.MAIL_FOLDER, "PATCH"): update_folder,
+    (Endpoint.MAIL_FOLDER, "DELETE"): delete_folder,
 }

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.responses import graph_json
 from graphattach.auth.permissions import USERS_READ_ALL
+from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.errors import AccessDenied, AuthorizationRequestDenied, DirectoryResourceNotFound
 from graphattach.protocol.odata import context_url, next_link
 from graphattach.protocol.shape import collection, project
@@ -58,6 +59,6 @@ async def get_user(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("users", "GET"): list_users,
-    ("user", "GET"): get_user,
+    (Endpoint.USERS, "GET"): list_users,
+    (Endpoint.USER, "GET"): get_user,
 }
