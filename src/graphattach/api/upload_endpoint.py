@@ -23,6 +23,7 @@ from graphattach.api.call import drop, stream_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
+from graphattach.protocol.content_range import parse_range_headers
 from graphattach.protocol.errors import ItemNotFound
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, UploadPath, parse_upload_path, status_body
 from graphattach.services import uploads
@@ -99,14 +100,8 @@ async def upload_session(request: Request) -> Response:
         if request.method == "DELETE":
             await uploads.cancel(ctx, path, claims)
             return empty(204)
-        answer = await uploads.put_range(
-            ctx,
-            path,
-            claims,
-            request.headers.get("content-range"),
-            request.headers.get("content-length"),
-            body,
-        )
+        headers = parse_range_headers(request.headers.get("content-range"), request.headers.get("content-length"))
+        answer = await uploads.put_range(ctx, path, claims, headers, body)
     except GraphError as exc:
         if request.method == "PUT" and exc.status != 413:
             await body.drain(ctx.settings.max_upload_chunk)

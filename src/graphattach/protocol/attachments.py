@@ -20,6 +20,7 @@ that a large attachment can be streamed as JSON prefix + base64 + suffix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -579,3 +580,34 @@ def expand_item_requested(expand: list[str] | None) -> bool:
             "'microsoft.graph.attachment'."
         )
     return wanted
+
+
+def wants_bytes(select: list[str] | None) -> bool:
+    """Whether ``$select`` keeps ``contentBytes`` (it does when absent or ``*``)."""
+    return select is None or "*" in select or "contentbytes" in {s.lower() for s in select}
+
+
+_NESTED = re.compile(r"^\s*attachments\s*(?:\((.*)\))?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def nested_attachment_options(expand: list[str] | None) -> tuple[list[str] | None, bool]:
+    """``$select`` and the item expansion inside ``$expand=attachments($select=...;$expand=...)``."""
+    for entry in expand or []:
+        match = _NESTED.match(entry)
+        if not match:
+            continue
+        select: list[str] | None = None
+        expand_item = False
+        for option in (match.group(1) or "").split(";"):
+            name, _, value = option.partition("=")
+            lowered = name.strip().lower()
+            if not lowered:
+                continue
+            if lowered == "$select":
+                select = [s.strip() for s in value.split(",") if s.strip()]
+            elif lowered == "$expand":
+                expand_item = expand_item_requested([value])
+            else:
+                raise BadRequest(f"Query option '{name.strip()}' is not supported inside $expand=attachments.")
+        return select, expand_item
+    return None, False

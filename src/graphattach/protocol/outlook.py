@@ -15,12 +15,14 @@ Nothing here does I/O; ``validate`` returns a new dict or raises, so nothing is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphattach.domain.errors import GraphError
-from graphattach.protocol.errors import InvalidPropertySet, RequestBodyRead
+from graphattach.domain.models import Item
+from graphattach.protocol.errors import BadRequest, InvalidPropertySet, RequestBodyRead
 
 Validator = Callable[[Any, str], Any]
 
@@ -309,3 +311,32 @@ def html_to_text(content: str) -> str:
     content = re.sub(r"(?is)<(head|style|script)\b.*?</\1\s*>", " ", content)
     content = re.sub(r"(?s)<[^>]*>", " ", content)
     return html.unescape(content)
+
+
+# $expand on messages and events -------------------------------------------------------------------
+
+EXTENDED = {
+    "singlevalueextendedproperties": "singleValueExtendedProperties",
+    "multivalueextendedproperties": "multiValueExtendedProperties",
+}
+_ID_FILTER = re.compile(r"^\s*id\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+def expand_name(raw: str) -> str:
+    """The navigation property of one ``$expand`` entry (``attachments($select=name)`` → ``attachments``)."""
+    return raw.split("(", 1)[0].strip()
+
+
+def extended_properties(item: Item, key: str, raw: str) -> list[dict[str, Any]]:
+    """``$expand=singleValueExtendedProperties($filter=id eq '...')``: the stored properties,
+    narrowed to the id of the filter (the form the Graph docs use)."""
+    stored = list(item.data.get(key) or [])
+    options = raw[raw.index("(") + 1 : raw.rindex(")")] if "(" in raw and raw.endswith(")") else ""
+    if not options:
+        return stored
+    name, _, value = options.partition("=")
+    match = _ID_FILTER.match(value) if name.strip().lower() == "$filter" else None
+    if match is None:
+        raise BadRequest(f"Only $filter=id eq '...' is supported inside $expand of {key}.")
+    wanted = match.group(1).replace("''", "'").lower()
+    return [p for p in stored if p["id"].lower() == wanted]

@@ -30,6 +30,7 @@ from graphattach.protocol.attachments import (
     AttachmentInput,
     FileInput,
     ItemInput,
+    base64_stream,
     item_kind_of,
     parse_attachment,
 )
@@ -41,6 +42,7 @@ from graphattach.protocol.errors import (
     MessageSizeExceeded,
     ReferenceValueNotAllowed,
 )
+from graphattach.protocol.holes import Hole, Part
 from graphattach.protocol.item_mime import render_item
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
@@ -339,3 +341,30 @@ async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Att
         existing = copies.get(original.id)
         result.append(existing if existing is not None else await _copy_one(ctx, original, target))
     return result
+
+
+# reading bytes for JSON responses -----------------------------------------------------------------
+
+
+async def file_bytes(ctx: Context, attachment: Attachment) -> bytes:
+    """The whole content of a file attachment (for ``$expand=attachments``)."""
+    assert attachment.blob_key is not None
+    return b"".join([chunk async for chunk in ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK)])
+
+
+async def check_holes(ctx: Context, parts: list[Part]) -> None:
+    """Every blob a response will stream is there, whole: else ``ContentMissing`` before a byte
+    of the answer goes out."""
+    for part in parts:
+        if isinstance(part, Hole) and await ctx.blobs.size(part.blob_key) != part.raw_length:
+            raise ContentMissing()
+
+
+async def fill_holes(ctx: Context, parts: list[Part]) -> AsyncIterator[bytes]:
+    """The body: JSON pieces as they are, holes as the base64 of their blob, streamed."""
+    for part in parts:
+        if isinstance(part, Hole):
+            async for piece in base64_stream(ctx.blobs.read(part.blob_key, chunk_size=STREAM_CHUNK)):
+                yield piece
+        else:
+            yield part

@@ -37,12 +37,7 @@ from graphattach.domain.upload_session import (
     decide,
     observe,
 )
-from graphattach.protocol.content_range import (
-    ContentRange,
-    ContentRangeError,
-    parse_content_length,
-    parse_content_range,
-)
+from graphattach.protocol.content_range import ContentRange, RangeHeaders
 from graphattach.protocol.errors import (
     UPLOAD_OUTCOME_ERRORS,
     AttachmentSizeBelowMinimum,
@@ -225,28 +220,13 @@ async def put_range(
     ctx: Context,
     path: UploadPath,
     claims: UploadClaims,
-    content_range: str | None,
-    content_length: str | None,
+    headers: RangeHeaders,
     chunks: AsyncIterable[bytes],
 ) -> PutAnswer:
     """Take one byte range. A large body is read only when the bytes are to be stored (or a
     retry's body drained), so a refused request leaves it unread; a body of at most
     ``PREFETCH_LIMIT`` bytes is read at once."""
-    header_error: str | None = None
-    rng: ContentRange | None = None
-    length: int | None = None
-    try:
-        length = parse_content_length(content_length)
-    except ValueError:
-        header_error = "The Content-Length header is not a valid number."
-    if header_error is None and length is None:
-        header_error = "The Content-Length header is required."
-    if header_error is None:
-        try:
-            rng = parse_content_range(content_range)
-        except ContentRangeError as exc:
-            header_error = str(exc)
-
+    header_error, rng, length = headers.error, headers.range, headers.length
     prefetch: asyncio.Task[list[bytes]] | None = None
     if header_error is None and length is not None and length <= min(PREFETCH_LIMIT, ctx.settings.max_upload_chunk):
         # A small body is read while the lock and the session are fetched, not after: with
