@@ -2,7 +2,9 @@
 
 A ``GraphError`` carries an HTTP status, the Graph ``code`` and a ``message``; which statuses,
 codes and messages exist is the catalogue in ``protocol/errors.py``, whose entries make these
-exceptions, and whose ``graph_error_body`` renders them.
+exceptions, and whose ``graph_error_body`` renders them. A subclass that sets ``status``,
+``code`` and ``message`` as class attributes is honoured too (for failures the transport raises
+below the protocol layer), but a new error belongs in the catalogue.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ from typing import Any
 class GraphError(Exception):
     """A failure with the status, code and message that Microsoft Graph would answer."""
 
+    status: int = 400
+    code: str = "BadRequest"
+    message: str = "The request is invalid."
+
     def __init__(
         self,
-        message: str,
+        message: str | None = None,
         *,
-        status: int,
-        code: str,
+        status: int | None = None,
+        code: str | None = None,
         inner_error: bool = True,
         inner: Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        if message is not None:
+            self.message = message
         #: False for errors Exchange raises itself: the real body has no ``innerError``.
         self.inner_error = inner_error
         #: Fields added to ``innerError`` (``oAuthEventOperationId``, OneDrive-style nested codes).
