@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from graphattach.api import upload_endpoint
+from graphattach.api import upload_origin
 from graphattach.settings import Settings
 from tests.conftest import inprocess
 from tests.helpers import ADELE, Graph, ServerProcess, assert_graph_error
@@ -585,9 +585,9 @@ async def test_the_sweeper_reclaims_orphans_only_after_the_grace_period(inproces
 
 
 async def test_background_sweeper_runs_when_enabled(settings: Settings) -> None:
-    assert upload_endpoint.start_background(SimpleNamespace(settings=settings)) is None  # type: ignore[arg-type]
+    assert upload_origin.start_background(SimpleNamespace(settings=settings)) is None  # type: ignore[arg-type]
     async with inprocess(dataclasses.replace(settings, sweep_interval=0.05)) as graph:
-        handle = upload_endpoint.start_background(graph.ctx)
+        handle = upload_origin.start_background(graph.ctx)
         try:
             url = await upload_url(graph, await new_item(graph), 3 * MiB)
             assert (await put_range(graph, url, payload(MiB), 0, 3 * MiB)).status_code == 200
@@ -602,7 +602,7 @@ async def test_background_sweeper_runs_when_enabled(settings: Settings) -> None:
             assert await graph.ctx.metadata.get_session(session_id) is None
             assert await graph.ctx.blobs.size(f"uploads/{session_id}") is None
         finally:
-            await upload_endpoint.stop_background(handle)
+            await upload_origin.stop_background(handle)
         assert handle.done()
 
 

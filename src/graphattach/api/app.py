@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, oauth, openapi, upload_endpoint
+from graphattach.api import admin, oauth, openapi, upload_origin
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
@@ -43,18 +43,18 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         owned = ctx is None
         context = ctx or await open_context(settings or Settings())
         app.state.ctx = context
-        background = upload_endpoint.start_background(context)
+        background = upload_origin.start_background(context)
         try:
             yield
         finally:
-            await upload_endpoint.stop_background(background)
+            await upload_origin.stop_background(background)
             if owned:
                 await close_context(context)
 
     routes: list[Any] = [
         Route("/v1.0/{path:path}", graph_v1, methods=GRAPH_METHODS),
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
-        *upload_endpoint.ROUTES,
+        *upload_origin.ROUTES,
         *admin.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,

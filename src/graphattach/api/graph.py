@@ -1,6 +1,6 @@
 """The Graph endpoint: ``/{v1.0|beta}/...`` → authenticate, parse, dispatch by (endpoint, method).
 
-Each feature module (``users``, ``mail``, ``calendar``, ``attachments``, ``upload_sessions``)
+Each feature module (``users``, ``mail``, ``calendar``, ``attachments``, ``create_upload_session``)
 exports ``ROUTES: dict[(endpoint, METHOD), handler]``; ``endpoint`` is ``GraphPath.endpoint``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphattach.api import attachments, calendar, mail, upload_sessions, users
+from graphattach.api import attachments, calendar, create_upload_session, mail, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.errors import MethodNotSupported, UnsupportedResource
@@ -20,7 +20,7 @@ from graphattach.services.access import me_not_allowed
 from graphattach.services.context import Context
 
 ROUTES: Routes = {}
-for _module in (users, mail, calendar, attachments, upload_sessions):
+for _module in (users, mail, calendar, attachments, create_upload_session):
     overlap = ROUTES.keys() & _module.ROUTES.keys()
     assert not overlap, f"routes defined twice: {overlap}"
     ROUTES.update(_module.ROUTES)
