@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
-from graphattach.api.outlook import (
+from graphattach.api.mailbox import (
     apply_query,
     collection_page,
     count_response,
