@@ -27,7 +27,8 @@ from graphattach.services.context import Context
 ADMIN_PREFIX = "/_graphattach"
 
 
-def _ctx(request: Request) -> Context:
+def require_admin_key(request: Request) -> Context:
+    """The context, once the request carries the admin key (when one is set): else 403."""
     ctx: Context = request.app.state.ctx
     key = ctx.settings.admin_key
     if key and not hmac.compare_digest(request.headers.get("x-graphattach-admin-key", ""), key):
@@ -49,7 +50,7 @@ async def health(request: Request) -> Response:
 
 
 async def info(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     store, blobs = store_urls(ctx.settings)
     return graph_json(
         {
@@ -69,12 +70,12 @@ async def info(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     return graph_json({"value": [_admin_user(u) for u in await ctx.metadata.list_users()]})
 
 
 async def add_user(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     body = await _json(request)
     upn = body.get("userPrincipalName")
     if not isinstance(upn, str):
@@ -94,7 +95,7 @@ async def add_user(request: Request) -> Response:
 
 
 async def update_user(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     user = await user_service.find_user(ctx, request.path_params["user"])
     if user is None:
         raise InvalidUser("No such user.")
@@ -112,7 +113,7 @@ async def update_user(request: Request) -> Response:
 
 async def mint_token(request: Request) -> Response:
     """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     body = await _json(request)
     lifetime = body.get("lifetime", 3600)
     if not isinstance(lifetime, int) or lifetime <= 0:
@@ -156,7 +157,7 @@ def _names(value: Any, default: tuple[str, ...]) -> list[str]:
 
 async def reset(request: Request) -> Response:
     """Delete every record and byte; keep the tenant and its signing key; re-create the demo users."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     await ctx.metadata.reset()
     await ctx.blobs.reset()
     await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
@@ -169,7 +170,7 @@ async def reset(request: Request) -> Response:
 
 async def clock(request: Request) -> Response:
     """``GET`` the server time; ``POST {"advanceSeconds": n}`` moves it forward (tests); ``DELETE`` resets."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     if request.method == "POST":
         body = await _json(request)
         seconds = body.get("advanceSeconds")

@@ -17,8 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api.admin import ADMIN_PREFIX
-from graphattach.api.admin import _ctx as admin_context
+from graphattach.api.admin import ADMIN_PREFIX, require_admin_key
 from graphattach.api.call import drop, stream_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.domain.errors import GraphError
@@ -117,7 +116,7 @@ async def upload_session(request: Request) -> Response:
 
 async def sweep_now(request: Request) -> Response:
     """``POST /_graphattach/sweep``: run the sweeper once and say what it freed."""
-    ctx = admin_context(request)
+    ctx = require_admin_key(request)
     report = await uploads.sweep(ctx)
     return graph_json({"expiredSessions": report.expired_sessions, "orphanedBlobs": report.orphaned_blobs})
 
