@@ -90,7 +90,9 @@ def _fail(error: ClientError, prefix: str = "") -> NoReturn:
 
 
 @dataclass
-class Settings:
+class ClientSettings:
+    """The options every client command shares (not the server's ``graphattach.settings.Settings``)."""
+
     graph_url: str
     token: str | None
     token_command: str | None
@@ -217,8 +219,8 @@ def make_target(
     return Event(event_id, user=user, calendar=calendar)
 
 
-def _settings(**kwargs: Any) -> Settings:
-    return Settings(
+def _settings(**kwargs: Any) -> ClientSettings:
+    return ClientSettings(
         graph_url=kwargs["graph_url"],
         token=kwargs["token"],
         token_command=kwargs["token_command"],
@@ -304,7 +306,7 @@ class RichProgress:
         self._progress.stop()
 
 
-def progress_display(settings: Settings) -> PlainProgress | RichProgress:
+def progress_display(settings: ClientSettings) -> PlainProgress | RichProgress:
     if not settings.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
         return RichProgress()
     return PlainProgress(enabled=not settings.quiet)
@@ -527,7 +529,7 @@ def register(cli: click.Group) -> None:
             click.echo("cancelled")
 
 
-def _report(settings: Settings, outcomes: Sequence[tuple[Path, Attachment | None, ClientError | None]]) -> None:
+def _report(settings: ClientSettings, outcomes: Sequence[tuple[Path, Attachment | None, ClientError | None]]) -> None:
     if settings.as_json:
         _print_json(
             [
