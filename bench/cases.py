@@ -38,7 +38,7 @@ from bench.procs import Server, free_port
 
 MB = 1_000_000
 MiB = 1024 * 1024
-#: The service's smallest upload session (docs/fidelity.md, session size window).
+#: The service's smallest upload session (docs/fidelity.md, "Session size window").
 SESSION_MIN = 2 * MiB
 #: Attachments POSTed to one draft before the load generator moves to the next draft
 #: (Exchange allows 250 per item, and the mailbox's maximum message size bounds the total).

@@ -11,7 +11,7 @@ import httpx
 from tests.helpers import ADELE, EVENT, Graph
 
 MiB = 1024 * 1024
-#: The walkthrough's file: 3,483,322 bytes in a 2 MiB range and a 1,386,170-byte range (https://learn.microsoft.com/graph/outlook-large-attachments).
+#: The walkthrough's file: 3,483,322 bytes in a 2 MiB range and a 1,386,170-byte range (the large-attachments walkthrough).
 FLOWER_SIZE = 3_483_322
 FLOWER_SPLIT = 2_097_152
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"

@@ -1,3 +1,3 @@
-from graphattach.cli.main import main
+from graphattach.cli import main
 
 main()

@@ -1,4 +1,4 @@
-"""Attachments on messages and events over HTTP: add, list, get, $value, delete, the seeds' examples."""
+"""Attachments on messages and events over HTTP: add, list, get, $value, delete, the documented examples."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ async def _me_id(graph: Graph, user: str = ADELE) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# the seeds
+# the documented examples
 
 
 async def test_seed_003_file_attachment_on_event_in_beta(graph: Graph) -> None:
@@ -166,7 +166,7 @@ async def test_seed_004_file_and_item_attachments_on_v1(graph: Graph) -> None:
         f"/me/messages/{message['id']}/attachments",
         json={"@odata.type": "#microsoft.graph.fileAttachment", "name": "name-value", "contentBytes": "Y29udGVudA=="},
     )
-    # The old page shows "HTTP 200 OK"; the service answers 201 Created (https://learn.microsoft.com/graph/api/message-post-attachments).
+    # The old page shows "HTTP 200 OK"; the service answers 201 Created (message-post-attachments).
     assert response.status_code == 201
     assert response.json()["@odata.type"] == FILE and response.json()["contentBytes"] == "Y29udGVudA=="
     event = await new_event(graph)

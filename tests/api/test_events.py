@@ -268,7 +268,7 @@ async def test_patch_event(graph: Graph) -> None:
 
 
 async def test_patch_event_with_attachments_array_is_accepted_and_adds_nothing(graph: Graph) -> None:
-    """O365's Event.save() PATCHes the attachments it has just uploaded (docs/known-client-issues.md)."""
+    """O365's Event.save() PATCHes the attachments it has just uploaded (python-o365 2.1.10, seen on the wire)."""
     event = (await graph.post("/me/events", json=EVENT)).json()
     body = {
         "attachments": [

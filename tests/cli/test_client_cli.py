@@ -256,15 +256,15 @@ def test_upload_resume_and_cancel(fake: FakeGraph, make_file: Callable[..., Path
     item = fake.add_message()
     path = make_file(6 * MiB)
     url = _session(fake, item, path.read_bytes(), MiB)
-    result = run("upload", "resume", url, str(path), "--graph-url", GRAPH, "--json", "-q")
+    result = run("upload", "resume", url, str(path), "--json", "-q")
     assert result.exit_code == 0, result.output
     attachment_id = json.loads(result.stdout)[0]["attachment"]["id"]
     assert fake.attachments("message", item)[attachment_id].data == path.read_bytes()
     url = _session(fake, item, path.read_bytes(), MiB)
-    result = run("upload", "cancel", url, "--graph-url", GRAPH)
+    result = run("upload", "cancel", url)
     assert result.exit_code == 0 and result.stdout.strip() == "cancelled"
     assert [s.done for s in fake.sessions.values()] == [True]  # only the finished one is left
-    result = run("upload", "cancel", url, "--graph-url", GRAPH)
+    result = run("upload", "cancel", url)
     assert result.exit_code == 1 and "HTTP 404" in result.stderr
 
 
@@ -272,7 +272,7 @@ def test_resume_with_a_different_file_fails_cleanly(fake: FakeGraph, make_file: 
     item = fake.add_message()
     url = _session(fake, item, file_bytes(6 * MiB), MiB)
     other = make_file(7 * MiB, "other.bin")
-    result = run("upload", "resume", url, str(other), "--graph-url", GRAPH)
+    result = run("upload", "resume", url, str(other))
     assert result.exit_code != 0
     assert fake.attachments("message", item) == {}
 

@@ -1,6 +1,6 @@
 """Real third-party clients pointed at a graphattach server with a static token.
 
-The recipes are the ones in docs/known-client-issues.md and each project's README (msgraph-sdk-python, python-o365):
+The recipes point msgraph-sdk and O365 at a local base URL with a static token:
 nothing here patches the clients; only the base URL and the token source change.
 """
 

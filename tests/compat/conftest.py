@@ -61,7 +61,7 @@ def outlook_server(server_process: ServerProcess) -> ServerProcess:
 
 @pytest.fixture(scope="session")
 def lenient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """``--profile lenient``: bends where well-known clients need it (docs/known-client-issues.md)."""
+    """``--profile lenient``: bends where well-known clients need it (docs/fidelity.md, "nextExpectedRanges in lenient" and "PUT after completion")."""
     server = ServerProcess(tmp_path_factory.mktemp("lenient") / "data", "--profile", "lenient").start()
     yield server
     server.stop()

@@ -19,7 +19,7 @@ from msgraph.generated.models.message import Message
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from tests.helpers import ADELE
 
-MENU = b"mac and cheese today"  # the 20 bytes of the docs' menu.txt (https://learn.microsoft.com/graph/api/event-post-attachments)
+MENU = b"mac and cheese today"  # the 20 bytes of the docs' menu.txt (the event-post-attachments example, beta)
 PNG = bytes(range(256)) * 40
 
 
@@ -68,9 +68,7 @@ async def test_msgraph_post_file_attachment_returns_a_typed_file_attachment(
     assert created.id
     assert created.name == "menu.txt" and created.content_type == "text/plain"
     assert created.content_bytes == MENU
-    assert (
-        created.size == 178
-    )  # Exchange's stored size for these 20 bytes (https://learn.microsoft.com/graph/api/event-post-attachments)
+    assert created.size == 178  # Exchange's stored size for these 20 bytes (the event-post-attachments example, beta)
     assert created.is_inline is False
     assert created.last_modified_date_time is not None and created.last_modified_date_time.tzinfo is not None
     assert set(created.additional_data) <= {"@odata.context"}
@@ -88,9 +86,7 @@ async def test_msgraph_get_with_and_without_select(make_graph: Callable[..., Any
 
     query = one.AttachmentItemRequestBuilderGetQueryParameters(select=["name", "contentType", "size"])
     selected = await one.get(request_configuration=RequestConfiguration(query_parameters=query))
-    assert isinstance(
-        selected, FileAttachment
-    )  # @odata.type still sent although not selected (https://learn.microsoft.com/graph/outlook-large-attachments)
+    assert isinstance(selected, FileAttachment)  # @odata.type sent although not selected (the walkthrough)
     assert selected.id == created.id
     assert (selected.name, selected.content_type, selected.size) == ("chart.png", "image/png", created.size)
     assert selected.content_bytes is None

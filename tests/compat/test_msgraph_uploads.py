@@ -1,6 +1,6 @@
 """msgraph-sdk ``create_upload_session`` + msgraph-core ``LargeFileUploadTask`` on a draft and an event.
 
-``--profile lenient`` bends the two points the task needs (docs/known-client-issues.md) and the upload
+``--profile lenient`` bends the two points the task needs (docs/fidelity.md, "nextExpectedRanges in lenient" and "PUT after completion") and the upload
 completes byte-exact. The default ``outlook`` profile answers like Outlook, and the task fails
 exactly as msgraph-sdk-python-core #691 (multi-chunk: ``int('')``) and #718 (the extra PUT after
 completion) report against the real service.

@@ -1,4 +1,4 @@
-"""Raw HTTP replays of every request/response pair in the seeds, on a message and on an event.
+"""Raw HTTP replays of every request/response pair of the documented examples, on a message and on an event.
 
 Seeds: 000 (concepts/outlook-large-attachments: createUploadSession, PUT ranges, $select, $value,
 cancel), 003 (beta event-post-attachments: file, item and reference attachments) and 004 (the old
@@ -17,11 +17,11 @@ import pytest
 from tests.compat.clients import mint_token
 from tests.helpers import ADELE, ServerProcess
 
-SEED_SIZE = 3_483_322  # "flower" in https://learn.microsoft.com/graph/outlook-large-attachments
+SEED_SIZE = 3_483_322  # "flower" in the large-attachments walkthrough
 FIRST = 2_097_152
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
 FLOWER = JPEG + bytes((i * 7919) % 251 for i in range(SEED_SIZE - len(JPEG)))
-MENU_B64 = "bWFjIGFuZCBjaGVlc2UgdG9kYXk="  # contentBytes of https://learn.microsoft.com/graph/api/event-post-attachments and message-post-attachments ("mac and cheese today")
+MENU_B64 = "bWFjIGFuZCBjaGVlc2UgdG9kYXk="  # the add-attachment examples' contentBytes ("mac and cheese today")
 EXPIRY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
 
 

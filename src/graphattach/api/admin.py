@@ -164,7 +164,7 @@ async def reset(request: Request) -> Response:
     await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
     ctx.clock.reset()
     if ctx.settings.demo_tenant:
-        await user_service.ensure_demo_tenant(ctx)
+        await user_service.ensure_demo_tenant(ctx, again=True)
     return empty(204)
 
 

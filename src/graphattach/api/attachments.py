@@ -135,7 +135,7 @@ async def add_attachment(call: GraphCall) -> Response:
     entity: dict[str, Any] = {"@odata.context": _entity_context(call, user)}
     entity.update(attachment_json(attachment, version=call.path.version))
     if attachment.kind == "item":
-        # The POST answer of an item attachment also carries its canonical URL (https://learn.microsoft.com/graph/api/event-post-attachments).
+        # The POST answer of an item attachment also carries its canonical URL (the event-post-attachments example, beta).
         canonical = (
             f"{call.service_root}/users('{user.id}@{call.ctx.tenant_id}')/{item.kind}s('{item.id}')"
             f"/attachments('{attachment.id}')"

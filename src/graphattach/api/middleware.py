@@ -2,10 +2,10 @@
 
 - every response carries ``request-id``, ``client-request-id`` (echoed, else the request id),
   ``x-ms-ags-diagnostic``, ``Strict-Transport-Security`` and ``Cache-Control: private``
-  (as https://graph.microsoft.com answers; https://learn.microsoft.com/graph/errors);
+  (the captured answers in https://learn.microsoft.com/graph/outlook-large-attachments);
 - a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
 - a request body the app did not read is drained when small, else the connection is closed, so
-  a keep-alive client never has its next request parsed from the leftovers (docs/known-client-issues.md).
+  a keep-alive client never has its next request parsed from the leftovers (seen on the wire with pooled connections).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 - ``GET /common/userrealm/{upn}`` (msal asks it before a password grant).
 
 azure-identity and msal insist on https for the authority: run ``graphattach serve --tls``
-(docs/known-client-issues.md). Errors use the OAuth shape (``error``,
+(azure-identity's and msal's authority validation; tests/api/test_tls_oauth.py). Errors use the OAuth shape (``error``,
 ``error_description``), not Graph's.
 """
 

@@ -63,7 +63,7 @@ class BodyStream:
 
     A refused PUT is answered after its body has been read (and dropped), up to the largest
     range the server accepts, so that the client reads the error instead of a reset connection
-    (docs/known-client-issues.md). Only the 413 is answered before reading: that is its point.
+    (seen on the wire with pooled connections). Only the 413 is answered before reading: that is its point.
     """
 
     def __init__(self, request: Request) -> None:

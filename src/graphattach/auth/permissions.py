@@ -1,9 +1,9 @@
 """Which permissions each operation needs (least privileged first), per the Graph docs.
 
 A higher permission implies the lower one (Mail.ReadWrite covers Mail.Read), so each entry lists
-every permission that suffices. Sources: the Permissions table of each API page, e.g.
-https://learn.microsoft.com/graph/api/message-post-attachments and
-https://learn.microsoft.com/graph/api/attachment-createuploadsession.
+every permission that suffices. Sources: the
+permissions section of each operation's page, e.g.
+https://learn.microsoft.com/graph/api/attachment-createuploadsession#permissions.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ from graphattach.client import (
     Message,
     Progress,
     ProtocolError,
+    Retrying,
+    RetryPolicy,
     TokenProvider,
     TransportError,
     device_code_token,
@@ -101,6 +103,7 @@ class ClientSettings:
     as_json: bool
     quiet: bool
     ca_bundle: str | None
+    retries: int
 
     def token_provider(self) -> str | TokenProvider | None:
         given = [x for x in (self.token, self.token_command, self.azure_client_id) if x]
@@ -109,7 +112,8 @@ class ClientSettings:
         if self.token:
             return self.token
         if self.token_command:
-            return CommandToken(self.token_command)
+            # `graphattach token` in the command asks the server this command talks to
+            return CommandToken(self.token_command, env={"GRAPHATTACH_GRAPH_URL": self.graph_url})
         if self.azure_client_id:
 
             def prompt(uri: str, code: str, expires: Any) -> None:
@@ -121,12 +125,24 @@ class ClientSettings:
             '(e.g. "graphattach token --user adele@contoso.onmicrosoft.com") or --azure-client-id'
         )
 
+    def say_retry(self, retrying: Retrying) -> None:
+        """Each retry as it happens, on stderr: what failed, where, and the pause before the next try."""
+        if not self.quiet:
+            click.echo(f"graphattach: {retrying.one_line()}", err=True)
+
     @contextmanager
     def client(self, *, needs_token: bool = True, **kwargs: Any) -> Iterator[Client]:
         try:
             token = self.token_provider() if needs_token else None
             verify: Any = self.ca_bundle or True
-            client = client_factory(self.graph_url, token, verify=verify, **kwargs)
+            client = client_factory(
+                self.graph_url,
+                token,
+                verify=verify,
+                retry=RetryPolicy(attempts=self.retries),
+                on_retry=self.say_retry,
+                **kwargs,
+            )
         except ClientError as exc:
             _fail(exc)
         with client:
@@ -139,40 +155,66 @@ class ClientSettings:
                 sys.exit(EXIT_INTERRUPTED)
 
 
-def common_options(f: Any) -> Any:
+def graph_options(f: Any) -> Any:
+    """Which Graph service, and the token for it."""
     options = [
         click.option(
             "--graph-url",
             envvar="GRAPHATTACH_GRAPH_URL",
+            show_envvar=True,
             default=DEFAULT_GRAPH_URL,
             show_default=True,
-            help="Service root with its version; a local server: http://127.0.0.1:8765/v1.0 [env GRAPHATTACH_GRAPH_URL]",
+            help="Service root with its version; a local server: http://127.0.0.1:8765/v1.0.",
         ),
-        click.option("--token", envvar="GRAPHATTACH_TOKEN", default=None, help="Bearer token [env GRAPHATTACH_TOKEN]."),
+        click.option("--token", envvar="GRAPHATTACH_TOKEN", show_envvar=True, default=None, help="Bearer token."),
         click.option(
             "--token-command",
             envvar="GRAPHATTACH_TOKEN_COMMAND",
+            show_envvar=True,
             default=None,
-            help='A command printing a token, e.g. "graphattach token --user adele@contoso.onmicrosoft.com".',
+            help='A command printing a token, e.g. "graphattach token --user adele@contoso.onmicrosoft.com" '
+            "(run with GRAPHATTACH_GRAPH_URL set to --graph-url).",
         ),
         click.option(
             "--azure-client-id",
             envvar="GRAPHATTACH_AZURE_CLIENT_ID",
+            show_envvar=True,
             default=None,
             help="Sign in to Microsoft Entra ID with a device code for this app (needs graphattach[azure]).",
         ),
         click.option(
             "--azure-tenant",
             envvar="GRAPHATTACH_AZURE_TENANT",
+            show_envvar=True,
             default="organizations",
             show_default=True,
             help="Tenant id or domain for --azure-client-id.",
         ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def output_options(f: Any) -> Any:
+    """Output, retries and TLS trust: every client command has them."""
+    options = [
         click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (for scripts)."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress output."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress nor retry messages."),
+        click.option(
+            "--retries",
+            envvar="GRAPHATTACH_RETRIES",
+            show_envvar=True,
+            type=click.IntRange(0, 100),
+            default=RetryPolicy().attempts,
+            show_default=True,
+            help="Retries of a failed request (network errors, 429, 5xx), each announced on stderr; "
+            "a refused connection to this machine is not retried.",
+        ),
         click.option(
             "--ca-bundle",
             envvar="GRAPHATTACH_CA_BUNDLE",
+            show_envvar=True,
             default=None,
             help="CA certificate file to trust (a local server with --tls).",
         ),
@@ -180,6 +222,10 @@ def common_options(f: Any) -> Any:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def common_options(f: Any) -> Any:
+    return graph_options(output_options(f))
 
 
 def target_options(f: Any) -> Any:
@@ -221,14 +267,15 @@ def make_target(
 
 def _settings(**kwargs: Any) -> ClientSettings:
     return ClientSettings(
-        graph_url=kwargs["graph_url"],
-        token=kwargs["token"],
-        token_command=kwargs["token_command"],
-        azure_client_id=kwargs["azure_client_id"],
-        azure_tenant=kwargs["azure_tenant"],
+        graph_url=kwargs.get("graph_url") or DEFAULT_GRAPH_URL,
+        token=kwargs.get("token"),
+        token_command=kwargs.get("token_command"),
+        azure_client_id=kwargs.get("azure_client_id"),
+        azure_tenant=kwargs.get("azure_tenant") or "organizations",
         as_json=kwargs["as_json"],
         quiet=kwargs["quiet"],
         ca_bundle=kwargs["ca_bundle"],
+        retries=kwargs["retries"],
     )
 
 
@@ -307,9 +354,16 @@ class RichProgress:
 
 
 def progress_display(settings: ClientSettings) -> PlainProgress | RichProgress:
-    if not settings.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+    if not settings.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and _has_rich():
         return RichProgress()
     return PlainProgress(enabled=not settings.quiet)
+
+
+def _has_rich() -> bool:
+    # graphattach-client[cli] and graphattach install rich; without it, progress is plain lines
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
 
 
 # --- commands -----------------------------------------------------------------------------------------------
@@ -495,6 +549,66 @@ def register(cli: click.Group) -> None:
         if settings.as_json:
             _print_json({"deleted": list(attachment_ids)})
 
+    @cli.command(epilog=EXIT_CODES)
+    @click.option("--subject", default=None, help="Subject.")
+    @click.option("--to", "to", multiple=True, help="A recipient's address (repeat for more).")
+    @click.option("--body", default=None, help="Body text.")
+    @click.option("--user", default=None, help="userPrincipalName or id (default: the signed-in user, /me).")
+    @common_options
+    def draft(subject: str | None, to: tuple[str, ...], body: str | None, user: str | None, **common: Any) -> None:
+        """Create a draft message in Drafts and print its id (for --message)."""
+        settings = _settings(**common)
+        with settings.client() as client:
+            message = client.create_draft(subject=subject, to=list(to), body=body, user=user)
+        if settings.as_json:
+            _print_json({"id": message.id, "user": message.user})
+        else:
+            click.echo(message.id)
+
+    @cli.command(epilog=EXIT_CODES)
+    @click.option("--subject", required=True, help="Subject.")
+    @click.option("--start", required=True, help="Start, e.g. 2026-12-01T10:00:00 (in --time-zone).")
+    @click.option("--end", required=True, help="End, e.g. 2026-12-01T11:00:00 (in --time-zone).")
+    @click.option("--time-zone", default="UTC", show_default=True, help="Time zone of --start and --end.")
+    @click.option("--body", default=None, help="Body text.")
+    @click.option("--user", default=None, help="userPrincipalName or id (default: the signed-in user, /me).")
+    @click.option("--calendar", default=None, help="A calendar id (default: the user's default calendar).")
+    @common_options
+    def event(
+        subject: str,
+        start: str,
+        end: str,
+        time_zone: str,
+        body: str | None,
+        user: str | None,
+        calendar: str | None,
+        **common: Any,
+    ) -> None:
+        """Create an event and print its id (for --event)."""
+        settings = _settings(**common)
+        with settings.client() as client:
+            created = client.create_event(
+                subject=subject, start=start, end=end, time_zone=time_zone, body=body, user=user, calendar=calendar
+            )
+        if settings.as_json:
+            _print_json({"id": created.id, "user": created.user})
+        else:
+            click.echo(created.id)
+
+    @cli.command(epilog=EXIT_CODES)
+    @click.argument("message_id")
+    @click.option("--user", default=None, help="userPrincipalName or id (default: the signed-in user, /me).")
+    @common_options
+    def send(message_id: str, user: str | None, **common: Any) -> None:
+        """Send a draft (it moves to Sent Items; recipients of this server find it in their Inbox)."""
+        settings = _settings(**common)
+        with settings.client() as client:
+            client.send_draft(Message(message_id, user=user))
+        if settings.as_json:
+            _print_json({"sent": message_id})
+        else:
+            click.echo(f"sent {message_id}")
+
     @cli.group(epilog=EXIT_CODES)
     def upload() -> None:
         """Resume or cancel an upload session by its URL."""
@@ -503,7 +617,7 @@ def register(cli: click.Group) -> None:
     @click.argument("upload_url")
     @click.argument("file", type=click.Path(path_type=Path))
     @click.option("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, show_default=True, help="Bytes per upload PUT.")
-    @common_options
+    @output_options
     def resume(upload_url: str, file: Path, chunk_size: int, **common: Any) -> None:
         """Continue an interrupted upload session with the same FILE (no token needed)."""
         settings = _settings(**common)
@@ -517,7 +631,7 @@ def register(cli: click.Group) -> None:
 
     @upload.command("cancel")
     @click.argument("upload_url")
-    @common_options
+    @output_options
     def cancel(upload_url: str, **common: Any) -> None:
         """Cancel an upload session (DELETE on its URL; no token needed)."""
         settings = _settings(**common)

@@ -18,12 +18,23 @@ from graphattach import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("client", "Attach FILEs (any size up to 150 MB) to a message or an event."),
     "attachments": ("client", "List, read, download and remove attachments of a message or an event."),
+    "clock": (
+        "admin",
+        "Show the server's clock, move it forward (expire upload sessions and tokens in tests), or reset it.",
+    ),
+    "draft": ("client", "Create a draft message in Drafts and print its id (for --message)."),
+    "event": ("client", "Create an event and print its id (for --event)."),
     "migrate": ("migrate", "Apply pending schema migrations to a metadata store."),
+    "reset": ("admin", "Delete every message, event and attachment; keep the tenant; re-create the demo users."),
+    "send": ("client", "Send a draft (it moves to Sent Items; recipients of this server find it in their Inbox)."),
     "serve": ("server", "Start the Graph server (embedded SQLite + files under --data-dir by default)."),
     "token": ("admin", "Print a bearer token minted by the running server."),
     "upload": ("client", "Resume or cancel an upload session by its URL."),
     "users": ("admin", "List and add users of the server's tenant."),
 }
+
+#: Commands of the full ``graphattach`` distribution that ``graphattach-client`` leaves out.
+SERVER_COMMANDS = frozenset({"serve", "migrate"})
 
 
 class LazyGroup(click.Group):
@@ -34,7 +45,15 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module = importlib.import_module(f"graphattach.cli.{COMMANDS[cmd_name][0]}")
+            try:
+                module = importlib.import_module(f"graphattach.cli.{COMMANDS[cmd_name][0]}")
+            except ModuleNotFoundError as exc:
+                if cmd_name not in SERVER_COMMANDS or not (exc.name or "").startswith(("graphattach.", "starlette")):
+                    raise
+                # graphattach-client: the client without the server (docs/packaging.md)
+                ctx.fail(
+                    f"`graphattach {cmd_name}` needs the server, which this install lacks: pip install graphattach"
+                )
             module.register(self)
         return self.commands.get(cmd_name)
 

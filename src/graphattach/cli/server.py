@@ -15,6 +15,9 @@ from graphattach.settings import ENV_VAR, Settings, default_data_dir, settings_t
 
 T = TypeVar("T")
 
+#: Defaults shown by ``serve --help``.
+_DEFAULTS = Settings()
+
 
 def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
     """A self-signed certificate for ``host``, ``127.0.0.1`` and ``localhost``, made once."""
@@ -129,6 +132,48 @@ def _child_main(send: Any, fn: Callable[..., Any], *args: Any) -> None:
         sys.exit(1)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Exit with a clear message when ``host:port`` cannot be listened on (another server has it).
+
+    granian's workers bind with ``SO_REUSEPORT`` (so that they share the port), which would let a
+    second ``graphattach serve`` on the same port start and take half the connections. A plain
+    bind, which fails while any socket listens there, tells first.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # TIME_WAIT connections of a server that just stopped do not count
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                message = (
+                    f"port {port} on {host} is in use (another graphattach serve?): "
+                    f"stop that server or choose another --port"
+                )
+            else:
+                message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            click.echo(f"graphattach: {message}", err=True)
+            sys.exit(1)
+
+
+def _own_command() -> str:
+    """How to run this graphattach from a shell: ``graphattach`` when it is on PATH, else its path."""
+    import shlex
+    import shutil
+
+    found = shutil.which("graphattach")
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if found and (argv0 is None or argv0.name != "graphattach" or Path(found).resolve() == argv0.resolve()):
+        return "graphattach"
+    if argv0 is not None and argv0.name == "graphattach" and argv0.exists():
+        return shlex.quote(str(argv0.resolve()))
+    return f"{shlex.quote(sys.executable)} -m graphattach"
+
+
 def _has_uvloop() -> bool:
     import importlib.util
 
@@ -143,7 +188,7 @@ def register(cli: click.Group) -> None:
         "--data-dir",
         type=click.Path(path_type=Path),
         default=None,
-        help="Where metadata (SQLite) and attachment bytes live. [default: ~/.local/share/graphattach]",
+        help="Where metadata (SQLite) and attachment bytes live. [env var: GRAPHATTACH_DATA_DIR; default: ~/.local/share/graphattach]",
     )
     @click.option("--in-memory", is_flag=True, help="Keep nothing: in-memory stores.")
     @click.option(
@@ -160,28 +205,50 @@ def register(cli: click.Group) -> None:
     @click.option(
         "--admin-key",
         envvar="GRAPHATTACH_ADMIN_KEY",
+        show_envvar=True,
         default=None,
         help="Require this key on the admin API (X-Graphattach-Admin-Key).",
     )
-    @click.option("--session-lifetime", type=float, default=None, help="Upload session lifetime in seconds.")
-    @click.option("--max-chunk", type=int, default=None, help="Largest upload PUT accepted, in bytes.")
-    @click.option("--sweep-interval", type=float, default=None, help="Seconds between expiry sweeps (0: off).")
+    @click.option(
+        "--session-lifetime",
+        type=float,
+        default=_DEFAULTS.upload_session_lifetime,
+        show_default=True,
+        help="Upload session lifetime in seconds.",
+    )
+    @click.option(
+        "--max-chunk",
+        type=int,
+        default=_DEFAULTS.max_upload_chunk,
+        show_default=True,
+        help="Largest upload PUT accepted, in bytes.",
+    )
+    @click.option(
+        "--sweep-interval",
+        type=float,
+        default=_DEFAULTS.sweep_interval,
+        show_default=True,
+        help="Seconds between expiry sweeps (0: off).",
+    )
     @click.option(
         "--store",
         default=None,
         envvar="GRAPHATTACH_STORE",
+        show_envvar=True,
         help="Metadata store URL (sqlite:///path, memory:, postgresql://...).",
     )
     @click.option(
         "--blobs",
         default=None,
         envvar="GRAPHATTACH_BLOBS",
+        show_envvar=True,
         help="Blob store URL (file:///dir, memory:, s3://bucket/prefix).",
     )
     @click.option(
         "--s3-endpoint",
         default=None,
         envvar="AWS_ENDPOINT_URL_S3",
+        show_envvar=True,
         help="Endpoint of an S3-compatible store for --blobs s3://... (MinIO, Ceph...); AWS when unset.",
     )
     @click.option("--workers", type=int, default=1, show_default=True, help="Server worker processes.")
@@ -205,9 +272,9 @@ def register(cli: click.Group) -> None:
         upload_origin: str | None,
         tls: bool,
         admin_key: str | None,
-        session_lifetime: float | None,
-        max_chunk: int | None,
-        sweep_interval: float | None,
+        session_lifetime: float,
+        max_chunk: int,
+        sweep_interval: float,
         store: str | None,
         blobs: str | None,
         s3_endpoint: str | None,
@@ -219,13 +286,6 @@ def register(cli: click.Group) -> None:
         if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
             os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
 
-        extra: dict[str, object] = {}
-        if session_lifetime is not None:
-            extra["upload_session_lifetime"] = session_lifetime
-        if max_chunk is not None:
-            extra["max_upload_chunk"] = max_chunk
-        if sweep_interval is not None:
-            extra["sweep_interval"] = sweep_interval
         settings = Settings(
             host=host,
             port=port,
@@ -241,24 +301,36 @@ def register(cli: click.Group) -> None:
             blobs=blobs,
             demo_tenant=not no_demo,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
-            **extra,  # type: ignore[arg-type]
+            upload_session_lifetime=session_lifetime,
+            max_upload_chunk=max_chunk,
+            sweep_interval=sweep_interval,
         )
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
+        _check_port(host, port)
         tenant_id, cert, key = _in_child(_prepare, settings)
         settings = dataclasses.replace(settings, tenant_id=tenant_id)
         os.environ[ENV_VAR] = settings_to_env(settings)
-        where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
-        click.echo(f"graphattach serving Microsoft Graph at {settings.service_root('v1.0')} (and /beta)")
-        click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
-        if tls:
-            click.echo(f"  TLS certificate (trust it in clients): {cert}")
-        click.echo(
-            f"  get a token:   graphattach token --user adele@contoso.onmicrosoft.com --base-url {settings.root_url}"
-        )
-        click.echo(f"  tenant id:     {tenant_id}")
-        sys.stdout.flush()
+
+        def banner() -> None:
+            where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
+            graph_url = settings.service_root("v1.0")
+            click.echo(f"graphattach serving Microsoft Graph at {graph_url} (and /beta)")
+            click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
+            if tls:
+                click.echo(f"  TLS certificate (trust it in clients): {cert}")
+            default_url = graph_url == "http://127.0.0.1:8765/v1.0"
+            click.echo(
+                f"  get a token:   {_own_command()} token --user adele@contoso.onmicrosoft.com"
+                + ("" if default_url else f" --graph-url {graph_url}")
+            )
+            if not default_url:
+                click.echo(f"  other commands: export GRAPHATTACH_GRAPH_URL={graph_url}")
+            click.echo(f"  tenant id:     {tenant_id}")
+            sys.stdout.flush()
+
         if server_impl == "uvicorn":
+            banner()
             import uvicorn
 
             uvicorn.run(
@@ -276,7 +348,7 @@ def register(cli: click.Group) -> None:
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces, Loops
 
-        Granian(
+        server = Granian(
             "graphattach.api.asgi:create_app_from_env",
             address=host,
             port=port,
@@ -291,4 +363,9 @@ def register(cli: click.Group) -> None:
             # uvloop answers more small requests per second than asyncio's loop (upload PUTs,
             # GETs); the figures are in bench/README.md.
             loop=Loops.uvloop if _has_uvloop() else Loops.asyncio,
-        ).serve()
+        )
+        if hasattr(server, "on_startup"):  # called once the socket is bound, before the workers start (not in 2.0)
+            server.on_startup(banner)
+        else:
+            banner()
+        server.serve()

@@ -26,7 +26,7 @@ from graphattach.client._auth import (
     interactive_token,
 )
 from graphattach.client._common import AttachResult
-from graphattach.client._core import DEFAULT_CHUNK_SIZE, DEFAULT_GRAPH_URL, Progress, RetryPolicy
+from graphattach.client._core import DEFAULT_CHUNK_SIZE, DEFAULT_GRAPH_URL, Progress, Retrying, RetryPolicy
 from graphattach.client._errors import (
     AuthError,
     BadRequest,
@@ -77,6 +77,7 @@ __all__ = [
     "ProtocolError",
     "RequestTooLarge",
     "RetryPolicy",
+    "Retrying",
     "ServerError",
     "StaticToken",
     "Target",

@@ -17,6 +17,7 @@ from graphattach.client._auth import StaticToken, TokenProvider, as_token_provid
 from graphattach.client._common import (
     DEFAULT_TIMEOUT,
     AttachResult,
+    as_created_file,
     download_destination,
     execution_error,
     file_spec_args,
@@ -34,6 +35,7 @@ from graphattach.client._core import (
     R,
     Reply,
     Result,
+    Retrying,
     RetryPolicy,
     Send,
     Sleep,
@@ -68,6 +70,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         cancel_on_failure: bool = True,
+        on_retry: Callable[[Retrying], None] | None = None,
     ) -> None:
         self._core = Core(graph_url, chunk_size=chunk_size, retry=retry, cancel_on_failure=cancel_on_failure)
         self._async_token: Callable[[], Awaitable[str]] | None = None
@@ -80,6 +83,7 @@ class AsyncClient:
             raise InvalidInput("concurrency must be at least 1")
         self.concurrency = concurrency
         self._sleep = sleep
+        self._on_retry = on_retry
         if transport is None and verify is True:
             transport = AsyncSchemeTransports()  # the CA bundle is loaded only if an https URL comes up
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, verify=verify, follow_redirects=False)
@@ -137,6 +141,8 @@ class AsyncClient:
 
     async def _execute(self, op: Send | Sleep) -> Result:
         if isinstance(op, Sleep):
+            if op.notice is not None and self._on_retry is not None:
+                self._on_retry(op.notice)
             await self._sleep(op.seconds)
             return None
         headers = dict(op.headers)
@@ -261,6 +267,7 @@ class AsyncClient:
         dest = download_destination(Path(path), name, attachment_id)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
+            as_created_file(fd)
             with os.fdopen(fd, "w+b") as sink:
                 count: int = await self._run(self._core.download(target, attachment_id, sink))
             os.replace(tmp, dest)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from graphattach._httpx import httpx
@@ -99,9 +99,23 @@ class _Cached:
 
 
 class CommandToken(_Cached):
-    """Runs a command and uses its standard output (stripped) as the token, for an hour at most."""
+    """Runs a command and uses its standard output (stripped) as the token, for an hour at most.
 
-    def __init__(self, command: str | Sequence[str], *, lifetime: float = 3000.0, timeout: float = 60.0) -> None:
+    A command whose first word is ``graphattach`` runs this installation's graphattach
+    (``python -m graphattach``) when no ``graphattach`` is on ``PATH``: the documented
+    ``"graphattach token --user …"`` works from a virtual environment that is not activated.
+    ``env`` adds variables to the command's environment (the CLI passes ``GRAPHATTACH_GRAPH_URL``,
+    so that ``graphattach token`` asks the server the files go to).
+    """
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        *,
+        lifetime: float = 3000.0,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         import shlex  # here and in _fetch: only a token command needs them
 
         super().__init__()
@@ -110,13 +124,26 @@ class CommandToken(_Cached):
             raise AuthError("the token command is empty")
         self.lifetime = lifetime
         self.timeout = timeout
+        self.env = dict(env or {})
+
+    def _argv(self) -> list[str]:
+        import shutil
+        import sys
+
+        if self.command[0] == "graphattach" and shutil.which("graphattach") is None and sys.executable:
+            return [sys.executable, "-m", "graphattach", *self.command[1:]]
+        return self.command
 
     def _fetch(self) -> tuple[str, float | None]:
+        import os
         import shlex
         import subprocess
 
+        env = {**os.environ, **self.env} if self.env else None
         try:
-            done = subprocess.run(self.command, capture_output=True, text=True, timeout=self.timeout, check=False)
+            done = subprocess.run(
+                self._argv(), capture_output=True, text=True, timeout=self.timeout, check=False, env=env
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise AuthError(f"the token command {shlex.join(self.command)!r} could not run: {exc}") from exc
         if done.returncode != 0:

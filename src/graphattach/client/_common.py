@@ -46,6 +46,27 @@ def execution_error(exc: httpx.HTTPError, url: str) -> ClientError | None:
     return ProtocolError(f"{type(exc).__name__}: {exc}")
 
 
+def _umask() -> int:
+    # /proc tells without changing it; os.umask() can only be read by setting it, which a
+    # thread creating a file meanwhile would notice.
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def as_created_file(fd: int) -> None:
+    """Give a temporary file (``mkstemp`` makes it 0600) the mode a new file would get: 0666 less the umask."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~_umask())
+
+
 def download_destination(path: Path, name: str | None, attachment_id: str) -> Path:
     """``path`` itself, or ``path/<attachment name>`` when it is a directory."""
     if path.is_dir():

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import http
+import ipaddress
 import json
 import random
 import re
@@ -65,6 +67,7 @@ __all__ = [
     "Progress",
     "Reply",
     "RetryPolicy",
+    "Retrying",
     "Send",
     "Sleep",
 ]
@@ -81,6 +84,7 @@ REFERENCE_ATTACHMENT = "#microsoft.graph.referenceAttachment"
 #: What ``attach`` reads back after an upload session (``$select`` of the walkthrough, plus id).
 METADATA_SELECT = ("id", "name", "contentType", "size", "isInline", "lastModifiedDateTime")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: Statuses on which a POST certainly created nothing, so it may be sent again.
 SAFE_POST_RETRY_STATUSES = frozenset({429, 503})
 
@@ -103,9 +107,28 @@ class Send:
     sink: IO[bytes] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """A retry about to happen: what failed (``reason``), the pause, and which retry this is."""
+
+    #: What failed, naming host and port: ``127.0.0.1:8765: HTTP 503 Service Unavailable``.
+    reason: str
+    #: Seconds before the request is sent again.
+    delay: float
+    #: This retry's number (1 for the first) of ``attempts`` at most.
+    attempt: int
+    attempts: int
+
+    def one_line(self) -> str:
+        """``retry 2 of 6 in 1.2 s: 127.0.0.1:8765: …``: what the CLI prints."""
+        return f"retry {self.attempt} of {self.attempts} in {self.delay:.1f} s: {self.reason}"
+
+
 @dataclass(slots=True)
 class Sleep:
     seconds: float
+    #: Why: the clients pass it to their ``on_retry`` callback before sleeping.
+    notice: Retrying | None = None
 
 
 @dataclass(slots=True)
@@ -200,6 +223,21 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if seconds != seconds or seconds < 0:  # NaN or negative
         return None
     return seconds
+
+
+def graph_call_error(reply: Reply, url: str) -> ClientError:
+    """The exception for an error answer to a Graph request (:func:`error_from_reply`), unless the
+    answer did not come from Graph: neither a Graph error body (``{"error": {"code": …}}``) nor
+    Graph's ``request-id`` header (a web server's or a proxy's page), a :class:`ProtocolError`."""
+    error = error_from_reply(reply)
+    # 502-504 without a body are what gateways in front of Graph answer: server errors (exit 1)
+    if error.body is None and error.request_id is None and reply.status not in GATEWAY_STATUSES:
+        return ProtocolError(
+            f"not a Graph answer from {host_port(url)}: HTTP {reply.status}: {error.message[:200]}",
+            code=error.code,
+            status=reply.status,
+        )
+    return error
 
 
 def error_from_reply(reply: Reply, *, upload_url: str | None = None) -> GraphError:
@@ -305,6 +343,8 @@ class Core:
         self.chunk_size = chunk_size
         self.retry = retry or RetryPolicy()
         self.cancel_on_failure = cancel_on_failure
+        #: ``host:port`` of every origin that answered: a refusal there later is a restart, worth retrying.
+        self._answered: set[str] = set()
 
     # -- plumbing
 
@@ -326,6 +366,24 @@ class Core:
         if content_type:
             headers["Content-Type"] = content_type
         return headers
+
+    def _retryable(self, failure: Failure, url: str, attempt: int) -> bool:
+        """Whether a transport failure is worth another try."""
+        return attempt < self.retry.attempts and not self._down_here(failure, url)
+
+    def _down_here(self, failure: Failure, url: str) -> bool:
+        """A refused connection to a server on this machine that has not answered yet: nothing
+        listens there, and no retry will change that (one that answered before is restarting)."""
+        return _refused_locally(failure, url) and host_port(url) not in self._answered
+
+    def _answer(self, url: str) -> None:
+        self._answered.add(host_port(url))
+
+    def _pause(self, attempt: int, reason: str, reply: Reply | None = None) -> Sleep:
+        """The pause before retry ``attempt + 1``, Retry-After honoured, with why it happens."""
+        retry_after = parse_retry_after(reply.headers.get("retry-after")) if reply is not None else None
+        delay = self.retry.delay(attempt, retry_after)
+        return Sleep(delay, Retrying(reason, delay, attempt + 1, self.retry.attempts))
 
     def call(
         self,
@@ -351,22 +409,23 @@ class Core:
             result = yield Send(method, url, dict(headers), body, auth=True, refresh_token=refresh, sink=sink)
             refresh = False
             if isinstance(result, Failure):
-                if attempt < self.retry.attempts and (idempotent or result.before_sending):
-                    yield Sleep(self.retry.delay(attempt))
+                if self._retryable(result, url, attempt) and (idempotent or result.before_sending):
+                    yield self._pause(attempt, _failure_reason(result, url))
                     attempt += 1
                     continue
                 raise _transport_error(result, url)
             assert isinstance(result, Reply)
+            self._answer(url)
             if result.status == 401 and not refreshed:
                 refresh = refreshed = True
                 continue
             if result.status in RETRY_STATUSES and attempt < self.retry.attempts:
                 if idempotent or result.status in SAFE_POST_RETRY_STATUSES:
-                    yield Sleep(self.retry.delay(attempt, parse_retry_after(result.headers.get("retry-after"))))
+                    yield self._pause(attempt, _status_reason(result, method, url), result)
                     attempt += 1
                     continue
             if result.status >= 400:
-                raise error_from_reply(result)
+                raise graph_call_error(result, url)
             if not 200 <= result.status < 300:
                 raise ProtocolError(f"unexpected HTTP {result.status} from {method} {url}", status=result.status)
             return result
@@ -495,11 +554,12 @@ class Core:
                 "Content-Length": str(end - first),
                 "User-Agent": USER_AGENT,
             }
-            # Pre-authenticated URL: never a Graph token here (the walkthrough: no Authorization header; msgraph-sdk-java-core#445). The body is
+            # Pre-authenticated URL: never a Graph token here (createUploadSession docs; msgraph-sdk-java#409). The body is
             # read from the file while it is sent: memory does not depend on the range or file size.
             result = yield Send("PUT", url, headers, FileSlice(source, first, end - first), auth=False)
             retry_after: float | None = None
             if isinstance(result, Reply):
+                self._answer(url)
                 status = result.status
                 if status == 201 or (status in (200, 201) and _looks_like_attachment(result)):
                     return (yield from self._finished(result, source, target, url))
@@ -548,12 +608,18 @@ class Core:
                 retry_after = parse_retry_after(result.headers.get("retry-after"))
             # A failure or a retryable status: wait, ask the session where to continue, go on.
             final_failed = final_failed or is_final
-            if failures >= self.retry.attempts:
+            if failures >= self.retry.attempts or (isinstance(result, Failure) and self._down_here(result, url)):
                 if isinstance(result, Failure):
                     raise _transport_error(result, url)
                 assert isinstance(result, Reply)
                 raise error_from_reply(result, upload_url=url)
-            yield Sleep(self.retry.delay(failures, retry_after))
+            if isinstance(result, Failure):
+                reason = _failure_reason(result, url)
+            else:
+                assert isinstance(result, Reply)
+                reason = _status_reason(result, "PUT", url)
+            delay = self.retry.delay(failures, retry_after)
+            yield Sleep(delay, Retrying(reason, delay, failures + 1, self.retry.attempts))
             failures += 1
             probed = yield from self._probe(url, total)
             if isinstance(probed, tuple):
@@ -650,14 +716,15 @@ class Core:
         while True:
             result = yield Send("DELETE", upload_url, {"User-Agent": USER_AGENT}, auth=False)
             if isinstance(result, Failure):
-                if attempt < self.retry.attempts:
-                    yield Sleep(self.retry.delay(attempt))
+                if self._retryable(result, upload_url, attempt):
+                    yield self._pause(attempt, _failure_reason(result, upload_url))
                     attempt += 1
                     continue
                 raise _transport_error(result, upload_url)
             assert isinstance(result, Reply)
+            self._answer(upload_url)
             if result.status in RETRY_STATUSES and attempt < self.retry.attempts:
-                yield Sleep(self.retry.delay(attempt, parse_retry_after(result.headers.get("retry-after"))))
+                yield self._pause(attempt, _status_reason(result, "DELETE", upload_url), result)
                 attempt += 1
                 continue
             if result.status >= 400:
@@ -840,12 +907,77 @@ def _range_named_in_error(reply: Reply, total: int) -> tuple[int, int] | None:
         return None
 
 
+@functools.lru_cache(maxsize=64)
+def host_port(url: str) -> str:
+    """``host:port`` of a URL, the port spelled out even when it is the scheme's default."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return url[:100]
+    port = parsed.port or {"https": 443, "http": 80}.get(parsed.scheme)
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{host}:{port}" if port else host
+
+
+def _is_local(url: str) -> bool:
+    try:
+        host = httpx.URL(url).host
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _refused(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        current = current.__cause__ or current.__context__
+    return "connection refused" in str(error).lower() or "errno 111" in str(error).lower()
+
+
+def _refused_locally(failure: Failure, url: str) -> bool:
+    """A refused connection to this machine: nothing listens on that port, and waiting will not
+    change that in the seconds a retry waits (a remote refusal may be a restarting proxy)."""
+    return isinstance(failure.error, httpx.ConnectError) and _refused(failure.error) and _is_local(url)
+
+
+def _failure_reason(failure: Failure, url: str) -> str:
+    error = failure.error
+    if isinstance(error, httpx.ConnectError) and _refused(error):
+        return f"{host_port(url)}: connection refused"
+    kind = type(error).__name__
+    return f"{host_port(url)}: {kind}: {str(error) or kind}"
+
+
+def _status_reason(reply: Reply, method: str, url: str) -> str:
+    try:
+        phrase = http.HTTPStatus(reply.status).phrase
+    except ValueError:
+        phrase = ""
+    text = f"{host_port(url)}: HTTP {reply.status} {phrase}".rstrip() + f" to {method}"
+    retry_after = reply.headers.get("retry-after")
+    return text + (f" (Retry-After: {retry_after})" if retry_after else "")
+
+
 def _transport_error(failure: Failure, url: str) -> TransportError:
     error = failure.error
-    host = httpx.URL(url).host
+    where = host_port(url)
+    if _refused_locally(failure, url):
+        return TransportError(
+            f"cannot reach {where}: connection refused (nothing listens there: is `graphattach serve` running?)",
+            code="NetworkError",
+        )
     kind = type(error).__name__
     text = str(error) or kind
-    return TransportError(f"cannot reach {host}: {kind}: {text}", code="NetworkError")
+    return TransportError(f"cannot reach {where}: {kind}: {text}", code="NetworkError")
 
 
 def _session_error(reply: Reply, session: UploadSession, url: str) -> GraphError:

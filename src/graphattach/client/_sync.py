@@ -16,6 +16,7 @@ from graphattach.client._auth import TokenProvider, as_token_provider
 from graphattach.client._common import (
     DEFAULT_TIMEOUT,
     AttachResult,
+    as_created_file,
     download_destination,
     execution_error,
     file_spec_args,
@@ -34,6 +35,7 @@ from graphattach.client._core import (
     R,
     Reply,
     Result,
+    Retrying,
     RetryPolicy,
     Send,
     Sleep,
@@ -53,7 +55,8 @@ class Client:
     ``http://127.0.0.1:8765/v1.0`` for a local graphattach server). ``token`` is a string, a
     callable returning one, or a token provider (see :mod:`graphattach.client._auth`).
     ``transport`` replaces the network (``httpx.MockTransport`` in tests); ``sleep`` replaces
-    ``time.sleep`` between retries.
+    ``time.sleep`` between retries; ``on_retry`` is told of each retry before its pause
+    (a :class:`~graphattach.client.Retrying`: what failed, where, and how long the pause is).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         cancel_on_failure: bool = True,
+        on_retry: Callable[[Retrying], None] | None = None,
     ) -> None:
         self._core = Core(graph_url, chunk_size=chunk_size, retry=retry, cancel_on_failure=cancel_on_failure)
         self._token = as_token_provider(token)
@@ -76,6 +80,7 @@ class Client:
             raise InvalidInput("concurrency must be at least 1")
         self.concurrency = concurrency
         self._sleep = sleep
+        self._on_retry = on_retry
         if transport is None and verify is True:
             transport = SchemeTransports()  # the CA bundle is loaded only if an https URL comes up
         self._http = httpx.Client(transport=transport, timeout=timeout, verify=verify, follow_redirects=False)
@@ -115,6 +120,8 @@ class Client:
 
     def _execute(self, op: Send | Sleep) -> Result:
         if isinstance(op, Sleep):
+            if op.notice is not None and self._on_retry is not None:
+                self._on_retry(op.notice)
             self._sleep(op.seconds)
             return None
         headers = dict(op.headers)
@@ -291,6 +298,7 @@ class Client:
         dest = download_destination(Path(path), name, attachment_id)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
+            as_created_file(fd)
             with os.fdopen(fd, "w+b") as sink:
                 count: int = self._run(self._core.download(target, attachment_id, sink))
             os.replace(tmp, dest)

@@ -2,7 +2,7 @@
 
 Exchange ids are base64 and contain ``=``, ``-`` and ``_`` but never ``/``, ``+``, ``?``, ``#``,
 ``%`` or spaces once URL-safe encoded. O365 puts ids into URLs without escaping them
-(docs/known-client-issues.md), so we only mint characters that survive that:
+(python-o365, https://github.com/O365/python-o365), so we only mint characters that survive that:
 ``[A-Za-z0-9_-]`` plus a trailing ``=``.
 """
 

@@ -1,6 +1,4 @@
-"""Limits the real service enforces, with their sources (https://learn.microsoft.com/graph/outlook-large-attachments,
-https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits;
-docs/fidelity.md)."""
+"""Limits the real service enforces, with their sources (docs/fidelity.md, "limits")."""
 
 from __future__ import annotations
 

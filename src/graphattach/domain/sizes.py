@@ -1,10 +1,10 @@
 """What Graph reports as an attachment's ``size``.
 
 Exchange reports the size the attachment takes in the store (MAPI ``PidTagAttachSize``), more than
-the raw bytes, and the formula is not public (docs/fidelity.md). We fit one
-rule to the two published data points so the seeds replay byte-exact:
+the raw bytes, and the formula is not public (docs/fidelity.md, "Attachment size"). We fit one
+rule to the two published data points so the documented examples replay byte-exact:
 
-- ``menu.txt``, 20 raw bytes → ``size`` 178 (https://learn.microsoft.com/graph/api/event-post-attachments);
+- ``menu.txt``, 20 raw bytes → ``size`` 178 (event-post-attachments, beta);
 - ``flower``, 3,483,322 raw bytes → ``size`` 3,640,066 (https://learn.microsoft.com/graph/outlook-large-attachments).
 
 ``size = raw + 158 + floor(raw * 4495310 / 10**8)`` reproduces both exactly. Limits (the

@@ -8,7 +8,7 @@ sweeper has been by). ``TABLE`` then says what happens. The services carry the o
 nothing here does I/O.
 
 Rows where the two profiles differ are the PUTs msgraph-core 1.5.2 sends after an upload has
-completed (msgraph-sdk-python-core#691, #718; docs/known-client-issues.md): ``outlook`` answers them as
+completed (https://github.com/microsoftgraph/msgraph-sdk-python-core/issues/691): ``outlook`` answers them as
 the real service does, ``lenient`` answers them with the completing 201 again so that client
 finishes. Everything else is identical in both profiles. See docs/fidelity.md.
 """

@@ -402,7 +402,7 @@ def attachment_json(
     """One attachment as Graph writes it, without ``contentBytes`` (the caller appends it last).
 
     ``media_type_annotation`` adds ``@odata.mediaContentType`` to a file attachment, as the real
-    service does when ``$select`` is used (https://learn.microsoft.com/graph/outlook-large-attachments) and in expanded items.
+    service does when ``$select`` is used (the large-attachments walkthrough) and in expanded items.
     """
     body: dict[str, Any] = {"@odata.type": _ODATA_TYPE[attachment.kind]}
     if attachment.kind == "file" and media_type_annotation:

@@ -288,7 +288,7 @@ def parse_create(payload: Any, *, strict: bool) -> tuple[dict[str, Any], list[di
 
 def parse_update(payload: Any, *, strict: bool, current: dict[str, Any]) -> dict[str, Any]:
     """The properties of a PATCH body. An ``attachments`` array is accepted and dropped: O365's
-    ``Event.save()`` sends one after uploading them (docs/known-client-issues.md; docs/fidelity.md)."""
+    ``Event.save()`` sends one after uploading them (python-o365; docs/fidelity.md)."""
     data = UPDATE.validate(payload, strict=strict)
     data.pop("attachments", None)
     merged = {**current, **data}

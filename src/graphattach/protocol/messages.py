@@ -102,7 +102,7 @@ def parse_create(payload: Any, *, strict: bool) -> tuple[dict[str, Any], list[di
 def parse_update(payload: Any, *, strict: bool, is_draft: bool) -> dict[str, Any]:
     """The properties of a PATCH body; draft-only ones are refused on a sent or received message."""
     if isinstance(payload, dict) and any(isinstance(k, str) and k.lower() == "attachments" for k in payload):
-        # Graph rejects deep updates of the attachments navigation property (twentyhq/twenty#25529; docs/fidelity.md):
+        # Graph rejects deep updates of the attachments navigation property (docs/fidelity.md):
         # attachments are POSTed to .../attachments or uploaded through a session.
         raise InvalidPropertySet(
             "The 'attachments' navigation property cannot be set in an update. Add attachments with "

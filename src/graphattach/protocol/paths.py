@@ -1,6 +1,6 @@
 """Parse a Graph resource path into a typed ``GraphPath``.
 
-Rules that real clients need (docs/known-client-issues.md, "What the server does for real clients"):
+Rules that real clients need (msgraph-sdk and O365, seen on the wire; tests/compat runs them):
 - split the *raw* path on ``/`` first, then percent-decode each segment on its own, so an id
   with ``%2F`` or ``%3D`` stays one segment and ``+`` is never a space;
 - segment names match case-insensitively (the walkthrough itself writes ``Users('…')/Events``);

@@ -118,9 +118,10 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
     )
 
 
-async def ensure_demo_tenant(ctx: Context) -> None:
-    """Create the demo users once, the first time a store is opened (idempotent across processes)."""
-    if await ctx.metadata.get_setting("demo_tenant_done"):
+async def ensure_demo_tenant(ctx: Context, *, again: bool = False) -> None:
+    """Create the demo users once, the first time a store is opened (idempotent across processes);
+    ``again`` after a reset, which deletes every user but keeps the settings."""
+    if not again and await ctx.metadata.get_setting("demo_tenant_done"):
         return
     for local, name in DEMO_USERS:
         upn = f"{local}@{DEMO_DOMAIN}"
