@@ -1,5 +1,5 @@
 """``python -m bench [--smoke] ...``, ``python -m bench crash --trials N`` and
-``python -m bench report [results.json]`` (render the Markdown and the chart again from a JSON)."""
+``python -m bench chaos`` (the client under faults), ``python -m bench report [results.json]`` (render the Markdown and the chart again from a JSON)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
         ns = crash_parser().parse_args(args[1:])
         return run_crash(ns.trials, ns.size, ns.seed, ns.out, keep=ns.keep, verbose=not ns.quiet)
+    if args and args[0] == "chaos":
+        from bench.chaos import run_chaos
+
+        return run_chaos(args[1:])
     if args and args[0] == "report":
         import json
 

@@ -59,6 +59,10 @@ class Settings:
     #: from ``data_dir``/``in_memory`` when not set.
     store: str | None = None
     blobs: str | None = None
+    #: A JSON (or YAML) file of fault rules loaded at start (docs/faults.md).
+    faults_file: str | None = None
+    #: Outlook throttling: None (off), ``outlook``, or ``concurrency=2,requests=100/60,upload=20MB/60``.
+    throttling: str | None = None
 
     @property
     def scheme(self) -> str:

@@ -163,6 +163,9 @@ async def reset(request: Request) -> Response:
     await ctx.metadata.set_setting_if_absent("tenant_id", ctx.tenant_id)
     await ctx.metadata.set_setting_if_absent("signing_key", ctx.tokens.private_key_pem)
     ctx.clock.reset()
+    faults = getattr(request.app.state, "faults", None)
+    if faults is not None:  # fault rules go with everything else (api/faults.py)
+        faults.reset()
     if ctx.settings.demo_tenant:
         await user_service.ensure_demo_tenant(ctx, again=True)
     return empty(204)

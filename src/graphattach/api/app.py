@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, oauth, openapi, upload_origin
+from graphattach.api import admin, faults, oauth, openapi, upload_origin
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
@@ -56,6 +56,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
         *upload_origin.ROUTES,
         *admin.ROUTES,
+        *faults.ROUTES,
         *oauth.ROUTES,
         *openapi.ROUTES,
     ]
@@ -64,12 +65,22 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         context: Context = app.state.ctx
         return context.clock.now()
 
+    def context() -> Context:
+        current: Context = app.state.ctx
+        return current
+
+    configured = settings or (ctx.settings if ctx is not None else Settings())
+    engine = faults.FaultEngine.from_settings(configured.faults_file, configured.throttling)
     app: Starlette = Starlette(
         routes=routes,
-        middleware=[Middleware(GraphMiddleware, now=now)],
+        middleware=[
+            Middleware(GraphMiddleware, now=now),
+            Middleware(faults.FaultLayer, engine=engine, context=context),
+        ],
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    app.state.faults = engine
     if ctx is not None:
         app.state.ctx = ctx
     return app

@@ -18,7 +18,7 @@ from datetime import datetime
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphattach.api.call import UNREAD_LIMIT
-from graphattach.domain.errors import GraphError
+from graphattach.domain.errors import ConnectionDropped, GraphError
 from graphattach.protocol.errors import InternalServerError, graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
@@ -68,6 +68,8 @@ class GraphMiddleware:
         scope["state"]["request_id"] = request_id
         scope["state"]["client_request_id"] = client_request_id
         scope["state"][OPERATION_KEY] = _initial_operation(scope)
+        # The server's own send: the fault layer closes the connection through it (``drop``).
+        scope["state"]["server_send"] = send
 
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
@@ -121,6 +123,8 @@ class GraphMiddleware:
             if started:
                 raise
             await self._send_error(exc, request_id, client_request_id, send_with_headers)
+        except ConnectionDropped:
+            raise  # a fault rule closes the connection on purpose
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -263,17 +263,20 @@ class TokenService:
         return expires, Principal(kind="app", permissions=frozenset(str(r) for r in roles), app_id=app_id)
 
     # ---- upload tokens
-    def mint_upload_token(self, *, session_id: str, user_id: str, expires: float) -> str:
-        return self._sign(
-            {
-                "aud": UPLOAD_AUDIENCE,
-                "iss": self.issuer,
-                "exp": int(expires) + 1,
-                "sid": session_id,
-                "uid": user_id,
-                "ver": "Exchange.Callback.V1",
-            }
-        )
+    def mint_upload_token(self, *, session_id: str, user_id: str, expires: float, app_id: str = "") -> str:
+        claims: dict[str, Any] = {
+            "aud": UPLOAD_AUDIENCE,
+            "iss": self.issuer,
+            "exp": int(expires) + 1,
+            "sid": session_id,
+            "uid": user_id,
+            "ver": "Exchange.Callback.V1",
+        }
+        if app_id:
+            # The app that created the session: its uploads count against that app's Outlook
+            # limits for the mailbox (throttling, docs/fidelity.md).
+            claims["appid"] = app_id
+        return self._sign(claims)
 
     def verify_upload_token(self, token: str | None) -> UploadClaims:
         """Claims of an upload URL's ``authtoken`` (expiry is the session's, checked by the caller)."""

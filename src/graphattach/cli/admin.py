@@ -88,7 +88,7 @@ class Server:
         click.echo(f"graphattach: {message}", err=True)
         sys.exit(code)
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None) -> Any:
         """One request to ``/_graphattach{path}``; no retries (the server is here or it is not)."""
         headers = {"X-Graphattach-Admin-Key": self.admin_key} if self.admin_key else {}
         url = f"{self.root}/_graphattach{path}"

@@ -132,6 +132,27 @@ def _child_main(send: Any, fn: Callable[..., Any], *args: Any) -> None:
         sys.exit(1)
 
 
+def _check_faults_file(path: Path) -> Path:
+    """The file's absolute path, after its rules parsed (a bad rule stops serve with its field)."""
+    from graphattach.domain.faults import FaultRuleError
+    from graphattach.protocol.faults import is_yaml_path, parse_rules_document, rules_document
+
+    try:
+        parse_rules_document(rules_document(path.read_text(encoding="utf-8"), yaml=is_yaml_path(str(path))))
+    except (OSError, FaultRuleError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    return path.resolve()
+
+
+def _check_throttling(spec: str) -> str | None:
+    from graphattach.domain.throttling import ThrottlingSpecError, parse_throttling
+
+    try:
+        return None if parse_throttling(spec) is None else spec
+    except ThrottlingSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--throttling") from None
+
+
 def _check_port(host: str, port: int) -> None:
     """Exit with a clear message when ``host:port`` cannot be listened on (another server has it).
 
@@ -261,6 +282,18 @@ def register(cli: click.Group) -> None:
         help="ASGI server.",
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
+    @click.option(
+        "--faults",
+        "faults_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="Fault rules to load at start: a JSON (or YAML) list of rules, see docs/faults.md.",
+    )
+    @click.option(
+        "--throttling",
+        default=None,
+        help='Outlook throttling per app id + mailbox: outlook, or e.g. "concurrency=2,requests=100/60,upload=20MB/60".',
+    )
     def serve(
         host: str,
         port: int,
@@ -281,6 +314,8 @@ def register(cli: click.Group) -> None:
         workers: int,
         server_impl: str,
         no_demo: bool,
+        faults_file: Path | None,
+        throttling: str | None,
     ) -> None:
         """Start the Graph server (embedded SQLite + files under --data-dir by default)."""
         if s3_endpoint:  # read by S3BlobStore where the store is opened: the preparing child, the workers
@@ -304,6 +339,8 @@ def register(cli: click.Group) -> None:
             upload_session_lifetime=session_lifetime,
             max_upload_chunk=max_chunk,
             sweep_interval=sweep_interval,
+            faults_file=str(_check_faults_file(faults_file)) if faults_file is not None else None,
+            throttling=_check_throttling(throttling) if throttling is not None else None,
         )
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
@@ -317,6 +354,10 @@ def register(cli: click.Group) -> None:
             graph_url = settings.service_root("v1.0")
             click.echo(f"graphattach serving Microsoft Graph at {graph_url} (and /beta)")
             click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")
+            if settings.faults_file or settings.throttling:
+                click.echo(
+                    f"  fault rules:   {settings.faults_file or 'none'}   throttling: {settings.throttling or 'off'}"
+                )
             if tls:
                 click.echo(f"  TLS certificate (trust it in clients): {cert}")
             default_url = graph_url == "http://127.0.0.1:8765/v1.0"

@@ -42,3 +42,8 @@ class GraphError(Exception):
         self.inner: dict[str, Any] = dict(inner or {})
         self.headers = headers or {}
         super().__init__(f"{self.status} {self.code}: {self.message}")
+
+
+class ConnectionDropped(Exception):
+    """Raised to make the ASGI server close the connection mid-response (the ``drop`` and ``cut``
+    fault actions, on servers that give an app no other way to close it)."""

@@ -241,6 +241,32 @@ UPLOAD_OUTCOME_ERRORS: Mapping[Outcome, ErrorKind] = {
     Outcome.REJECT_LENGTH: RangeLengthMismatch,
 }
 
+# throttling and fault rules (api/faults.py) ------------------------------------------------------
+
+TooManyRequests = _kind(429, "TooManyRequests", "Please retry again later.")
+#: Outlook's own 429: no innerError (magodo/terraform-provider-outlook#21, python-o365#500).
+ApplicationThrottled = _kind(429, "ApplicationThrottled", "Application is over its {limit} limit.", inner_error=False)
+#: What a ``status`` fault rule answers by default, per status (protocol/faults.STATUS_ERRORS):
+#: Exchange's code for an internal failure, seen on sendMail
+#: (https://learn.microsoft.com/answers/questions/5629476);
+ExchangeInternalError = _kind(
+    500, "ErrorInternalServerError", "An internal server error occurred. The operation failed."
+)
+#: a gateway's 502 and 504, UnknownError with an empty message
+#: (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/1220);
+BadGateway = _kind(502, "UnknownError", "")
+GatewayTimeout = _kind(504, "UnknownError", "")
+#: https://learn.microsoft.com/graph/errors ("There may be a Retry-After header.");
+ServiceNotAvailable = _kind(
+    503,
+    "serviceNotAvailable",
+    "The service is not available. Try the request again after a delay. There may be a Retry-After header.",
+)
+#: https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6177.
+QuotaExceeded = _kind(507, "QuotaExceededException", "Target mailbox quota exceeded.")
+#: The admin API's answer for an unknown fault rule id.
+FaultRuleNotFound = _kind(404, "ItemNotFound", "No fault rule with that id.")
+
 # the server itself --------------------------------------------------------------------------------
 
 InternalServerError = _kind(500, "InternalServerError", "An internal server error occurred.")

@@ -129,7 +129,9 @@ async def create_session(
         created=now,
     )
     await ctx.metadata.add_session(session)
-    token = ctx.tokens.mint_upload_token(session_id=session_id, user_id=user.id, expires=session.expires.timestamp())
+    token = ctx.tokens.mint_upload_token(
+        session_id=session_id, user_id=user.id, expires=session.expires.timestamp(), app_id=principal.app_id
+    )
     url = upload_url(ctx.settings.upload_root, user.id, ctx.tenant_id, item.kind, item.id, session_id, token)
     return CreatedSession(session, url)
 
