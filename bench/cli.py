@@ -57,8 +57,45 @@ def crash_parser() -> argparse.ArgumentParser:
     return p
 
 
+def fuzz_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench fuzz",
+        description="Raw-HTTP hypothesis fuzz (uploads, admin, attachments) then schemathesis; no 5xx, invariants hold.",
+    )
+    p.add_argument("--requests", type=int, default=100_000, help="requests of the raw-HTTP part (default 100000)")
+    p.add_argument("--seed", type=int, default=None, help="seed (printed; a failure prints it too)")
+    p.add_argument("--schemathesis-examples", type=int, default=20, help="examples per operation (0: skip)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def load_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench load",
+        description="Concurrent clients on a mixed workload against one server: errors, SHA-256, RSS, fds.",
+    )
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
+    p.add_argument("--max-upload", type=int, default=50_000_000, help="largest upload session in bytes")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--crashes", type=int, default=0, help="kill -9 the server this many times at random moments")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "fuzz":
+        from bench.fuzz import run_fuzz
+
+        ns = fuzz_parser().parse_args(args[1:])
+        return run_fuzz(ns.requests, ns.seed, ns.schemathesis_examples, verbose=not ns.quiet)
+    if args and args[0] in ("load", "crash-mixed"):
+        from bench.load import run_load
+
+        ns = load_parser().parse_args(args[1:])
+        crashes = ns.crashes if args[0] == "load" else max(ns.crashes, 1)
+        return run_load(ns.clients, ns.duration, ns.max_upload, ns.seed, crashes, verbose=not ns.quiet)
     if args and args[0] == "crash":
         from bench.crash import run_crash
 

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "composition": {"domain", "auth", "services", "settings", "storage"},
     "api": {"domain", "protocol", "auth", "services", "storage", "settings", "composition"},
     "client": {"domain", "_httpx"},
-    "cli": {"domain", "protocol", "client", "composition", "settings", "storage", "_httpx", "api"},
+    "cli": {"domain", "protocol", "auth", "client", "composition", "settings", "storage", "_httpx", "api"},
     "web": {"domain", "protocol", "auth", "services", "storage", "settings", "api"},
     "testing": {"domain", "protocol", "client", "settings", "storage", "_httpx"},
 }

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
+from graphattach.auth.team import load_team_config
 from graphattach.auth.tokens import TokenService, generate_private_key_pem
 from graphattach.domain import ids
 from graphattach.services.clock import Clock
 from graphattach.services.context import Context
-from graphattach.services.users import ensure_demo_tenant
+from graphattach.services.users import ensure_demo_tenant, ensure_team_users
 from graphattach.settings import Settings
 from graphattach.storage.interfaces import BlobStore, MetadataStore
 
@@ -94,9 +95,18 @@ async def open_context(settings: Settings) -> Context:
     if pem is None:
         pem = await metadata.set_setting_if_absent("signing_key", await asyncio.to_thread(generate_private_key_pem))
     tokens = TokenService(pem, tenant_id, settings.root_url)
-    ctx = Context(settings=settings, metadata=metadata, blobs=blobs, clock=Clock(), tokens=tokens, tenant_id=tenant_id)
+    ctx = Context(
+        settings=settings,
+        metadata=metadata,
+        blobs=blobs,
+        clock=Clock(),
+        tokens=tokens,
+        tenant_id=tenant_id,
+        team=load_team_config(settings.config_file),
+    )
     if settings.demo_tenant:
         await ensure_demo_tenant(ctx)
+    await ensure_team_users(ctx)
     return ctx
 
 

@@ -45,9 +45,13 @@ class Settings:
     upload_session_lifetime: float = limits.DEFAULT_UPLOAD_SESSION_LIFETIME_SECONDS
     max_upload_chunk: int = limits.DEFAULT_MAX_UPLOAD_CHUNK
     max_request_body: int = limits.MAX_REQUEST_BODY
+    #: A request body that sends no byte for this many seconds is answered 408 and its connection
+    #: closed (0: wait forever). Frees an upload session's lock held by a stalled PUT.
+    body_idle_timeout: float = 60.0
     #: Seconds between sweeps of expired sessions and orphaned bytes (0 disables the sweeper).
     sweep_interval: float = 60.0
-    #: An orphaned blob must be at least this old before the sweeper deletes it.
+    #: Real seconds after which the sweeper gives up a blob an insert announced but never
+    #: committed (the insert's process died); never compared with the settable server clock.
     orphan_grace: float = 3600.0
     #: The client secret apps use with the token endpoint (default ``graphattach-secret``).
     client_secret: str | None = None
@@ -55,6 +59,9 @@ class Settings:
     tenant_id: str | None = None
     #: Create the demo tenant's users on first start.
     demo_tenant: bool = True
+    #: A team config file: app registrations and users with their own credentials
+    #: (``auth/team.py``; ``--config`` or ``$GRAPHATTACH_CONFIG``).
+    config_file: str | None = None
     #: Metadata and blob store URLs (``sqlite:///path``, ``memory:``, ``file:///dir``...); derived
     #: from ``data_dir``/``in_memory`` when not set.
     store: str | None = None

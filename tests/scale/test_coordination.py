@@ -9,12 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from graphattach.services import uploads
-from graphattach.services.clock import Clock
-from graphattach.services.context import Context
-from graphattach.settings import Settings
 from graphattach.storage.conformance import make_attachment, make_folder, make_item, make_session, make_user
-from graphattach.storage.coordination import SWEEPER_LOCK, try_exclusive
+from graphattach.storage.coordination import SWEEPER_LOCK, reclaim_orphan_blobs, try_exclusive
 from graphattach.storage.interfaces import BlobStore, MetadataStore
 from graphattach.storage.memory import MemoryBlobStore, MemoryMetadataStore
 from graphattach.storage.postgres import PostgresMetadataStore
@@ -89,7 +85,6 @@ async def test_the_leader_lock_is_released_on_error() -> None:
 
 
 async def _reclaim_case(metadata: MetadataStore, blobs: BlobStore) -> None:
-    """The sweeper's own orphan pass (``services.uploads.sweep``): what production runs."""
     user = make_user()
     await metadata.add_user(user)
     inbox = make_folder(user)
@@ -97,34 +92,31 @@ async def _reclaim_case(metadata: MetadataStore, blobs: BlobStore) -> None:
     item = make_item(inbox)
     await metadata.add_item(item)
     await metadata.add_attachment(make_attachment(item, blob_key="attached"))
-    future = datetime.now(UTC) + timedelta(days=1)
-    await metadata.add_session(make_session(item, blob_key="uploading", expires=future))
+    await metadata.add_session(make_session(item, blob_key="uploading"))
     for key in ("attached", "uploading", "orphan-1", "orphan-2"):
         await blobs.write(key, _chunks(key.encode()))
 
-    def context(orphan_grace: float) -> Context:
-        settings = Settings(in_memory=True, orphan_grace=orphan_grace)
-        return Context(settings, metadata, blobs, Clock(), None, "tenant")  # type: ignore[arg-type]
-
     # nothing is old enough yet
-    assert (await uploads.sweep(context(3600))).orphaned_blobs == 0
-    assert {k async for k in blobs.keys()} == {"attached", "uploading", "orphan-1", "orphan-2"}
-    assert (await uploads.sweep(context(0), batch=1)).orphaned_blobs == 2
+    assert await reclaim_orphan_blobs(metadata, blobs, older_than=datetime.now(UTC) - timedelta(hours=1)) == []
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert sorted(await reclaim_orphan_blobs(metadata, blobs, older_than=later, batch_size=1)) == [
+        "orphan-1",
+        "orphan-2",
+    ]
     assert {k async for k in blobs.keys()} == {"attached", "uploading"}
     # two sweepers at once (or one run twice): nothing more to do, and no error
-    reports = await asyncio.gather(*(uploads.sweep(context(0)) for _ in range(2)))
-    assert [r.orphaned_blobs for r in reports] == [0, 0]
-    assert {k async for k in blobs.keys()} == {"attached", "uploading"}
+    results = await asyncio.gather(*(reclaim_orphan_blobs(metadata, blobs, older_than=later) for _ in range(2)))
+    assert results == [[], []]
 
 
-async def test_the_sweeper_reclaims_orphan_blobs_in_memory() -> None:
+async def test_reclaim_orphan_blobs_in_memory() -> None:
     metadata, blobs = MemoryMetadataStore(), MemoryBlobStore()
     await metadata.open()
     await blobs.open()
     await _reclaim_case(metadata, blobs)
 
 
-async def test_the_sweeper_reclaims_orphan_blobs_on_postgres_and_s3(pg_url: str, s3_url: str) -> None:
+async def test_reclaim_orphan_blobs_on_postgres_and_s3(pg_url: str, s3_url: str) -> None:
     metadata, blobs = PostgresMetadataStore(pg_url), S3BlobStore(s3_url)
     await metadata.open()
     await blobs.open()

@@ -1,11 +1,10 @@
-"""The admin API under ``/_graphattach``: users, tokens, reset, clock. Not part of Graph.
+"""The admin API under ``/_graphattach``: users, tokens, reset, clock, sweep. Not part of Graph.
 
 When the server runs with ``--admin-key``, every call needs ``X-Graphattach-Admin-Key``.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from starlette.requests import Request
@@ -16,11 +15,13 @@ from graphattach import __version__
 from graphattach.api.call import read_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
+from graphattach.auth.secrets import same_secret
 from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.composition import redact_url, store_urls
 from graphattach.protocol.errors import AccessDenied, BadRequest, InvalidUser
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.users import user_json
+from graphattach.services import sweeper
 from graphattach.services import users as user_service
 from graphattach.services.context import Context
 
@@ -31,7 +32,7 @@ def require_admin_key(request: Request) -> Context:
     """The context, once the request carries the admin key (when one is set): else 403."""
     ctx: Context = request.app.state.ctx
     key = ctx.settings.admin_key
-    if key and not hmac.compare_digest(request.headers.get("x-graphattach-admin-key", ""), key):
+    if key and not same_secret(request.headers.get("x-graphattach-admin-key", ""), key):
         raise AccessDenied("The admin API needs the X-Graphattach-Admin-Key header.")
     return ctx
 
@@ -39,6 +40,36 @@ def require_admin_key(request: Request) -> Context:
 async def _json(request: Request) -> dict[str, Any]:
     body = await read_body(request, 1024 * 1024)
     return loads_object(body) if body.strip() else {}
+
+
+#: The largest maxMessageSize the admin API takes: any larger is no limit at all, and it must fit
+#: a 64-bit column of every store.
+MAX_MESSAGE_SIZE_LIMIT = 2**53
+#: How far the clock may be moved ahead of real time, in all: a thousand years keeps every
+#: date the server computes (expiries, token lifetimes) representable.
+MAX_CLOCK_OFFSET = 1000 * 366 * 86400.0
+#: The longest lifetime of a token minted by the admin API (one year).
+MAX_TOKEN_LIFETIME = 366 * 86400
+
+
+def _int_property(body: dict[str, Any], name: str, maximum: int) -> int | None:
+    """``body[name]`` as a positive integer up to ``maximum`` (None when absent); booleans are
+    not numbers here, though JSON parsers make them ints."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
+        raise BadRequest(f"{name} must be a positive integer of at most {maximum}.")
+    return value
+
+
+def _str_property(body: dict[str, Any], name: str, *, max_length: int = 256) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise BadRequest(f"{name} must be a non-empty string of at most {max_length} characters.")
+    return value
 
 
 def _admin_user(user: Any) -> dict[str, Any]:
@@ -77,18 +108,17 @@ async def list_users(request: Request) -> Response:
 async def add_user(request: Request) -> Response:
     ctx = require_admin_key(request)
     body = await _json(request)
-    upn = body.get("userPrincipalName")
-    if not isinstance(upn, str):
+    upn = _str_property(body, "userPrincipalName", max_length=113)
+    if upn is None:
         raise BadRequest("userPrincipalName is required.")
-    size = body.get("maxMessageSize")
-    if size is not None and (not isinstance(size, int) or size <= 0):
-        raise BadRequest("maxMessageSize must be a positive integer.")
+    size = _int_property(body, "maxMessageSize", MAX_MESSAGE_SIZE_LIMIT)
     user = await user_service.create_user(
         ctx,
         upn,
-        body.get("displayName"),
-        user_id=body.get("id"),
-        password=str(body.get("password") or user_service.DEMO_PASSWORD),
+        _str_property(body, "displayName"),
+        user_id=_str_property(body, "id", max_length=36),
+        # without the demo tenant (a team deployment) nobody gets the published demo password
+        password=_str_property(body, "password") or (user_service.DEMO_PASSWORD if ctx.settings.demo_tenant else None),
         max_message_size=size,
     )
     return graph_json(_admin_user(user), status=201)
@@ -100,13 +130,16 @@ async def update_user(request: Request) -> Response:
     if user is None:
         raise InvalidUser("No such user.")
     body = await _json(request)
-    if "maxMessageSize" in body:
-        size = body["maxMessageSize"]
-        if not isinstance(size, int) or size <= 0:
-            raise BadRequest("maxMessageSize must be a positive integer.")
+    size = _int_property(body, "maxMessageSize", MAX_MESSAGE_SIZE_LIMIT)
+    if size is not None:
         user.max_message_size = size
-    if "displayName" in body:
-        user.display_name = str(body["displayName"])
+    elif "maxMessageSize" in body:
+        raise BadRequest("maxMessageSize must be a positive integer.")
+    display_name = _str_property(body, "displayName")
+    if display_name is not None:
+        user.display_name = display_name
+    elif "displayName" in body:
+        raise BadRequest("displayName must be a non-empty string.")
     await ctx.metadata.update_user(user)
     return graph_json(_admin_user(user))
 
@@ -115,9 +148,7 @@ async def mint_token(request: Request) -> Response:
     """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token."""
     ctx = require_admin_key(request)
     body = await _json(request)
-    lifetime = body.get("lifetime", 3600)
-    if not isinstance(lifetime, int) or lifetime <= 0:
-        raise BadRequest("lifetime must be a positive number of seconds.")
+    lifetime = _int_property(body, "lifetime", MAX_TOKEN_LIFETIME) or 3600
     now = ctx.clock.now().timestamp()
     if body.get("app"):
         roles = _names(body.get("roles"), DEFAULT_APP_ROLES)
@@ -177,12 +208,27 @@ async def clock(request: Request) -> Response:
     if request.method == "POST":
         body = await _json(request)
         seconds = body.get("advanceSeconds")
-        if not isinstance(seconds, (int, float)) or seconds < 0:
-            raise BadRequest("advanceSeconds must be a non-negative number.")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_OFFSET:
+            raise BadRequest(f"advanceSeconds must be a number of seconds from 0 to {MAX_CLOCK_OFFSET:.0f}.")
+        if ctx.clock.offset.total_seconds() + seconds > MAX_CLOCK_OFFSET:
+            raise BadRequest(f"The clock may run at most {MAX_CLOCK_OFFSET:.0f} seconds ahead of real time.")
         ctx.clock.advance(float(seconds))
     elif request.method == "DELETE":
         ctx.clock.reset()
     return graph_json({"now": ctx.clock.now().isoformat(), "offsetSeconds": ctx.clock.offset.total_seconds()})
+
+
+async def sweep_now(request: Request) -> Response:
+    """``POST /_graphattach/sweep``: run the sweeper once and say what it freed."""
+    ctx = require_admin_key(request)
+    report = await sweeper.sweep(ctx)
+    return graph_json(
+        {
+            "expiredSessions": report.expired_sessions,
+            "orphanedBlobs": report.orphaned_blobs,
+            "busySessions": report.busy_sessions,
+        }
+    )
 
 
 ROUTES = [
@@ -194,4 +240,5 @@ ROUTES = [
     Route(f"{ADMIN_PREFIX}/token", mint_token, methods=["POST"]),
     Route(f"{ADMIN_PREFIX}/reset", reset, methods=["POST"]),
     Route(f"{ADMIN_PREFIX}/clock", clock, methods=["GET", "POST", "DELETE"]),
+    Route(f"{ADMIN_PREFIX}/sweep", sweep_now, methods=["POST"]),
 ]

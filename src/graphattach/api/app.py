@@ -19,6 +19,7 @@ from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.composition import close_context, open_context
 from graphattach.protocol.errors import HttpError, MethodNotSupported, NotFound
+from graphattach.services import sweeper
 from graphattach.services.context import Context
 from graphattach.settings import Settings
 
@@ -43,11 +44,11 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         owned = ctx is None
         context = ctx or await open_context(settings or Settings())
         app.state.ctx = context
-        background = upload_origin.start_background(context)
+        background = sweeper.start_background(context)
         try:
             yield
         finally:
-            await upload_origin.stop_background(background)
+            await sweeper.stop_background(background)
             if owned:
                 await close_context(context)
 
@@ -65,6 +66,10 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
         context: Context = app.state.ctx
         return context.clock.now()
 
+    def body_timeout() -> float:
+        current: Context | None = getattr(app.state, "ctx", None)
+        return current.settings.body_idle_timeout if current is not None else 0.0
+
     def context() -> Context:
         current: Context = app.state.ctx
         return current
@@ -74,7 +79,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
     app: Starlette = Starlette(
         routes=routes,
         middleware=[
-            Middleware(GraphMiddleware, now=now),
+            Middleware(GraphMiddleware, now=now, body_timeout=body_timeout),
             Middleware(faults.FaultLayer, engine=engine, context=context),
         ],
         exception_handlers={HTTPException: _http_exception},

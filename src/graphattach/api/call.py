@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from graphattach.auth.principal import Principal
+from graphattach.domain.errors import BodyTimeout
 from graphattach.domain.models import User
 from graphattach.protocol.content_range import parse_content_length
 from graphattach.protocol.errors import BadRequest, RequestEntityTooLarge
@@ -47,7 +48,7 @@ async def drop(chunks: AsyncIterable[bytes], limit: int) -> None:
             seen += len(chunk)
             if seen > limit:
                 return
-    except (ClientDisconnect, RuntimeError):
+    except (ClientDisconnect, RuntimeError, BodyTimeout):
         return
 
 

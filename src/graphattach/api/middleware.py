@@ -5,20 +5,25 @@
   (the captured answers in https://learn.microsoft.com/graph/outlook-large-attachments);
 - a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
 - a request body the app did not read is drained when small, else the connection is closed, so
-  a keep-alive client never has its next request parsed from the leftovers (seen on the wire with pooled connections).
+  a keep-alive client never has its next request parsed from the leftovers (seen on the wire with pooled connections);
+- a request body that stops arriving for ``body_idle_timeout`` seconds ends the read with
+  ``BodyTimeout`` (408, then the connection is closed): a stalled client never holds an upload
+  session's lock, or a worker, for longer than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphattach.api.call import UNREAD_LIMIT
-from graphattach.domain.errors import ConnectionDropped, GraphError
+from graphattach.domain.errors import BodyTimeout, ConnectionDropped, GraphError
 from graphattach.protocol.errors import InternalServerError, graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
@@ -53,9 +58,12 @@ def _initial_operation(scope: Scope) -> str:
 
 
 class GraphMiddleware:
-    def __init__(self, app: ASGIApp, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self, app: ASGIApp, now: Callable[[], datetime], body_timeout: Callable[[], float] = lambda: 0.0
+    ) -> None:
         self.app = app
         self.now = now
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,11 +82,22 @@ class GraphMiddleware:
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         has_body = chunked or (declared is not None and declared.strip() not in (b"0", b""))
-        body_state = {"done": not has_body, "read": 0}
+        body_state = {"done": not has_body, "read": 0, "stalled": False}
         started = False
+        idle = self.body_timeout()
 
         async def tracking_receive() -> Message:
-            message = await receive()
+            if body_state["stalled"]:
+                raise BodyTimeout()
+            if idle > 0 and not body_state["done"]:
+                try:
+                    async with asyncio.timeout(idle):
+                        message = await receive()
+                except TimeoutError:
+                    body_state["stalled"] = True
+                    raise BodyTimeout() from None
+            else:
+                message = await receive()
             if message["type"] == "http.request":
                 body_state["read"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -91,14 +110,19 @@ class GraphMiddleware:
             """True when the connection must be closed after this response."""
             if body_state["done"]:
                 return False
+            if body_state["stalled"]:
+                return True
             try:
                 remaining = int(declared) - body_state["read"] if declared is not None else None
             except ValueError:
                 remaining = None
             if remaining is None or remaining > UNREAD_LIMIT:
                 return True
-            while not body_state["done"]:
-                await tracking_receive()
+            try:
+                while not body_state["done"]:
+                    await tracking_receive()
+            except BodyTimeout:
+                return True
             return False
 
         async def send_with_headers(message: Message) -> None:
@@ -125,6 +149,12 @@ class GraphMiddleware:
             await self._send_error(exc, request_id, client_request_id, send_with_headers)
         except ConnectionDropped:
             raise  # a fault rule closes the connection on purpose
+        except ClientDisconnect:
+            # A client that goes away mid-body is normal (a cancelled upload, a closed laptop):
+            # one line, no traceback, and nobody to answer.
+            log.info(
+                "client disconnected during %s %s (request-id %s)", scope.get("method"), scope.get("path"), request_id
+            )
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -13,7 +13,6 @@ azure-identity and msal insist on https for the authority: run ``graphattach ser
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import time
 import uuid
@@ -25,6 +24,8 @@ from starlette.routing import Route
 
 from graphattach.api.call import read_body
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
+from graphattach.auth.secrets import same_secret
+from graphattach.auth.team import check_user_password
 from graphattach.services.context import Context
 from graphattach.services.users import find_user
 
@@ -128,9 +129,20 @@ async def token(request: Request) -> Response:
             "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
         )
     now = ctx.clock.now().timestamp()
+    registration = ctx.team.apps.get(client_id)
+    if ctx.team.registered_apps_only and registration is None:
+        # Entra's answer to a client id the tenant does not know.
+        return _oauth_error(
+            400,
+            "unauthorized_client",
+            f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.",
+        )
     if grant == "client_credentials":
-        expected = ctx.settings.client_secret or DEFAULT_CLIENT_SECRET
-        if not hmac.compare_digest(secret, expected):
+        if registration is not None:
+            valid = registration.check_secret(secret)
+        else:
+            valid = same_secret(secret, ctx.settings.client_secret or DEFAULT_CLIENT_SECRET)
+        if not valid:
             return _oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         scope = str(form.get("scope", ""))
         if not scope.rstrip("/").endswith(".default"):
@@ -140,7 +152,7 @@ async def token(request: Request) -> Response:
                 "AADSTS1002012: The provided value for scope is not valid. "
                 "Client credential flows must have a scope value with /.default.",
             )
-        roles = list(DEFAULT_APP_ROLES)
+        roles = list(registration.roles) if registration is not None else list(DEFAULT_APP_ROLES)
         access = ctx.tokens.mint_app(roles=roles, app_id=client_id, now=now)
         return JSONResponse(
             {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": access}
@@ -148,7 +160,7 @@ async def token(request: Request) -> Response:
     if grant == "password":
         user = await find_user(ctx, str(form.get("username", "")))
         password = str(form.get("password", ""))
-        if user is None or not hmac.compare_digest(password, str(user.data.get("password", ""))):
+        if user is None or not check_user_password(user.data, password):
             return _oauth_error(
                 400,
                 "invalid_grant",

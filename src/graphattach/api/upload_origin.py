@@ -2,22 +2,17 @@
 
 ``PUT`` a byte range, ``GET`` the status, ``DELETE`` to cancel - authorised by the URL's own
 ``authtoken``, not by a Graph token. The request body of a PUT streams from the socket into the
-blob store. Also the sweeper: a background task every ``sweep_interval`` seconds (when > 0) and
-the admin route ``POST /_graphattach/sweep``.
+blob store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api.admin import ADMIN_PREFIX, require_admin_key
 from graphattach.api.call import drop, stream_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.domain.errors import GraphError
@@ -27,9 +22,6 @@ from graphattach.protocol.errors import ItemNotFound
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, UploadPath, parse_upload_path, status_body
 from graphattach.services import uploads
 from graphattach.services.context import Context
-from graphattach.storage.coordination import SWEEPER_LOCK, try_exclusive
-
-log = logging.getLogger("graphattach.uploads")
 
 
 def _status_response(ctx: Context, session: UploadSession) -> Response:
@@ -114,50 +106,6 @@ async def upload_session(request: Request) -> Response:
     return _status_response(ctx, answer.session)
 
 
-async def sweep_now(request: Request) -> Response:
-    """``POST /_graphattach/sweep``: run the sweeper once and say what it freed."""
-    ctx = require_admin_key(request)
-    report = await uploads.sweep(ctx)
-    return graph_json({"expiredSessions": report.expired_sessions, "orphanedBlobs": report.orphaned_blobs})
-
-
 ROUTES: list[Any] = [
     Route(f"{UPLOAD_PREFIX}/{{rest:path}}", upload_session, methods=["GET", "PUT", "DELETE"]),
-    Route(f"{ADMIN_PREFIX}/sweep", sweep_now, methods=["POST"]),
 ]
-
-
-async def _sweep_forever(ctx: Context, interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            # Every process runs this loop; one at a time sweeps (the others skip the round).
-            async with try_exclusive(ctx.metadata, SWEEPER_LOCK) as leader:
-                if not leader:
-                    continue
-                report = await uploads.sweep(ctx)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("upload sweep failed")
-            continue
-        if report.expired_sessions or report.orphaned_blobs:
-            log.info(
-                "swept %d expired upload sessions, %d orphaned blobs", report.expired_sessions, report.orphaned_blobs
-            )
-
-
-def start_background(ctx: Context) -> Any:
-    """The sweeper task, when ``sweep_interval`` > 0."""
-    interval = ctx.settings.sweep_interval
-    if interval <= 0:
-        return None
-    return asyncio.get_running_loop().create_task(_sweep_forever(ctx, interval), name="graphattach-sweeper")
-
-
-async def stop_background(handle: Any) -> None:
-    if handle is None:
-        return
-    handle.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await handle

@@ -35,6 +35,8 @@ DEFAULT_DELEGATED_SCOPES = (
     "Calendars.ReadWrite",
     "User.Read",
 )
+#: The application roles an app registration may hold (the ones some operation here checks).
+APP_ROLES = frozenset({*MAIL_READ, *MAIL_WRITE, *MAIL_SEND, *CALENDARS_READ, *CALENDARS_WRITE, *USERS_READ_ALL})
 #: Every application role ``graphattach token --app`` grants when none are asked for.
 DEFAULT_APP_ROLES = ("Mail.ReadWrite", "Mail.Send", "Calendars.ReadWrite", "User.Read.All")
 

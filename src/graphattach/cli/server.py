@@ -252,6 +252,13 @@ def register(cli: click.Group) -> None:
         help="Seconds between expiry sweeps (0: off).",
     )
     @click.option(
+        "--body-timeout",
+        type=float,
+        default=_DEFAULTS.body_idle_timeout,
+        show_default=True,
+        help="Seconds a request body may stall before a 408 and a closed connection (0: never).",
+    )
+    @click.option(
         "--store",
         default=None,
         envvar="GRAPHATTACH_STORE",
@@ -283,6 +290,14 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--no-demo", is_flag=True, help="Do not create the demo tenant's users.")
     @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="GRAPHATTACH_CONFIG",
+        default=None,
+        help="Team config (JSON): app registrations and users with their own credentials (README).",
+    )
+    @click.option(
         "--faults",
         "faults_file",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -308,12 +323,14 @@ def register(cli: click.Group) -> None:
         session_lifetime: float,
         max_chunk: int,
         sweep_interval: float,
+        body_timeout: float,
         store: str | None,
         blobs: str | None,
         s3_endpoint: str | None,
         workers: int,
         server_impl: str,
         no_demo: bool,
+        config_file: Path | None,
         faults_file: Path | None,
         throttling: str | None,
     ) -> None:
@@ -335,15 +352,24 @@ def register(cli: click.Group) -> None:
             store=store,
             blobs=blobs,
             demo_tenant=not no_demo,
+            config_file=str(config_file.expanduser().resolve()) if config_file else None,
             client_secret=os.environ.get("GRAPHATTACH_CLIENT_SECRET"),
             upload_session_lifetime=session_lifetime,
             max_upload_chunk=max_chunk,
             sweep_interval=sweep_interval,
+            body_idle_timeout=body_timeout,
             faults_file=str(_check_faults_file(faults_file)) if faults_file is not None else None,
             throttling=_check_throttling(throttling) if throttling is not None else None,
         )
         if in_memory and workers > 1:
             raise click.UsageError("--in-memory keeps state in one process: use --workers 1.")
+        if settings.config_file:
+            from graphattach.auth.team import ConfigError, load_team_config
+
+            try:
+                load_team_config(settings.config_file)  # refuse a wrong file before anything starts
+            except ConfigError as exc:
+                raise click.UsageError(str(exc)) from None
         _check_port(host, port)
         tenant_id, cert, key = _in_child(_prepare, settings)
         settings = dataclasses.replace(settings, tenant_id=tenant_id)

@@ -44,6 +44,14 @@ class GraphError(Exception):
         super().__init__(f"{self.status} {self.code}: {self.message}")
 
 
+class BodyTimeout(GraphError):
+    """No byte of the request body arrived for the idle timeout: the request is answered and the
+    connection closed (what IIS, in front of Graph, does: a 408 to a stalled request)."""
+
+    status, code = 408, "RequestTimeout"
+    message = "The request body stopped arriving: no data was received for too long."
+
+
 class ConnectionDropped(Exception):
     """Raised to make the ASGI server close the connection mid-response (the ``drop`` and ``cut``
     fault actions, on servers that give an app no other way to close it)."""

@@ -155,6 +155,33 @@ def _required(name: str, type_name: str) -> GraphError:
     return BadRequest(f"The property '{name}' is required when creating a microsoft.graph.{type_name}.")
 
 
+#: Longest ``contentType`` accepted. It is sent back as the ``Content-Type`` header of ``$value``,
+#: so it must be one header value: printable ASCII (RFC 9110 §5.5 field values; RFC 2045 MIME
+#: types are ASCII), no CR/LF, no NUL. docs/fidelity.md: the limit and the 400 are our choice.
+MAX_CONTENT_TYPE_LENGTH = 255
+FALLBACK_CONTENT_TYPE = "application/octet-stream"
+
+
+def check_content_type(value: str | None) -> str | None:
+    """``value`` if it can be a ``Content-Type`` header, else ``BadRequest``."""
+    if value is None or is_header_safe(value):
+        return value
+    raise BadRequest(
+        "The value of property 'contentType' is not a valid MIME type: it must be printable ASCII of at most "
+        f"{MAX_CONTENT_TYPE_LENGTH} characters."
+    )
+
+
+def is_header_safe(value: str) -> bool:
+    return len(value) <= MAX_CONTENT_TYPE_LENGTH and value.isascii() and value.isprintable()
+
+
+def header_content_type(value: str | None) -> str:
+    """The ``Content-Type`` to send for a stored ``contentType``: itself when it is a valid header
+    value, else ``application/octet-stream`` (a record stored before the check stays readable)."""
+    return value if value and is_header_safe(value) else FALLBACK_CONTENT_TYPE
+
+
 def _string(props: dict[str, tuple[str, Any]], key: str, *, required_in: str | None = None) -> str | None:
     if key.lower() not in props:
         if required_in is not None:
@@ -288,7 +315,7 @@ def parse_attachment(
             # v1.0 reference attachments have no sourceUrl & co: always refused, even with --loose.
             if strict or (kind == "reference" and lowered in {p.lower() for p in REFERENCE_PROPERTIES}):
                 raise _unknown_property(written, _TYPE_NAME[kind])
-    content_type = _string(props, "contentType")
+    content_type = check_content_type(_string(props, "contentType"))
     is_inline = _boolean(props, "isInline")
     if kind == "file":
         name = _string(props, "name", required_in="fileAttachment")

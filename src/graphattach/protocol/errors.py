@@ -188,6 +188,12 @@ AttachmentSizeBelowMinimum = _kind(
     f"The attachment size should not be less than the minimum size of {limits.UPLOAD_SESSION_MIN_SIZE} bytes.",
 )
 IrresolvableConflict = _kind(409, "ErrorIrresolvableConflict", "The upload session changed during the request.")
+#: The insert's announced blob was reclaimed by the sweeper first (services/sweeper.py).
+SaveInterrupted = _kind(
+    503,
+    "ErrorInternalServerTransientError",
+    "The attachment could not be saved in time; nothing was stored. Retry the request.",
+)
 RangeTooLarge = _kind(
     413,
     "RequestEntityTooLarge",
@@ -268,6 +274,9 @@ QuotaExceeded = _kind(507, "QuotaExceededException", "Target mailbox quota excee
 FaultRuleNotFound = _kind(404, "ItemNotFound", "No fault rule with that id.")
 
 # the server itself --------------------------------------------------------------------------------
+
+#: ``domain/errors.BodyTimeout`` (a transport-level exception the middleware catches) answers this.
+RequestTimeout = _kind(408, "RequestTimeout", "The request body stopped arriving: no data was received for too long.")
 
 InternalServerError = _kind(500, "InternalServerError", "An internal server error occurred.")
 

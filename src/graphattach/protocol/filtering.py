@@ -41,6 +41,11 @@ _FUNCTIONS = {"contains", "startswith", "endswith", "tolower", "toupper"}
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$")
 
 
+#: Deepest nesting of parentheses, ``not`` and function calls a filter may have: the parser and
+#: the predicates it builds recurse once per level, and no real query comes near it.
+MAX_DEPTH = 100
+
+
 def invalid(message: str) -> GraphError:
     return BadRequest(f"Invalid filter clause: {message}")
 
@@ -119,6 +124,13 @@ class _Parser:
         self.known = {k.lower() for k in known}
         self.type_name = type_name
         self.variables: list[str] = []
+        self.depth = 0
+
+    def nested(self) -> None:
+        """Enter one more level of nesting (undone by the caller's ``self.depth -= 1``)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise invalid(f"the expression nests more than {MAX_DEPTH} levels deep.")
 
     def peek(self, offset: int = 0) -> _Token | None:
         index = self.pos + offset
@@ -142,25 +154,30 @@ class _Parser:
         return expr
 
     def or_expr(self) -> Predicate:
-        left = self.and_expr()
+        # a flat list, not a chain of closures: 2,000 ``or`` clauses must not recurse 2,000 deep
+        terms = [self.and_expr()]
         while self.at_word("or"):
             self.pos += 1
-            right = self.and_expr()
-            left = (lambda a, b: lambda e, v: bool(a(e, v)) or bool(b(e, v)))(left, right)
-        return left
+            terms.append(self.and_expr())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda e, v: any(bool(term(e, v)) for term in terms)
 
     def and_expr(self) -> Predicate:
-        left = self.not_expr()
+        terms = [self.not_expr()]
         while self.at_word("and"):
             self.pos += 1
-            right = self.not_expr()
-            left = (lambda a, b: lambda e, v: bool(a(e, v)) and bool(b(e, v)))(left, right)
-        return left
+            terms.append(self.not_expr())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda e, v: all(bool(term(e, v)) for term in terms)
 
     def not_expr(self) -> Predicate:
         if self.at_word("not"):
             self.pos += 1
+            self.nested()
             inner = self.not_expr()
+            self.depth -= 1
             return lambda e, v: not inner(e, v)
         return self.comparison()
 
@@ -180,8 +197,10 @@ class _Parser:
             raise invalid(f"the expression '{self.text}' ends too early.")
         if token.kind == "punct" and token.text == "(":
             self.pos += 1
+            self.nested()
             inner = self.or_expr()
             self.take("punct", ")")
+            self.depth -= 1
             return inner
         if token.kind == "string":
             self.pos += 1
@@ -212,11 +231,13 @@ class _Parser:
     def function(self) -> Predicate:
         name = self.take("name").text.lower()
         self.take("punct", "(")
+        self.nested()
         args = [self.or_expr()]
         while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
             self.pos += 1
             args.append(self.or_expr())
         self.take("punct", ")")
+        self.depth -= 1
         if name in ("tolower", "toupper"):
             if len(args) != 1:
                 raise invalid(f"{name} takes one argument.")
@@ -263,7 +284,9 @@ class _Parser:
         variable = self.take("name").text
         self.take("punct", ":")
         self.variables.append(variable)
+        self.nested()
         body = self.or_expr()
+        self.depth -= 1
         self.variables.pop()
         self.take("punct", ")")
 

@@ -17,6 +17,12 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+#: Deepest nesting of arrays and objects a request body may have. orjson parses up to 1,024
+#: levels, but encoding (orjson.dumps stops at 255) and the recursive walks over stored JSON do
+#: not go that deep; no Graph payload comes near 64.
+MAX_JSON_DEPTH = 64
+
+
 class _DuplicateProperty(ValueError):
     pass
 
@@ -90,6 +96,7 @@ def _fast_loads(body: bytes) -> Any:
         return None
     if not isinstance(value, dict):
         return None
+    check_json(value)  # before the recursive walk below
     unique, names = _keys_unique(value)
     if not unique:
         return None
@@ -106,7 +113,8 @@ def loads_object(body: bytes) -> dict[str, Any]:
 
     Every Graph request body goes through here. A property given twice (names compared without
     case, at any depth) is a 400, as OData requires ("duplicate property names are not
-    allowed"); docs/fidelity.md.
+    allowed"); docs/fidelity.md. Nesting deeper than ``MAX_JSON_DEPTH`` and strings that are
+    not Unicode text (a lone surrogate) are a 400 too (``check_json``).
     """
     if not body.strip():
         raise BadRequest("Empty Payload. JSON content expected.")
@@ -127,6 +135,7 @@ def loads_object(body: bytes) -> dict[str, Any]:
         raise BadRequest("Invalid JSON. The request body could not be parsed.") from None
     if not isinstance(value, dict):
         raise BadRequest("Invalid request body: a JSON object was expected.")
+    check_json(value)
     return value
 
 
@@ -135,6 +144,35 @@ def duplicate_property(name: str) -> GraphError:
         f"Multiple properties with the name '{name}' were detected in an entry or a complex value. "
         "In OData, duplicate property names are not allowed."
     )
+
+
+def check_json(value: Any) -> None:
+    """``BadRequest`` for nesting deeper than ``MAX_JSON_DEPTH`` or a string with a lone
+    surrogate, anywhere in ``value`` (iterative: the depth check must not itself recurse)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"Invalid JSON. The payload nests more than {MAX_JSON_DEPTH} levels deep.")
+            for key, item in node.items():
+                _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, list):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"Invalid JSON. The payload nests more than {MAX_JSON_DEPTH} levels deep.")
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_text(node)
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("Invalid JSON. A string holds a lone UTF-16 surrogate, which is not text.") from None
 
 
 def graph_datetime(value: datetime) -> str:

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import ItemKind
+from graphattach.protocol.attachments import check_content_type
 from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.jsonio import graph_datetime_7
 from graphattach.protocol.odata import context_url, quote_key
@@ -111,6 +112,7 @@ def parse_create_request(body: dict[str, Any], *, strict: bool) -> AttachmentIte
     content_type = values.get("contentType")
     if content_type is not None and not isinstance(content_type, str):
         raise _invalid_literal(content_type, "Edm.String")
+    check_content_type(content_type)
     is_inline = values.get("isInline")
     if is_inline is not None and not isinstance(is_inline, bool):
         raise _invalid_literal(is_inline, "Edm.Boolean")

@@ -5,8 +5,11 @@ creating a message may carry an ``attachments`` array; attendee copies of an eve
 organizer's attachments).
 
 Invariants:
-- bytes go to the blob store first, then the record goes to the metadata store with the limits
-  checked in the same transaction; if anything fails after the blob write, the blob is deleted,
+- a new blob key is announced to the metadata store (``announce_blobs``) before its bytes are
+  written; the record then goes to the metadata store with the limits checked and the
+  announcement consumed in the same transaction. The sweeper never deletes an announced key, so
+  an insert in flight cannot lose its bytes, whatever the server's clock or the real one says
+  (services/sweeper.py). If anything fails, the blob is deleted and the announcement withdrawn,
   so an attachment is either wholly visible or not at all;
 - limits are Exchange's: at most 250 attachments per item, and the item's attachments may not
   exceed the mailbox's maximum message size, counted on raw bytes (``content_length``) for file
@@ -31,6 +34,7 @@ from graphattach.protocol.attachments import (
     FileInput,
     ItemInput,
     base64_stream,
+    header_content_type,
     item_kind_of,
     parse_attachment,
 )
@@ -41,13 +45,14 @@ from graphattach.protocol.errors import (
     ItemNotFound,
     MessageSizeExceeded,
     ReferenceValueNotAllowed,
+    SaveInterrupted,
 )
 from graphattach.protocol.holes import Hole, Part
 from graphattach.protocol.item_mime import render_item
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
 from graphattach.storage.errors import RecordNotFound
-from graphattach.storage.interfaces import BlobChunk, ItemUsage, LimitExceeded, limit_weight
+from graphattach.storage.interfaces import AnnouncementLost, BlobChunk, ItemUsage, LimitExceeded, limit_weight
 
 MAX_ATTACHMENTS = limits.MAX_ATTACHMENTS_PER_ITEM
 #: Key in ``Attachment.data`` naming the attachment a copy was made from (never rendered).
@@ -84,8 +89,19 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def _drop_blob(ctx: Context, key: str) -> None:
-    """Delete a blob even while the caller is being cancelled."""
-    await asyncio.shield(ctx.blobs.delete(key))
+    """Delete a blob and withdraw its announcement, even while the caller is being cancelled."""
+
+    async def drop() -> None:
+        await ctx.blobs.delete(key)
+        await ctx.metadata.withdraw_blobs([key])
+
+    await asyncio.shield(drop())
+
+
+def save_interrupted() -> GraphError:
+    """An insert whose announced blob the sweeper reclaimed (the insert outlived the grace
+    period): nothing was stored, and the client may retry."""
+    return SaveInterrupted()
 
 
 #: How often an add is retried when a concurrent add made the store's size check (which counts
@@ -93,7 +109,7 @@ async def _drop_blob(ctx: Context, key: str) -> None:
 _LIMIT_RETRIES = 8
 
 
-async def _insert_limited(ctx: Context, user: User, attachment: Attachment) -> None:
+async def _insert_limited(ctx: Context, user: User, attachment: Attachment, announced: bool) -> None:
     for _ in range(_LIMIT_RETRIES):
         existing = await ctx.metadata.item_usage(attachment.user_id, attachment.item_id)
         if existing.count >= MAX_ATTACHMENTS:
@@ -105,6 +121,7 @@ async def _insert_limited(ctx: Context, user: User, attachment: Attachment) -> N
                 attachment,
                 max_count=MAX_ATTACHMENTS,
                 max_total_size=size_allowance(existing, attachment, user.max_message_size),
+                announced=announced,
             )
             return
         except LimitExceeded as exc:
@@ -115,12 +132,17 @@ async def _insert_limited(ctx: Context, user: User, attachment: Attachment) -> N
 
 
 async def insert(ctx: Context, user: User, attachment: Attachment, *, limited: bool = True) -> None:
-    """Store the record with Exchange's limits; on any failure delete the attachment's blob."""
+    """Store the record with Exchange's limits; on any failure delete the attachment's blob.
+    A blob-backed attachment's key must have been announced (``announce_blobs``)."""
+    announced = attachment.blob_key is not None
     try:
         if limited:
-            await _insert_limited(ctx, user, attachment)
+            await _insert_limited(ctx, user, attachment, announced)
         else:
-            await ctx.metadata.add_attachment(attachment)
+            await ctx.metadata.add_attachment(attachment, announced=announced)
+    except AnnouncementLost:
+        await _discard(ctx, attachment)
+        raise save_interrupted() from None
     except LimitExceeded as exc:
         await _discard(ctx, attachment)
         raise too_many_attachments() if exc.which == "count" else message_size_exceeded() from None
@@ -224,6 +246,7 @@ async def add_file(
         blob_key=blob_key_for(attachment_id),
     )
     assert attachment.blob_key is not None
+    await ctx.metadata.announce_blobs([attachment.blob_key])
     try:
         await ctx.blobs.write(attachment.blob_key, _one(content))
     except BaseException:
@@ -269,7 +292,7 @@ async def read_value(ctx: Context, attachment: Attachment) -> RawContent:
         if length is None:
             raise ContentMissing()
         return RawContent(
-            attachment.content_type or "application/octet-stream",
+            header_content_type(attachment.content_type),
             length,
             ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK),
         )
@@ -281,10 +304,11 @@ async def read_value(ctx: Context, attachment: Attachment) -> RawContent:
     raise ReferenceValueNotAllowed()
 
 
-async def _copy_one(ctx: Context, source: Attachment, target: Item) -> Attachment:
-    new_id = ids.new_id("attachment")
-    copy = Attachment(
-        id=new_id,
+def copy_record(source: Attachment, target: Item) -> Attachment:
+    """A copy of ``source`` on ``target``: a new id, the same metadata, no blob yet (the caller
+    shares ``source``'s blob key or copies the bytes to a new one)."""
+    return Attachment(
+        id=ids.new_id("attachment"),
         user_id=target.user_id,
         item_id=target.id,
         kind=source.kind,
@@ -298,8 +322,14 @@ async def _copy_one(ctx: Context, source: Attachment, target: Item) -> Attachmen
         blob_key=None,
         data={**{k: v for k, v in source.data.items() if k != COPIED_FROM}, COPIED_FROM: source.id},
     )
+
+
+async def _copy_one(ctx: Context, source: Attachment, target: Item) -> Attachment:
+    copy = copy_record(source, target)
+    new_id = copy.id
     if source.blob_key is not None:
         copy.blob_key = blob_key_for(new_id)
+        await ctx.metadata.announce_blobs([copy.blob_key])
         try:
             await ctx.blobs.copy(source.blob_key, copy.blob_key)
         except BaseException:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from graphattach.auth.team import TeamConfig
 from graphattach.auth.tokens import TokenService
 from graphattach.services.clock import Clock
 from graphattach.settings import Settings
@@ -18,6 +19,8 @@ class Context:
     clock: Clock
     tokens: TokenService
     tenant_id: str
+    #: App registrations and team users (``--config``); empty in the zero-config default.
+    team: TeamConfig = field(default_factory=TeamConfig)
 
     async def free_blobs(self, keys: list[str]) -> None:
         """Delete blobs that no record references any more (after the metadata commit)."""

@@ -19,13 +19,14 @@ from typing import Any
 
 from graphattach.domain import ids
 from graphattach.domain.errors import GraphError
-from graphattach.domain.models import Folder, Item, ItemKind, User, replace
+from graphattach.domain.models import Attachment, Folder, Item, ItemKind, User, replace
 from graphattach.protocol.errors import (
     AccessDenied,
     DeleteDistinguishedFolder,
     FolderExists,
     InvalidOperation,
     InvalidRecipients,
+    IrresolvableConflict,
     ItemNotFound,
 )
 from graphattach.protocol.jsonio import graph_datetime
@@ -34,6 +35,7 @@ from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
 from graphattach.services.users import ROOT_FOLDER
 from graphattach.storage.errors import RecordNotFound
+from graphattach.storage.interfaces import Conflict
 
 # ---- messages ---------------------------------------------------------------------------------------
 
@@ -212,10 +214,17 @@ async def tenant_users_by_address(ctx: Context, addresses: Iterable[str]) -> lis
 
 async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_items: bool = True) -> Item | None:
     """Send a draft: it moves to Sent Items (or is deleted when not saved) and every recipient
-    who is a user of this tenant gets a copy in their Inbox. Returns the sent item, if kept."""
+    who is a user of this tenant gets a copy in their Inbox. Returns the sent item, if kept.
+
+    All of it is one metadata transaction (``MetadataStore.send_item``): the recipients get the
+    whole message with every attachment, or nothing, and on any failure the draft stays as it
+    was. The copies share the draft's blobs (blobs are never written once an attachment owns
+    them), so nothing is copied and there are no bytes to clean up after a failure."""
     if not draft.data.get("isDraft", False):
         raise InvalidOperation()
     check_recipients(draft.data)
+    from graphattach.services.attachments import copy_record
+
     now = ctx.clock.now()
     sent_data = {
         **draft.data,
@@ -231,23 +240,34 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
         sent_items = await well_known(ctx, user, "sentitems")
         sent = replace(draft, folder_id=sent_items.id, data=sent_data)
         items.touch(sent, now)
-        try:
-            await ctx.metadata.update_item(sent)
-        except RecordNotFound:
-            raise ItemNotFound() from None
-    source = sent or replace(draft, data=sent_data)
+    originals = await ctx.metadata.list_attachments(draft.user_id, draft.id)
+    copies: list[tuple[Item, list[Attachment]]] = []
     for recipient in await tenant_users_by_address(
         ctx, (r["emailAddress"]["address"] for r in recipients_of(sent_data))
     ):
-        await deliver(ctx, recipient, source, sent_data, now)
+        copy = await received_copy(ctx, recipient, sent_data, now)
+        attachments = []
+        for original in originals:
+            attachment = copy_record(original, copy)
+            attachment.blob_key = original.blob_key
+            attachments.append(attachment)
+        copies.append((copy, attachments))
+    try:
+        freed = await ctx.metadata.send_item(draft, sent, copies, [a.id for a in originals])
+    except RecordNotFound:
+        raise ItemNotFound() from None
+    except Conflict:
+        raise IrresolvableConflict(
+            "The message changed while it was being sent; nothing was sent. Retry the request."
+        ) from None
+    await ctx.free_blobs(freed)
     if sent is None:
-        await delete_item(ctx, draft)
         return None
     return await reload(ctx, sent)
 
 
-async def deliver(ctx: Context, recipient: User, source: Item, sent_data: dict[str, Any], now: datetime) -> Item:
-    """A received copy of a sent message in ``recipient``'s Inbox (Bcc is not shown to recipients)."""
+async def received_copy(ctx: Context, recipient: User, sent_data: dict[str, Any], now: datetime) -> Item:
+    """A received copy of a sent message for ``recipient``'s Inbox (Bcc is not shown to recipients)."""
     inbox = await well_known(ctx, recipient, "inbox")
     data = {
         **sent_data,
@@ -258,7 +278,7 @@ async def deliver(ctx: Context, recipient: User, source: Item, sent_data: dict[s
         "flag": {"flagStatus": "notFlagged"},
         "inferenceClassification": "focused",
     }
-    copy = Item(
+    return Item(
         id=ids.new_id("message"),
         user_id=recipient.id,
         kind="message",
@@ -268,9 +288,6 @@ async def deliver(ctx: Context, recipient: User, source: Item, sent_data: dict[s
         change_key=items.new_change_key(),
         data=data,
     )
-    await ctx.metadata.add_item(copy)
-    await copy_attachments(ctx, source, copy)
-    return copy
 
 
 async def send_mail(

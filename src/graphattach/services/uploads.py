@@ -462,69 +462,13 @@ async def cancel(ctx: Context, path: UploadPath, claims: UploadClaims) -> None:
         if outcome is not Outcome.CANCEL:
             raise _refuse(outcome)
         assert session is not None
-        await _forget(ctx, session)
+        await forget_session(ctx, session)
 
 
-async def _forget(ctx: Context, session: UploadSession) -> bool:
+async def forget_session(ctx: Context, session: UploadSession) -> bool:
     """Delete the session row, then its blob unless an attachment owns it. True if it was there."""
     if await ctx.metadata.delete_session(session.id) is None:
         return False
     if session.blob_key not in await ctx.metadata.referenced_blob_keys([session.blob_key]):
         await ctx.blobs.delete(session.blob_key)
     return True
-
-
-# the sweeper --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SweepReport:
-    expired_sessions: int
-    orphaned_blobs: int
-    #: Lock files of sessions that are gone (stores whose locks are files).
-    stale_locks: int = 0
-
-
-async def sweep(ctx: Context, *, batch: int = 100) -> SweepReport:
-    """Forget sessions past their expiry (freeing bytes no attachment owns), then delete blobs
-    older than ``orphan_grace`` that nothing references (left by a crash between a write and its
-    commit, or between forgetting a session and deleting its bytes), and the store's lock files
-    of sessions that are gone."""
-    now = ctx.clock.now()
-    expired = 0
-    seen: set[str] = set()
-    while True:
-        sessions = [s for s in await ctx.metadata.list_sessions_expiring_before(now, batch) if s.id not in seen]
-        if not sessions:
-            break
-        for candidate in sessions:
-            seen.add(candidate.id)
-            async with ctx.metadata.lock_session(candidate.id):
-                session = await ctx.metadata.get_session(candidate.id)
-                if session is None:
-                    continue
-                if decide(observe(session, now), Event.SWEEP, ctx.settings.profile) is Outcome.FORGET:
-                    if await _forget(ctx, session):
-                        expired += 1
-    orphans = 0
-    cutoff = now - timedelta(seconds=ctx.settings.orphan_grace)
-    keys: list[str] = []
-    async for key in ctx.blobs.keys(older_than=cutoff):
-        keys.append(key)
-        if len(keys) >= 500:
-            orphans += await _delete_unreferenced(ctx, keys)
-            keys = []
-    if keys:
-        orphans += await _delete_unreferenced(ctx, keys)
-    stale_locks = await ctx.metadata.sweep_locks(cutoff)
-    return SweepReport(expired, orphans, stale_locks)
-
-
-async def _delete_unreferenced(ctx: Context, keys: list[str]) -> int:
-    referenced = await ctx.metadata.referenced_blob_keys(keys)
-    count = 0
-    for key in keys:
-        if key not in referenced:
-            await ctx.blobs.delete(key)
-            count += 1
-    return count

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from graphattach.auth.team import hash_password
 from graphattach.domain import ids, limits
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, User
@@ -41,7 +42,7 @@ async def create_user(
     display_name: str | None = None,
     *,
     user_id: str | None = None,
-    password: str = DEMO_PASSWORD,
+    password: str | None = DEMO_PASSWORD,
     max_message_size: int | None = None,
 ) -> User:
     """Create a user with a provisioned mailbox. ``Conflict`` → 400 if the UPN is taken."""
@@ -59,16 +60,45 @@ async def create_user(
         mail=upn,
         max_message_size=max_message_size or limits.DEFAULT_MAX_MESSAGE_SIZE,
         created=ctx.clock.now(),
-        data={"password": password},
+        data=_password_data(password),
     )
     try:
         await ctx.metadata.add_user(user)
     except Conflict:
+        taken = (
+            "id" if user_id is not None and await ctx.metadata.get_user(user_id) is not None else "userPrincipalName"
+        )
         raise DirectoryBadRequest(
-            "Another object with the same value for property userPrincipalName already exists."
+            f"Another object with the same value for property {taken} already exists.",
         ) from None
     await provision_mailbox(ctx, user)
     return user
+
+
+def _password_data(password: str | None) -> dict[str, str]:
+    """The demo password stays plain (it is published); any other is kept as a scrypt hash;
+    None: the user cannot sign in with a password."""
+    if password is None:
+        return {}
+    if password == DEMO_PASSWORD:
+        return {"password": password}
+    return {"passwordHash": hash_password(password)}
+
+
+async def ensure_team_users(ctx: Context) -> None:
+    """Create the users of the team config that do not exist yet (idempotent across processes)."""
+    for member in ctx.team.users:
+        if await ctx.metadata.get_user_by_upn(member.user_principal_name) is None:
+            try:
+                await create_user(
+                    ctx,
+                    member.user_principal_name,
+                    member.display_name,
+                    password=member.password,
+                    max_message_size=member.max_message_size,
+                )
+            except GraphError:
+                pass  # another process created it meanwhile
 
 
 async def provision_mailbox(ctx: Context, user: User) -> None:

@@ -55,5 +55,14 @@ class KeyedLocks:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    @asynccontextmanager
+    async def try_hold(self, key: str) -> AsyncIterator[bool]:
+        """Hold ``key``'s lock if nobody holds or waits for it (yields True), else yield False."""
+        if key in self._locks:
+            yield False
+            return
+        async with self.hold(key):
+            yield True
+
     def __len__(self) -> int:
         return len(self._locks)

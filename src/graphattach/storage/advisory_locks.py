@@ -36,10 +36,10 @@ async def advisory_lock(pool: asyncpg.Pool, key: int) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await _unlock(pool, conn, key)
+        await unlock(pool, conn, key)
 
 
-async def _unlock(pool: asyncpg.Pool, conn: asyncpg.Connection, key: int) -> None:
+async def unlock(pool: asyncpg.Pool, conn: asyncpg.Connection, key: int) -> None:
     """Release the advisory lock and hand the connection back; on any trouble end the connection
     (which releases the lock too)."""
     try:

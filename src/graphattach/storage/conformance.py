@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.storage.interfaces import (
+    AnnouncementLost,
     BlobStore,
     Conflict,
     ItemUsage,
@@ -965,6 +966,118 @@ class MetadataStoreConformance:
         many = [f"k{i}" for i in range(5000)] + ["att"]
         assert await metadata_store.referenced_blob_keys(many) == {"att"}
 
+    async def test_announced_blob_keys_count_as_referenced_until_committed(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.announce_blobs(["pending", "dropped"])
+        await metadata_store.announce_blobs(["pending"])  # twice is harmless
+        assert await metadata_store.referenced_blob_keys(["pending", "dropped", "other"]) == {"pending", "dropped"}
+        await metadata_store.withdraw_blobs(["dropped"])
+        assert await metadata_store.referenced_blob_keys(["dropped"]) == set()
+        # a fresh announcement is not reclaimed...
+        assert await metadata_store.reclaim_announced_blobs(3600) == []
+        # ...and the commit consumes it: the record references the key now
+        await metadata_store.add_attachment(make_attachment(item, blob_key="pending"), announced=True)
+        assert await metadata_store.reclaim_announced_blobs(0) == []
+        assert await metadata_store.referenced_blob_keys(["pending"]) == {"pending"}
+        # a second commit on the same announcement finds it gone and inserts nothing
+        late = make_attachment(item, blob_key="pending")
+        with pytest.raises(AnnouncementLost):
+            await metadata_store.add_attachment(late, announced=True)
+        assert await metadata_store.get_attachment(user.id, item.id, late.id) is None
+
+    async def test_a_reclaimed_announcement_cannot_be_committed(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.announce_blobs(["slow"])
+        assert await metadata_store.reclaim_announced_blobs(0) == ["slow"]
+        assert await metadata_store.referenced_blob_keys(["slow"]) == set()
+        attachment = make_attachment(item, blob_key="slow")
+        with pytest.raises(AnnouncementLost):
+            await metadata_store.add_attachment(attachment, announced=True, max_count=250)
+        assert await metadata_store.list_attachments(user.id, item.id) == []
+
+    async def test_commit_and_reclaim_race_one_wins(self, metadata_store: MetadataStore) -> None:
+        _, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        for n in range(10):
+            key = f"race-{n}"
+            await metadata_store.announce_blobs([key])
+            commit, reclaim = await asyncio.gather(
+                metadata_store.add_attachment(make_attachment(item, blob_key=key), announced=True),
+                metadata_store.reclaim_announced_blobs(0),
+                return_exceptions=True,
+            )
+            committed = commit is None
+            reclaimed = isinstance(reclaim, list) and key in reclaim
+            assert committed != reclaimed, (commit, reclaim)
+            assert (await metadata_store.referenced_blob_keys([key]) == {key}) == committed
+
+    async def test_try_lock_session_never_waits(self, metadata_store: MetadataStore) -> None:
+        async with metadata_store.lock_session("busy"):
+            async with metadata_store.try_lock_session("busy") as held:
+                assert held is False
+        async with metadata_store.try_lock_session("busy") as held:
+            assert held is True
+            async with metadata_store.try_lock_session("busy") as again:
+                assert again is False
+        async with metadata_store.try_lock_session("busy") as held:
+            assert held is True
+
+    async def _draft_with_attachments(
+        self, metadata_store: MetadataStore
+    ) -> tuple[User, Folder, Folder, Item, list[Attachment]]:
+        user, drafts = await self.mailbox(metadata_store)
+        sent_items = make_folder(user, display_name="Sent Items")
+        await metadata_store.add_folder(sent_items)
+        draft = await self.item_in(metadata_store, drafts)
+        attachments = [make_attachment(draft, blob_key=f"shared-{n}") for n in range(3)]
+        for attachment in attachments:
+            await metadata_store.add_attachment(attachment)
+        return user, drafts, sent_items, draft, attachments
+
+    def _copies(self, inbox: Folder, originals: list[Attachment]) -> tuple[Item, list[Attachment]]:
+        copy = make_item(inbox)
+        return copy, [make_attachment(copy, blob_key=a.blob_key) for a in originals]
+
+    async def test_send_item_is_all_or_nothing(self, metadata_store: MetadataStore) -> None:
+        user, _, sent_items, draft, originals = await self._draft_with_attachments(metadata_store)
+        _, inbox = await self.mailbox(metadata_store)
+        sources = [a.id for a in originals]
+        sent = make_item(sent_items, id=draft.id, change_key="sent")
+        good = self._copies(inbox, originals)
+        gone_folder = make_folder(user)  # never stored: the second copy cannot be inserted
+        bad = self._copies(gone_folder, originals)
+        with pytest.raises((RecordNotFound, Conflict)):
+            await metadata_store.send_item(draft, sent, [good, bad], sources)
+        assert await metadata_store.get_item(good[0].user_id, good[0].id) is None
+        still = await metadata_store.get_item(draft.user_id, draft.id)
+        assert still is not None and still.folder_id == draft.folder_id and still.change_key == draft.change_key
+        # the draft changed since it was read: nothing is sent
+        with pytest.raises(Conflict):
+            await metadata_store.send_item(draft, sent, [good], sources[:2])
+        stale = make_item(sent_items, id=draft.id, change_key="other")
+        with pytest.raises(Conflict):
+            await metadata_store.send_item(stale, sent, [good], sources)
+        assert await metadata_store.get_item(good[0].user_id, good[0].id) is None
+        # and then it goes through: the copies share the draft's blobs
+        assert await metadata_store.send_item(draft, sent, [good], sources) == []
+        moved = await metadata_store.get_item(draft.user_id, draft.id)
+        assert moved is not None and moved.folder_id == sent_items.id and moved.change_key == "sent"
+        received = await metadata_store.list_attachments(good[0].user_id, good[0].id)
+        assert [a.blob_key for a in received] == [a.blob_key for a in originals]
+        # deleting the sent item keeps the keys the copies still reference
+        assert await metadata_store.delete_item(draft.user_id, draft.id) == []
+
+    async def test_send_item_without_saving_frees_only_unshared_keys(self, metadata_store: MetadataStore) -> None:
+        _, _, _, draft, originals = await self._draft_with_attachments(metadata_store)
+        assert await metadata_store.send_item(draft, None, [], [a.id for a in originals]) == sorted(
+            a.blob_key for a in originals if a.blob_key is not None
+        )
+        assert await metadata_store.get_item(draft.user_id, draft.id) is None
+        with pytest.raises(RecordNotFound):
+            await metadata_store.send_item(draft, None, [], [])
+
     async def test_reset(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         item = await self.item_in(metadata_store, inbox)
@@ -979,6 +1092,9 @@ class MetadataStoreConformance:
         assert await metadata_store.get_item(user.id, item.id) is None
         assert await metadata_store.get_session(session.id) is None
         assert await metadata_store.referenced_blob_keys(["b", session.blob_key]) == set()
+        await metadata_store.announce_blobs(["announced"])
+        await metadata_store.reset()
+        assert await metadata_store.referenced_blob_keys(["announced"]) == set()
         # settings are configuration (the tenant every process and token agrees on), kept
         assert await metadata_store.get_setting("tenant_id") == "t1"
         # and the store is usable again, even with the same ids

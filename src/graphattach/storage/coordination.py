@@ -11,9 +11,10 @@ storage protocols, so the same code is right on memory, SQLite + files and Postg
 - Each expired session is handled under ``lock_session(session.id)``, re-read inside the lock, so
   the sweeper never races an upload PUT in flight at any process (a PUT holds that lock while it
   writes) and never expires a session that was completed meanwhile.
-- orphaned blobs (older than a grace period, referenced by no record) are deleted by the
-  sweeper itself, ``services.uploads.sweep``; deleting twice is harmless, so an interrupted or
-  doubled run is safe.
+- ``reclaim_orphan_blobs``: blobs that no record references and no insert in flight announced
+  (``MetadataStore.announce_blobs``; services/sweeper.py explains why that, not a grace period,
+  is what protects a blob written just before its record). Idempotent (deleting twice is
+  harmless), so an interrupted or doubled run is safe.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 
-from graphattach.storage.interfaces import MetadataStore
+from graphattach.storage.interfaces import BlobStore, MetadataStore
 
-__all__ = ["SWEEPER_LOCK", "try_exclusive"]
+__all__ = ["SWEEPER_LOCK", "reclaim_orphan_blobs", "try_exclusive"]
 
 #: The lock every process's sweeper takes with ``try_exclusive`` (never a session id: ids we mint
 #: have no colon).
@@ -52,3 +54,28 @@ async def try_exclusive(store: MetadataStore, name: str, *, wait: float = 1.0) -
         if not held:
             await stack.aclose()  # if the lock came just as the wait ended, give it back now
         yield held
+
+
+async def reclaim_orphan_blobs(
+    metadata: MetadataStore, blobs: BlobStore, *, older_than: datetime, batch_size: int = 500
+) -> list[str]:
+    """Delete the blobs last written before ``older_than`` that no attachment or upload session
+    references; returns their keys."""
+    deleted: list[str] = []
+    batch: list[str] = []
+
+    async def flush() -> None:
+        referenced = await metadata.referenced_blob_keys(batch)
+        for key in batch:
+            if key not in referenced:
+                await blobs.delete(key)
+                deleted.append(key)
+        batch.clear()
+
+    async for key in blobs.keys(older_than):
+        batch.append(key)
+        if len(batch) >= batch_size:
+            await flush()
+    if batch:
+        await flush()
+    return deleted

@@ -17,6 +17,11 @@ class Conflict(StoreError):
     """A uniqueness or compare-and-set precondition failed."""
 
 
+class AnnouncementLost(Conflict):
+    """An insert's announced blob key was reclaimed by the sweeper before the insert committed
+    (the announcement had outlived the grace period): the insert must not commit."""
+
+
 class LimitExceeded(StoreError):
     """An attachment would break a per-item limit; ``which`` is ``count`` or ``size``."""
 

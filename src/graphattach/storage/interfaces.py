@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Protocol
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
-from graphattach.storage.errors import Conflict, LimitExceeded, RecordNotFound
+from graphattach.storage.errors import AnnouncementLost, Conflict, LimitExceeded, RecordNotFound
 
-__all__ = ["Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
+__all__ = ["AnnouncementLost", "Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
 
 
 class MetadataStore(Protocol):
@@ -84,10 +84,17 @@ class MetadataStore(Protocol):
 
     # attachments
     async def add_attachment(
-        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+        self,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+        announced: bool = False,
     ) -> None:
         """Insert, atomically checking the item's attachment count and total ``size`` against the
-        limits (``LimitExceeded``); ``RecordNotFound`` if the item is gone."""
+        limits (``LimitExceeded``); ``RecordNotFound`` if the item is gone. With ``announced``, the
+        attachment's blob key was announced (``announce_blobs``): the same transaction consumes
+        the announcement, and raises ``AnnouncementLost`` (inserting nothing) if it is gone."""
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None: ...
     async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
@@ -137,9 +144,39 @@ class MetadataStore(Protocol):
         """Remove what the session locks left behind (lock files) older than ``older_than`` whose
         session is gone; return how many. Stores whose locks leave nothing return 0."""
 
+    async def send_item(
+        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+    ) -> list[str]:
+        """Send ``draft`` in one transaction: check that it is unchanged (its ``change_key``, and
+        ``sources`` are the ids of its attachments in order; else ``Conflict``; ``RecordNotFound`` if it
+        or a target folder is gone), replace it by ``sent`` (or delete it with its attachments
+        when None), and insert every delivered copy with its attachments (which may share the
+        draft's blob keys: the draft's attachment rows are locked until the commit, so no
+        concurrent delete frees a key a copy takes). Returns the blob keys no record references
+        any more."""
+
     # blobs that records reference (for orphan reclamation)
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """Those of ``keys`` that an attachment or an upload session references."""
+        """Those of ``keys`` that an attachment or an upload session references, or that an
+        insert in flight announced: one snapshot, so a key an insert commits meanwhile is in it."""
+
+    async def announce_blobs(self, keys: list[str]) -> None:
+        """Record that an insert is about to write these new blob keys. Until the insert commits
+        (``add_attachment(..., announced=True)``) or withdraws them, they count as referenced,
+        so the sweeper never takes a blob whose record is not committed yet, whatever the time."""
+
+    async def withdraw_blobs(self, keys: list[str]) -> None:
+        """Forget announcements (an insert that failed; its blobs are deleted by the caller)."""
+
+    async def reclaim_announced_blobs(self, older_than: float) -> list[str]:
+        """Delete the announcements made more than ``older_than`` seconds ago by the store's own
+        real-time clock (the inserts that made them died), and return those of their keys that no
+        record references. An insert whose announcement is gone cannot commit (``AnnouncementLost``),
+        so a late insert fails instead of committing a record whose blob the sweeper deletes."""
+
+    def try_lock_session(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        """``lock_session`` without waiting: yields True while holding the lock, False (holding
+        nothing) when another task or process holds it."""
 
 
 #: A piece of a blob as ``BlobStore.read`` yields it: ``bytes``, or a ``bytearray`` the store

@@ -8,6 +8,7 @@ copied on the way in and out so that callers never share state with the store.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from graphattach.domain.models import (
 )
 from graphattach.storage._common import KeyedLocks, as_utc, fold
 from graphattach.storage.interfaces import (
+    AnnouncementLost,
     Conflict,
     ItemUsage,
     LimitExceeded,
@@ -82,6 +84,8 @@ class MemoryMetadataStore:
         self._attachments: dict[str, dict[str, Attachment]] = {}
         self._attachment_item: dict[str, str] = {}
         self._sessions: dict[str, UploadSession] = {}
+        #: announced blob key -> when (``time.monotonic``: no clock setting moves it).
+        self._announced: dict[str, float] = {}
 
     async def open(self) -> None:
         return None
@@ -296,9 +300,49 @@ class MemoryMetadataStore:
         self._attachment_item[attachment.id] = attachment.item_id
 
     async def add_attachment(
-        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+        self,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+        announced: bool = False,
     ) -> None:
+        if announced and (attachment.blob_key is None or attachment.blob_key not in self._announced):
+            raise AnnouncementLost(str(attachment.blob_key))
         self._insert_attachment(attachment, max_count, max_total_size)
+        if announced:
+            assert attachment.blob_key is not None
+            del self._announced[attachment.blob_key]
+
+    async def send_item(
+        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+    ) -> list[str]:
+        current = self._item(draft.user_id, draft.id)
+        if current is None:
+            raise RecordNotFound(draft.id)
+        if current.change_key != draft.change_key or list(self._attachments.get(draft.id, {})) != sources:
+            raise Conflict(f"item {draft.id!r} changed")
+        for item, _ in copies:
+            if item.id in self._items or self._folder(item.user_id, item.folder_id) is None:
+                raise RecordNotFound(item.folder_id)
+        if sent is not None and self._folder(sent.user_id, sent.folder_id) is None:
+            raise RecordNotFound(sent.folder_id)
+        # nothing below can fail: the whole send happens, or (above) none of it
+        keys: set[str] = set()
+        if sent is None:
+            keys = self._drop_item(draft.id)
+        else:
+            stored = _clone(sent)
+            stored.has_attachments = False
+            self._items[sent.id] = stored
+        for item, attachments in copies:
+            stored = _clone(item)
+            stored.has_attachments = False
+            self._items[item.id] = stored
+            for attachment in attachments:
+                self._attachments.setdefault(item.id, {})[attachment.id] = _clone(attachment)
+                self._attachment_item[attachment.id] = item.id
+        return self._unreferenced(keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
         if self._item(user_id, item_id) is None:
@@ -401,6 +445,9 @@ class MemoryMetadataStore:
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks.hold(session_id)
 
+    def try_lock_session(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        return self._locks.try_hold(session_id)
+
     # blobs --------------------------------------------------------------------------------------
 
     def _blob_refs(self) -> set[str]:
@@ -414,7 +461,23 @@ class MemoryMetadataStore:
         return sorted(keys - self._blob_refs())
 
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        return set(keys) & self._blob_refs()
+        return set(keys) & (self._blob_refs() | self._announced.keys())
+
+    async def announce_blobs(self, keys: list[str]) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._announced.setdefault(key, now)
+
+    async def withdraw_blobs(self, keys: list[str]) -> None:
+        for key in keys:
+            self._announced.pop(key, None)
+
+    async def reclaim_announced_blobs(self, older_than: float) -> list[str]:
+        cutoff = time.monotonic() - older_than
+        stale = {key for key, when in self._announced.items() if when <= cutoff}
+        for key in stale:
+            del self._announced[key]
+        return self._unreferenced(stale)
 
 
 @dataclass(slots=True)

@@ -52,8 +52,15 @@ from graphattach.domain.models import (
 )
 from graphattach.storage import sql
 from graphattach.storage._common import KeyedLocks, as_utc, fold
-from graphattach.storage.advisory_locks import advisory_lock, session_lock_key
-from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, RecordNotFound, SessionUsage
+from graphattach.storage.advisory_locks import advisory_lock, session_lock_key, unlock
+from graphattach.storage.interfaces import (
+    AnnouncementLost,
+    Conflict,
+    ItemUsage,
+    LimitExceeded,
+    RecordNotFound,
+    SessionUsage,
+)
 from graphattach.storage.rows import RowMapper
 from graphattach.storage.sql import integrity_error, json_text
 
@@ -114,6 +121,7 @@ _UNREFERENCED = """
     SELECT DISTINCT k COLLATE "C" AS k FROM unnest($1::text[]) AS k
     WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)
       AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)
+      AND NOT EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = k)
     ORDER BY 1
 """
 
@@ -175,7 +183,7 @@ class PostgresMetadataStore:
                 await each.close()
 
     async def reset(self) -> None:
-        await self.pool.execute("TRUNCATE attachments, items, folders, upload_sessions, users")
+        await self.pool.execute("TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements")
 
     async def schema_version(self) -> int:
         """The latest migration applied to the database."""
@@ -352,21 +360,8 @@ class PostgresMetadataStore:
     # items --------------------------------------------------------------------------------------
 
     async def add_item(self, item: Item) -> None:
-        try:
-            await self.pool.execute(
-                "INSERT INTO items (id, user_id, kind, folder_id, created, last_modified, change_key, data)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                item.id,
-                item.user_id,
-                item.kind,
-                item.folder_id,
-                _utc(item.created),
-                _utc(item.last_modified),
-                item.change_key,
-                json_text(item.data),
-            )
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise _integrity(exc, item.folder_id) from exc
+        async with self.pool.acquire() as conn:
+            await _insert_item(conn, item)
 
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         row = await self.pool.fetchrow(
@@ -404,23 +399,8 @@ class PostgresMetadataStore:
         return [_item(r) for r in rows], total
 
     async def update_item(self, item: Item) -> None:
-        try:
-            status = await self.pool.execute(
-                "UPDATE items SET kind = $1, folder_id = $2, created = $3, last_modified = $4,"
-                " change_key = $5, data = $6 WHERE user_id = $7 AND id = $8",
-                item.kind,
-                item.folder_id,
-                _utc(item.created),
-                _utc(item.last_modified),
-                item.change_key,
-                json_text(item.data),
-                item.user_id,
-                item.id,
-            )
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise _integrity(exc, item.folder_id) from exc
-        if _rowcount(status) != 1:
-            raise RecordNotFound(item.id)
+        async with self.pool.acquire() as conn:
+            await _update_item(conn, item)
 
     async def delete_item(self, user_id: str, item_id: str) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -439,10 +419,63 @@ class PostgresMetadataStore:
     # attachments --------------------------------------------------------------------------------
 
     async def add_attachment(
-        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+        self,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+        announced: bool = False,
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            if announced:
+                # The row lock this DELETE takes makes a concurrent reclaim wait for our commit
+                # (and then find nothing), or makes us find nothing: never both.
+                status = await conn.execute("DELETE FROM blob_announcements WHERE blob_key = $1", attachment.blob_key)
+                if attachment.blob_key is None or _rowcount(status) != 1:
+                    raise AnnouncementLost(str(attachment.blob_key))
             await _insert_attachment(conn, attachment, max_count, max_total_size)
+
+    async def send_item(
+        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+    ) -> list[str]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # The draft row FOR UPDATE holds off attachment inserts (they lock it too); its
+            # attachment rows FOR SHARE hold off their deletion, whose check for unreferenced
+            # keys then sees the copies that share them.
+            change_key = await conn.fetchval(
+                "SELECT change_key FROM items WHERE user_id = $1 AND id = $2 FOR UPDATE", draft.user_id, draft.id
+            )
+            if change_key is None:
+                raise RecordNotFound(draft.id)
+            present = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT id FROM attachments WHERE user_id = $1 AND item_id = $2 ORDER BY seq FOR SHARE",
+                    draft.user_id,
+                    draft.id,
+                )
+            ]
+            if change_key != draft.change_key or present != sources:
+                raise Conflict(f"item {draft.id!r} changed")
+            keys: list[str] = []
+            if sent is None:
+                keys = [
+                    r[0]
+                    for r in await conn.fetch(
+                        "DELETE FROM attachments WHERE user_id = $1 AND item_id = $2 RETURNING blob_key",
+                        draft.user_id,
+                        draft.id,
+                    )
+                    if r[0] is not None
+                ]
+                await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", draft.user_id, draft.id)
+            else:
+                await _update_item(conn, sent)
+            for item, attachments in copies:
+                await _insert_item(conn, item)
+                for attachment in attachments:
+                    await _insert_attachment(conn, attachment, None, None)
+            return await _unreferenced(conn, keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
         row = await self.pool.fetchrow(
@@ -607,6 +640,35 @@ class PostgresMetadataStore:
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         return self._lock_session(session_id)
 
+    def try_lock_session(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        return self._try_lock_session(session_id)
+
+    @asynccontextmanager
+    async def _try_lock_session(self, session_id: str) -> AsyncIterator[bool]:
+        if self._lock_pool is None:
+            raise RuntimeError("the store is not open")
+        lock_pool = self._lock_pool
+        key = session_lock_key(session_id)
+        async with self._locks.try_hold(session_id) as free:
+            if not free:
+                yield False
+                return
+            conn = await lock_pool.acquire()
+            try:
+                got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+            except BaseException:
+                conn.terminate()
+                await lock_pool.release(conn)
+                raise
+            if not got:
+                await lock_pool.release(conn)
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                await unlock(lock_pool, conn, key)
+
     @asynccontextmanager
     async def _lock_session(self, session_id: str) -> AsyncIterator[None]:
         if self._lock_pool is None:
@@ -622,10 +684,34 @@ class PostgresMetadataStore:
         rows = await self.pool.fetch(
             "SELECT DISTINCT k FROM unnest($1::text[]) AS k"
             " WHERE EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)"
-            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)",
+            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)"
+            " OR EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = k)",
             list(keys),
         )
         return {r[0] for r in rows}
+
+    async def announce_blobs(self, keys: list[str]) -> None:
+        if keys:
+            await self.pool.execute(
+                "INSERT INTO blob_announcements (blob_key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                list(keys),
+            )
+
+    async def withdraw_blobs(self, keys: list[str]) -> None:
+        if keys:
+            await self.pool.execute("DELETE FROM blob_announcements WHERE blob_key = ANY($1::text[])", list(keys))
+
+    async def reclaim_announced_blobs(self, older_than: float) -> list[str]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = [
+                r[0]
+                for r in await conn.fetch(
+                    "DELETE FROM blob_announcements"
+                    " WHERE announced <= clock_timestamp() - make_interval(secs => $1) RETURNING blob_key",
+                    float(older_than),
+                )
+            ]
+            return await _unreferenced(conn, keys)
 
 
 # helpers ------------------------------------------------------------------------------------------
@@ -648,6 +734,44 @@ async def _unreferenced(conn: asyncpg.Connection, keys: Iterable[str]) -> list[s
     if not wanted:
         return []
     return [r[0] for r in await conn.fetch(_UNREFERENCED, wanted)]
+
+
+async def _insert_item(conn: asyncpg.Connection, item: Item) -> None:
+    try:
+        await conn.execute(
+            "INSERT INTO items (id, user_id, kind, folder_id, created, last_modified, change_key, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            item.id,
+            item.user_id,
+            item.kind,
+            item.folder_id,
+            _utc(item.created),
+            _utc(item.last_modified),
+            item.change_key,
+            json_text(item.data),
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise _integrity(exc, item.folder_id) from exc
+
+
+async def _update_item(conn: asyncpg.Connection, item: Item) -> None:
+    try:
+        status = await conn.execute(
+            "UPDATE items SET kind = $1, folder_id = $2, created = $3, last_modified = $4,"
+            " change_key = $5, data = $6 WHERE user_id = $7 AND id = $8",
+            item.kind,
+            item.folder_id,
+            _utc(item.created),
+            _utc(item.last_modified),
+            item.change_key,
+            json_text(item.data),
+            item.user_id,
+            item.id,
+        )
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise _integrity(exc, item.folder_id) from exc
+    if _rowcount(status) != 1:
+        raise RecordNotFound(item.id)
 
 
 async def _insert_attachment(

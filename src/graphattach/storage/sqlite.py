@@ -57,7 +57,14 @@ from graphattach.storage.filelocks import (
     flock_unlock,
     lock_file_name,
 )
-from graphattach.storage.interfaces import Conflict, ItemUsage, LimitExceeded, RecordNotFound, SessionUsage
+from graphattach.storage.interfaces import (
+    AnnouncementLost,
+    Conflict,
+    ItemUsage,
+    LimitExceeded,
+    RecordNotFound,
+    SessionUsage,
+)
 from graphattach.storage.rows import RowMapper
 from graphattach.storage.sql import integrity_error, json_text
 
@@ -115,6 +122,7 @@ _UNREFERENCED = """
     SELECT DISTINCT value FROM json_each(?)
     WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)
       AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)
+      AND NOT EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = value)
     ORDER BY value
 """
 
@@ -230,7 +238,7 @@ class SqliteMetadataStore:
     async def reset(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                for table in ("attachments", "items", "folders", "upload_sessions", "users"):
+                for table in ("attachments", "items", "folders", "upload_sessions", "users", "blob_announcements"):
                     conn.execute(f"DELETE FROM {table}")
 
         await self._run(run)
@@ -456,20 +464,7 @@ class SqliteMetadataStore:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 with _transaction(conn):
-                    conn.execute(
-                        "INSERT INTO items (id, user_id, kind, folder_id, created, last_modified, change_key,"
-                        " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            item.id,
-                            item.user_id,
-                            item.kind,
-                            item.folder_id,
-                            to_micros(item.created),
-                            to_micros(item.last_modified),
-                            item.change_key,
-                            json_text(item.data),
-                        ),
-                    )
+                    _insert_item(conn, item)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, item.folder_id) from exc
 
@@ -517,22 +512,7 @@ class SqliteMetadataStore:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 with _transaction(conn):
-                    cursor = conn.execute(
-                        "UPDATE items SET kind = ?, folder_id = ?, created = ?, last_modified = ?,"
-                        " change_key = ?, data = ? WHERE user_id = ? AND id = ?",
-                        (
-                            item.kind,
-                            item.folder_id,
-                            to_micros(item.created),
-                            to_micros(item.last_modified),
-                            item.change_key,
-                            json_text(item.data),
-                            item.user_id,
-                            item.id,
-                        ),
-                    )
-                    if cursor.rowcount != 1:
-                        raise RecordNotFound(item.id)
+                    _update_item(conn, item)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, item.folder_id) from exc
 
@@ -558,13 +538,63 @@ class SqliteMetadataStore:
     # attachments --------------------------------------------------------------------------------
 
     async def add_attachment(
-        self, attachment: Attachment, *, max_count: int | None = None, max_total_size: int | None = None
+        self,
+        attachment: Attachment,
+        *,
+        max_count: int | None = None,
+        max_total_size: int | None = None,
+        announced: bool = False,
     ) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
+                if announced:
+                    _consume_announcement(conn, attachment.blob_key)
                 _insert_attachment(conn, attachment, max_count, max_total_size)
 
         await self._run(run)
+
+    async def send_item(
+        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+    ) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn):  # BEGIN IMMEDIATE: no other writer until the commit
+                row = conn.execute(
+                    "SELECT change_key FROM items WHERE user_id = ? AND id = ?", (draft.user_id, draft.id)
+                ).fetchone()
+                if row is None:
+                    raise RecordNotFound(draft.id)
+                present = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM attachments WHERE user_id = ? AND item_id = ? ORDER BY seq",
+                        (draft.user_id, draft.id),
+                    )
+                ]
+                if row[0] != draft.change_key or present != sources:
+                    raise Conflict(f"item {draft.id!r} changed")
+                keys: list[str] = []
+                try:
+                    if sent is None:
+                        keys = [
+                            r[0]
+                            for r in conn.execute(
+                                "DELETE FROM attachments WHERE user_id = ? AND item_id = ? RETURNING blob_key",
+                                (draft.user_id, draft.id),
+                            )
+                            if r[0] is not None
+                        ]
+                        conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (draft.user_id, draft.id))
+                    else:
+                        _update_item(conn, sent)
+                    for item, attachments in copies:
+                        _insert_item(conn, item)
+                        for attachment in attachments:
+                            _insert_attachment(conn, attachment, None, None)
+                except sqlite3.IntegrityError as exc:
+                    raise _integrity(exc, draft.id) from exc
+                return _unreferenced(conn, keys)
+
+        return await self._run(run)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
         def run(conn: sqlite3.Connection) -> Attachment | None:
@@ -780,6 +810,30 @@ class SqliteMetadataStore:
                 else:
                     flock_unlock(fd)
 
+    def try_lock_session(self, session_id: str) -> AbstractAsyncContextManager[bool]:
+        return self._try_lock_session(session_id)
+
+    @asynccontextmanager
+    async def _try_lock_session(self, session_id: str) -> AsyncIterator[bool]:
+        if self._conn is None:
+            raise RuntimeError("the store is not open")
+        async with self._locks.try_hold(session_id) as free:
+            path = self.lock_dir / lock_file_name(session_id)
+            fd = flock_try(path) if free else None
+            if fd is None:
+                yield False
+                return
+            self._held.add(session_id)
+            try:
+                yield True
+            finally:
+                self._held.discard(session_id)
+                if session_id in self._retired:
+                    self._retired.discard(session_id)
+                    flock_release(path, fd)
+                else:
+                    flock_unlock(fd)
+
     async def sweep_locks(self, older_than: datetime) -> int:
         """Remove the lock files, older than ``older_than``, of sessions that no longer exist and
         that nobody holds; returns how many. Ids we mint are plain file names, so a hashed name
@@ -825,10 +879,53 @@ class SqliteMetadataStore:
             rows = conn.execute(
                 "SELECT DISTINCT value FROM json_each(?) WHERE"
                 " EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)"
-                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)",
+                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)"
+                " OR EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = value)",
                 (_json_list(keys),),
             )
             return {r[0] for r in rows}
+
+        return await self._run(run)
+
+    async def announce_blobs(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        now = time.time_ns() // 1000
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(
+                    "INSERT INTO blob_announcements (blob_key, announced) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(key, now) for key in keys],
+                )
+
+        await self._run(run)
+
+    async def withdraw_blobs(self, keys: list[str]) -> None:
+        if not keys:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "DELETE FROM blob_announcements WHERE blob_key IN (SELECT value FROM json_each(?))",
+                    (_json_list(keys),),
+                )
+
+        await self._run(run)
+
+    async def reclaim_announced_blobs(self, older_than: float) -> list[str]:
+        cutoff = time.time_ns() // 1000 - int(older_than * 1_000_000)
+
+        def run(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn):
+                keys = [
+                    r[0]
+                    for r in conn.execute(
+                        "DELETE FROM blob_announcements WHERE announced <= ? RETURNING blob_key", (cutoff,)
+                    )
+                ]
+                return _unreferenced(conn, keys)
 
         return await self._run(run)
 
@@ -884,3 +981,45 @@ def _insert_attachment(
         )
     except sqlite3.IntegrityError as exc:
         raise _integrity(exc, attachment.item_id) from exc
+
+
+def _insert_item(conn: sqlite3.Connection, item: Item) -> None:
+    conn.execute(
+        "INSERT INTO items (id, user_id, kind, folder_id, created, last_modified, change_key,"
+        " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            item.id,
+            item.user_id,
+            item.kind,
+            item.folder_id,
+            to_micros(item.created),
+            to_micros(item.last_modified),
+            item.change_key,
+            json_text(item.data),
+        ),
+    )
+
+
+def _update_item(conn: sqlite3.Connection, item: Item) -> None:
+    cursor = conn.execute(
+        "UPDATE items SET kind = ?, folder_id = ?, created = ?, last_modified = ?,"
+        " change_key = ?, data = ? WHERE user_id = ? AND id = ?",
+        (
+            item.kind,
+            item.folder_id,
+            to_micros(item.created),
+            to_micros(item.last_modified),
+            item.change_key,
+            json_text(item.data),
+            item.user_id,
+            item.id,
+        ),
+    )
+    if cursor.rowcount != 1:
+        raise RecordNotFound(item.id)
+
+
+def _consume_announcement(conn: sqlite3.Connection, key: str | None) -> None:
+    """Inside the caller's transaction: delete ``key``'s announcement, ``AnnouncementLost`` if gone."""
+    if key is None or conn.execute("DELETE FROM blob_announcements WHERE blob_key = ?", (key,)).rowcount != 1:
+        raise AnnouncementLost(str(key))
