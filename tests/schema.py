@@ -228,6 +228,8 @@ class _Checker:
 
     def annotation(self, key: str, val: Any, props: dict[str, Any], nav: dict[str, Any], path: str) -> None:
         target, _, term = key.partition("@")
+        if key == "@removed" and isinstance(val, dict) and set(val) == {"reason"}:
+            return  # a delta page's removed entry (delta-query-overview: "@removed": {"reason": ...})
         if not term.startswith("odata."):
             self.fail(path, f"annotation {key!r} is not OData control information")
             return

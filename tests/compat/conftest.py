@@ -43,6 +43,12 @@ def classify(response: Any) -> str | None:
         return ""  # not Graph
     if path.startswith("/beta/"):
         return ""  # tests/data holds the v1.0 metadata only
+    if path.endswith("/$batch") and response.status_code == 200:
+        return ""  # a batch envelope: its items' bodies are answers of their own requests
+    if path.rstrip("()").endswith("/delta") and response.status_code == 200:
+        # delta pages name their context "$metadata#Collection(message)" (delta-query-messages)
+        kind = "event" if "/calendarView/" in path else "message"
+        return f"Collection(microsoft.graph.{kind})"
     if path.startswith(UPLOAD_PREFIX):
         if response.status_code >= 400:
             return ERROR_TYPE

@@ -37,6 +37,16 @@ EXAMPLES: dict[str, str] = {
     "attachment": "/me/messages/M1/attachments/A1",
     "attachment.value": "/me/messages/M1/attachments/A1/$value",
     "attachments.createUploadSession": "/me/messages/M1/attachments/createUploadSession",
+    "messages.delta": "/me/messages/delta",
+    "calendarView.delta": "/me/calendarView/delta",
+    "message.move": "/me/messages/M1/move",
+    "message.copy": "/me/messages/M1/copy",
+    "message.createReply": "/me/messages/M1/createReply",
+    "message.createReplyAll": "/me/messages/M1/createReplyAll",
+    "message.createForward": "/me/messages/M1/createForward",
+    "message.reply": "/me/messages/M1/reply",
+    "message.replyAll": "/me/messages/M1/replyAll",
+    "message.forward": "/me/messages/M1/forward",
 }
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
@@ -68,5 +78,5 @@ def test_operations_and_handlers_have_the_same_keys() -> None:
 def test_docs_architecture_lists_every_route() -> None:
     text = ARCHITECTURE.read_text()
     for (endpoint, method), handler in ROUTES.items():
-        row = f"| `{method}` | `{endpoint.value}` | `{handler.__module__.removeprefix('graphattach.')}.{handler.__name__}` |"
+        row = f"| `{method}` | `{endpoint.value}` | `{handler.__module__.removeprefix('graphattach.')}.{handler.__qualname__}` |"
         assert row in text, row

@@ -89,6 +89,9 @@ def test_a_rules_file_names_the_failing_rule() -> None:
         ("POST", "/beta/users/x/events/E/attachments/createUploadSession", "attachments.createUploadSession", "x"),
         ("PUT", "/api/gv1.0/users('u1@t1')/messages('m')/AttachmentSessions('s')", "uploadSession.put", "u1"),
         ("GET", "/v1.0/nonsense", "unknown", None),
+        ("POST", "/v1.0/$batch", "batch", None),
+        ("POST", "/v1.0/me/messages/AAA/move", "messages.move", "oid-1"),
+        ("GET", "/beta/me/mailFolders/inbox/messages/delta", "messages.delta", "oid-1"),
         ("POST", "/tenant/oauth2/v2.0/token", "oauth.token", None),
     ],
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -22,12 +24,14 @@ from graphattach.api.mailbox import (
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import CALENDARS_READ, CALENDARS_WRITE
 from graphattach.domain.models import Folder, Item, User
+from graphattach.protocol import delta as delta_proto
 from graphattach.protocol import events as proto
 from graphattach.protocol import folders as folder_proto
 from graphattach.protocol.endpoints import Endpoint
-from graphattach.protocol.errors import ItemNotFound
+from graphattach.protocol.errors import BadRequest, InvalidUrlQuery, ItemNotFound
 from graphattach.protocol.shape import project
 from graphattach.services import calendar
+from graphattach.services import delta as delta_service
 from graphattach.services.access import resolve_containers, resolve_item
 from graphattach.services.mail import Page, owner_recipient
 
@@ -76,6 +80,72 @@ async def list_events(call: GraphCall) -> Response:
         page = await calendar.list_events(call.ctx, user, container, skip=skip, top=top)
     values = [await _event_entity(call, user, item, zone) for item in page.items]
     return graph_json(collection_page(call, user, values, total=page.total, skip=skip, top=top))
+
+
+async def calendar_view_delta(call: GraphCall) -> Response:
+    """``GET /me/calendarView/delta?startDateTime=...&endDateTime=...`` (event-delta.md): the
+    primary calendar's events in the window, page by page, then what changed. No ``$select``,
+    ``$filter``, ``$orderby``, ``$expand`` or ``$search``; the window and page size live in the
+    tokens."""
+    user = await mailbox(call, CALENDARS_READ)
+    zone = preferred_time_zone(call)
+    q = call.query
+    for name, present in (
+        ("$select", q.select is not None),
+        ("$filter", q.filter is not None),
+        ("$orderby", q.orderby is not None),
+        ("$expand", q.expand is not None),
+        ("$search", q.search is not None),
+        ("$skip", q.skip is not None),
+    ):
+        if present:
+            raise InvalidUrlQuery(f"The query parameter '{name}' is not supported with calendarView delta.")
+    default = await call.ctx.metadata.get_well_known_folder(user.id, "calendar", "calendar")
+    if default is None:  # pragma: no cover - every mailbox is provisioned with one
+        raise BadRequest("The mailbox has no default calendar.")
+    key = await delta_service.token_key(call.ctx)
+    preferred = delta_proto.page_size(call.request.headers.get("prefer"))
+    token = q.skiptoken or q.deltatoken
+    if token is not None:
+        state = delta_proto.decode_token(token, key, user_id=user.id, folder_id=default.id)
+    else:
+        start, end = delta_proto.parse_window(q.extra.get("startDateTime"), q.extra.get("endDateTime"))
+        state = delta_proto.DeltaState(
+            user_id=user.id,
+            folder_id=default.id,
+            after=0,
+            upto=0,
+            initial=True,
+            select=None,
+            page_size=min(q.top, delta_proto.MAX_PAGE_SIZE) if q.top else delta_proto.DEFAULT_PAGE_SIZE,
+            received_filter=None,
+            window=(start.isoformat(), end.isoformat()),
+        )
+    if preferred is not None:
+        state = dataclasses.replace(state, page_size=preferred)
+    assert state.window is not None
+    low, high = (datetime.fromisoformat(v) for v in state.window)
+
+    def in_window(item: Item) -> bool:
+        starts, ends = proto.event_interval(item.data)
+        return starts < high and ends > low
+
+    page = await delta_service.event_delta(call.ctx, user, default, state, in_window)
+    values: list[dict[str, Any]] = []
+    for item in page.items:
+        entity = proto.event_json(
+            item, owner=owner_recipient(user), root_url=call.ctx.settings.root_url, zone_name=zone
+        )
+        values.append({"@odata.type": "#microsoft.graph.event", **entity})
+    values += [delta_proto.removed_entry(item_id, "event") for item_id in page.removed]
+    link = delta_proto.encode_token(page.next_state, key)
+    body: dict[str, Any] = {"@odata.context": f"{call.service_root}/$metadata#Collection(event)"}
+    name = "deltaLink" if page.final else "nextLink"
+    param = "$deltatoken" if page.final else "$skiptoken"
+    body[f"@odata.{name}"] = f"{call.url_without_query()}?{param}={link}"
+    body["value"] = values
+    headers = {"Preference-Applied": f"odata.maxpagesize={preferred}"} if preferred is not None else None
+    return graph_json(body, headers=headers)
 
 
 async def count_events(call: GraphCall) -> Response:
@@ -238,6 +308,7 @@ ROUTES: Routes = {
     (Endpoint.EVENTS, "GET"): list_events,
     (Endpoint.EVENTS, "POST"): create_event,
     (Endpoint.EVENTS_COUNT, "GET"): count_events,
+    (Endpoint.CALENDAR_VIEW_DELTA, "GET"): calendar_view_delta,
     (Endpoint.EVENT, "GET"): get_event,
     (Endpoint.EVENT, "PATCH"): update_event,
     (Endpoint.EVENT, "DELETE"): delete_event,

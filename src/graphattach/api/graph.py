@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphattach.api import attachments, calendar, create_upload_session, mail, users
+from graphattach.api import attachments, batch, calendar, create_upload_session, mail, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.errors import MethodNotSupported, UnsupportedResource
@@ -26,6 +26,9 @@ for _module in (users, mail, calendar, attachments, create_upload_session):
     ROUTES.update(_module.ROUTES)
 
 ENDPOINTS = frozenset(endpoint for endpoint, _ in ROUTES)
+
+#: Query parameters (not ``$`` options) an endpoint takes.
+EXTRA_PARAMETERS = {"calendarView.delta": frozenset({"startDateTime", "endDateTime"})}
 
 WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
@@ -53,6 +56,10 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     raw = raw.split("?", 1)[0]
     prefix = f"/{version}/"
     rest = raw[raw.index(prefix) + len(prefix) - 1 :] if prefix in raw else raw
+    if batch.is_batch_path(rest):
+        if request.method.upper() != "POST":
+            raise MethodNotSupported(method=request.method.upper())
+        return await batch.run_batch(request, version)
     path = parse_graph_path(version, rest)
     if path.is_me and not principal.is_delegated:
         raise me_not_allowed()
@@ -63,5 +70,7 @@ async def graph_endpoint(request: Request, version: str) -> Response:
         if path.endpoint in ENDPOINTS:
             raise MethodNotSupported(method=method)
         raise UnsupportedResource(endpoint=path.endpoint)
-    query = parse_query(request.url.query, strict=ctx.settings.strict)
+    query = parse_query(
+        request.url.query, strict=ctx.settings.strict, allowed_extra=EXTRA_PARAMETERS.get(path.endpoint, frozenset())
+    )
     return await handler(GraphCall(request, ctx, path, query, principal))

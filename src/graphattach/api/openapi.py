@@ -263,6 +263,27 @@ SCHEMAS: dict[str, Schema] = {
     "FolderCreate": closed({"displayName": STRING}, ["displayName"]),
     "CalendarCreate": closed({"name": STRING}, ["name"]),
     "SendMailRequest": closed({"message": ref("MessageCreate"), "saveToSentItems": BOOLEAN}, ["message"]),
+    "MoveRequest": closed(
+        {"destinationId": STRING}, ["destinationId"], description="A folder id or a well-known name (deleteditems...)."
+    ),
+    "ReplyRequest": closed({"comment": STRING, "message": ref("MessageCreate")}),
+    "ForwardRequest": closed(
+        {
+            "comment": STRING,
+            "toRecipients": {"type": "array", "items": ref("recipient")},
+            "message": ref("MessageCreate"),
+        }
+    ),
+    "messageDelta": closed(
+        {
+            "@odata.context": STRING,
+            "@odata.nextLink": STRING,
+            "@odata.deltaLink": STRING,
+            "value": {"type": "array", "items": {"type": "object"}},
+        },
+        ["value"],
+        description="A page of changes: items, and {id, @removed} for those deleted or moved out.",
+    ),
 }
 
 
@@ -541,6 +562,55 @@ def graph_paths() -> dict[str, Any]:
         paths[f"{root}/messages/{{message-id}}/send"] = {
             "parameters": [*user_params, path_param("message-id", "The draft's id.")],
             "post": operation(_op_id(root, "messages", "send"), "Send a draft.", ok("202", None, "Accepted.")),
+        }
+        message_param = path_param("message-id", "The message's id.")
+        for action, summary, status, request in (
+            ("move", "Move to another folder (the message gets a new id).", "201", "MoveRequest"),
+            ("copy", "Copy to a folder.", "201", "MoveRequest"),
+            ("createReply", "Create a reply draft.", "201", "ReplyRequest"),
+            ("createReplyAll", "Create a reply-all draft.", "201", "ReplyRequest"),
+            ("createForward", "Create a forward draft (with the original's attachments).", "201", "ForwardRequest"),
+            ("reply", "Reply now.", "202", "ReplyRequest"),
+            ("replyAll", "Reply to all now.", "202", "ReplyRequest"),
+            ("forward", "Forward now (with the original's attachments).", "202", "ForwardRequest"),
+        ):
+            paths[f"{root}/messages/{{message-id}}/{action}"] = {
+                "parameters": [*user_params, message_param],
+                "post": operation(
+                    _op_id(root, "messages", action),
+                    summary,
+                    ok(status, ref("message") if status == "201" else None, "Done."),
+                    requestBody=body(ref(request)),
+                ),
+            }
+        paths[f"{root}/calendarView/delta"] = {
+            "parameters": user_params,
+            "get": operation(
+                _op_id(root, "calendarView", "delta"),
+                "Events of the primary calendar in a window, then what changed (follow the links).",
+                ok("200", ref("messageDelta"), "A page of changes."),
+                parameters=[
+                    query("startDateTime", STRING, "Start of the window (first call)."),
+                    query("endDateTime", STRING, "End of the window (first call)."),
+                    query("$skiptoken", STRING, "From @odata.nextLink."),
+                    query("$deltatoken", STRING, "From @odata.deltaLink."),
+                ],
+            ),
+        }
+        delta_path = f"{root}/mailFolders/{{mailFolder-id}}/messages/delta"
+        paths[delta_path] = {
+            "parameters": [*user_params, path_param("mailFolder-id", "Id or well-known name.")],
+            "get": operation(
+                _op_id(root, "mailFolders", "messages", "delta"),
+                "Changes to the folder's messages (follow @odata.nextLink, keep @odata.deltaLink).",
+                ok("200", ref("messageDelta"), "A page of changes."),
+                parameters=[
+                    SELECT,
+                    query("$filter", STRING, "Only 'receivedDateTime ge {value}'."),
+                    query("$skiptoken", STRING, "From @odata.nextLink."),
+                    query("$deltatoken", STRING, "From @odata.deltaLink."),
+                ],
+            ),
         }
         for container, container_params in EVENT_CONTAINERS.items():
             params = [*user_params, *container_params]

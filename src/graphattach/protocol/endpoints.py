@@ -39,6 +39,16 @@ class Endpoint(StrEnum):
     ATTACHMENT = "attachment"
     ATTACHMENT_VALUE = "attachment.value"
     CREATE_UPLOAD_SESSION = "attachments.createUploadSession"
+    MESSAGES_DELTA = "messages.delta"
+    CALENDAR_VIEW_DELTA = "calendarView.delta"
+    MESSAGE_MOVE = "message.move"
+    MESSAGE_COPY = "message.copy"
+    MESSAGE_CREATE_REPLY = "message.createReply"
+    MESSAGE_CREATE_REPLY_ALL = "message.createReplyAll"
+    MESSAGE_CREATE_FORWARD = "message.createForward"
+    MESSAGE_REPLY = "message.reply"
+    MESSAGE_REPLY_ALL = "message.replyAll"
+    MESSAGE_FORWARD = "message.forward"
 
     def counted(self) -> Endpoint:
         """The ``$count`` endpoint of this collection."""

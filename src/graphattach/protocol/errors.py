@@ -93,6 +93,8 @@ UnprocessableType = _kind(
     422, "UnprocessableType", "Cannot process input of abstract type 'Microsoft.OutlookServices.Attachment'"
 )
 InvalidParameter = _kind(400, "ErrorInvalidParameter", "The '{name}' parameter is required.")
+InvalidUrlQuery = _kind(400, "ErrorInvalidUrlQuery", "The query is not supported here.")
+InvalidSyncStateData = _kind(400, "ErrorInvalidSyncStateData", "The sync state data is corrupt or otherwise invalid.")
 
 # authentication and authorisation ----------------------------------------------------------------
 

@@ -307,6 +307,15 @@ def web_link(root_url: str, item_id: str) -> str:
     return f"{root_url}/owa/?itemid={quote(item_id, safe='')}&exvsurl=1&path=/calendar/item"
 
 
+def event_interval(data: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The event's start and end as aware UTC instants."""
+    start, end = data["start"], data["end"]
+    return (
+        timezones.from_wall_clock(parse_wall_clock(start["dateTime"], start["timeZone"], "start"), start["timeZone"]),
+        timezones.from_wall_clock(parse_wall_clock(end["dateTime"], end["timeZone"], "end"), end["timeZone"]),
+    )
+
+
 def _in_zone(value: dict[str, str], zone_name: str | None) -> dict[str, str]:
     target = zone_name or "UTC"
     instant = timezones.from_wall_clock(parse_wall_clock(value["dateTime"], value["timeZone"], ""), value["timeZone"])

@@ -33,6 +33,7 @@ from graphattach.protocol.errors import (
 )
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
+    BATCH_OPERATION,
     TOKEN_OPERATION,
     UNKNOWN_OPERATION,
     all_operations,
@@ -398,6 +399,9 @@ def request_facts(
         for version in ("v1.0", "beta"):
             prefix = f"/{version}/"
             if raw_path.startswith(prefix):
+                if raw_path[len(prefix) :].strip("/").lower() in ("$batch", "%24batch"):
+                    operation = BATCH_OPERATION  # each sub-request is matched under its own name
+                    break
                 try:
                     graph_path = parse_graph_path(version, raw_path[len(prefix) - 1 :])
                 except GraphError:

@@ -7,13 +7,20 @@ what Graph always returns, in the order the docs' examples show.
 
 from __future__ import annotations
 
+import html
+import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Item
 from graphattach.protocol import outlook as o
-from graphattach.protocol.errors import InvalidPropertySet, InvalidPropertyUpdateSentMessage
+from graphattach.protocol.errors import (
+    InvalidParameter,
+    InvalidPropertySet,
+    InvalidPropertyUpdateSentMessage,
+)
 from graphattach.protocol.jsonio import graph_datetime
 
 TYPE_NAME = "Microsoft.OutlookServices.Message"
@@ -184,3 +191,128 @@ def selected_extras(item: Item, select: list[str] | None) -> dict[str, Any]:
     if "internetmessageheaders" in wanted:
         extra["internetMessageHeaders"] = list(item.data.get("internetMessageHeaders") or [])
     return extra
+
+
+# ---- actions: move, copy ------------------------------------------------------------------------------
+
+#: ``POST .../move`` and ``.../copy`` (message-move.md, message-copy.md). Parameter names match
+#: case-insensitively: msgraph-sdk-python sends ``DestinationId``.
+MOVE = o.Schema("Microsoft.OutlookServices.MoveParameters", writable={"destinationId": o.nullable_string})
+
+
+def parse_move(payload: Any, *, strict: bool) -> str:
+    """The ``destinationId`` of a move or copy body (a folder id or a well-known folder name)."""
+    destination = MOVE.validate(payload, strict=strict).get("destinationId")
+    if not destination:
+        # Graph's own words for a missing or empty destination (microsoftgraph/microsoft-graph-docs#58).
+        raise InvalidParameter("The value of the parameter 'DestinationId' is empty.")
+    return str(destination)
+
+
+# ---- actions: createReply, createReplyAll, createForward, reply, replyAll, forward ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyParameters:
+    """The body of a reply or forward action (message-createreply.md, message-forward.md...)."""
+
+    comment: str | None
+    #: Writable message properties to set on the reply (validated like a create body).
+    message: dict[str, Any]
+    #: Attachments to add (``message.attachments``), each still to be validated.
+    attachments: list[dict[str, Any]]
+    #: ``toRecipients`` at the root (forward, createForward).
+    to_recipients: list[dict[str, Any]] | None
+
+
+def parse_reply(payload: dict[str, Any], *, strict: bool, forward: bool) -> ReplyParameters:
+    """``comment``, ``message`` and (forward) ``toRecipients``, matched case-insensitively
+    (msgraph-sdk-python sends ``Comment``/``Message``/``ToRecipients``). Other root properties are
+    ignored as Graph ignores them (a root ``ccRecipients`` has no effect)."""
+    by_name = {k.lower(): v for k, v in payload.items() if isinstance(k, str)}
+    comment = by_name.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise o.wrong_type("comment", comment, "'Edm.String'")
+    message: dict[str, Any] = {}
+    attachments: list[dict[str, Any]] = []
+    if by_name.get("message") is not None:
+        message, attachments = parse_create(by_name["message"], strict=strict)
+    to_recipients = None
+    if forward and by_name.get("torecipients") is not None:
+        to_recipients = o.recipient_list(by_name["torecipients"], "toRecipients")
+    if comment is not None and "body" in message:
+        # message-reply.md: "If you specify both comment and the body property of the message
+        # parameter, you will get an HTTP 400 Bad Request error."
+        raise InvalidParameter(
+            "The 'comment' parameter and the 'body' property of the 'message' parameter cannot both be set."
+        )
+    if forward:
+        # message-forward.md: "specify either a toRecipients or a message parameter. If you specify
+        # both or specify neither, you get an HTTP 400 Bad Request error."
+        in_message = message.get("toRecipients")
+        if to_recipients is not None and in_message is not None:
+            raise InvalidParameter(
+                "Specify either the 'toRecipients' parameter or the 'toRecipients' property of the 'message' "
+                "parameter, not both."
+            )
+        if to_recipients is None and in_message is None:
+            raise InvalidParameter(
+                "Specify the recipients of the forward in the 'toRecipients' parameter or in the "
+                "'toRecipients' property of the 'message' parameter."
+            )
+    return ReplyParameters(comment, message, attachments, to_recipients)
+
+
+def _address_html(recipients: list[dict[str, Any]] | None) -> str:
+    parts = []
+    for recipient in recipients or []:
+        address = (recipient or {}).get("emailAddress") or {}
+        name, mail = address.get("name"), address.get("address")
+        parts.append(html.escape(f"{name} <{mail}>" if name and name != mail else str(mail or name or "")))
+    return "; ".join(parts)
+
+
+def _body_html(body: dict[str, Any] | None) -> str:
+    """The inside of ``<body>`` of an itemBody (text is escaped, line breaks kept)."""
+    if not body:
+        return ""
+    content = str(body.get("content") or "")
+    if str(body.get("contentType", "text")).lower() == "html":
+        match = re.search(r"<body[^>]*>(.*)</body>", content, re.DOTALL | re.IGNORECASE)
+        return match.group(1) if match else content
+    return html.escape(content).replace("\r\n", "<br>").replace("\n", "<br>")
+
+
+def quoted_body(
+    comment: str | None, original: dict[str, Any], sent: str, *, new_body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The HTML body of a reply or forward: the comment, then Outlook's header block and the
+    original body (the quote's exact HTML is not documented; this is the shape Outlook on the web
+    writes, with ``divRplyFwdMsg``). ``new_body`` (the ``message.body`` of the call) takes the
+    comment's place, its HTML kept as it is."""
+    header = (
+        f"<b>From:</b> {_address_html([original['from']] if original.get('from') else [])}<br>"
+        f"<b>Sent:</b> {html.escape(sent)}<br>"
+        f"<b>To:</b> {_address_html(original.get('toRecipients'))}<br>"
+    )
+    if original.get("ccRecipients"):
+        header += f"<b>Cc:</b> {_address_html(original.get('ccRecipients'))}<br>"
+    header += f"<b>Subject:</b> {html.escape(str(original.get('subject') or ''))}"
+    comment_html = _body_html(new_body) if new_body else html.escape(comment or "").replace("\n", "<br>")
+    content = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head><body>'
+        f"<div>{comment_html}</div>"
+        '<hr style="display:inline-block;width:98%" tabindex="-1">'
+        f'<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri, sans-serif" style="font-size:11pt" '
+        f'color="#000000">{header}</font><div>&nbsp;</div></div>'
+        f"{_body_html(original.get('body'))}</body></html>"
+    )
+    return {"contentType": "html", "content": content}
+
+
+def prefixed_subject(prefix: str, subject: str | None) -> str:
+    """``RE: subject`` / ``FW: subject`` as Outlook writes them, without stacking a second prefix."""
+    subject = subject or ""
+    if subject.lower().startswith(f"{prefix.lower()}: "):
+        return subject
+    return f"{prefix}: {subject}"

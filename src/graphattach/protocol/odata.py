@@ -26,6 +26,7 @@ SYSTEM_OPTIONS = frozenset(
         "$orderby",
         "$search",
         "$skiptoken",
+        "$deltatoken",
         "$format",
     }
 )
@@ -45,6 +46,7 @@ class QueryOptions:
     orderby: str | None = None
     search: str | None = None
     skiptoken: str | None = None
+    deltatoken: str | None = None
     #: Non-system parameters, kept for endpoints that take them (e.g. ``authtoken``).
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -127,6 +129,8 @@ def parse_query(query_string: str, *, strict: bool = True, allowed_extra: frozen
                 options.search = value
             elif lowered == "$skiptoken":
                 options.skiptoken = value
+            elif lowered == "$deltatoken":
+                options.deltatoken = value
         elif name in allowed_extra:
             options.extra[name] = value
         elif strict:

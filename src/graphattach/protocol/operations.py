@@ -24,11 +24,20 @@ GRAPH_OPERATIONS: dict[tuple[str, str], str] = {
     (Endpoint.MESSAGES, "GET"): "messages.list",
     (Endpoint.MESSAGES, "POST"): "messages.create",
     (Endpoint.MESSAGES_COUNT, "GET"): "messages.count",
+    (Endpoint.MESSAGES_DELTA, "GET"): "messages.delta",
     (Endpoint.MESSAGE, "GET"): "messages.get",
     (Endpoint.MESSAGE, "PATCH"): "messages.update",
     (Endpoint.MESSAGE, "DELETE"): "messages.delete",
     (Endpoint.MESSAGE_SEND, "POST"): "messages.send",
     (Endpoint.SEND_MAIL, "POST"): "messages.sendMail",
+    (Endpoint.MESSAGE_MOVE, "POST"): "messages.move",
+    (Endpoint.MESSAGE_COPY, "POST"): "messages.copy",
+    (Endpoint.MESSAGE_CREATE_REPLY, "POST"): "messages.createReply",
+    (Endpoint.MESSAGE_CREATE_REPLY_ALL, "POST"): "messages.createReplyAll",
+    (Endpoint.MESSAGE_CREATE_FORWARD, "POST"): "messages.createForward",
+    (Endpoint.MESSAGE_REPLY, "POST"): "messages.reply",
+    (Endpoint.MESSAGE_REPLY_ALL, "POST"): "messages.replyAll",
+    (Endpoint.MESSAGE_FORWARD, "POST"): "messages.forward",
     (Endpoint.MAIL_FOLDERS, "GET"): "mailFolders.list",
     (Endpoint.MAIL_FOLDERS, "POST"): "mailFolders.create",
     (Endpoint.MAIL_FOLDERS_COUNT, "GET"): "mailFolders.count",
@@ -38,6 +47,7 @@ GRAPH_OPERATIONS: dict[tuple[str, str], str] = {
     (Endpoint.EVENTS, "GET"): "events.list",
     (Endpoint.EVENTS, "POST"): "events.create",
     (Endpoint.EVENTS_COUNT, "GET"): "events.count",
+    (Endpoint.CALENDAR_VIEW_DELTA, "GET"): "events.delta",
     (Endpoint.EVENT, "GET"): "events.get",
     (Endpoint.EVENT, "PATCH"): "events.update",
     (Endpoint.EVENT, "DELETE"): "events.delete",
@@ -68,6 +78,8 @@ UPLOAD_OPERATIONS: dict[str, str] = {
     "DELETE": "uploadSession.delete",
 }
 
+#: ``POST /v1.0/$batch`` (each sub-request also gets its own name in its own scope).
+BATCH_OPERATION = "batch"
 TOKEN_OPERATION = "oauth.token"
 OAUTH_METADATA_OPERATION = "oauth.metadata"
 ADMIN_OPERATION_PREFIX = "admin."
@@ -91,5 +103,5 @@ def admin_operation(name: str) -> str:
 
 def all_operations() -> list[str]:
     """Every Graph and upload operation name, for documentation and validation of fault rules."""
-    names = set(GRAPH_OPERATIONS.values()) | set(UPLOAD_OPERATIONS.values()) | {TOKEN_OPERATION}
+    names = set(GRAPH_OPERATIONS.values()) | set(UPLOAD_OPERATIONS.values()) | {TOKEN_OPERATION, BATCH_OPERATION}
     return sorted(names)

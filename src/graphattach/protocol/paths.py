@@ -10,11 +10,13 @@ Rules that real clients need (msgraph-sdk and O365, seen on the wire; tests/comp
 The grammar, after ``/v1.0`` or ``/beta``::
 
     root        = "me" rest | "users" [key rest]
-    rest        = "" | "sendMail" | "messages" [key message] | "mailFolders" [key folder]
+    rest        = "" | "sendMail" | "messages" [key message | "delta"] | "mailFolders" [key folder]
                 | "events" [key event] | "calendar" calendar | "calendars" [key calendar]
-                | "calendarGroups" [key ["calendars" [key calendar]]]
-    folder      = "" | "childFolders" [key folder] | "messages" [key message]
-    message     = "" | "send" | attachments
+                | "calendarGroups" [key ["calendars" [key calendar]]] | "calendarView" "delta"
+    folder      = "" | "childFolders" [key folder] | "messages" [key message | "delta"]
+    message     = "" | action | attachments
+    action      = "send" | "move" | "copy" | "createReply" | "createReplyAll" | "createForward"
+                | "reply" | "replyAll" | "forward"      (also namespace-qualified: microsoft.graph.move)
     calendar    = "" | "events" [key event]
     event       = "" | attachments
     attachments = "attachments" ["$count" | "createUploadSession" | key ["$value"]]
@@ -31,6 +33,19 @@ from urllib.parse import unquote
 from graphattach.domain.errors import GraphError
 from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.errors import BadRequest, InvalidIdMalformed, ResourceNotFound
+
+#: Actions bound to one message (``POST .../messages/{id}/<action>``, message-move.md, message-reply.md...).
+MESSAGE_ACTIONS = (
+    "send",
+    "move",
+    "copy",
+    "createReply",
+    "createReplyAll",
+    "createForward",
+    "reply",
+    "replyAll",
+    "forward",
+)
 
 _KEY_SYNTAX = re.compile(r"^([^()]+)\((.*)\)$", re.DOTALL)
 _NAMESPACE = "microsoft.graph."
@@ -90,10 +105,12 @@ _CANONICAL = {
         "calendarGroups",
         "attachments",
         "sendMail",
-        "send",
         "createUploadSession",
         "$value",
         "$count",
+        *MESSAGE_ACTIONS,
+        "delta",
+        "calendarView",
     )
 }
 
@@ -231,6 +248,12 @@ def _parse_user_rest(version: str, r: _Reader, user: str | None, steps: list[Ste
         return _parse_folders(version, r, user, steps, (), "mailFolders", taken[1])
     if taken := r.take_name("events"):
         return _parse_events(version, r, user, steps, (), taken[1])
+    if r.take_name("calendarView"):
+        # only its delta (event-delta.md: /me/calendarView/delta, the primary calendar)
+        if not r.take_name("delta"):
+            raise r.fail()
+        steps += [Step("calendarView"), Step("delta")]
+        return _done(version, r, GraphPath(version, user, Endpoint.CALENDAR_VIEW_DELTA, steps=tuple(steps)))
     if taken := r.take_name("calendar"):
         if taken[1] is not None:
             raise r.fail()
@@ -300,14 +323,19 @@ def _parse_messages(
     key = r.take_key(inline_key)
     if key is None:
         steps.append(Step("messages"))
+        if r.take_name("delta"):
+            steps.append(Step("delta"))
+            return _done(version, r, GraphPath(version, user, Endpoint.MESSAGES_DELTA, containers, steps=tuple(steps)))
         return _collection(version, r, user, steps, Endpoint.MESSAGES, containers)
     steps.append(Step("messages", key))
     item = ("message", key)
     if r.at_end():
         return GraphPath(version, user, Endpoint.MESSAGE, containers, item, steps=tuple(steps))
-    if r.take_name("send"):
-        steps.append(Step("send"))
-        return _done(version, r, GraphPath(version, user, Endpoint.MESSAGE_SEND, containers, item, steps=tuple(steps)))
+    if taken := r.take_name(*MESSAGE_ACTIONS):
+        steps.append(Step(taken[0]))
+        return _done(
+            version, r, GraphPath(version, user, Endpoint(f"message.{taken[0]}"), containers, item, steps=tuple(steps))
+        )
     return _parse_attachments(version, r, user, steps, containers, item)
 
 

@@ -57,7 +57,8 @@ def check_id(value: str) -> str:
     return value
 
 
-async def _mail_folder(ctx: Context, user: User, key: str) -> Folder:
+async def mail_folder(ctx: Context, user: User, key: str) -> Folder:
+    """A mail folder by id or well-known name (``inbox``, ``deleteditems``...) of ``user``."""
     if key.lower() in WELL_KNOWN_MAIL:
         folder = await ctx.metadata.get_well_known_folder(user.id, "mail", key.lower())
     else:
@@ -73,10 +74,10 @@ async def resolve_containers(ctx: Context, user: User, containers: tuple[Step, .
     for step in containers:
         if step.name == "mailFolders":
             assert step.key is not None
-            current = await _mail_folder(ctx, user, step.key)
+            current = await mail_folder(ctx, user, step.key)
         elif step.name == "childFolders":
             assert step.key is not None and current is not None
-            child = await _mail_folder(ctx, user, step.key)
+            child = await mail_folder(ctx, user, step.key)
             if child.parent_id != current.id:
                 raise ItemNotFound()
             current = child

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from graphattach.domain import ids
 from graphattach.domain.errors import GraphError
@@ -30,6 +30,7 @@ from graphattach.protocol.errors import (
     ItemNotFound,
 )
 from graphattach.protocol.jsonio import graph_datetime
+from graphattach.protocol.messages import ReplyParameters, prefixed_subject, quoted_body
 from graphattach.services import items
 from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
@@ -173,6 +174,163 @@ async def list_messages(ctx: Context, user: User, folder: Folder | None, *, skip
         user.id, "message", None if folder is None else [folder.id], skip=skip, top=top
     )
     return Page(found, total)
+
+
+# ---- move and copy ----------------------------------------------------------------------------------
+
+
+async def destination_folder(ctx: Context, user: User, destination_id: str) -> Folder:
+    """The mail folder a ``destinationId`` names: a well-known name (``deleteditems``) or an id."""
+    from graphattach.services.access import mail_folder
+
+    return await mail_folder(ctx, user, destination_id)
+
+
+async def copy_message(ctx: Context, user: User, item: Item, destination: Folder) -> Item:
+    """``POST .../copy``: a new message (new id) in ``destination`` with the same properties and a
+    copy of every attachment (the blob store shares the bytes where it can: a hard link on files,
+    a server-side copy on S3; each copy owns its key, so deleting one never frees the other's).
+
+    All or nothing: if an attachment cannot be copied, the new message is removed again."""
+    now = ctx.clock.now()
+    copy = Item(
+        id=ids.new_id("message"),
+        user_id=user.id,
+        kind="message",
+        folder_id=destination.id,
+        created=item.created,
+        last_modified=now,
+        change_key=items.new_change_key(),
+        data=dict(item.data),
+    )
+    await ctx.metadata.add_item(copy)
+    try:
+        await copy_attachments(ctx, item, copy)
+    except BaseException:
+        await delete_item(ctx, copy)
+        raise
+    return await reload(ctx, copy)
+
+
+async def move_message(ctx: Context, user: User, item: Item, destination: Folder) -> Item:
+    """``POST .../move``: Exchange "creates a new copy of the message in the destination folder and
+    removes the original" (message-move.md), so the message gets a new id. A move to the folder the
+    message is already in changes nothing and keeps the id (choice, docs/fidelity.md).
+
+    The copy is complete before the original goes: a move that fails leaves the message where it was."""
+    if destination.id == item.folder_id:
+        return item
+    moved = await copy_message(ctx, user, item, destination)
+    try:
+        await delete_item(ctx, item)
+    except BaseException:
+        await delete_item(ctx, moved)
+        raise
+    return moved
+
+
+# ---- reply and forward ------------------------------------------------------------------------------
+
+ReplyKind = Literal["reply", "replyAll", "forward"]
+
+
+def _same_address(recipient: dict[str, Any] | None, user: User) -> bool:
+    address = str(((recipient or {}).get("emailAddress") or {}).get("address") or "").lower()
+    return address in (user.mail.lower(), user.user_principal_name.lower())
+
+
+def _reply_recipients(user: User, original: dict[str, Any], kind: ReplyKind) -> dict[str, Any]:
+    """To: the original's ``replyTo`` when set, else its sender (message-reply.md); reply-all adds
+    the original To and Cc, without the replying mailbox itself."""
+    if kind == "forward":
+        return {"toRecipients": [], "ccRecipients": []}
+    to = list(original.get("replyTo") or []) or ([original["from"]] if original.get("from") else [])
+    cc: list[dict[str, Any]] = []
+    if kind == "replyAll":
+        to += [r for r in original.get("toRecipients") or [] if not _same_address(r, user)]
+        cc = [r for r in original.get("ccRecipients") or [] if not _same_address(r, user)]
+    seen: set[str] = set()
+
+    def unique(recipients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for r in recipients:
+            key = str(((r or {}).get("emailAddress") or {}).get("address") or "").lower()
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
+        return out
+
+    return {"toRecipients": unique(to), "ccRecipients": unique(cc)}
+
+
+async def create_reply(
+    ctx: Context,
+    user: User,
+    original: Item,
+    kind: ReplyKind,
+    params: ReplyParameters,
+    *,
+    version: str = "v1.0",
+) -> Item:
+    """A reply, reply-all or forward draft of ``original`` in Drafts (createReply, createReplyAll,
+    createForward): same conversation, ``RE:``/``FW:`` subject, the comment above the quoted
+    original. A forward carries the original's attachments (microsoftgraph/msgraph-sdk-dotnet#2185);
+    a reply does not, as Outlook does. ``params.message`` properties and attachments are applied on
+    top. All or nothing: on any error no draft is left behind."""
+    now = ctx.clock.now()
+    data = original.data
+    sent = data.get("sentDateTime") or graph_datetime(original.created)
+    draft_data: dict[str, Any] = {
+        "subject": prefixed_subject("FW" if kind == "forward" else "RE", data.get("subject")),
+        "body": quoted_body(params.comment, data, sent_line(sent), new_body=params.message.get("body")),
+        **_reply_recipients(user, data, kind),
+        "bccRecipients": [],
+        "importance": data.get("importance", "normal"),
+        "conversationId": data.get("conversationId") or items.new_conversation_id(),
+        "conversationIndex": data.get("conversationIndex") or items.new_conversation_index(now),
+    }
+    if params.to_recipients is not None:
+        draft_data["toRecipients"] = params.to_recipients
+    overrides = {k: v for k, v in params.message.items() if k != "body"}
+    draft = await create_message(ctx, user, None, {**draft_data, **overrides}, version=version)
+    try:
+        if kind == "forward":
+            await copy_attachments(ctx, original, draft)
+        if params.attachments:
+            await add_attachments(ctx, user, draft, params.attachments, version=version)
+    except BaseException:
+        await delete_item(ctx, draft)
+        raise
+    return await reload(ctx, draft)
+
+
+def sent_line(value: str) -> str:
+    """``Tuesday, December 1, 2026 10:00 AM`` (UTC) from an ISO date-time, as Outlook's quote shows it."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return when.strftime("%A, %B %-d, %Y %-I:%M %p")
+
+
+async def reply(
+    ctx: Context,
+    user: User,
+    original: Item,
+    kind: ReplyKind,
+    params: ReplyParameters,
+    *,
+    version: str = "v1.0",
+) -> None:
+    """reply, replyAll, forward: the draft of ``create_reply``, sent at once (Sent Items keeps a
+    copy, users of this tenant get it in their Inbox with the attachments). If the send fails the
+    draft is removed: the call leaves nothing behind."""
+    draft = await create_reply(ctx, user, original, kind, params, version=version)
+    try:
+        await send_draft(ctx, user, draft)
+    except GraphError:
+        await delete_item(ctx, draft)
+        raise
 
 
 # ---- sending ----------------------------------------------------------------------------------------

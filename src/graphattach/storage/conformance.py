@@ -569,6 +569,128 @@ class MetadataStoreConformance:
         assert await metadata_store.delete_item(stranger.id, other.id) == []
         assert await metadata_store.get_item(user.id, other.id) is not None
 
+    # change tracking --------------------------------------------------------------------------
+
+    @staticmethod
+    async def changes(store: MetadataStore, user: User, folder: Folder, after: int = 0) -> dict[str, bool]:
+        """item id -> removed, for the changes of ``folder`` after ``after`` up to now."""
+        upto = await store.change_mark(user.id)
+        return {
+            c.item_id: c.removed
+            for c in await store.item_changes(user.id, folder.id, after=after, upto=upto, limit=1000)
+        }
+
+    async def test_changes_track_inserts_updates_moves_deletes_and_attachments(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        store = metadata_store
+        user, inbox = await self.mailbox(store)
+        archive = make_folder(user, display_name="Archive")
+        await store.add_folder(archive)
+        assert await store.change_mark(user.id) == 0
+        kept = await self.item_in(store, inbox)
+        edited = await self.item_in(store, inbox)
+        moved = await self.item_in(store, inbox)
+        doomed = await self.item_in(store, inbox)
+        attached = await self.item_in(store, inbox)
+        assert await self.changes(store, user, inbox) == {i.id: False for i in (kept, edited, moved, doomed, attached)}
+        mark = await store.change_mark(user.id)
+        assert mark > 0
+        assert await self.changes(store, user, inbox, mark) == {}
+
+        edited.data = {"subject": "changed"}
+        await store.update_item(edited)
+        moved.folder_id = archive.id
+        await store.update_item(moved)
+        await store.delete_item(user.id, doomed.id)
+        attachment = make_attachment(attached)
+        await store.add_attachment(attachment)
+        assert await self.changes(store, user, inbox, mark) == {
+            edited.id: False,
+            moved.id: True,
+            doomed.id: True,
+            attached.id: False,
+        }
+        assert await self.changes(store, user, archive, mark) == {moved.id: False}
+        second = await store.change_mark(user.id)
+        assert second > mark
+        await store.delete_attachment(user.id, attached.id, attachment.id)
+        assert await self.changes(store, user, inbox, second) == {attached.id: False}
+        # another mailbox's changes are its own
+        stranger, their_inbox = await self.mailbox(store)
+        await self.item_in(store, their_inbox)
+        assert await store.change_mark(user.id) > second
+        assert await self.changes(store, user, inbox, await store.change_mark(user.id)) == {}
+        assert len(await self.changes(store, stranger, their_inbox)) == 1
+
+    async def test_changes_are_ordered_bounded_and_paged(self, metadata_store: MetadataStore) -> None:
+        store = metadata_store
+        user, inbox = await self.mailbox(store)
+        items = [await self.item_in(store, inbox) for _ in range(5)]
+        upto = await store.change_mark(user.id)
+        page = await store.item_changes(user.id, inbox.id, after=0, upto=upto, limit=2)
+        assert [c.item_id for c in page] == [items[0].id, items[1].id]
+        assert page[0].seq < page[1].seq
+        assert page[0].item == await store.get_item(user.id, items[0].id)  # the item comes with its change
+        rest = await store.item_changes(user.id, inbox.id, after=page[-1].seq, upto=upto, limit=10)
+        assert [c.item_id for c in rest] == [i.id for i in items[2:]]
+        # an item changed after ``upto`` belongs to the next round
+        items[0].data = {"subject": "later"}
+        await store.update_item(items[0])
+        again = await store.item_changes(user.id, inbox.id, after=0, upto=upto, limit=10)
+        assert [c.item_id for c in again] == [i.id for i in items[1:]]
+        later = await store.item_changes(user.id, inbox.id, after=upto, upto=await store.change_mark(user.id), limit=10)
+        assert [c.item_id for c in later] == [items[0].id]
+        assert later[0].item is not None and later[0].item.data == {"subject": "later"}
+        mark = await store.change_mark(user.id)
+        await store.delete_item(user.id, items[4].id)
+        removed = await store.item_changes(
+            user.id, inbox.id, after=mark, upto=await store.change_mark(user.id), limit=10
+        )
+        assert [(c.item_id, c.removed, c.item) for c in removed] == [(items[4].id, True, None)]
+
+    # full-text candidates (optional: MessageTextSearcher) ------------------------------------
+
+    async def test_messages_with_words_when_indexed(self, metadata_store: MetadataStore) -> None:
+        store = metadata_store
+        search = getattr(store, "messages_with_words", None)
+        if search is None:
+            pytest.skip("this store has no full-text index (searches scan)")
+        user, inbox = await self.mailbox(store)
+        archive = make_folder(user, display_name="Archive")
+        await store.add_folder(archive)
+        who = {"emailAddress": {"name": "Zoë Müller", "address": "zoe.mueller@contoso.example"}}
+        pizza = await self.item_in(
+            store,
+            inbox,
+            data={"subject": "Pizza party", "body": {"contentType": "html", "content": "<p>Bring <b>drinks</b></p>"}},
+        )
+        report = await self.item_in(store, inbox, data={"subject": "Q3_report", "toRecipients": [who]})
+        other = await self.item_in(store, archive, data={"subject": "pizza again", "from": who})
+        await self.item_in(store, inbox, kind="event", data={"subject": "pizza event"})
+        stranger, their_inbox = await self.mailbox(store)
+        await self.item_in(store, their_inbox, data={"subject": "pizza"})
+
+        async def ids(folders: list[str] | None, *prefixes: str) -> set[str]:
+            return {i.id for i in await search(user.id, folders, list(prefixes))}
+
+        assert await ids(None, "pizz") == {pizza.id, other.id}
+        assert await ids([inbox.id], "pizz") == {pizza.id}
+        assert await ids(None, "pizza", "drink") == {pizza.id}
+        assert await ids(None, "q3", "rep") == {report.id}
+        assert await ids(None, "mueller", "contoso") == {report.id, other.id}
+        assert await ids(None, "nothing") == set()
+        found = await search(user.id, [inbox.id], ["drinks"])
+        assert found == [await store.get_item(user.id, pizza.id)]
+        # the index follows updates, moves and deletes
+        pizza.data = {"subject": "Salad"}
+        pizza.folder_id = archive.id
+        await store.update_item(pizza)
+        assert await ids(None, "pizz") == {other.id}
+        assert await ids([archive.id], "salad") == {pizza.id}
+        await store.delete_item(user.id, other.id)
+        assert await ids(None, "pizz") == set()
+
     # attachments --------------------------------------------------------------------------------
 
     async def test_attachment_round_trip_and_order(self, metadata_store: MetadataStore) -> None:
@@ -1040,6 +1162,17 @@ class MetadataStoreConformance:
         copy = make_item(inbox)
         return copy, [make_attachment(copy, blob_key=a.blob_key) for a in originals]
 
+    async def test_send_item_is_tracked_as_changes(self, metadata_store: MetadataStore) -> None:
+        user, drafts, sent_items, draft, originals = await self._draft_with_attachments(metadata_store)
+        recipient, inbox = await self.mailbox(metadata_store)
+        before = await metadata_store.change_mark(user.id)
+        sent = make_item(sent_items, id=draft.id, change_key="sent")
+        copy = self._copies(inbox, originals)
+        await metadata_store.send_item(draft, sent, [copy], [a.id for a in originals])
+        assert await self.changes(metadata_store, user, drafts, before) == {draft.id: True}
+        assert await self.changes(metadata_store, user, sent_items, before) == {draft.id: False}
+        assert await self.changes(metadata_store, recipient, inbox) == {copy[0].id: False}
+
     async def test_send_item_is_all_or_nothing(self, metadata_store: MetadataStore) -> None:
         user, _, sent_items, draft, originals = await self._draft_with_attachments(metadata_store)
         _, inbox = await self.mailbox(metadata_store)
@@ -1463,6 +1596,10 @@ class PersistentMetadataStoreConformance(MetadataStoreConformance):
         assert await store.get_setting("tenant_id") == "t1"
         with pytest.raises(Conflict):
             await store.add_user(make_user(user.user_principal_name.upper()))
+        mark = await store.change_mark(user.id)
+        assert mark > 0
+        changes = await store.item_changes(user.id, inbox.id, after=0, upto=mark, limit=10)
+        assert [c.item_id for c in changes] == [item.id]
 
     # locks across stores and processes ----------------------------------------------------------
 

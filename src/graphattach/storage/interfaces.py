@@ -20,6 +20,19 @@ from graphattach.storage.errors import AnnouncementLost, Conflict, LimitExceeded
 __all__ = ["AnnouncementLost", "Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
 
 
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """The latest change of one item as seen from one folder: ``seq`` orders changes within a
+    mailbox; ``removed`` when the item was deleted or moved out of the folder."""
+
+    item_id: str
+    seq: int
+    removed: bool
+    #: The item as it is now, when not ``removed`` (read in the same query, so a page of changes
+    #: costs one round trip); None if it went since.
+    item: Item | None = None
+
+
 class MetadataStore(Protocol):
     """Records of users, folders, items, attachments and upload sessions."""
 
@@ -81,6 +94,19 @@ class MetadataStore(Protocol):
 
     async def delete_item(self, user_id: str, item_id: str) -> list[str]:
         """Delete an item and its attachments; return the blob keys no record references any more."""
+
+    # change tracking (delta queries)
+    async def change_mark(self, user_id: str) -> int:
+        """The mailbox's latest change number (0 before any change). Every item insert, update,
+        delete and attachment insert or delete takes the next number, in commit order."""
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        """The latest change of each item that is or was in ``folder_id`` whose number is in
+        ``(after, upto]``, oldest first, at most ``limit``, with the item itself when it is not
+        removed. An item changed again after ``upto`` is left out (its newer change belongs to a
+        later round)."""
 
     # attachments
     async def add_attachment(
@@ -221,6 +247,17 @@ class SessionUsage:
     session: UploadSession | None
     max_message_size: int | None
     attachment_bytes: int
+
+
+class MessageTextSearcher(Protocol):
+    """Optional on a ``MetadataStore``: a full-text index of messages (subject, body, sender and
+    recipients). ``messages_with_words`` returns the messages of ``folder_ids`` (None: all) with,
+    for each of ``prefixes`` (lower-case ASCII letters and digits), a word starting with it. A
+    superset is allowed (callers check the exact match), a miss is not."""
+
+    async def messages_with_words(
+        self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]
+    ) -> list[Item]: ...
 
 
 @dataclass(frozen=True, slots=True)

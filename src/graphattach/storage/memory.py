@@ -29,6 +29,7 @@ from graphattach.storage._common import KeyedLocks, as_utc, fold
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
+    ItemChange,
     ItemUsage,
     LimitExceeded,
     RecordNotFound,
@@ -84,6 +85,9 @@ class MemoryMetadataStore:
         self._attachments: dict[str, dict[str, Attachment]] = {}
         self._attachment_item: dict[str, str] = {}
         self._sessions: dict[str, UploadSession] = {}
+        #: user id -> latest change number; (user id, folder id, item id) -> (number, removed).
+        self._marks: dict[str, int] = {}
+        self._versions: dict[tuple[str, str, str], tuple[int, bool]] = {}
         #: announced blob key -> when (``time.monotonic``: no clock setting moves it).
         self._announced: dict[str, float] = {}
 
@@ -219,6 +223,36 @@ class MemoryMetadataStore:
             del self._folders[fid]
         return self._unreferenced(keys)
 
+    # change tracking ----------------------------------------------------------------------------
+
+    def _changed(self, user_id: str, folder_id: str, item_id: str, *, removed: bool = False) -> None:
+        seq = self._marks.get(user_id, 0) + 1
+        self._marks[user_id] = seq
+        self._versions[(user_id, folder_id, item_id)] = (seq, removed)
+
+    def _attachment_changed(self, item_id: str) -> None:
+        item = self._items.get(item_id)
+        if item is not None:
+            self._changed(item.user_id, item.folder_id, item.id)
+
+    async def change_mark(self, user_id: str) -> int:
+        return self._marks.get(user_id, 0)
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        found = [
+            (seq, item_id, removed)
+            for (uid, fid, item_id), (seq, removed) in self._versions.items()
+            if uid == user_id and fid == folder_id and after < seq <= upto
+        ]
+        found.sort()
+        out = []
+        for seq, item_id, removed in found[:limit]:
+            item = None if removed else self._item(user_id, item_id)
+            out.append(ItemChange(item_id, seq, removed, self._item_out(item) if item is not None else None))
+        return out
+
     # items --------------------------------------------------------------------------------------
 
     def _item_out(self, item: Item) -> Item:
@@ -238,6 +272,7 @@ class MemoryMetadataStore:
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
+        self._changed(item.user_id, item.folder_id, item.id)
 
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         item = self._item(user_id, item_id)
@@ -265,16 +300,21 @@ class MemoryMetadataStore:
         return [self._item_out(i) for i in page], len(found)
 
     async def update_item(self, item: Item) -> None:
-        if self._item(item.user_id, item.id) is None:
+        before = self._item(item.user_id, item.id)
+        if before is None:
             raise RecordNotFound(item.id)
         if self._folder(item.user_id, item.folder_id) is None:
             raise RecordNotFound(item.folder_id)
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
+        if before.folder_id != item.folder_id:
+            self._changed(item.user_id, before.folder_id, item.id, removed=True)
+        self._changed(item.user_id, item.folder_id, item.id)
 
     def _drop_item(self, item_id: str) -> set[str]:
-        del self._items[item_id]
+        item = self._items.pop(item_id)
+        self._changed(item.user_id, item.folder_id, item.id, removed=True)
         keys: set[str] = set()
         for attachment in self._attachments.pop(item_id, {}).values():
             del self._attachment_item[attachment.id]
@@ -298,6 +338,7 @@ class MemoryMetadataStore:
         _check_limits(list(existing.values()), attachment, max_count, max_total_size)
         existing[attachment.id] = _clone(attachment)
         self._attachment_item[attachment.id] = attachment.item_id
+        self._attachment_changed(attachment.item_id)
 
     async def add_attachment(
         self,
@@ -335,6 +376,9 @@ class MemoryMetadataStore:
             stored = _clone(sent)
             stored.has_attachments = False
             self._items[sent.id] = stored
+            if current.folder_id != sent.folder_id:
+                self._changed(sent.user_id, current.folder_id, sent.id, removed=True)
+            self._changed(sent.user_id, sent.folder_id, sent.id)
         for item, attachments in copies:
             stored = _clone(item)
             stored.has_attachments = False
@@ -342,6 +386,7 @@ class MemoryMetadataStore:
             for attachment in attachments:
                 self._attachments.setdefault(item.id, {})[attachment.id] = _clone(attachment)
                 self._attachment_item[attachment.id] = item.id
+            self._changed(item.user_id, item.folder_id, item.id)
         return self._unreferenced(keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
@@ -366,6 +411,7 @@ class MemoryMetadataStore:
         if attachment is None:
             return None
         del self._attachment_item[attachment_id]
+        self._attachment_changed(item_id)
         return self._unreferenced({attachment.blob_key} if attachment.blob_key is not None else set())
 
     # upload sessions ----------------------------------------------------------------------------

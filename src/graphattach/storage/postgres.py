@@ -56,6 +56,7 @@ from graphattach.storage.advisory_locks import advisory_lock, session_lock_key, 
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
+    ItemChange,
     ItemUsage,
     LimitExceeded,
     RecordNotFound,
@@ -183,7 +184,10 @@ class PostgresMetadataStore:
                 await each.close()
 
     async def reset(self) -> None:
-        await self.pool.execute("TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements")
+        await self.pool.execute(
+            "TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements, item_versions,"
+            " change_marks"
+        )
 
     async def schema_version(self) -> int:
         """The latest migration applied to the database."""
@@ -415,6 +419,50 @@ class PostgresMetadataStore:
             ]
             await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", user_id, item_id)
             return await _unreferenced(conn, keys)
+
+    # change tracking (kept by triggers, migrations/postgres/0003_item_changes.sql) ----------------
+
+    async def change_mark(self, user_id: str) -> int:
+        value = await self.pool.fetchval("SELECT value FROM change_marks WHERE user_id = $1", user_id)
+        return int(value) if value is not None else 0
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        rows = await self.pool.fetch(
+            f"SELECT v.item_id AS change_item, v.seq AS change_seq, v.removed AS change_removed,"
+            f" items.seq AS present, {_ITEM_COLUMNS} FROM item_versions v"
+            " LEFT JOIN items ON NOT v.removed AND items.user_id = v.user_id AND items.id = v.item_id"
+            " WHERE v.user_id = $1 AND v.folder_id = $2 AND v.seq > $3 AND v.seq <= $4 ORDER BY v.seq LIMIT $5",
+            user_id,
+            folder_id,
+            after,
+            upto,
+            limit,
+        )
+        return [
+            ItemChange(
+                r["change_item"],
+                int(r["change_seq"]),
+                bool(r["change_removed"]),
+                _item(r) if r["present"] is not None else None,
+            )
+            for r in rows
+        ]
+
+    # full-text candidates (migrations/postgres/0004_message_text.sql) --------------------------
+
+    async def messages_with_words(self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]) -> list[Item]:
+        if not prefixes or not all(p.isascii() and p.isalnum() for p in prefixes):
+            raise ValueError("prefixes must be ASCII letters and digits")
+        query = " & ".join(f"{p}:*" for p in prefixes)
+        where = "items.user_id = $1 AND items.kind = 'message' AND graphattach_message_text(items.data) @@ to_tsquery('simple', $2)"
+        params: list[Any] = [user_id, query]
+        if folder_ids is not None:
+            where += " AND items.folder_id = ANY($3::text[])"
+            params.append(list(folder_ids))
+        rows = await self.pool.fetch(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where}", *params)
+        return [_item(r) for r in rows]
 
     # attachments --------------------------------------------------------------------------------
 

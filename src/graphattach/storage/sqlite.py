@@ -60,6 +60,7 @@ from graphattach.storage.filelocks import (
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
+    ItemChange,
     ItemUsage,
     LimitExceeded,
     RecordNotFound,
@@ -238,7 +239,16 @@ class SqliteMetadataStore:
     async def reset(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                for table in ("attachments", "items", "folders", "upload_sessions", "users", "blob_announcements"):
+                for table in (
+                    "attachments",
+                    "items",
+                    "folders",
+                    "upload_sessions",
+                    "users",
+                    "blob_announcements",
+                    "item_versions",
+                    "change_marks",
+                ):
                     conn.execute(f"DELETE FROM {table}")
 
         await self._run(run)
@@ -532,6 +542,59 @@ class SqliteMetadataStore:
                 conn.execute("DELETE FROM attachments WHERE user_id = ? AND item_id = ?", (user_id, item_id))
                 conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
                 return _unreferenced(conn, keys)
+
+        return await self._run(run)
+
+    # change tracking (kept by triggers, migrations/sqlite/0003_item_changes.sql) ------------------
+
+    async def change_mark(self, user_id: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM change_marks WHERE user_id = ?", (user_id,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(run)
+
+    async def item_changes(
+        self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
+    ) -> list[ItemChange]:
+        def run(conn: sqlite3.Connection) -> list[ItemChange]:
+            rows = conn.execute(
+                f"SELECT v.item_id AS change_item, v.seq AS change_seq, v.removed AS change_removed,"
+                f" items.seq AS present, {_ITEM_COLUMNS} FROM item_versions v"
+                " LEFT JOIN items ON v.removed = 0 AND items.user_id = v.user_id AND items.id = v.item_id"
+                " WHERE v.user_id = ? AND v.folder_id = ? AND v.seq > ? AND v.seq <= ? ORDER BY v.seq LIMIT ?",
+                (user_id, folder_id, after, upto, limit),
+            )
+            return [
+                ItemChange(
+                    r["change_item"],
+                    int(r["change_seq"]),
+                    bool(r["change_removed"]),
+                    _item(r) if r["present"] is not None else None,
+                )
+                for r in rows
+            ]
+
+        return await self._run(run)
+
+    # full-text candidates (migrations/sqlite/0004_message_text.sql) ----------------------------
+
+    async def messages_with_words(self, user_id: str, folder_ids: list[str] | None, prefixes: list[str]) -> list[Item]:
+        if not prefixes or not all(p.isascii() and p.isalnum() for p in prefixes):
+            raise ValueError("prefixes must be ASCII letters and digits")
+        match = " AND ".join(f'"{p}"*' for p in prefixes)
+
+        def run(conn: sqlite3.Connection) -> list[Item]:
+            where = "message_text MATCH ? AND message_text.user_id = ?"
+            params: list[Any] = [match, user_id]
+            if folder_ids is not None:
+                where += " AND message_text.folder_id IN (SELECT value FROM json_each(?))"
+                params.append(_json_list(folder_ids))
+            rows = conn.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM message_text JOIN items ON items.seq = message_text.rowid WHERE {where}",
+                params,
+            ).fetchall()
+            return [_item(r) for r in rows]
 
         return await self._run(run)
 

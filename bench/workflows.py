@@ -1,0 +1,168 @@
+"""Figures for the workflows around attachments: ``$batch``, delta and ``$search``.
+
+    .venv/bin/python -m bench.workflows [--messages 10000] [--changes 100] [--runs 7]
+
+Starts ``graphattach serve`` on a temporary data dir (SQLite + files, default profile) and prints:
+
+- ``$batch`` of 20 GETs of single messages vs the slowest of the same 20 GETs made one by one
+  (median of ``--runs`` runs each, wall time on 127.0.0.1, one connection);
+- delta over a folder of ``--messages`` messages: the first round (pages of 1000), then the
+  deltaLink call after ``--changes`` PATCHes (wall time and the server's CPU seconds);
+- ``$search`` for one word over the same folder.
+
+The messages are created 20 at a time through ``$batch``. Timing is printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.procs import ProcTree, free_port
+
+
+def _serve(data_dir: Path, port: int) -> Any:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "graphattach", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_graphattach/info", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("graphattach did not start")
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        process = _serve(Path(tmp) / "data", port)
+        try:
+            _run(f"http://127.0.0.1:{port}", ProcTree(process.pid), args)
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def _run(root: str, procs: ProcTree, args: argparse.Namespace) -> None:
+    token = httpx.post(f"{root}/_graphattach/token", json={"user": "adele@contoso.onmicrosoft.com"}).json()[
+        "access_token"
+    ]
+    g = f"{root}/v1.0"
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=300) as http:
+        folder = http.post(f"{g}/me/mailFolders", json={"displayName": f"bench {time.time()}"}).json()["id"]
+        ids: list[str] = []
+        started = time.perf_counter()
+        while len(ids) < args.messages:
+            count = min(20, args.messages - len(ids))
+            requests = [
+                {
+                    "id": str(i),
+                    "method": "POST",
+                    "url": f"/me/mailFolders/{folder}/messages",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": {
+                        "subject": f"report {len(ids) + i}",
+                        "body": {"contentType": "text", "content": "numbers"},
+                    },
+                }
+                for i in range(count)
+            ]
+            answer = http.post(f"{g}/$batch", json={"requests": requests}).json()
+            ids += [r["body"]["id"] for r in answer["responses"]]
+        print(f"created {len(ids)} messages through $batch in {time.perf_counter() - started:.1f} s")
+
+        # $batch of 20 GETs vs the slowest direct GET
+        sample = ids[:20]
+        slowest_runs, batch_runs, sum_runs = [], [], []
+        for _ in range(args.runs):
+            direct = [_timed(lambda i=i: http.get(f"{g}/me/messages/{i}").raise_for_status()) for i in sample]
+            slowest_runs.append(max(direct))
+            sum_runs.append(sum(direct))
+            body = {
+                "requests": [{"id": str(n), "method": "GET", "url": f"/me/messages/{i}"} for n, i in enumerate(sample)]
+            }
+            batch_runs.append(_timed(lambda body=body: http.post(f"{g}/$batch", json=body).raise_for_status()))
+        slowest, batch, total = (
+            statistics.median(slowest_runs),
+            statistics.median(batch_runs),
+            statistics.median(sum_runs),
+        )
+        print(
+            f"$batch of 20 GETs: {batch * 1000:.1f} ms; slowest direct GET {slowest * 1000:.1f} ms "
+            f"({batch / slowest:.1f}x); the 20 direct GETs in sequence {total * 1000:.1f} ms"
+        )
+
+        # delta: first round, then the changes
+        prefer = {"Prefer": "odata.maxpagesize=1000"}
+        link = f"{g}/me/mailFolders/{folder}/messages/delta?$select=subject"
+        started, pages, seen = time.perf_counter(), 0, 0
+        while True:
+            page = http.get(link, headers=prefer).json()
+            pages += 1
+            seen += len(page["value"])
+            if "@odata.deltaLink" in page:
+                delta_link = page["@odata.deltaLink"]
+                break
+            link = page["@odata.nextLink"]
+        print(f"delta first round: {seen} messages in {pages} pages, {time.perf_counter() - started:.2f} s")
+        step = max(1, len(ids) // args.changes)
+        for i in ids[::step][: args.changes]:
+            http.patch(f"{g}/me/messages/{i}", json={"subject": "changed"}).raise_for_status()
+        walls, cpus = [], []
+        for _ in range(args.runs):
+            cpu = procs.cpu()
+            started = time.perf_counter()
+            page = http.get(delta_link, headers=prefer).json()
+            walls.append(time.perf_counter() - started)
+            cpus.append(procs.cpu() - cpu)
+            assert len(page["value"]) == args.changes, len(page["value"])
+        print(
+            f"delta after {args.changes} changes over {len(ids)} messages: {statistics.median(walls) * 1000:.1f} ms wall, "
+            f"{statistics.median(cpus) * 1000:.0f} ms server CPU (median of {args.runs}; CPU at 10 ms clock ticks)"
+        )
+
+        # $search over the folder: a word in 100 messages (the full-text index narrows the
+        # candidates), and one under NOT (no word is required: every message is checked)
+        for kql, label in (('"changed"', "indexed word"), ('"NOT changed"', "NOT: a scan")):
+            walls, cpus = [], []
+            for _ in range(max(3, args.runs // 2)):
+                cpu = procs.cpu()
+                walls.append(
+                    _timed(lambda kql=kql: http.get(f"{g}/me/mailFolders/{folder}/messages?$search={kql}&$top=10"))
+                )
+                cpus.append(procs.cpu() - cpu)
+            print(
+                f"$search {kql} over {len(ids)} messages ({label}): {statistics.median(walls) * 1000:.0f} ms wall, "
+                f"{statistics.median(cpus) * 1000:.0f} ms server CPU"
+            )
+
+
+if __name__ == "__main__":
+    main()
