@@ -31,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.helpers import free_port
+
 STACK_ENV = "GRAPHATTACH_TEST_STACK"
 DSN_ENV = "GRAPHATTACH_TEST_POSTGRES_DSN"
 #: Credentials moto accepts (any); set for every boto client and server process of the tests.
@@ -40,12 +42,6 @@ S3_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 BUCKET = "graphattach-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stack() -> str:

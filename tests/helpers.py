@@ -28,6 +28,14 @@ def loaded_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
+#: An event to attach things to (one definition for every suite).
+EVENT = {
+    "subject": "Planning",
+    "start": {"dateTime": "2030-04-15T12:00:00", "timeZone": "Pacific Standard Time"},
+    "end": {"dateTime": "2030-04-15T14:00:00", "timeZone": "Pacific Standard Time"},
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,19 +8,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.helpers import ADELE, Graph
+from tests.helpers import ADELE, EVENT, Graph
 
 MiB = 1024 * 1024
 #: The walkthrough's file: 3,483,322 bytes in a 2 MiB range and a 1,386,170-byte range (the large-attachments walkthrough).
 FLOWER_SIZE = 3_483_322
 FLOWER_SPLIT = 2_097_152
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
-
-EVENT = {
-    "subject": "Attachments",
-    "start": {"dateTime": "2030-04-15T12:00:00", "timeZone": "UTC"},
-    "end": {"dateTime": "2030-04-15T13:00:00", "timeZone": "UTC"},
-}
 
 
 def payload(size: int, seed: int = 0, head: bytes = b"") -> bytes:

@@ -6,17 +6,11 @@ import base64
 import hashlib
 from typing import Any
 
-from tests.helpers import ADELE, Graph
+from tests.helpers import ADELE, EVENT, Graph
 
 FILE = "#microsoft.graph.fileAttachment"
 ITEM = "#microsoft.graph.itemAttachment"
 REFERENCE = "#microsoft.graph.referenceAttachment"
-
-EVENT = {
-    "subject": "Planning",
-    "start": {"dateTime": "2030-04-15T12:00:00", "timeZone": "Pacific Standard Time"},
-    "end": {"dateTime": "2030-04-15T14:00:00", "timeZone": "Pacific Standard Time"},
-}
 
 
 def file_payload(name: str = "menu.txt", data: bytes = b"mac and cheese today", **extra: Any) -> dict[str, Any]:

@@ -233,6 +233,23 @@ async def test_create_rejects_non_object_and_invalid_json(graph: Graph) -> None:
     assert_graph_error(bad, 400, "BadRequest")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"subject": "a", "subject": "b"}',
+        b'{"subject": "a", "Subject": "b"}',
+        b'{"body": {"content": "a", "Content": "b"}}',
+    ],
+)
+async def test_duplicate_properties_are_refused_as_on_attachments(graph: Graph, raw: bytes) -> None:
+    """One JSON reader for every body: OData refuses a property given twice (docs/fidelity.md)."""
+    before = await count_drafts(graph)
+    response = await graph.post("/me/messages", content=raw, headers={"Content-Type": "application/json"})
+    error = assert_graph_error(response, 400, "BadRequest")
+    assert "Multiple properties with the name" in error["message"]
+    assert await count_drafts(graph) == before
+
+
 async def test_odata_type_and_annotations_are_accepted(graph: Graph) -> None:
     response = await graph.post(
         "/me/messages",
@@ -531,6 +548,7 @@ async def test_delete_frees_attachment_bytes(inprocess_graph: Graph) -> None:
             size=163,
             content_length=5,
             blob_key="blob-for-delete",
+            last_modified=ctx.clock.now(),
         )
     )
     assert (await graph.get(f"/me/messages/{message['id']}")).json()["hasAttachments"] is True

@@ -241,6 +241,7 @@ async def test_chunks_of_5_mib_plus_one_byte_and_more_are_accepted(graph: Graph)
     assert first.status_code == 200, first.text
     second = await put_range(graph, url, data[5 * MiB + 1 :], 5 * MiB + 1, total)
     assert second.status_code == 201, second.text
+    assert await _stored_bytes(graph, url) == data
 
 
 async def test_a_range_larger_than_max_upload_chunk_is_413(settings: Settings) -> None:
@@ -438,6 +439,14 @@ async def test_different_sessions_upload_in_parallel(graph: Graph) -> None:
     urls = [await upload_url(graph, await new_item(graph), total) for _ in blobs]
     answers = await asyncio.gather(*(upload_all(graph, url, data, MiB) for url, data in zip(urls, blobs, strict=True)))
     assert [a.status_code for a in answers] == [201, 201, 201]
+    assert [await _stored_bytes(graph, url) for url in urls] == blobs  # nothing crossed between sessions
+
+
+async def _stored_bytes(graph: Graph, upload_url: str) -> bytes:
+    """The ``$value`` of the one attachment on the message the upload URL names."""
+    item_id = re.search(r"messages\('([^']+)'\)", upload_url).group(1)  # type: ignore[union-attr]
+    [attachment] = (await graph.get(f"/me/messages/{item_id}/attachments")).json()["value"]
+    return (await graph.get(f"/me/messages/{item_id}/attachments/{attachment['id']}/$value")).content
 
 
 # auth on the upload URL ---------------------------------------------------------------------------
@@ -578,11 +587,13 @@ async def test_the_sweeper_reclaims_orphans_whatever_the_clock(inprocess_graph: 
 
 async def test_background_sweeper_runs_when_enabled(settings: Settings) -> None:
     assert sweeper.start_background(SimpleNamespace(settings=settings)) is None  # type: ignore[arg-type]
-    async with inprocess(dataclasses.replace(settings, sweep_interval=0.05, upload_session_lifetime=0.2)) as graph:
+    async with inprocess(dataclasses.replace(settings, sweep_interval=0.05)) as graph:
         handle = sweeper.start_background(graph.ctx)
         try:
             url = await upload_url(graph, await new_item(graph), 3 * MiB)
             assert (await put_range(graph, url, payload(MiB), 0, 3 * MiB)).status_code == 200
+            # the session expires on the server's clock, not after a real wait
+            graph.ctx.clock.advance(graph.ctx.settings.upload_session_lifetime + 1)
             session_id = re.search(r"AttachmentSessions\('([^']+)'\)", url).group(1)  # type: ignore[union-attr]
             for _ in range(200):  # the sweeper forgets the session, then frees its bytes
                 if await graph.ctx.metadata.get_session(session_id) is None:

@@ -10,7 +10,7 @@ import pytest
 
 from graphattach.domain.models import Folder, Item
 from tests.helpers import ADELE, ALEX, Graph, assert_graph_error
-from tests.upload_helpers import MiB, collection, create_session, new_item
+from tests.upload_helpers import MiB, collection, create_session, new_item, payload, upload_all
 
 UPLOAD_URL = re.compile(
     r"^http://localhost:\d+/api/gv1\.0/users\('(?P<uid>[0-9a-f-]{36})@(?P<tid>[0-9a-f-]{36})'\)"
@@ -49,6 +49,12 @@ async def test_parameter_name_is_case_insensitive_and_content_type_optional(grap
         json={key: {"attachmentType": "file", "name": "big.bin", "size": 4 * MiB}},
     )
     assert response.status_code == 201, response.text
+    # the session is usable, and without a contentType the attachment gets the guessed one
+    data = payload(4 * MiB, seed=7)
+    assert (await upload_all(graph, response.json()["uploadUrl"], data, 2 * MiB)).status_code == 201
+    [attachment] = (await graph.get(f"/me/messages/{item_id}/attachments")).json()["value"]
+    assert (attachment["name"], attachment["contentType"]) == ("big.bin", "application/octet-stream")
+    assert (await graph.get(f"/me/messages/{item_id}/attachments/{attachment['id']}/$value")).content == data
 
 
 async def test_inline_attachment_properties_and_the_namespaced_action(graph: Graph) -> None:
@@ -66,6 +72,12 @@ async def test_inline_attachment_properties_and_the_namespaced_action(graph: Gra
         f"/me/messages/{item_id}/attachments/microsoft.graph.createUploadSession", json={"AttachmentItem": item}
     )
     assert response.status_code == 201, response.text
+    # the inline properties reach the attachment the session creates
+    data = payload(3 * MiB, seed=8)
+    assert (await upload_all(graph, response.json()["uploadUrl"], data, 2 * MiB)).status_code == 201
+    [attachment] = (await graph.get(f"/me/messages/{item_id}/attachments")).json()["value"]
+    assert attachment["name"] == "flower.jpg" and attachment["contentType"] == "image/jpeg"
+    assert attachment["isInline"] is True and attachment["contentId"] == "my_inline_picture"
 
 
 @pytest.mark.parametrize("attachment_type", ["item", "reference", "Item"])
@@ -150,10 +162,23 @@ async def test_every_url_form_of_the_attachments_collection(inprocess_graph: Gra
     me = await ctx.metadata.get_user_by_upn(ADELE)
     drafts = await ctx.metadata.get_well_known_folder(me.id, "mail", "drafts")
     child = Folder(
-        id=f"AAMkAGNoaWxk{uuid.uuid4().hex}=", user_id=me.id, kind="mail", display_name="C", parent_id=drafts.id
+        id=f"AAMkAGNoaWxk{uuid.uuid4().hex}=",
+        user_id=me.id,
+        kind="mail",
+        display_name="C",
+        parent_id=drafts.id,
+        created=ctx.clock.now(),
     )
     await ctx.metadata.add_folder(child)
-    nested = Item(id=f"AAMkAG5lc3Q{uuid.uuid4().hex}=", user_id=me.id, kind="message", folder_id=child.id)
+    now = ctx.clock.now()
+    nested = Item(
+        id=f"AAMkAG5lc3Q{uuid.uuid4().hex}=",
+        user_id=me.id,
+        kind="message",
+        folder_id=child.id,
+        created=now,
+        last_modified=now,
+    )
     await ctx.metadata.add_item(nested)
     calendar = await ctx.metadata.get_well_known_folder(me.id, "calendar", "calendar")
     message_id = await new_item(graph)

@@ -32,60 +32,6 @@ if MISSING:
 from tests.helpers import ADELE, ServerProcess  # noqa: E402
 from tests.schema import ERROR_TYPE, ConformanceLog  # noqa: E402
 
-
-def server_features() -> dict[str, bool]:
-    """Which server features this checkout has, read from the route tables the server dispatches on.
-
-    Tests marked ``@pytest.mark.needs("mail", ...)`` are deselected (and counted in the summary)
-    while a feature has not landed, so the suite stays meaningful on every branch and picks the
-    tests up by itself once the feature merges. ``GRAPHATTACH_COMPAT_ALL=1`` runs them regardless.
-    """
-    from graphattach.api import upload_endpoint
-    from graphattach.api.app import build_app
-    from graphattach.api.graph import ROUTES
-
-    paths = {getattr(route, "path", "") for route in build_app().routes}
-    return {
-        "mail": ("messages", "POST") in ROUTES and ("mailFolders", "GET") in ROUTES,
-        "events": ("events", "POST") in ROUTES,
-        "attachments": ("attachments", "POST") in ROUTES and ("attachment.value", "GET") in ROUTES,
-        "uploads": ("attachments.createUploadSession", "POST") in ROUTES and bool(upload_endpoint.ROUTES),
-        "openapi": "/openapi.json" in paths,
-        "subscriptions": ("subscriptions", "POST") in ROUTES,
-    }
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs(*features): server features the test needs (see server_features)")
-
-
-WAITING: dict[str, int] = {}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("GRAPHATTACH_COMPAT_ALL"):
-        return
-    features = server_features()
-    keep, drop = [], []
-    for item in items:
-        needed = [f for marker in item.iter_markers("needs") for f in marker.args]
-        unknown = [f for f in needed if f not in features]
-        assert not unknown, f"{item.nodeid}: unknown feature(s) {unknown}"
-        missing = [f for f in needed if not features[f]]
-        (drop if missing else keep).append(item)
-        for feature in missing:
-            WAITING[feature] = WAITING.get(feature, 0) + 1
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if WAITING:
-        waiting = ", ".join(f"{feature} ({count} tests)" for feature, count in sorted(WAITING.items()))
-        terminalreporter.write_line(f"compat: deselected, waiting for server features not in this checkout: {waiting}")
-
-
 #: Path prefix of the upload origin (Outlook's REST root), whose answers are Outlook's, not Graph's.
 UPLOAD_PREFIX = "/api/"
 

@@ -22,8 +22,6 @@ from msgraph.generated.users.item.messages.item.attachments.create_upload_sessio
 from msgraph_core.tasks.large_file_upload import LargeFileUploadTask
 from tests.helpers import ADELE, ServerProcess
 
-pytestmark = pytest.mark.needs("mail", "attachments", "uploads")
-
 MiB = 1024 * 1024
 LFU_SIZE = 12 * MiB + 5  # three 5 MiB chunks for LargeFileUploadTask
 O365_SIZE = 10 * MiB + 7  # four ranges for O365

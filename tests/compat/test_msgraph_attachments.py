@@ -19,8 +19,6 @@ from msgraph.generated.models.message import Message
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from tests.helpers import ADELE
 
-pytestmark = pytest.mark.needs("mail", "events", "attachments")
-
 MENU = b"mac and cheese today"  # the 20 bytes of the docs' menu.txt (the event-post-attachments example, beta)
 PNG = bytes(range(256)) * 40
 

@@ -76,7 +76,6 @@ async def test_msgraph_unknown_user_is_an_odata_error(make_graph: Callable[..., 
     assert info.value.error.inner_error.request_id
 
 
-@pytest.mark.needs("mail")
 async def test_msgraph_create_and_read_a_draft(make_graph: Callable[..., Any]) -> None:
     client = make_graph()
     subject = unique("Quarterly numbers")
@@ -93,7 +92,6 @@ async def test_msgraph_create_and_read_a_draft(make_graph: Callable[..., Any]) -
     assert created.id in [m.id for m in drafts.value]
 
 
-@pytest.mark.needs("mail")
 async def test_msgraph_select_top_and_next_link(make_graph: Callable[..., Any]) -> None:
     client = make_graph()
     for i in range(3):
@@ -109,7 +107,6 @@ async def test_msgraph_select_top_and_next_link(make_graph: Callable[..., Any]) 
     assert not {m.id for m in page.value} & {m.id for m in following.value}
 
 
-@pytest.mark.needs("mail")
 async def test_msgraph_update_and_delete_a_draft(make_graph: Callable[..., Any]) -> None:
     client = make_graph()
     created = await client.me.messages.post(draft(unique("to edit")))
@@ -122,7 +119,6 @@ async def test_msgraph_update_and_delete_a_draft(make_graph: Callable[..., Any])
     assert info.value.error.code == "ErrorItemNotFound"
 
 
-@pytest.mark.needs("mail")
 async def test_msgraph_well_known_and_custom_folders(make_graph: Callable[..., Any]) -> None:
     client = make_graph()
     folders = await client.me.mail_folders.get()
@@ -142,7 +138,6 @@ async def test_msgraph_well_known_and_custom_folders(make_graph: Callable[..., A
     assert [m.id for m in listed.value] == [filed.id]
 
 
-@pytest.mark.needs("events")
 async def test_msgraph_create_and_read_an_event(make_graph: Callable[..., Any]) -> None:
     client = make_graph()
     subject = unique("Planning")

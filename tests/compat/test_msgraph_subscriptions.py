@@ -25,7 +25,6 @@ from graphattach.testing.receiver import Receiver
 PAYLOADS = {"q3.csv": b"region,total\nnorth,12\n" * 200, "logo.bin": bytes(range(256)) * 64}
 
 
-@pytest.mark.needs("subscriptions", "mail", "attachments")
 async def test_msgraph_subscription_flow(make_graph: Callable[..., Any]) -> None:
     adele = make_graph(user=ADELE)
     alex = make_graph(user=ALEX)

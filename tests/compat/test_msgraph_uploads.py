@@ -34,8 +34,6 @@ from msgraph_core.tasks.large_file_upload import LargeFileUploadTask
 from tests.compat.test_msgraph_attachments import value_bytes
 from tests.helpers import ADELE, ServerProcess
 
-pytestmark = pytest.mark.needs("mail", "events", "attachments", "uploads")
-
 MiB = 1024 * 1024
 CHUNK = 5 * MiB  # LargeFileUploadTask's default max_chunk_size
 

@@ -30,8 +30,6 @@ from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 from tests.helpers import ALEX, MEGAN
 
-pytestmark = pytest.mark.needs("mail", "attachments")
-
 CONTENT = bytes(range(256)) * 20
 
 

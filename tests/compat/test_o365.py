@@ -19,8 +19,6 @@ import pytest
 import requests
 from tests.helpers import ADELE, ServerProcess
 
-pytestmark = pytest.mark.needs("mail", "events", "attachments", "uploads")
-
 MiB = 1024 * 1024
 O365_INLINE_LIMIT = 3 * MiB  # O365's UPLOAD_SIZE_LIMIT_SIMPLE: inline POST up to and including this
 
@@ -182,7 +180,6 @@ async def test_o365_event_save_with_a_large_attachment_uploads_it_then_hits_the_
     assert [(a["name"], base64.b64decode(a["contentBytes"])) for a in listed] == [("deck.pdf", deck.read_bytes())]
 
 
-@pytest.mark.needs("events")
 async def test_o365_event_save_creates_an_event(make_o365: Callable[..., Any]) -> None:
     """O365 writes every boolean of a new event through its casing function: ``"isOnlineMeeting": "false"``
     (O365/calendar.py ``to_api_data``). Graph's OData reader converts such strings to Edm.Boolean, so

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from tests.compat.clients import mint_token
 from tests.helpers import ADELE, ServerProcess
 
@@ -112,7 +111,6 @@ def run_schemathesis(
     )
 
 
-@pytest.mark.needs("mail", "events", "attachments", "uploads", "openapi")
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     outlook_server: ServerProcess, tmp_path: Path
 ) -> None:

@@ -92,7 +92,6 @@ def create_session(mailbox: Mailbox, kind: str, item_id: str) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.needs("mail", "events", "attachments", "uploads")
 def test_seed_000_upload_session_walkthrough(mailbox: Mailbox, raw: httpx.Client, kind: str) -> None:
     item_id = mailbox.new_item(kind)
     session = create_session(mailbox, kind, item_id)
@@ -173,7 +172,6 @@ def test_seed_000_upload_session_walkthrough(mailbox: Mailbox, raw: httpx.Client
     assert content.content == FLOWER
 
 
-@pytest.mark.needs("mail", "events", "attachments", "uploads")
 def test_seed_000_cancel_the_upload_session(mailbox: Mailbox, raw: httpx.Client, kind: str) -> None:
     item_id = mailbox.new_item(kind)
     session = create_session(mailbox, kind, item_id)
@@ -189,7 +187,6 @@ def test_seed_000_cancel_the_upload_session(mailbox: Mailbox, raw: httpx.Client,
     assert mailbox.get(f"/me/{kind}/{item_id}/attachments").json()["value"] == []
 
 
-@pytest.mark.needs("mail", "events", "attachments", "uploads")
 def test_seed_000_session_smaller_than_the_minimum(mailbox: Mailbox, kind: str) -> None:
     """Seed 000 "Errors": ErrorAttachmentSizeShouldNotBeLessThanMinimumSize."""
     item_id = mailbox.new_item(kind)
@@ -216,7 +213,6 @@ FILE_KEYS = [
 ]
 
 
-@pytest.mark.needs("mail", "events", "attachments")
 @pytest.mark.parametrize("version", ["v1.0", "beta"])
 def test_seed_003_004_post_file_attachment(mailbox: Mailbox, kind: str, version: str) -> None:
     """Seed 003 (event, beta) and 004 (message, v1.0): 201 + the attachment (004's "200 OK" is a doc error)."""
@@ -240,7 +236,6 @@ def test_seed_003_004_post_file_attachment(mailbox: Mailbox, kind: str, version:
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", body["lastModifiedDateTime"])
 
 
-@pytest.mark.needs("mail", "events", "attachments")
 def test_seed_004_post_through_a_mail_folder(mailbox: Mailbox) -> None:
     """Seed 004's second URL form: ``/me/mailFolders/{id}/messages/{id}/attachments``."""
     item_id = mailbox.new_item("messages")
@@ -254,7 +249,6 @@ def test_seed_004_post_through_a_mail_folder(mailbox: Mailbox) -> None:
     assert [a["name"] for a in listed] == ["name-value"]
 
 
-@pytest.mark.needs("mail", "events", "attachments")
 def test_seed_003_post_item_attachment(mailbox: Mailbox, kind: str) -> None:
     item_id = mailbox.new_item(kind)
     response = mailbox.post(
@@ -291,7 +285,6 @@ def test_seed_003_post_item_attachment(mailbox: Mailbox, kind: str) -> None:
     assert "contentBytes" not in body
 
 
-@pytest.mark.needs("mail", "events", "attachments")
 def test_seed_003_post_reference_attachment_on_beta(mailbox: Mailbox) -> None:
     """The beta example sends ``"permission": "Edit"`` and ``"isFolder": "True"`` and gets ``"edit"``, ``true``."""
     item_id = mailbox.new_item("events")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.models import UploadSession
 from graphattach.domain.upload_session import (
     TABLE,
@@ -14,7 +15,6 @@ from graphattach.domain.upload_session import (
     State,
     classify_put,
     decide,
-    infer_content_type,
     observe,
 )
 
@@ -37,6 +37,7 @@ def session(received: int = 0, last: tuple[int, int] | None = None, state: str =
         blob_key="uploads/s",
         state=state,  # type: ignore[arg-type]
         expires=NOW + timedelta(hours=1),
+        created=NOW,
         last_range=last,
     )
 
@@ -119,5 +120,12 @@ def test_observe_uses_the_clock() -> None:
         ("data", b"\x00\x01\x02", "application/octet-stream"),
     ],
 )
-def test_infer_content_type(name: str, head: bytes, expected: str) -> None:
-    assert infer_content_type(name, head) == expected
+def test_guess_content_type_from_bytes_then_name(name: str, head: bytes, expected: str) -> None:
+    assert guess_content_type(name, head) == expected
+
+
+def test_the_state_machine_knows_exactly_the_stored_states() -> None:
+    from graphattach.domain.models import SESSION_STATES
+    from graphattach.domain.upload_session import State
+
+    assert {state.value for state in State} == SESSION_STATES | {State.ABSENT.value}

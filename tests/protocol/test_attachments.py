@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment
 from graphattach.protocol.attachments import (
@@ -27,11 +28,10 @@ from graphattach.protocol.attachments import (
     decode_base64,
     embedded_item_json,
     expand_item_requested,
-    guess_content_type,
-    loads_payload,
     parse_attachment,
 )
 from graphattach.protocol.item_mime import render_contact, render_event, render_message
+from graphattach.protocol.jsonio import loads_object
 
 STAMP = datetime(2017, 4, 15, 3, 21, 49, 123456, tzinfo=UTC)
 
@@ -147,17 +147,17 @@ def test_read_only_properties_are_accepted_and_ignored() -> None:
 
 def test_duplicate_json_keys_are_refused() -> None:
     with pytest.raises(GraphError) as raised:
-        loads_payload(b'{"@odata.type": "#microsoft.graph.fileAttachment", "name": "a", "name": "b"}')
+        loads_object(b'{"@odata.type": "#microsoft.graph.fileAttachment", "name": "a", "name": "b"}')
     assert "Multiple properties with the name 'name'" in raised.value.message
     with pytest.raises(GraphError):
-        loads_payload(b'{"item": {"subject": "a", "Subject": "b"}}')
+        loads_object(b'{"item": {"subject": "a", "Subject": "b"}}')
     with pytest.raises(GraphError):
-        loads_payload(b'{"a": NaN}')
+        loads_object(b'{"a": NaN}')
     with pytest.raises(GraphError):
-        loads_payload(b"[1, 2]")
+        loads_object(b"[1, 2]")
     with pytest.raises(GraphError):
-        loads_payload(b"\xff\xfe")
-    assert loads_payload(b'{"a": {"b": 1}}') == {"a": {"b": 1}}
+        loads_object(b"\xff\xfe")
+    assert loads_object(b'{"a": {"b": 1}}') == {"a": {"b": 1}}
 
 
 def test_item_attachment_with_unhashed_nested_type() -> None:

@@ -10,6 +10,7 @@ from graphattach.protocol.content_range import (
     ContentRange,
     ContentRangeError,
     format_content_range,
+    parse_content_length,
     parse_content_range,
 )
 
@@ -127,3 +128,16 @@ def test_inserting_a_stray_character_is_refused(triple: tuple[int, int, int], st
     mutated = header[:position] + stray + header[position:]
     with pytest.raises(ContentRangeError):
         parse_content_range(mutated)
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_content_length_reads_every_decimal_length(n: int) -> None:
+    assert parse_content_length(str(n)) == n
+    assert parse_content_length(f" {n}\t") == n
+
+
+@pytest.mark.parametrize("raw", ["", "-1", "+5", "1_000", "1 2", "0x10", "١٢", "1" * 20])
+def test_content_length_refuses_what_is_not_1_digit(raw: str) -> None:
+    with pytest.raises(ValueError):
+        parse_content_length(raw)
+    assert parse_content_length(None) is None

@@ -195,7 +195,9 @@ def test_mail_folder_bodies() -> None:
         error_of(folders.parse_mail_folder_create, {"displayName": "  "}, strict=True).code == "ErrorInvalidFolderName"
     )
     assert folders.parse_mail_folder_update({}, strict=True) is None
-    folder = Folder(id="F=", user_id="u", kind="mail", display_name="X", parent_id="P")
+    folder = Folder(
+        id="F=", user_id="u", kind="mail", display_name="X", parent_id="P", created=datetime(2024, 1, 1, tzinfo=UTC)
+    )
     assert folders.mail_folder_json(folder, child_count=1, total=2, unread=3) == {
         "id": "F=",
         "displayName": "X",
@@ -208,7 +210,13 @@ def test_mail_folder_bodies() -> None:
 
 
 def test_calendar_group_class_id_is_stable() -> None:
-    group = Folder(id="G=", user_id="u", kind="calendarGroup", display_name="My Calendars")
+    group = Folder(
+        id="G=",
+        user_id="u",
+        kind="calendarGroup",
+        display_name="My Calendars",
+        created=datetime(2024, 1, 1, tzinfo=UTC),
+    )
     assert folders.calendar_group_json(group, change_key="k") == folders.calendar_group_json(group, change_key="k")
 
 

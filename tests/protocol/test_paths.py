@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graphattach.domain.errors import BadRequest, ResourceNotFound
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import BadRequest, ResourceNotFound
 from graphattach.protocol.paths import _CANONICAL, Step, parse_graph_path
 
 
@@ -65,13 +66,21 @@ def test_plus_is_not_a_space_and_slash_stays_in_segment() -> None:
 
 @pytest.mark.parametrize("raw", ["/me/nonsense", "/foo", "/me/messages/M1/bogus", "/me/calendarGroups/G/events"])
 def test_unknown_segments(raw: str) -> None:
-    with pytest.raises(ResourceNotFound):
+    with pytest.raises(GraphError) as raised:
         parse_graph_path("v1.0", raw)
+    assert (
+        (raised.value.status, raised.value.code)
+        == (ResourceNotFound.status, ResourceNotFound.code)
+        == (400, "BadRequest")
+    )
+    assert raised.value.message.startswith("Resource not found for the segment '")
 
 
 def test_empty_segment_is_bad_request() -> None:
-    with pytest.raises(BadRequest):
+    with pytest.raises(GraphError) as raised:
         parse_graph_path("v1.0", "/me/messages//attachments")
+    assert (raised.value.status, raised.value.code) == (BadRequest.status, BadRequest.code) == (400, "BadRequest")
+    assert raised.value.message == "The request URL has an empty segment."
 
 
 # Segment names are never taken for ids (the parser reads "calendar" after messages/ as a name).

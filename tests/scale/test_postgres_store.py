@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -16,6 +10,7 @@ import pytest
 
 from graphattach.storage.conformance import (
     PersistentMetadataStoreConformance,
+    can_lock,
     make_attachment,
     make_folder,
     make_item,
@@ -57,6 +52,10 @@ class TestPostgresMetadataStore(PersistentMetadataStoreConformance):
         yield reopen
         for fresh in opened:
             await fresh.close()
+
+    @pytest.fixture
+    def metadata_store_spec(self, pg_url: str) -> tuple[str, str]:
+        return ("graphattach.storage.postgres:PostgresMetadataStore", pg_url)
 
 
 # migrations ---------------------------------------------------------------------------------------
@@ -205,121 +204,7 @@ async def test_two_stores_share_limits_and_transitions(pg_url: str) -> None:
         await second.close()
 
 
-async def test_lock_excludes_another_store(pg_url: str) -> None:
-    first, second = PostgresMetadataStore(pg_url), PostgresMetadataStore(pg_url)
-    await first.open()
-    await second.open()
-    try:
-        inside: list[str] = []
-        most = 0
-
-        async def worker(store: PostgresMetadataStore, n: int) -> None:
-            nonlocal most
-            async with store.lock_session("shared"):
-                inside.append(f"in{n}")
-                most = max(most, sum(1 for e in inside if e.startswith("in")) - sum(1 for e in inside if e == "out"))
-                await asyncio.sleep(0.01)
-                inside.append("out")
-
-        await asyncio.wait_for(asyncio.gather(*(worker(first if n % 2 else second, n) for n in range(8))), 60)
-        assert most == 1
-        assert len(inside) == 16
-    finally:
-        await first.close()
-        await second.close()
-
-
-# several OS processes ---------------------------------------------------------------------------
-
-CHILD = textwrap.dedent(
-    """
-    import asyncio, sys
-    from graphattach.storage.postgres import PostgresMetadataStore
-
-    async def main(url, mode, arg, seconds):
-        store = PostgresMetadataStore(url)
-        await store.open()
-        if mode == "hold":
-            async with store.lock_session(arg):
-                print("locked", flush=True)
-                await asyncio.sleep(seconds)
-            print("released", flush=True)
-        elif mode == "try":
-            try:
-                async with asyncio.timeout(seconds):
-                    async with store.lock_session(arg):
-                        print("acquired", flush=True)
-            except TimeoutError:
-                print("busy", flush=True)
-        await store.close()
-
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
-    """
-)
-
-
-def _child(url: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-async def _wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
-    assert process.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 60)
-    if line.strip() != expected:
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"child said {line!r}, expected {expected!r}; stderr: {err}")
-
-
-async def _can_lock(store: PostgresMetadataStore, session_id: str, within: float) -> bool:
-    try:
-        async with asyncio.timeout(within):
-            async with store.lock_session(session_id):
-                return True
-    except TimeoutError:
-        return False
-
-
-async def test_lock_excludes_another_process_until_it_releases(store: PostgresMetadataStore, pg_url: str) -> None:
-    child = _child(pg_url, "hold", "session-x", "1.0")
-    try:
-        await _wait_for_line(child, "locked")
-        started = time.monotonic()
-        assert await _can_lock(store, "session-x", 0.3) is False
-        assert await _can_lock(store, "session-y", 10) is True  # other sessions are free
-        assert await _can_lock(store, "session-x", 60) is True
-        assert time.monotonic() - started > 0.5
-        assert child.wait(60) == 0
-    finally:
-        child.kill()
-        child.communicate()
-
-
-async def test_lock_of_a_killed_process_is_released(store: PostgresMetadataStore, pg_url: str) -> None:
-    child = _child(pg_url, "hold", "session-k", "3600")
-    try:
-        await _wait_for_line(child, "locked")
-        waiting = asyncio.create_task(_can_lock(store, "session-k", 60))
-        await asyncio.sleep(0.3)
-        assert not waiting.done()
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(30)
-        assert await waiting is True
-    finally:
-        child.kill()
-        child.communicate()
-
-
-async def test_another_process_waits_for_our_lock(store: PostgresMetadataStore, pg_url: str) -> None:
-    async with store.lock_session("session-p"):
-        child = _child(pg_url, "try", "session-p", "0.5")
-        await _wait_for_line(child, "busy")
-        child.wait(30)
-    child = _child(pg_url, "try", "session-p", "20")
-    await _wait_for_line(child, "acquired")
-    assert child.wait(30) == 0
+# locks --------------------------------------------------------------------------------------------
 
 
 async def test_a_waiter_that_gives_up_leaves_no_lock_behind(store: PostgresMetadataStore, pg_url: str) -> None:
@@ -330,8 +215,8 @@ async def test_a_waiter_that_gives_up_leaves_no_lock_behind(store: PostgresMetad
     try:
         for _ in range(5):
             async with store.lock_session("session-c"):
-                assert await _can_lock(other, "session-c", 0.05) is False
-        assert await _can_lock(other, "session-c", 10) is True
+                assert await can_lock(other, "session-c", 0.05) is False
+        assert await can_lock(other, "session-c", 10) is True
     finally:
         await other.close()
     conn = await asyncpg.connect(pg_url)
@@ -344,4 +229,4 @@ async def test_a_waiter_that_gives_up_leaves_no_lock_behind(store: PostgresMetad
     finally:
         await conn.close()
     assert held == 0
-    assert await _can_lock(store, "session-c", 10) is True
+    assert await can_lock(store, "session-c", 10) is True

@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +62,10 @@ class TestSqliteMetadataStore(PersistentMetadataStoreConformance):
     @pytest.fixture
     def reopen_metadata_store(self, reopen: Reopen) -> Reopen:
         return reopen
+
+    @pytest.fixture
+    def metadata_store_spec(self, db_path: Path) -> tuple[str, str]:
+        return ("graphattach.storage.sqlite:SqliteMetadataStore", str(db_path))
 
 
 async def _pragma(store: SqliteMetadataStore, name: str) -> object:
@@ -175,19 +178,7 @@ CHILD = textwrap.dedent(
     async def main(path, mode, arg):
         store = SqliteMetadataStore(Path(path))
         await store.open()
-        if mode == "hold":
-            async with store.lock_session(arg):
-                print("locked", flush=True)
-                await asyncio.sleep(float(sys.argv[4]))
-            print("released", flush=True)
-        elif mode == "try":
-            try:
-                async with asyncio.timeout(float(sys.argv[4])):
-                    async with store.lock_session(arg):
-                        print("acquired", flush=True)
-            except TimeoutError:
-                print("busy", flush=True)
-        elif mode == "open":
+        if mode == "open":
             from graphattach.storage.conformance import make_user
             await store.add_user(make_user(f"{arg}@contoso.example"))
             print("opened", flush=True)
@@ -218,61 +209,12 @@ async def _wait_for_line(process: subprocess.Popen[str], expected: str) -> None:
         pytest.fail(f"child said {line!r}, expected {expected!r}; stderr: {err}")
 
 
-async def _can_lock(store: SqliteMetadataStore, session_id: str, within: float) -> bool:
-    try:
-        async with asyncio.timeout(within):
-            async with store.lock_session(session_id):
-                return True
-    except TimeoutError:
-        return False
-
-
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[SqliteMetadataStore]:
     store = SqliteMetadataStore(db_path)
     await store.open()
     yield store
     await store.close()
-
-
-async def test_lock_excludes_another_process_until_it_releases(store: SqliteMetadataStore, db_path: Path) -> None:
-    child = _child(db_path, "hold", "session-x", "1.0")
-    try:
-        await _wait_for_line(child, "locked")
-        started = time.monotonic()
-        assert await _can_lock(store, "session-x", 0.3) is False
-        assert await _can_lock(store, "session-y", 5) is True  # other sessions are free
-        assert await _can_lock(store, "session-x", 30) is True
-        assert time.monotonic() - started > 0.5
-        assert child.wait(30) == 0
-    finally:
-        child.kill()
-        child.communicate()
-
-
-async def test_lock_of_a_killed_process_is_released(store: SqliteMetadataStore, db_path: Path) -> None:
-    child = _child(db_path, "hold", "session-k", "3600")
-    try:
-        await _wait_for_line(child, "locked")
-        waiting = asyncio.create_task(_can_lock(store, "session-k", 30))
-        await asyncio.sleep(0.3)
-        assert not waiting.done()
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(30)
-        assert await waiting is True
-    finally:
-        child.kill()
-        child.communicate()
-
-
-async def test_another_process_waits_for_our_lock(store: SqliteMetadataStore, db_path: Path) -> None:
-    async with store.lock_session("session-p"):
-        child = _child(db_path, "try", "session-p", "0.5")
-        await _wait_for_line(child, "busy")
-        child.wait(30)
-    child = _child(db_path, "try", "session-p", "10")
-    await _wait_for_line(child, "acquired")
-    assert child.wait(30) == 0
 
 
 async def _stored_session(store: SqliteMetadataStore) -> UploadSession:

@@ -19,7 +19,7 @@ from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SC
 from graphattach.auth.secrets import same_secret
 from graphattach.auth.tokens import CLI_APP_ID
 from graphattach.composition import redact_url, store_urls
-from graphattach.domain.errors import AccessDenied, BadRequest, GraphError
+from graphattach.protocol.errors import AccessDenied, BadRequest, InvalidUser, SubscriptionNotFound
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.seed_data import SeedDataError
 from graphattach.protocol.subscriptions import subscription_json
@@ -31,7 +31,8 @@ from graphattach.services.context import Context
 ADMIN_PREFIX = "/_graphattach"
 
 
-def _ctx(request: Request) -> Context:
+def require_admin_key(request: Request) -> Context:
+    """The context, once the request carries the admin key (when one is set): else 403."""
     ctx: Context = request.app.state.ctx
     key = ctx.settings.admin_key
     if key and not same_secret(request.headers.get("x-graphattach-admin-key", ""), key):
@@ -83,7 +84,7 @@ async def health(request: Request) -> Response:
 
 
 async def info(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     store, blobs = store_urls(ctx.settings)
     return graph_json(
         {
@@ -104,12 +105,12 @@ async def info(request: Request) -> Response:
 
 
 async def list_users(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     return graph_json({"value": [_admin_user(u) for u in await ctx.metadata.list_users()]})
 
 
 async def add_user(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     body = await _json(request)
     upn = _str_property(body, "userPrincipalName", max_length=113)
     if upn is None:
@@ -128,10 +129,10 @@ async def add_user(request: Request) -> Response:
 
 
 async def update_user(request: Request) -> Response:
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     user = await user_service.find_user(ctx, request.path_params["user"])
     if user is None:
-        raise GraphError("No such user.", status=404, code="ErrorInvalidUser")
+        raise InvalidUser("No such user.")
     body = await _json(request)
     size = _int_property(body, "maxMessageSize", MAX_MESSAGE_SIZE_LIMIT)
     if size is not None:
@@ -150,7 +151,7 @@ async def update_user(request: Request) -> Response:
 async def mint_token(request: Request) -> Response:
     """``{"user": upn|id, "scopes": [...]}`` or ``{"app": true, "roles": [...]}`` → a bearer token
     (``appId`` names the app it is issued to; the journal and the permissions report group by it)."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     body = await _json(request)
     lifetime = _int_property(body, "lifetime", MAX_TOKEN_LIFETIME) or 3600
     now = ctx.clock.now().timestamp()
@@ -164,7 +165,7 @@ async def mint_token(request: Request) -> Response:
         raise BadRequest("Give 'user' (a userPrincipalName or id) or 'app': true.")
     user = await user_service.find_user(ctx, key)
     if user is None:
-        raise GraphError(f"The user '{key}' does not exist.", status=404, code="ErrorInvalidUser")
+        raise InvalidUser(f"The user '{key}' does not exist.")
     scopes = _names(body.get("scopes"), DEFAULT_DELEGATED_SCOPES)
     token = ctx.tokens.mint_delegated(
         user_id=user.id,
@@ -193,7 +194,7 @@ def _names(value: Any, default: tuple[str, ...]) -> list[str]:
 async def reset(request: Request) -> Response:
     """Back to the seeded state: mailboxes, sessions, rules, journal, clock (services/tenant.py)."""
     try:
-        await tenant.reset(_ctx(request))
+        await tenant.reset(require_admin_key(request))
     except SeedDataError as exc:
         raise BadRequest(f"The seed data cannot be seeded again, nothing was reset: {exc}") from None
     return empty(204)
@@ -203,7 +204,7 @@ async def clock(request: Request) -> Response:
     """``GET`` the server time; ``POST`` moves it (tests): ``{"advanceSeconds": n}`` forward,
     ``{"set": "2026-01-01T00:00:00Z"}`` to an instant, ``{"frozen": true|false}`` stops or restarts
     it (with ``set``: frozen there); ``DELETE`` puts it back (wall clock, or ``--frozen-clock``)."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     if request.method == "POST":
         body = await _json(request)
         unknown = set(body) - {"advanceSeconds", "set", "frozen"}
@@ -245,7 +246,7 @@ async def clock(request: Request) -> Response:
 
 async def list_subscriptions(request: Request) -> Response:
     """Every subscription of every app and mailbox, with its real ``clientState`` and state."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     values = [
         {**subscription_json(s), "userId": s.user_id, "state": s.state}
         for s in await ctx.metadata.list_subscriptions(request.query_params.get("userId"))
@@ -255,15 +256,15 @@ async def list_subscriptions(request: Request) -> Response:
 
 async def remove_subscription(request: Request) -> Response:
     """The service removes a subscription (``subscriptionRemoved`` goes to its lifecycle URL)."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     if not await notifications.remove(ctx, request.path_params["id"]):
-        raise GraphError("The object was not found.", status=404, code="ResourceNotFound")
+        raise SubscriptionNotFound()
     return empty(204)
 
 
 async def deliveries(request: Request) -> Response:
     """The delivery log, newest first: every POST to a receiver (``?subscriptionId=``, ``?top=``)."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     try:
         top = int(request.query_params.get("top", "100"))
     except ValueError:
@@ -274,7 +275,7 @@ async def deliveries(request: Request) -> Response:
 
 async def dispatch(request: Request) -> Response:
     """Run the notification dispatcher now (housekeeping, then what is due) until nothing is due."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     dispatcher = notifications.dispatcher_of(ctx)
     await dispatcher.housekeeping()
     rounds = 0
@@ -285,7 +286,7 @@ async def dispatch(request: Request) -> Response:
 
 async def sweep_now(request: Request) -> Response:
     """``POST /_graphattach/sweep``: run the sweeper once and say what it freed."""
-    ctx = _ctx(request)
+    ctx = require_admin_key(request)
     report = await sweeper.sweep(ctx)
     return graph_json(
         {

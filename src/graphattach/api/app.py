@@ -14,13 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api import admin, faults, oauth, openapi, testkit, upload_endpoint
+from graphattach.api import admin, faults, oauth, openapi, testkit, upload_origin
 from graphattach.api.graph import graph_beta, graph_v1
 from graphattach.api.middleware import GraphMiddleware
 from graphattach.api.request_scope import RequestScopeMiddleware
 from graphattach.composition import close_context, open_context
-from graphattach.domain.errors import GraphError, NotFound
-from graphattach.protocol.errors import graph_error_body
+from graphattach.protocol.errors import HttpError, MethodNotSupported, NotFound
 from graphattach.services import notifications, sweeper
 from graphattach.services.context import Context
 from graphattach.settings import Settings
@@ -31,26 +30,13 @@ GRAPH_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
+    """The router's 404 and 405 as Graph errors: raised, so the middleware renders them."""
     assert isinstance(exc, HTTPException)
-    ctx: Context = request.app.state.ctx
     if exc.status_code == 405:
-        error: GraphError = GraphError(
-            f"The HTTP method '{request.method}' is not supported for this resource.",
-            status=405,
-            code="Request_BadRequest",
-        )
-    elif exc.status_code == 404:
-        error = NotFound(f"No resource at '{request.url.path}'. Graph lives under /v1.0 and /beta.")
-    else:
-        error = GraphError(str(exc.detail), status=exc.status_code, code="BadRequest")
-    state = request.scope["state"]
-    body = graph_error_body(
-        error,
-        request_id=state["request_id"],
-        client_request_id=state["client_request_id"],
-        now=ctx.clock.now(),
-    )
-    return Response(body, status_code=error.status, media_type="application/json")
+        raise MethodNotSupported(method=request.method)
+    if exc.status_code == 404:
+        raise NotFound(path=request.url.path)
+    raise HttpError.with_status(exc.status_code)(detail=str(exc.detail))
 
 
 def build_app(ctx: Context | None = None, settings: Settings | None = None) -> Starlette:
@@ -78,7 +64,7 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
     routes: list[Any] = [
         Route("/v1.0/{path:path}", graph_v1, methods=GRAPH_METHODS),
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
-        *upload_endpoint.ROUTES,
+        *upload_origin.ROUTES,
         *admin.ROUTES,
         *testkit.ROUTES,
         *faults.ROUTES,

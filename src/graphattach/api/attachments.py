@@ -5,40 +5,39 @@ Every URL form reaches these handlers: ``/me`` or ``/users/{id|upn}``, then ``me
 ``calendar/events/{id}``, ``calendars/{id}/events/{id}`` or
 ``calendarGroups/{id}/calendars/{id}/events/{id}`` (protocol/paths.py parses them all).
 
-Responses that carry ``contentBytes`` are written as JSON with holes: the JSON around each file is
-built in memory, the base64 of the file is streamed from the blob store in between, so a GET of a
-large attachment never holds the file (nor its base64) in memory.
+Responses that carry ``contentBytes`` are written as JSON with holes (``protocol/holes.py``): the
+JSON around each file is built in memory, the base64 of the file is streamed from the blob store
+in between (``services/attachments.fill_holes``), so a GET of a large attachment never holds the
+file (nor its base64) in memory.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pybase64
 from starlette.responses import Response, StreamingResponse
 
-from graphattach.api.call import GraphCall, Routes, read_body
+from graphattach.api.call import GraphCall, Routes, read_body, user_key
 from graphattach.api.responses import GRAPH_JSON, ChunkStream, empty, graph_json
 from graphattach.auth.permissions import read_permissions, write_permissions
-from graphattach.domain.errors import BadRequest, GraphError
 from graphattach.domain.models import Attachment, Item, User
 from graphattach.protocol.attachments import (
     SELECTABLE,
-    STREAM_CHUNK,
     FileInput,
     attachment_json,
-    base64_length,
-    base64_stream,
     embedded_item_json,
     expand_item_requested,
-    loads_payload,
+    nested_attachment_options,
     parse_attachment,
+    wants_bytes,
 )
-from graphattach.protocol.odata import context_path, context_url, next_link, quote_key
+from graphattach.protocol.endpoints import Endpoint
+from graphattach.protocol.errors import UpdateNotAllowed
+from graphattach.protocol.holes import Hole, Part, entity_parts, hole_bytes, merge_parts, parts_length
+from graphattach.protocol.jsonio import loads_object
+from graphattach.protocol.odata import context_path, context_url, next_link, page, quote_key
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import project
 from graphattach.services import attachments as service
@@ -66,13 +65,8 @@ def _item_steps(call: GraphCall) -> tuple[Step, ...]:
     return steps
 
 
-def _user_key(call: GraphCall, user: User) -> str:
-    """``/me`` is written ``users('{id}')``; ``/users/{key}`` echoes the key as the client wrote it."""
-    return user.id if call.path.is_me or call.path.user is None else call.path.user
-
-
 def _item_context(call: GraphCall, user: User) -> str:
-    return context_path(_user_key(call, user), _item_steps(call))
+    return context_path(user_key(call, user), _item_steps(call))
 
 
 def _entity_context(call: GraphCall, user: User) -> str:
@@ -88,65 +82,20 @@ def _item_expand_context(call: GraphCall, user: User, attachment: Attachment) ->
 # JSON with holes
 
 
-@dataclass(slots=True)
-class _Hole:
-    """The base64 of one blob, streamed in place."""
-
-    blob_key: str
-    raw_length: int
-
-
-Part = bytes | _Hole
-
-
-def _entity_parts(entity: dict[str, Any], hole: _Hole | None) -> list[Part]:
-    """``entity`` as JSON, with ``"contentBytes": <hole>`` as its last property when given."""
-    encoded = orjson.dumps(entity)
-    if hole is None:
-        return [encoded]
-    return [encoded[:-1] + b',"contentBytes":"', hole, b'"}']
-
-
-def _length(parts: list[Part]) -> int:
-    return sum(base64_length(p.raw_length) if isinstance(p, _Hole) else len(p) for p in parts)
-
-
-async def _check_blobs(call: GraphCall, parts: list[Part]) -> None:
-    for part in parts:
-        if isinstance(part, _Hole) and await call.ctx.blobs.size(part.blob_key) != part.raw_length:
-            raise GraphError(
-                "The attachment content is missing from the store.", status=500, code="ErrorInternalServerError"
-            )
-
-
-async def _stream(call: GraphCall, parts: list[Part]) -> AsyncIterator[bytes]:
-    for part in parts:
-        if isinstance(part, _Hole):
-            async for piece in base64_stream(call.ctx.blobs.read(part.blob_key, chunk_size=STREAM_CHUNK)):
-                yield piece
-        else:
-            yield part
-
-
 async def _json_response(call: GraphCall, parts: list[Part], status: int = 200) -> Response:
-    await _check_blobs(call, parts)
-    holes = sum(p.raw_length for p in parts if isinstance(p, _Hole))
-    if holes <= INLINE_LIMIT:
-        body = b"".join([piece async for piece in _stream(call, parts)])
+    await service.check_holes(call.ctx, parts)
+    if hole_bytes(parts) <= INLINE_LIMIT:
+        body = b"".join([piece async for piece in service.fill_holes(call.ctx, parts)])
         return Response(body, status_code=status, headers={"OData-Version": "4.0"}, media_type=GRAPH_JSON)
     return StreamingResponse(
-        _stream(call, parts),
+        service.fill_holes(call.ctx, parts),
         status_code=status,
-        headers={"OData-Version": "4.0", "Content-Type": GRAPH_JSON, "Content-Length": str(_length(parts))},
+        headers={"OData-Version": "4.0", "Content-Type": GRAPH_JSON, "Content-Length": str(parts_length(parts))},
     )
 
 
 # ------------------------------------------------------------------------------------------------
 # shaping
-
-
-def _wants_bytes(select: list[str] | None) -> bool:
-    return select is None or "*" in select or "contentbytes" in {s.lower() for s in select}
 
 
 def _shape(
@@ -167,9 +116,9 @@ def _shape(
         entity["item@odata.context"] = _item_expand_context(call, user, attachment)
         entity["item"] = embedded_item_json(attachment, version=call.path.version)
     hole = None
-    if attachment.kind == "file" and attachment.blob_key is not None and _wants_bytes(select):
-        hole = _Hole(attachment.blob_key, attachment.content_length)
-    return _entity_parts(entity, hole)
+    if attachment.kind == "file" and attachment.blob_key is not None and wants_bytes(select):
+        hole = Hole(attachment.blob_key, attachment.content_length)
+    return entity_parts(entity, hole)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -180,7 +129,7 @@ async def add_attachment(call: GraphCall) -> Response:
     """``POST .../attachments``: 201 with the attachment (contentBytes echoed for a file)."""
     body = await read_body(call.request, call.ctx.settings.max_request_body)
     user, item = await _resolve(call, write=True)
-    payload = loads_payload(body)
+    payload = loads_object(body)
     parsed = parse_attachment(payload, version=call.path.version, strict=call.strict)
     attachment = await service.add_parsed(call.ctx, user, item, parsed)
     entity: dict[str, Any] = {"@odata.context": _entity_context(call, user)}
@@ -213,8 +162,8 @@ async def list_attachments(call: GraphCall) -> Response:
     expand_item = expand_item_requested(call.query.expand)
     attachments = await service.list_for_item(call.ctx, item)
     total = len(attachments)
-    skip, top = call.query.skip or 0, call.query.top
-    page = attachments[skip:] if top is None else attachments[skip : skip + top]
+    skip = call.query.skip or 0
+    chosen, following = page(attachments, skip, call.query.top)
     parts: list[Part] = [
         b'{"@odata.context":',
         orjson.dumps(context_url(call.service_root, f"{_item_context(call, user)}/attachments")),
@@ -222,26 +171,16 @@ async def list_attachments(call: GraphCall) -> Response:
     if call.query.count:
         parts.append(b',"@odata.count":' + str(total).encode())
     parts.append(b',"value":[')
-    for index, attachment in enumerate(page):
+    for index, attachment in enumerate(chosen):
         if index:
             parts.append(b",")
         parts += _shape(call, user, attachment, select=call.query.select, expand_item=expand_item)
     parts.append(b"]")
-    if top is not None and skip + top < total:
-        link = next_link(call.url_without_query(), call.request.url.query, skip + top)
+    if following is not None:
+        link = next_link(call.url_without_query(), call.request.url.query, following)
         parts.append(b',"@odata.nextLink":' + orjson.dumps(link))
     parts.append(b"}")
-    return await _json_response(call, _merge(parts))
-
-
-def _merge(parts: list[Part]) -> list[Part]:
-    merged: list[Part] = []
-    for part in parts:
-        if isinstance(part, bytes) and merged and isinstance(merged[-1], bytes):
-            merged[-1] = merged[-1] + part
-        else:
-            merged.append(part)
-    return merged
+    return await _json_response(call, merge_parts(parts))
 
 
 async def get_attachment(call: GraphCall) -> Response:
@@ -283,7 +222,7 @@ async def delete_attachment(call: GraphCall) -> Response:
 async def patch_attachment(call: GraphCall) -> Response:
     """Attachments are not updatable (CSDL ``UpdateRestrictions``; "update not allowed")."""
     await _resolve(call, write=True)
-    raise GraphError("Update not allowed.", status=405, code="ErrorInvalidRequest")
+    raise UpdateNotAllowed()
 
 
 async def count_attachments(call: GraphCall) -> Response:
@@ -296,31 +235,6 @@ async def count_attachments(call: GraphCall) -> Response:
 # ------------------------------------------------------------------------------------------------
 # $expand=attachments on a message or event
 
-_NESTED = re.compile(r"^\s*attachments\s*(?:\((.*)\))?\s*$", re.IGNORECASE | re.DOTALL)
-
-
-def _nested_options(expand: list[str] | None) -> tuple[list[str] | None, bool]:
-    """``$select`` and the item expansion inside ``$expand=attachments($select=...;$expand=...)``."""
-    for entry in expand or []:
-        match = _NESTED.match(entry)
-        if not match:
-            continue
-        select: list[str] | None = None
-        expand_item = False
-        for option in (match.group(1) or "").split(";"):
-            name, _, value = option.partition("=")
-            lowered = name.strip().lower()
-            if not lowered:
-                continue
-            if lowered == "$select":
-                select = [s.strip() for s in value.split(",") if s.strip()]
-            elif lowered == "$expand":
-                expand_item = expand_item_requested([value])
-            else:
-                raise BadRequest(f"Query option '{name.strip()}' is not supported inside $expand=attachments.")
-        return select, expand_item
-    return None, False
-
 
 async def expand_attachments(call: GraphCall, item: Item) -> list[dict[str, Any]]:
     """The ``attachments`` array for ``GET .../messages/{id}?$expand=attachments`` (and events).
@@ -328,28 +242,26 @@ async def expand_attachments(call: GraphCall, item: Item) -> list[dict[str, Any]
     Each file attachment carries its ``contentBytes`` unless a nested ``$select`` leaves it out.
     The caller has already authorised reading ``item``.
     """
-    select, expand_item = _nested_options(call.query.expand)
+    select, expand_item = nested_attachment_options(call.query.expand)
     result: list[dict[str, Any]] = []
     for attachment in await service.list_for_item(call.ctx, item):
         entity = attachment_json(attachment, version=call.path.version, media_type_annotation=select is not None)
         entity = project(entity, select, known=set(SELECTABLE))
         if expand_item and attachment.kind == "item":
             entity["item"] = embedded_item_json(attachment, version=call.path.version)
-        if attachment.kind == "file" and attachment.blob_key is not None and _wants_bytes(select):
-            data = b"".join(
-                [chunk async for chunk in call.ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK)]
-            )
+        if attachment.kind == "file" and attachment.blob_key is not None and wants_bytes(select):
+            data = await service.file_bytes(call.ctx, attachment)
             entity["contentBytes"] = pybase64.b64encode(data).decode("ascii")
         result.append(entity)
     return result
 
 
 ROUTES: Routes = {
-    ("attachments", "POST"): add_attachment,
-    ("attachments", "GET"): list_attachments,
-    ("attachments.count", "GET"): count_attachments,
-    ("attachment", "GET"): get_attachment,
-    ("attachment", "DELETE"): delete_attachment,
-    ("attachment", "PATCH"): patch_attachment,
-    ("attachment.value", "GET"): get_value,
+    (Endpoint.ATTACHMENTS, "POST"): add_attachment,
+    (Endpoint.ATTACHMENTS, "GET"): list_attachments,
+    (Endpoint.ATTACHMENTS_COUNT, "GET"): count_attachments,
+    (Endpoint.ATTACHMENT, "GET"): get_attachment,
+    (Endpoint.ATTACHMENT, "DELETE"): delete_attachment,
+    (Endpoint.ATTACHMENT, "PATCH"): patch_attachment,
+    (Endpoint.ATTACHMENT_VALUE, "GET"): get_value,
 }

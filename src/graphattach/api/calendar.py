@@ -9,7 +9,7 @@ from typing import Any
 from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
-from graphattach.api.outlook import (
+from graphattach.api.mailbox import (
     apply_query,
     collection_page,
     count_response,
@@ -23,11 +23,12 @@ from graphattach.api.outlook import (
 )
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import CALENDARS_READ, CALENDARS_WRITE
-from graphattach.domain.errors import BadRequest, ItemNotFound
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol import delta as delta_proto
 from graphattach.protocol import events as proto
 from graphattach.protocol import folders as folder_proto
+from graphattach.protocol.endpoints import Endpoint
+from graphattach.protocol.errors import BadRequest, InvalidUrlQuery, ItemNotFound
 from graphattach.protocol.shape import project
 from graphattach.services import calendar
 from graphattach.services import delta as delta_service
@@ -98,9 +99,7 @@ async def calendar_view_delta(call: GraphCall) -> Response:
         ("$skip", q.skip is not None),
     ):
         if present:
-            raise BadRequest(
-                f"The query parameter '{name}' is not supported with calendarView delta.", code="ErrorInvalidUrlQuery"
-            )
+            raise InvalidUrlQuery(f"The query parameter '{name}' is not supported with calendarView delta.")
     default = await call.ctx.metadata.get_well_known_folder(user.id, "calendar", "calendar")
     if default is None:  # pragma: no cover - every mailbox is provisioned with one
         raise BadRequest("The mailbox has no default calendar.")
@@ -306,21 +305,21 @@ async def get_group(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("events", "GET"): list_events,
-    ("events", "POST"): create_event,
-    ("events.count", "GET"): count_events,
-    ("calendarView.delta", "GET"): calendar_view_delta,
-    ("event", "GET"): get_event,
-    ("event", "PATCH"): update_event,
-    ("event", "DELETE"): delete_event,
-    ("calendars", "GET"): list_calendars,
-    ("calendars", "POST"): create_calendar,
-    ("calendars.count", "GET"): count_calendars,
-    ("calendar", "GET"): get_calendar,
-    ("calendar", "PATCH"): update_calendar,
-    ("calendar", "DELETE"): delete_calendar,
-    ("calendarGroups", "GET"): list_groups,
-    ("calendarGroups", "POST"): create_group,
-    ("calendarGroups.count", "GET"): count_groups,
-    ("calendarGroup", "GET"): get_group,
+    (Endpoint.EVENTS, "GET"): list_events,
+    (Endpoint.EVENTS, "POST"): create_event,
+    (Endpoint.EVENTS_COUNT, "GET"): count_events,
+    (Endpoint.CALENDAR_VIEW_DELTA, "GET"): calendar_view_delta,
+    (Endpoint.EVENT, "GET"): get_event,
+    (Endpoint.EVENT, "PATCH"): update_event,
+    (Endpoint.EVENT, "DELETE"): delete_event,
+    (Endpoint.CALENDARS, "GET"): list_calendars,
+    (Endpoint.CALENDARS, "POST"): create_calendar,
+    (Endpoint.CALENDARS_COUNT, "GET"): count_calendars,
+    (Endpoint.CALENDAR, "GET"): get_calendar,
+    (Endpoint.CALENDAR, "PATCH"): update_calendar,
+    (Endpoint.CALENDAR, "DELETE"): delete_calendar,
+    (Endpoint.CALENDAR_GROUPS, "GET"): list_groups,
+    (Endpoint.CALENDAR_GROUPS, "POST"): create_group,
+    (Endpoint.CALENDAR_GROUPS_COUNT, "GET"): count_groups,
+    (Endpoint.CALENDAR_GROUP, "GET"): get_group,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from graphattach.auth.principal import Principal
-from graphattach.domain.errors import BadRequest, BodyTimeout, RequestEntityTooLarge
+from graphattach.domain.errors import BodyTimeout
+from graphattach.domain.models import User
+from graphattach.protocol.content_range import parse_content_length
+from graphattach.protocol.errors import BadRequest, RequestEntityTooLarge
 from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import QueryOptions
 from graphattach.protocol.paths import GraphPath
@@ -18,38 +21,46 @@ from graphattach.services.context import Context
 
 
 def declared_length(request: Request) -> int | None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return None
+    """The request's ``Content-Length`` (``protocol.content_range.parse_content_length``)."""
     try:
-        value = int(raw)
+        return parse_content_length(request.headers.get("content-length"))
     except ValueError:
         raise BadRequest("The Content-Length header is not a number.") from None
-    if value < 0:
-        raise BadRequest("The Content-Length header is negative.")
-    return value
 
 
-#: A refused body announced (or turning out) to be at most this large is read and dropped, never
-#: kept, before the 413 goes out: clients write the whole body before they read the answer, and a
-#: server that closes with unread bytes makes the kernel reset the connection under the 413.
-#: Larger bodies get the 413 at once and the connection is closed (api/middleware.py).
+# Bodies nobody will use are read and dropped, up to a bound, rather than left unread: clients
+# write the whole body before they read the answer, and a server that closes with unread bytes
+# makes the kernel reset the connection under its answer (so the client never reads the error).
+# Past the bound the connection is closed instead. ``drop`` is the one place this happens; the
+# bound depends on what the client was entitled to send:
+#: a Graph request body refused with 413 (four times the 4 MiB cap: a client that overshoots);
 DISCARD_LIMIT = 16 * 1024 * 1024
+#: a body the route never read (an error before parsing it), in the middleware;
+UNREAD_LIMIT = 1024 * 1024
+#: and a refused upload PUT: up to ``Settings.max_upload_chunk``, the largest range accepted.
 
 
-async def discard_body(request: Request, limit: int = DISCARD_LIMIT) -> None:
-    """Read and drop what is left of the request body, up to ``limit`` bytes."""
-    length = request.headers.get("content-length")
-    if length is not None and (not length.strip().isdigit() or int(length) > limit):
-        return
+async def drop(chunks: AsyncIterable[bytes], limit: int) -> None:
+    """Read and drop ``chunks`` until they end or more than ``limit`` bytes went by."""
     seen = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in chunks:
             seen += len(chunk)
             if seen > limit:
                 return
     except (ClientDisconnect, RuntimeError, BodyTimeout):
         return
+
+
+async def discard_body(request: Request, limit: int = DISCARD_LIMIT) -> None:
+    """Read and drop what is left of the request body, up to ``limit`` bytes."""
+    try:
+        length = parse_content_length(request.headers.get("content-length"))
+    except ValueError:
+        return
+    if length is not None and length > limit:
+        return
+    await drop(request.stream(), limit)
 
 
 async def read_body(request: Request, cap: int) -> bytes:
@@ -113,6 +124,11 @@ class GraphCall:
     def url_without_query(self) -> str:
         raw = self.request.scope.get("raw_path") or self.request.url.path.encode()
         return self.ctx.settings.root_url + raw.decode("latin-1").split("?", 1)[0]
+
+
+def user_key(call: GraphCall, user: User) -> str:
+    """``/me`` is written ``users('{id}')``; ``/users/{key}`` echoes the key as the client wrote it."""
+    return user.id if call.path.is_me or call.path.user is None else call.path.user
 
 
 Handler = Callable[[GraphCall], Awaitable[Response]]

@@ -29,9 +29,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphattach.api.admin import ADMIN_PREFIX, _json
-from graphattach.api.admin import _ctx as admin_context
+from graphattach.api.admin import require_admin_key as admin_context
 from graphattach.api.responses import empty, graph_json
-from graphattach.domain.errors import BadRequest, ConnectionDropped, GraphError
+from graphattach.domain.errors import ConnectionDropped
 from graphattach.domain.faults import Action, Decision, FaultRuleError, Rule, Rulebook
 from graphattach.domain.throttling import (
     Key,
@@ -43,7 +43,14 @@ from graphattach.domain.throttling import (
     limits_spec,
     parse_throttling,
 )
-from graphattach.protocol.errors import error_body
+from graphattach.protocol.errors import (
+    ApplicationThrottled,
+    BadRequest,
+    FaultRuleNotFound,
+    TokenExpired,
+    TooManyRequests,
+    graph_error_body,
+)
 from graphattach.protocol.faults import (
     bad_rule,
     caller_app_id,
@@ -55,7 +62,6 @@ from graphattach.protocol.faults import (
     rules_document,
     status_response,
 )
-from graphattach.protocol.jsonio import dumps
 from graphattach.protocol.operations import OPERATION_KEY
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, parse_upload_path
 from graphattach.services import journal
@@ -132,18 +138,10 @@ class FaultEngine:
 
 def _throttled_body(refusal: Refusal, *, request_id: str, client_request_id: str, now: Any) -> bytes:
     limit = refusal.original if refusal.limit == "RetryAfter" else refusal.limit
-    if limit in ("MailboxConcurrency", "RequestRate", "IncomingBytes"):
-        # Outlook's own 429: code ApplicationThrottled and no innerError
-        # (https://github.com/magodo/terraform-provider-outlook/issues/21,
-        # https://github.com/O365/python-o365/issues/500).
-        return dumps({"error": {"code": "ApplicationThrottled", "message": f"Application is over its {limit} limit."}})
-    return error_body(
-        "TooManyRequests",
-        "Please retry again later.",
-        request_id=request_id,
-        client_request_id=client_request_id,
-        now=now,
-    )
+    # Outlook's own 429 for its limits (ApplicationThrottled, no innerError), Graph's otherwise.
+    outlook = limit in ("MailboxConcurrency", "RequestRate", "IncomingBytes")
+    error = ApplicationThrottled(limit=limit) if outlook else TooManyRequests()
+    return graph_error_body(error, request_id=request_id, client_request_id=client_request_id, now=now)
 
 
 async def _discard(message: Message) -> None:
@@ -321,9 +319,8 @@ class FaultLayer:
 
     async def _expired_token(self, scope: Scope, send: Send, ctx: Context) -> None:
         state = scope["state"]
-        body = error_body(
-            "InvalidAuthenticationToken",
-            "Lifetime validation failed, the token is expired.",
+        body = graph_error_body(
+            TokenExpired(),
             request_id=str(state.get("request_id", "")),
             client_request_id=str(state.get("client_request_id", "")),
             now=ctx.clock.now(),
@@ -523,7 +520,7 @@ async def clear_faults(request: Request) -> Response:
 async def delete_fault(request: Request) -> Response:
     admin_context(request)
     if not engine_of(request).rulebook.remove(request.path_params["rule"]):
-        raise GraphError("No fault rule with that id.", status=404, code="ItemNotFound")
+        raise FaultRuleNotFound()
     return empty(204)
 
 

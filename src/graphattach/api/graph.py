@@ -1,6 +1,6 @@
 """The Graph endpoint: ``/{v1.0|beta}/...`` → authenticate, parse, dispatch by (endpoint, method).
 
-Each feature module (``users``, ``mail``, ``calendar``, ``attachments``, ``upload_sessions``)
+Each feature module (``users``, ``mail``, ``calendar``, ``attachments``, ``create_upload_session``)
 exports ``ROUTES: dict[(endpoint, METHOD), handler]``; ``endpoint`` is ``GraphPath.endpoint``.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphattach.api import attachments, batch, calendar, mail, subscriptions, upload_sessions, users
+from graphattach.api import attachments, batch, calendar, create_upload_session, mail, subscriptions, users
 from graphattach.api.call import GraphCall, Routes
 from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import MethodNotSupported, UnsupportedResource
 from graphattach.protocol.odata import parse_query
 from graphattach.protocol.operations import OPERATION_KEY, graph_operation
 from graphattach.protocol.paths import parse_graph_path
@@ -20,7 +21,7 @@ from graphattach.services.access import me_not_allowed
 from graphattach.services.context import Context
 
 ROUTES: Routes = {}
-for _module in (users, mail, calendar, attachments, upload_sessions, subscriptions):
+for _module in (users, mail, calendar, attachments, create_upload_session, subscriptions):
     overlap = ROUTES.keys() & _module.ROUTES.keys()
     assert not overlap, f"routes defined twice: {overlap}"
     ROUTES.update(_module.ROUTES)
@@ -59,11 +60,7 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     rest = raw[raw.index(prefix) + len(prefix) - 1 :] if prefix in raw else raw
     if batch.is_batch_path(rest):
         if request.method.upper() != "POST":
-            raise GraphError(
-                f"The HTTP method '{request.method.upper()}' is not supported for this resource.",
-                status=405,
-                code="Request_BadRequest",
-            )
+            raise MethodNotSupported(method=request.method.upper())
         return await batch.run_batch(request, version)
     path = parse_graph_path(version, rest)
     if path.is_me and not principal.is_delegated:
@@ -73,14 +70,8 @@ async def graph_endpoint(request: Request, version: str) -> Response:
     handler = ROUTES.get((path.endpoint, method))
     if handler is None:
         if path.endpoint in ENDPOINTS:
-            raise GraphError(
-                f"The HTTP method '{method}' is not supported for this resource.",
-                status=405,
-                code="Request_BadRequest",
-            )
-        raise GraphError(
-            f"The '{path.endpoint}' resource is not supported by this server.", status=400, code="BadRequest"
-        )
+            raise MethodNotSupported(method=method)
+        raise UnsupportedResource(endpoint=path.endpoint)
     query = parse_query(
         request.url.query, strict=ctx.settings.strict, allowed_extra=EXTRA_PARAMETERS.get(path.endpoint, frozenset())
     )

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Handler, Routes
-from graphattach.api.outlook import (
+from graphattach.api.mailbox import (
     apply_query,
     collection_context,
     collection_page,
@@ -27,13 +27,14 @@ from graphattach.api.outlook import (
 )
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import MAIL_READ, MAIL_SEND, MAIL_WRITE
-from graphattach.domain.errors import BadRequest, ItemNotFound
 from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol import delta as delta_proto
 from graphattach.protocol import folders as folder_proto
 from graphattach.protocol import messages as proto
 from graphattach.protocol import outlook as o
 from graphattach.protocol import search as search_proto
+from graphattach.protocol.endpoints import Endpoint
+from graphattach.protocol.errors import InvalidParameter, InvalidUrlQuery, ItemNotFound
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import project
 from graphattach.services import delta as delta_service
@@ -84,9 +85,7 @@ async def search_messages(call: GraphCall, user: User, folder: Folder | None) ->
         ("$skip", q.skip is not None),
     ):
         if present:
-            raise BadRequest(
-                f"The query parameter '{name}' is not supported with '$search'.", code="ErrorInvalidUrlQuery"
-            )
+            raise InvalidUrlQuery(f"The query parameter '{name}' is not supported with '$search'.")
     assert q.search is not None
     tree = search_proto.parse_search(q.search)
     _, top = page_bounds(call)
@@ -133,22 +132,17 @@ async def message_delta(call: GraphCall) -> Response:
     an ``@odata.nextLink`` ($skiptoken) or, on the last page, an ``@odata.deltaLink`` ($deltatoken)."""
     user = await mailbox(call, MAIL_READ)
     if not call.path.containers:
-        raise BadRequest(
-            "Delta query on messages is supported per folder: use .../mailFolders/{id}/messages/delta.",
-            code="ErrorInvalidUrlQuery",
+        raise InvalidUrlQuery(
+            "Delta query on messages is supported per folder: use .../mailFolders/{id}/messages/delta."
         )
     folder = await _addressed_folder(call, user)
     q = call.query
     if q.search is not None:
-        raise BadRequest("The query parameter '$search' is not supported with delta.", code="ErrorInvalidUrlQuery")
+        raise InvalidUrlQuery("The query parameter '$search' is not supported with delta.")
     if q.skip is not None or q.count or q.expand:
-        raise BadRequest(
-            "Only $select, $top, $filter and $orderby are supported with delta.", code="ErrorInvalidUrlQuery"
-        )
+        raise InvalidUrlQuery("Only $select, $top, $filter and $orderby are supported with delta.")
     if q.orderby is not None and " ".join(q.orderby.lower().split()) != "receiveddatetime desc":
-        raise BadRequest(
-            "Only 'receivedDateTime desc' is supported in $orderby with delta.", code="ErrorInvalidUrlQuery"
-        )
+        raise InvalidUrlQuery("Only 'receivedDateTime desc' is supported in $orderby with delta.")
     key = await delta_service.token_key(call.ctx)
     preferred = delta_proto.page_size(call.request.headers.get("prefer"))
     token = q.skiptoken or q.deltatoken
@@ -291,7 +285,7 @@ async def send_mail(call: GraphCall) -> Response:
     user = await mailbox(call, MAIL_SEND)
     params = SEND_MAIL.validate(await call.json(), strict=call.strict)
     if params.get("message") is None:
-        raise BadRequest("The 'message' parameter is required.", code="ErrorInvalidParameter")
+        raise InvalidParameter("The 'message' parameter is required.")
     data, attachments = proto.parse_create(params["message"], strict=call.strict)
     await mail.send_mail(
         call.ctx,
@@ -380,27 +374,27 @@ async def delete_folder(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("messages", "GET"): list_messages,
-    ("messages", "POST"): create_message,
-    ("messages.count", "GET"): count_messages,
-    ("messages.delta", "GET"): message_delta,
-    ("message", "GET"): get_message,
-    ("message", "PATCH"): update_message,
-    ("message", "DELETE"): delete_message,
-    ("message.send", "POST"): send_message,
-    ("message.move", "POST"): move_message,
-    ("message.copy", "POST"): copy_message,
-    ("message.createReply", "POST"): _create_reply("reply"),
-    ("message.createReplyAll", "POST"): _create_reply("replyAll"),
-    ("message.createForward", "POST"): _create_reply("forward"),
-    ("message.reply", "POST"): _send_reply("reply"),
-    ("message.replyAll", "POST"): _send_reply("replyAll"),
-    ("message.forward", "POST"): _send_reply("forward"),
-    ("sendMail", "POST"): send_mail,
-    ("mailFolders", "GET"): list_folders,
-    ("mailFolders", "POST"): create_folder,
-    ("mailFolders.count", "GET"): count_folders,
-    ("mailFolder", "GET"): get_folder,
-    ("mailFolder", "PATCH"): update_folder,
-    ("mailFolder", "DELETE"): delete_folder,
+    (Endpoint.MESSAGES, "GET"): list_messages,
+    (Endpoint.MESSAGES, "POST"): create_message,
+    (Endpoint.MESSAGES_COUNT, "GET"): count_messages,
+    (Endpoint.MESSAGES_DELTA, "GET"): message_delta,
+    (Endpoint.MESSAGE, "GET"): get_message,
+    (Endpoint.MESSAGE, "PATCH"): update_message,
+    (Endpoint.MESSAGE, "DELETE"): delete_message,
+    (Endpoint.MESSAGE_SEND, "POST"): send_message,
+    (Endpoint.MESSAGE_MOVE, "POST"): move_message,
+    (Endpoint.MESSAGE_COPY, "POST"): copy_message,
+    (Endpoint.MESSAGE_CREATE_REPLY, "POST"): _create_reply("reply"),
+    (Endpoint.MESSAGE_CREATE_REPLY_ALL, "POST"): _create_reply("replyAll"),
+    (Endpoint.MESSAGE_CREATE_FORWARD, "POST"): _create_reply("forward"),
+    (Endpoint.MESSAGE_REPLY, "POST"): _send_reply("reply"),
+    (Endpoint.MESSAGE_REPLY_ALL, "POST"): _send_reply("replyAll"),
+    (Endpoint.MESSAGE_FORWARD, "POST"): _send_reply("forward"),
+    (Endpoint.SEND_MAIL, "POST"): send_mail,
+    (Endpoint.MAIL_FOLDERS, "GET"): list_folders,
+    (Endpoint.MAIL_FOLDERS, "POST"): create_folder,
+    (Endpoint.MAIL_FOLDERS_COUNT, "GET"): count_folders,
+    (Endpoint.MAIL_FOLDER, "GET"): get_folder,
+    (Endpoint.MAIL_FOLDER, "PATCH"): update_folder,
+    (Endpoint.MAIL_FOLDER, "DELETE"): delete_folder,
 }

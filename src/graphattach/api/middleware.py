@@ -21,9 +21,10 @@ from datetime import datetime
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphattach.api.call import UNREAD_LIMIT
 from graphattach.domain import ids
-from graphattach.domain.errors import BodyTimeout, ConnectionDropped, GraphError, InternalServerError
-from graphattach.protocol.errors import graph_error_body
+from graphattach.domain.errors import BodyTimeout, ConnectionDropped, GraphError
+from graphattach.protocol.errors import InternalServerError, graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
     OAUTH_METADATA_OPERATION,
@@ -40,8 +41,6 @@ DIAGNOSTIC = (
     '{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000",'
     '"RoleInstance":"graphattach","ADSiteName":"LCL"}}'
 )
-#: Unread request bodies up to this size are read and dropped to keep the connection alive.
-DRAIN_LIMIT = 1024 * 1024
 
 
 def _initial_operation(scope: Scope) -> str:
@@ -117,7 +116,7 @@ class GraphMiddleware:
                 remaining = int(declared) - body_state["read"] if declared is not None else None
             except ValueError:
                 remaining = None
-            if remaining is None or remaining > DRAIN_LIMIT:
+            if remaining is None or remaining > UNREAD_LIMIT:
                 return True
             try:
                 while not body_state["done"]:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.responses import empty, graph_json
+from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.odata import context_url
 from graphattach.protocol.subscriptions import parse_create, parse_update, subscription_json
 from graphattach.services import subscriptions as service
@@ -75,10 +76,10 @@ async def reauthorize(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("subscriptions", "GET"): list_subscriptions,
-    ("subscriptions", "POST"): create,
-    ("subscription", "GET"): get,
-    ("subscription", "PATCH"): update,
-    ("subscription", "DELETE"): delete,
-    ("subscription.reauthorize", "POST"): reauthorize,
+    (Endpoint.SUBSCRIPTIONS, "GET"): list_subscriptions,
+    (Endpoint.SUBSCRIPTIONS, "POST"): create,
+    (Endpoint.SUBSCRIPTION, "GET"): get,
+    (Endpoint.SUBSCRIPTION, "PATCH"): update,
+    (Endpoint.SUBSCRIPTION, "DELETE"): delete,
+    (Endpoint.SUBSCRIPTION_REAUTHORIZE, "POST"): reauthorize,
 }

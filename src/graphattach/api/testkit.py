@@ -14,11 +14,11 @@ from starlette.routing import Route
 
 from graphattach import __version__
 from graphattach.api.admin import ADMIN_PREFIX
-from graphattach.api.admin import _ctx as admin_context
+from graphattach.api.admin import require_admin_key as admin_context
 from graphattach.api.call import stream_body
 from graphattach.api.responses import graph_json
-from graphattach.domain.errors import BadRequest
 from graphattach.domain.models import ItemKind
+from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.operations import OPERATION_KEY, admin_operation
 from graphattach.protocol.snapshot import SnapshotError
 from graphattach.protocol.testkit import entry_json, har_json, item_view_json, permissions_report_json

@@ -7,7 +7,8 @@ from starlette.responses import Response
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.responses import graph_json
 from graphattach.auth.permissions import USER_READ, USERS_READ_ALL
-from graphattach.domain.errors import AccessDenied, GraphError
+from graphattach.protocol.endpoints import Endpoint
+from graphattach.protocol.errors import AccessDenied, AuthorizationRequestDenied, DirectoryResourceNotFound
 from graphattach.protocol.odata import context_url, next_link
 from graphattach.protocol.shape import collection, project
 from graphattach.protocol.users import USER_PROPERTIES, user_json
@@ -19,11 +20,7 @@ from graphattach.services.users import find_user
 async def list_users(call: GraphCall) -> Response:
     journal.note_permission(USERS_READ_ALL)
     if not call.principal.has_any(USERS_READ_ALL):
-        raise GraphError(
-            "Insufficient privileges to complete the operation.",
-            status=403,
-            code="Authorization_RequestDenied",
-        )
+        raise AuthorizationRequestDenied()
     users = await call.ctx.metadata.list_users()
     total = len(users)
     skip, top = call.query.skip or 0, call.query.top or 100
@@ -50,21 +47,13 @@ async def get_user(call: GraphCall) -> Response:
         key = call.path.user or ""
         user = await find_user(call.ctx, key)
     if user is None:
-        raise GraphError(
-            f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
-            status=404,
-            code="Request_ResourceNotFound",
-        )
+        raise DirectoryResourceNotFound(key=key)
     own = call.principal.is_delegated and call.principal.user_id == user.id
     # Reading one's own profile needs User.Read (https://learn.microsoft.com/graph/api/user-get#permissions).
     journal.note_permission(USER_READ if own else USERS_READ_ALL)
     if not own and not call.principal.has_any(USERS_READ_ALL):
         if call.principal.is_delegated:
-            raise GraphError(
-                "Insufficient privileges to complete the operation.",
-                status=403,
-                code="Authorization_RequestDenied",
-            )
+            raise AuthorizationRequestDenied()
         raise AccessDenied()
     body = {
         "@odata.context": context_url(call.service_root, "users/$entity"),
@@ -74,6 +63,6 @@ async def get_user(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("users", "GET"): list_users,
-    ("user", "GET"): get_user,
+    (Endpoint.USERS, "GET"): list_users,
+    (Endpoint.USER, "GET"): get_user,
 }

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graphattach.auth.principal import Principal
 from graphattach.domain import ids
-from graphattach.domain.errors import GraphError, InvalidAuthenticationToken
+from graphattach.protocol.errors import InvalidAudience, InvalidAuthenticationToken, TokenExpired
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 GRAPH_AUDIENCES = (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", "00000003-0000-0000-c000-000000000000")
@@ -241,11 +241,11 @@ class TokenService:
     def verify_graph_token(self, authorization: str | None, *, now: float | None = None) -> Principal:
         """The principal of a ``Bearer`` header, or ``InvalidAuthenticationToken`` (401)."""
         if not authorization or not authorization.strip():
-            raise InvalidAuthenticationToken("Access token is empty.")
+            raise InvalidAuthenticationToken()
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise InvalidAuthenticationToken("Access token is empty.")
+            raise InvalidAuthenticationToken()
         found, cached = self._graph_cache.get(token)
         if found and cached is not None:
             expires, principal = cached
@@ -253,7 +253,7 @@ class TokenService:
             expires, principal = self._verify_graph_token(token)
             self._graph_cache.put(token, expires, (expires, principal))
         if expires <= (time.time() if now is None else now):
-            raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.")
+            raise TokenExpired()
         return principal
 
     def _verify_graph_token(self, token: str) -> tuple[float, Principal]:
@@ -276,7 +276,7 @@ class TokenService:
                 },
             )
         except jwt.ExpiredSignatureError:
-            raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.") from None
+            raise TokenExpired() from None
         except jwt.InvalidAudienceError:
             raise InvalidAuthenticationToken("Invalid audience.") from None
         except jwt.InvalidIssuerError:
@@ -319,7 +319,7 @@ class TokenService:
     def verify_upload_token(self, token: str | None) -> UploadClaims:
         """Claims of an upload URL's ``authtoken`` (expiry is the session's, checked by the caller)."""
         if not token:
-            raise GraphError("The access token is missing.", status=401, code="InvalidAuthenticationToken")
+            raise InvalidAuthenticationToken("The access token is missing.")
         found, cached = self._upload_cache.get(token)
         if found and cached is not None:
             return cached
@@ -333,9 +333,9 @@ class TokenService:
                 options={"require": ["exp", "aud", "sid", "uid"], "verify_exp": False},
             )
         except jwt.InvalidAudienceError:
-            raise GraphError("The audience claim value is invalid 'aud'.", status=401, code="InvalidAudience") from None
+            raise InvalidAudience() from None
         except jwt.InvalidTokenError:
-            raise GraphError("The access token is invalid.", status=401, code="InvalidAuthenticationToken") from None
+            raise InvalidAuthenticationToken("The access token is invalid.") from None
         result = UploadClaims(str(claims["sid"]), str(claims["uid"]), float(claims["exp"]))
         self._upload_cache.put(token, result.expires, result)
         return result

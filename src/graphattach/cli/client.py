@@ -92,7 +92,9 @@ def _fail(error: ClientError, prefix: str = "") -> NoReturn:
 
 
 @dataclass
-class Settings:
+class ClientSettings:
+    """The options every client command shares (not the server's ``graphattach.settings.Settings``)."""
+
     graph_url: str
     token: str | None
     token_command: str | None
@@ -263,8 +265,8 @@ def make_target(
     return Event(event_id, user=user, calendar=calendar)
 
 
-def _settings(**kwargs: Any) -> Settings:
-    return Settings(
+def _settings(**kwargs: Any) -> ClientSettings:
+    return ClientSettings(
         graph_url=kwargs.get("graph_url") or DEFAULT_GRAPH_URL,
         token=kwargs.get("token"),
         token_command=kwargs.get("token_command"),
@@ -351,7 +353,7 @@ class RichProgress:
         self._progress.stop()
 
 
-def progress_display(settings: Settings) -> PlainProgress | RichProgress:
+def progress_display(settings: ClientSettings) -> PlainProgress | RichProgress:
     if not settings.quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and _has_rich():
         return RichProgress()
     return PlainProgress(enabled=not settings.quiet)
@@ -641,7 +643,7 @@ def register(cli: click.Group) -> None:
             click.echo("cancelled")
 
 
-def _report(settings: Settings, outcomes: Sequence[tuple[Path, Attachment | None, ClientError | None]]) -> None:
+def _report(settings: ClientSettings, outcomes: Sequence[tuple[Path, Attachment | None, ClientError | None]]) -> None:
     if settings.as_json:
         _print_json(
             [

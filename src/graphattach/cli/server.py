@@ -494,8 +494,8 @@ def register(cli: click.Group) -> None:
             ssl_cert=cert,
             ssl_key=key,
             backpressure=None,
-            # uvloop answered about 20 % more small requests per second than asyncio's loop here
-            # (upload PUTs, GETs); bench/README.md.
+            # uvloop answers more small requests per second than asyncio's loop (upload PUTs,
+            # GETs); the figures are in bench/README.md.
             loop=Loops.uvloop if _has_uvloop() else Loops.asyncio,
         )
         if hasattr(server, "on_startup"):  # called once the socket is bound, before the workers start (not in 2.0)

@@ -32,6 +32,7 @@ from graphattach.client._core import (
     FileSlice,
     Flow,
     ProgressCallback,
+    R,
     Reply,
     Result,
     Retrying,
@@ -105,7 +106,7 @@ class AsyncClient:
 
     # -- the driver
 
-    async def _run(self, flow: Flow) -> Any:
+    async def _run(self, flow: Flow[R]) -> R:
         result: Result = None
         pending: BaseException | None = None
         cleaning_up = False
@@ -113,7 +114,8 @@ class AsyncClient:
             try:
                 op = flow.throw(pending) if pending is not None else flow.send(result)
             except StopIteration as stop:
-                return stop.value
+                value: R = stop.value
+                return value
             pending = None
             try:
                 if cleaning_up:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 from graphattach import __version__
@@ -42,7 +42,7 @@ from graphattach.client._errors import (
     UploadSessionExpired,
     error_class,
 )
-from graphattach.client._files import FileSlice, FileSource, guess_content_type
+from graphattach.client._files import FileSlice, FileSource
 from graphattach.client._models import (
     Attachment,
     Event,
@@ -55,6 +55,7 @@ from graphattach.client._models import (
     parse_range,
     target_path,
 )
+from graphattach.domain.content_types import guess_content_type
 from graphattach.domain.limits import MAX_REQUEST_BODY, MAX_SINGLE_POST_RAW, UPLOAD_SESSION_MAX_SIZE
 
 __all__ = [
@@ -164,7 +165,9 @@ class Failure:
 
 Op = Send | Sleep
 Result = Reply | Failure | None
-Flow = Generator[Op, Result, Any]
+R = TypeVar("R")
+#: A protocol flow: yields ``Op``s, is sent their ``Result``s, returns an ``R``.
+Flow = Generator[Op, Result, R]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +201,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
-        base = min(self.backoff * (2**attempt), self.max_backoff)
+        base: float = min(self.backoff * (2**attempt), self.max_backoff)
         return base * (1 - self.jitter * random.random())
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,10 +15,6 @@ __all__ = ["FileLike", "FileSlice", "FileSource"]
 PIECE = 256 * 1024
 
 FileLike = str | os.PathLike[str] | IO[bytes]
-
-
-def guess_content_type(name: str) -> str:
-    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
 
 
 class FileSource:

@@ -32,6 +32,7 @@ from graphattach.client._core import (
     Flow,
     Progress,
     ProgressCallback,
+    R,
     Reply,
     Result,
     Retrying,
@@ -102,14 +103,15 @@ class Client:
 
     # -- the driver
 
-    def _run(self, flow: Flow) -> Any:
+    def _run(self, flow: Flow[R]) -> R:
         result: Result = None
         pending: BaseException | None = None
         while True:
             try:
                 op = flow.throw(pending) if pending is not None else flow.send(result)
             except StopIteration as stop:
-                return stop.value
+                value: R = stop.value
+                return value
             pending = None
             try:
                 result = self._execute(op)

@@ -1,12 +1,16 @@
-"""Errors that carry a Graph error code.
+"""The exception every failure a caller can see is raised as.
 
-Every failure a caller can see is a ``GraphError``: an HTTP status, the Graph ``code`` and a
-``message``. The protocol layer turns it into ``{"error": {"code", "message", "innerError"}}``.
-Errors raised by Exchange itself (throttling, message size) have no ``innerError`` on the real
-service, so ``inner_error=False`` reproduces that.
+A ``GraphError`` carries an HTTP status, the Graph ``code`` and a ``message``; which statuses,
+codes and messages exist is the catalogue in ``protocol/errors.py``, whose entries make these
+exceptions, and whose ``graph_error_body`` renders them. A subclass that sets ``status``,
+``code`` and ``message`` as class attributes is honoured too (for failures the transport raises
+below the protocol layer), but a new error belongs in the catalogue.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class GraphError(Exception):
@@ -23,6 +27,7 @@ class GraphError(Exception):
         status: int | None = None,
         code: str | None = None,
         inner_error: bool = True,
+        inner: Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         if status is not None:
@@ -31,7 +36,10 @@ class GraphError(Exception):
             self.code = code
         if message is not None:
             self.message = message
+        #: False for errors Exchange raises itself: the real body has no ``innerError``.
         self.inner_error = inner_error
+        #: Fields added to ``innerError`` (``oAuthEventOperationId``, OneDrive-style nested codes).
+        self.inner: dict[str, Any] = dict(inner or {})
         self.headers = headers or {}
         super().__init__(f"{self.status} {self.code}: {self.message}")
 
@@ -42,66 +50,6 @@ class BodyTimeout(GraphError):
 
     status, code = 408, "RequestTimeout"
     message = "The request body stopped arriving: no data was received for too long."
-
-
-class BadRequest(GraphError):
-    status, code = 400, "BadRequest"
-
-
-class InvalidRequest(GraphError):
-    status, code = 400, "invalidRequest"
-
-
-class ItemNotFound(GraphError):
-    status, code, message = 404, "ErrorItemNotFound", "The specified object was not found in the store."
-
-
-class ResourceNotFound(GraphError):
-    """A path under ``/v1.0`` with a segment Graph does not know: the real service answers 400."""
-
-    status, code = 400, "BadRequest"
-    message = "Resource not found for the segment."
-
-
-class NotFound(GraphError):
-    """The router's own 404, outside the Graph service root."""
-
-    status, code, message = 404, "UnknownError", "The requested resource does not exist."
-
-
-class InvalidIdMalformed(GraphError):
-    status, code, message = 400, "ErrorInvalidIdMalformed", "Id is malformed."
-
-
-class InvalidAuthenticationToken(GraphError):
-    status, code, message = 401, "InvalidAuthenticationToken", "Access token is empty."
-
-
-class AccessDenied(GraphError):
-    status, code, message = 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
-
-
-class MethodNotAllowed(GraphError):
-    status, code = 405, "Request_BadRequest"
-    message = "The HTTP method is not supported for this resource."
-
-
-class RequestEntityTooLarge(GraphError):
-    status, code = 413, "RequestEntityTooLarge"
-    message = "The maximum request length supported is 4MB."
-
-
-class UnprocessableType(GraphError):
-    status, code = 422, "UnprocessableType"
-    message = "Cannot process input of abstract type 'Microsoft.OutlookServices.Attachment'"
-
-
-class InternalServerError(GraphError):
-    status, code, message = 500, "InternalServerError", "An internal server error occurred."
-
-
-class ServiceUnavailable(GraphError):
-    status, code, message = 503, "ServiceUnavailable", "The service is temporarily unavailable."
 
 
 class ConnectionDropped(Exception):

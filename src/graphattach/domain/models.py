@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, TypeVar, get_args
+
+R = TypeVar("R")
 
 ItemKind = Literal["message", "event"]
 FolderKind = Literal["mail", "calendar", "calendarGroup"]
 AttachmentKind = Literal["file", "item", "reference"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -28,7 +26,8 @@ class User:
     mail: str
     #: Exchange's per-mailbox maximum message size in bytes (ErrorMessageSizeExceeded above it).
     max_message_size: int
-    created: datetime = field(default_factory=utcnow)
+    #: Set by whoever makes the record, from the server clock (the domain never reads the wall clock).
+    created: datetime = field(kw_only=True)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -43,7 +42,8 @@ class Folder:
     parent_id: str | None = None
     #: ``inbox``, ``drafts``... for mail folders, ``calendar`` for the default calendar.
     well_known_name: str | None = None
-    created: datetime = field(default_factory=utcnow)
+    #: Set by whoever makes the record, from the server clock (the domain never reads the wall clock).
+    created: datetime = field(kw_only=True)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -56,8 +56,9 @@ class Item:
     kind: ItemKind
     #: The mail folder of a message, the calendar of an event.
     folder_id: str
-    created: datetime = field(default_factory=utcnow)
-    last_modified: datetime = field(default_factory=utcnow)
+    #: Set by whoever makes the record, from the server clock (the domain never reads the wall clock).
+    created: datetime = field(kw_only=True)
+    last_modified: datetime = field(kw_only=True)
     change_key: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     #: Derived by the store on read: a non-inline attachment exists (Graph's hasAttachments).
@@ -76,7 +77,7 @@ class Attachment:
     size: int
     is_inline: bool = False
     content_id: str | None = None
-    last_modified: datetime = field(default_factory=utcnow)
+    last_modified: datetime = field(kw_only=True)
     #: Raw byte length of a file attachment's content (0 for item/reference attachments).
     content_length: int = 0
     #: Where the bytes of a file attachment live in the blob store.
@@ -86,6 +87,8 @@ class Attachment:
 
 
 SessionState = Literal["active", "completed", "cancelled", "expired"]
+#: The states a stored session can be in (the state machine adds derived ones, domain/upload_session.py).
+SESSION_STATES: frozenset[str] = frozenset(get_args(SessionState))
 
 
 @dataclass(slots=True)
@@ -105,12 +108,14 @@ class UploadSession:
     blob_key: str
     state: SessionState
     expires: datetime
-    created: datetime = field(default_factory=utcnow)
+    #: Set by whoever makes the record, from the server clock (the domain never reads the wall clock).
+    created: datetime = field(kw_only=True)
     #: The attachment created by the final range.
     attachment_id: str | None = None
     #: The request that completed it, for answering an identical retry the same way.
     last_range: tuple[int, int] | None = None
 
 
-def replace(record: Any, **changes: Any) -> Any:
-    return dataclasses.replace(record, **changes)
+def replace(record: R, **changes: Any) -> R:
+    """A copy of the record with ``changes``."""
+    return dataclasses.replace(record, **changes)  # type: ignore[type-var]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from graphattach.domain.models import ItemKind, utcnow
+from graphattach.domain.models import ItemKind
 
 ChangeType = Literal["created", "updated", "deleted"]
 CHANGE_TYPES: tuple[ChangeType, ...] = ("created", "updated", "deleted")
@@ -42,7 +42,8 @@ MAX_PER_MAILBOX = 1000
 
 def backoff(attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failed attempt (1, 2, ...)."""
-    return min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    wait: timedelta = min(FIRST_BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    return wait
 
 
 @dataclass(slots=True)
@@ -61,9 +62,9 @@ class Subscription:
     creator_id: str
     #: The subscriber's principal was delegated (``creatorId`` is the user) or an app.
     delegated: bool
+    created: datetime
     client_state: str | None = None
     lifecycle_url: str | None = None
-    created: datetime = field(default_factory=utcnow)
     state: SubscriptionState = "active"
     #: When the token that created or last renewed it expires (reauthorizationRequired).
     token_expires: datetime | None = None
@@ -84,7 +85,7 @@ class Notification:
     #: The ``changeNotification`` object, without ``subscriptionExpirationDateTime`` (filled at
     #: delivery, so a renewal in the meantime shows).
     body: dict[str, Any]
-    created: datetime = field(default_factory=utcnow)
+    created: datetime
     seq: int = 0
 
 

@@ -15,17 +15,16 @@ finishes. Everything else is identical in both profiles. See docs/fidelity.md.
 
 from __future__ import annotations
 
-import mimetypes
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
 
 
 class State(StrEnum):
+    """The stored states (``models.SessionState``; a test keeps the two equal) and ``ABSENT``."""
+
     ACTIVE = "active"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
@@ -204,45 +203,3 @@ def classify_put(session: UploadSession, start: int, end: int, total: int, conte
 def next_expected(session: UploadSession) -> int:
     """The first byte not acknowledged yet."""
     return session.received
-
-
-# errors the upload endpoint answers ---------------------------------------------------------------
-
-
-class UploadError(GraphError):
-    """An error of the upload endpoint; ``inner`` adds fields to ``innerError`` (the real service's
-    ``oAuthEventOperationId``, OneDrive-style nested ``code``)."""
-
-    def __init__(self, message: str, *, status: int, code: str, inner: dict[str, Any] | None = None) -> None:
-        super().__init__(message, status=status, code=code)
-        self.inner = inner or {}
-
-
-# content type of a file uploaded without one ------------------------------------------------------
-
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"%PDF-", "application/pdf"),
-    (b"BM", "image/bmp"),
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
-)
-
-
-def infer_content_type(name: str, head: bytes) -> str:
-    """What Exchange reports for a file uploaded without ``contentType``.
-
-    The walkthrough uploads ``flower`` (no extension, no contentType) and GET reports
-    ``image/jpeg``: Exchange looks at the bytes. We recognise a few signatures, then the file
-    extension, then fall back to ``application/octet-stream``.
-    """
-    for magic, content_type in _MAGIC:
-        if head.startswith(magic):
-            return content_type
-    if head[8:12] == b"WEBP" and head.startswith(b"RIFF"):
-        return "image/webp"
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"

@@ -20,21 +20,20 @@ that a large attachment can be streamed as JSON prefix + base64 + suffix.
 
 from __future__ import annotations
 
-import json
-import mimetypes
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
 import pybase64
 
 from graphattach.domain import limits
-from graphattach.domain.errors import BadRequest, GraphError, UnprocessableType
+from graphattach.domain.content_types import guess_content_type
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment
 from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
-from graphattach.protocol.jsonio import check_json, graph_datetime
+from graphattach.protocol.errors import AttachmentNestLevelLimitExceeded, BadRequest, UnprocessableType
+from graphattach.protocol.jsonio import duplicate_property, graph_datetime
 
 FILE_TYPE = "#microsoft.graph.fileAttachment"
 ITEM_TYPE = "#microsoft.graph.itemAttachment"
@@ -124,131 +123,14 @@ class ReferenceInput:
 AttachmentInput = FileInput | ItemInput | ReferenceInput
 
 
-class _DuplicateProperty(ValueError):
-    pass
-
-
-def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    seen: set[str] = set()
-    for key, value in pairs:
-        folded = key.lower()
-        if folded in seen:
-            raise _DuplicateProperty(key)
-        seen.add(folded)
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"invalid JSON literal {name}")
-
-
-_KEY_END = re.compile(rb'"[ \t\r\n]*:')
-
-
-def _keys_unique(value: dict[str, Any] | list[Any]) -> tuple[bool, int]:
-    """Whether no object in ``value`` has two names that are equal ignoring case (and no number
-    is a float: orjson reads integers past 64 bits as floats), and how many names its objects
-    have in all."""
-    count = 0
-    if isinstance(value, dict):
-        count = len(value)
-        if len({key.lower() for key in value}) != count:
-            return False, count
-        members: Any = value.values()
-    else:
-        members = value
-    for member in members:
-        if isinstance(member, dict | list):
-            unique, inner = _keys_unique(member)
-            if not unique:
-                return False, count
-            count += inner
-        elif isinstance(member, float):
-            return False, count
-    return True, count
-
-
-def _count_upto(data: bytes, byte: bytes, limit: int) -> int:
-    """Occurrences of ``byte`` in ``data``, counting stops past ``limit`` (``find`` is memchr;
-    ``bytes.count`` is not)."""
-    count = 0
-    index = data.find(byte)
-    while index >= 0 and count <= limit:
-        count += 1
-        index = data.find(byte, index + 1)
-    return count
-
-
-def _fast_loads(body: bytes) -> Any:
-    """``body`` parsed by orjson when that is what the strict parser below would return, else
-    None. orjson keeps the last of duplicate names silently, so its result is taken only when
-    no object has a name twice (ignoring case) and the text holds no more ``"name":`` than the
-    parsed objects have names (every name ends in ``"`` and ``:``; an escaped quote followed
-    by ``:`` inside a string only makes the count larger, so the check errs towards the slow
-    path). Anything orjson refuses (lone surrogates...) or may read differently (any float) goes
-    to the slow path too, which has the error messages."""
-    if body.startswith(b"\xef\xbb\xbf"):
-        return None
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(value, dict):
-        return None
-    check_json(value)  # before the recursive walk below
-    unique, names = _keys_unique(value)
-    if not unique:
-        return None
-    # Colons outside strings are exactly the name separators, so a count of all colons that
-    # matches is proof enough (fast: memchr jumps over the base64 of contentBytes, which has
-    # none); else count the name ends.
-    if _count_upto(body, b":", names) != names and len(_KEY_END.findall(body)) != names:
-        return None
-    return value
-
-
-def loads_payload(body: bytes) -> dict[str, Any]:
-    """Parse a request body that must be one JSON object, refusing duplicate properties."""
-    if not body.strip():
-        raise BadRequest("Empty Payload. JSON content expected.")
-    fast = _fast_loads(body)
-    if fast is not None:
-        return fast
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("Invalid JSON. The request body is not valid UTF-8.") from None
-    try:
-        value = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_no_constants)
-    except _DuplicateProperty as exc:
-        raise duplicate_property(str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"Invalid JSON. {exc.msg} at position {exc.pos}.") from None
-    except (ValueError, RecursionError):
-        raise BadRequest("Invalid JSON. The request body could not be parsed.") from None
-    if not isinstance(value, dict):
-        raise BadRequest("Invalid request body: a JSON object was expected.")
-    check_json(value)
-    return value
-
-
-def duplicate_property(name: str) -> BadRequest:
-    return BadRequest(
-        f"Multiple properties with the name '{name}' were detected in an entry or a complex value. "
-        "In OData, duplicate property names are not allowed."
-    )
-
-
-def _unknown_property(name: str, type_name: str) -> BadRequest:
+def _unknown_property(name: str, type_name: str) -> GraphError:
     return BadRequest(
         f"The property '{name}' does not exist on type 'microsoft.graph.{type_name}'. Make sure to only use "
         "property names that are defined by the type or mark the type as open type."
     )
 
 
-def _incompatible(name: str, value: Any, expected: str) -> BadRequest:
+def _incompatible(name: str, value: Any, expected: str) -> GraphError:
     found = {bool: "Edm.Boolean", int: "Edm.Int32", float: "Edm.Double", str: "Edm.String"}.get(type(value))
     if isinstance(value, dict):
         return BadRequest(
@@ -262,14 +144,14 @@ def _incompatible(name: str, value: Any, expected: str) -> BadRequest:
     )
 
 
-def _null_not_allowed(name: str, expected: str) -> BadRequest:
+def _null_not_allowed(name: str, expected: str) -> GraphError:
     return BadRequest(
         f"A null value was found for the property named '{name}', which has the expected type "
         f"'{expected}[Nullable=False]'. The expected type '{expected}[Nullable=False]' does not allow null values."
     )
 
 
-def _required(name: str, type_name: str) -> BadRequest:
+def _required(name: str, type_name: str) -> GraphError:
     return BadRequest(f"The property '{name}' is required when creating a microsoft.graph.{type_name}.")
 
 
@@ -493,12 +375,7 @@ def _parse_item_attachment(
             if not isinstance(value, list):
                 raise BadRequest("The property 'attachments' must be a collection of attachments.")
             if value and depth + 1 >= limits.MAX_ITEM_NESTING:
-                raise GraphError(
-                    f"The attachment nesting level is too deep: at most {limits.MAX_ITEM_NESTING} levels are allowed.",
-                    status=400,
-                    code="ErrorAttachmentNestLevelLimitExceeded",
-                    inner_error=False,
-                )
+                raise AttachmentNestLevelLimitExceeded(limit=limits.MAX_ITEM_NESTING)
             normalised["attachments"] = [
                 input_to_embedded(parse_attachment(a, version=version, strict=strict, depth=depth + 1)) for a in value
             ]
@@ -509,12 +386,6 @@ def _parse_item_attachment(
         subject = normalised.get("subject") or normalised.get("displayName")
         item_name = subject if isinstance(subject, str) else None
     return ItemInput(item_name, content_type, is_inline, item_kind, normalised)
-
-
-def guess_content_type(name: str) -> str:
-    """From the file name's extension (``mimetypes``), else ``application/octet-stream``."""
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
 
 
 def input_to_embedded(parsed: AttachmentInput) -> dict[str, Any]:
@@ -736,3 +607,34 @@ def expand_item_requested(expand: list[str] | None) -> bool:
             "'microsoft.graph.attachment'."
         )
     return wanted
+
+
+def wants_bytes(select: list[str] | None) -> bool:
+    """Whether ``$select`` keeps ``contentBytes`` (it does when absent or ``*``)."""
+    return select is None or "*" in select or "contentbytes" in {s.lower() for s in select}
+
+
+_NESTED = re.compile(r"^\s*attachments\s*(?:\((.*)\))?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def nested_attachment_options(expand: list[str] | None) -> tuple[list[str] | None, bool]:
+    """``$select`` and the item expansion inside ``$expand=attachments($select=...;$expand=...)``."""
+    for entry in expand or []:
+        match = _NESTED.match(entry)
+        if not match:
+            continue
+        select: list[str] | None = None
+        expand_item = False
+        for option in (match.group(1) or "").split(";"):
+            name, _, value = option.partition("=")
+            lowered = name.strip().lower()
+            if not lowered:
+                continue
+            if lowered == "$select":
+                select = [s.strip() for s in value.split(",") if s.strip()]
+            elif lowered == "$expand":
+                expand_item = expand_item_requested([value])
+            else:
+                raise BadRequest(f"Query option '{name.strip()}' is not supported inside $expand=attachments.")
+        return select, expand_item
+    return None, False

@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import BadRequest
 
 #: "JSON batch requests are currently limited to 20 individual requests" (json-batching).
 MAX_REQUESTS = 20
@@ -52,7 +53,7 @@ class BatchItem:
 
 
 def batch_error(message: str) -> GraphError:
-    return BadRequest(message, code="BadRequest")
+    return BadRequest(message)
 
 
 def _find(item: dict[str, Any], name: str) -> Any:

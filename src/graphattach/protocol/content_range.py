@@ -68,3 +68,39 @@ def _printable(value: str, limit: int = 80) -> str:
     """The header as it may be echoed in an error message: printable ASCII, shortened."""
     cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in value)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
+def parse_content_length(value: str | None) -> int | None:
+    """A ``Content-Length`` header (RFC 9110 §8.6: ``1*DIGIT``), None when absent; ``ValueError``
+    for anything else (signs, spaces inside, underscores, more than 19 digits)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ValueError(value)
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeHeaders:
+    """The ``Content-Range`` and ``Content-Length`` of an upload PUT, parsed; ``error`` says what
+    is wrong with them (the upload state machine turns it into its ``BAD_HEADERS`` event)."""
+
+    range: ContentRange | None
+    length: int | None
+    error: str | None = None
+
+
+def parse_range_headers(content_range: str | None, content_length: str | None) -> RangeHeaders:
+    """Both headers of an upload PUT; a missing or malformed one is reported in ``error``."""
+    try:
+        length = parse_content_length(content_length)
+    except ValueError:
+        return RangeHeaders(None, None, "The Content-Length header is not a valid number.")
+    if length is None:
+        return RangeHeaders(None, None, "The Content-Length header is required.")
+    try:
+        rng = parse_content_range(content_range)
+    except ContentRangeError as exc:
+        return RangeHeaders(None, length, str(exc))
+    return RangeHeaders(rng, length)

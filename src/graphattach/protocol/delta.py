@@ -27,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import InvalidParameter, InvalidSyncStateData, InvalidUrlQuery
 
 #: The page size when the client sets none (microsoftgraph/msgraph-sdk-java#536: pages of 10).
 DEFAULT_PAGE_SIZE = 10
@@ -56,7 +57,7 @@ class DeltaState:
 
 
 def invalid_state() -> GraphError:
-    return BadRequest("The sync state data is corrupt or otherwise invalid.", code="ErrorInvalidSyncStateData")
+    return InvalidSyncStateData("The sync state data is corrupt or otherwise invalid.")
 
 
 def _b64(data: bytes) -> str:
@@ -125,10 +126,9 @@ def parse_received_filter(value: str | None) -> tuple[str, str] | None:
         else:
             return match.group(1).lower(), when
     # Graph's words (microsoftgraph/msgraph-sdk-dotnet#1512)
-    raise BadRequest(
+    raise InvalidUrlQuery(
         "The '$filter' parameter value is not supported for 'Messages' resource; only a value of "
-        "'receivedDateTime ge value' is supported.",
-        code="ErrorInvalidUrlQuery",
+        "'receivedDateTime ge value' is supported."
     )
 
 
@@ -164,18 +164,15 @@ def parse_window(start: str | None, end: str | None) -> tuple[datetime, datetime
     """``startDateTime``/``endDateTime`` of calendarView (ISO 8601; no offset means UTC)."""
     if not start or not end:
         # Graph's words (microsoft-graph-docs-contrib#4342)
-        raise BadRequest(
+        raise InvalidParameter(
             "This request requires a time window specified by the query string parameters StartDateTime "
-            "and EndDateTime.",
-            code="ErrorInvalidParameter",
+            "and EndDateTime."
         )
     out = []
     for name, value in (("startDateTime", start), ("endDateTime", end)):
         try:
             when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise BadRequest(
-                f"The value '{value}' of parameter '{name}' is not a valid date and time.", code="ErrorInvalidParameter"
-            ) from None
+            raise InvalidParameter(f"The value '{value}' of parameter '{name}' is not a valid date and time.") from None
         out.append(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
     return out[0], out[1]

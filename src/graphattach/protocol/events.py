@@ -15,9 +15,15 @@ from typing import Any
 from urllib.parse import quote
 
 from graphattach.domain import timezones
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Item
 from graphattach.protocol import outlook as o
+from graphattach.protocol.errors import (
+    CalendarEndDateIsEarlierThanStartDate,
+    InvalidRequest,
+    PropertyValidationFailure,
+    TimeZoneNotSupported,
+)
 from graphattach.protocol.jsonio import graph_datetime_7
 
 TYPE_NAME = "Microsoft.OutlookServices.Event"
@@ -28,10 +34,7 @@ NO_TIME = "0001-01-01T00:00:00Z"
 
 
 def time_zone_error(name: Any) -> GraphError:
-    return BadRequest(
-        f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name}'.",
-        code="TimeZoneNotSupportedException",
-    )
+    return TimeZoneNotSupported(name=name)
 
 
 def _date_time_time_zone(value: Any, name: str) -> dict[str, str]:
@@ -56,10 +59,7 @@ _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?)?
 def parse_wall_clock(raw: str, zone_name: str, name: str) -> datetime:
     """A naive wall-clock time; an explicit offset or ``Z`` is converted into ``zone_name``."""
     if not _DATE_TIME.match(raw.strip()):
-        raise BadRequest(
-            f"The value '{raw}' of property '{name}.dateTime' is not a valid date and time.",
-            code="ErrorInvalidRequest",
-        )
+        raise InvalidRequest(f"The value '{raw}' of property '{name}.dateTime' is not a valid date and time.")
     text = raw.strip().replace("Z", "+00:00")
     fraction = re.search(r"\.(\d{1,7})", text)
     if fraction:  # Python parses at most 6 fractional digits
@@ -67,10 +67,7 @@ def parse_wall_clock(raw: str, zone_name: str, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(
-            f"The value '{raw}' of property '{name}.dateTime' is not a valid date and time.",
-            code="ErrorInvalidRequest",
-        ) from None
+        raise InvalidRequest(f"The value '{raw}' of property '{name}.dateTime' is not a valid date and time.") from None
     if parsed.tzinfo is not None:
         return timezones.to_zone(parsed, zone_name)
     return parsed
@@ -166,10 +163,7 @@ def _attendee(value: Any, name: str) -> dict[str, Any]:
 
 def _recurrence(value: Any, name: str) -> None:
     if value is not None:
-        raise BadRequest(
-            "Recurring events are not supported by this server: 'recurrence' must be null.",
-            code="ErrorInvalidRequest",
-        )
+        raise InvalidRequest("Recurring events are not supported by this server: 'recurrence' must be null.")
     return None
 
 
@@ -240,20 +234,16 @@ def _check_times(data: dict[str, Any]) -> None:
     )
     end_utc = timezones.from_wall_clock(parse_wall_clock(end["dateTime"], end["timeZone"], "end"), end["timeZone"])
     if end_utc < start_utc:
-        raise BadRequest(
-            "The end date occurs before the start date.", code="ErrorCalendarEndDateIsEarlierThanStartDate"
-        )
+        raise CalendarEndDateIsEarlierThanStartDate()
     if data.get("isAllDay"):
         for value in (start, end):
             if not value["dateTime"].endswith("T00:00:00.0000000"):
-                raise BadRequest(
-                    "At least one property failed validation: an all-day event starts and ends at midnight.",
-                    code="ErrorPropertyValidationFailure",
+                raise PropertyValidationFailure(
+                    "At least one property failed validation: an all-day event starts and ends at midnight."
                 )
         if start["timeZone"] != end["timeZone"]:
-            raise BadRequest(
-                "At least one property failed validation: an all-day event starts and ends in one time zone.",
-                code="ErrorPropertyValidationFailure",
+            raise PropertyValidationFailure(
+                "At least one property failed validation: an all-day event starts and ends in one time zone."
             )
 
 
@@ -288,9 +278,8 @@ def parse_create(payload: Any, *, strict: bool) -> tuple[dict[str, Any], list[di
         raise o.wrong_type("attachments", attachments, "'Collection(microsoft.graph.attachment)'")
     for required in ("start", "end"):
         if required not in data:
-            raise BadRequest(
-                f"At least one property failed validation: '{required}' is required to create an event.",
-                code="ErrorPropertyValidationFailure",
+            raise PropertyValidationFailure(
+                f"At least one property failed validation: '{required}' is required to create an event."
             )
     _check_times(data)
     _locations(data)

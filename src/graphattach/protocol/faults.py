@@ -18,9 +18,19 @@ import math
 from datetime import datetime
 from typing import Any
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.faults import ACTION_TYPES, Action, FaultRuleError, Match, RequestFacts, Rule, RuleState
-from graphattach.protocol.errors import error_body
+from graphattach.protocol.errors import (
+    BadGateway,
+    BadRequest,
+    ErrorKind,
+    ExchangeInternalError,
+    GatewayTimeout,
+    QuotaExceeded,
+    ServiceNotAvailable,
+    TooManyRequests,
+    graph_error_body,
+)
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
     BATCH_OPERATION,
@@ -277,26 +287,16 @@ def rule_json(state: RuleState) -> dict[str, Any]:
 
 # what a status fault answers ----------------------------------------------------------------------
 
-#: (code, message, default Retry-After) per status: what Graph answers (captures and the error
-#: docs, https://learn.microsoft.com/graph/errors and https://learn.microsoft.com/graph/throttling).
-STATUS_ERRORS: dict[int, tuple[str, str, int | None]] = {
-    # The throttling page's sample body (gateway 429); integer Retry-After as in every capture.
-    429: ("TooManyRequests", "Please retry again later.", 1),
-    # Exchange's code for an internal failure, seen on sendMail
-    # (https://learn.microsoft.com/answers/questions/5629476).
-    500: ("ErrorInternalServerError", "An internal server error occurred. The operation failed.", None),
-    502: ("UnknownError", "", None),
-    # https://learn.microsoft.com/graph/errors: "There may be a Retry-After header."
-    503: (
-        "serviceNotAvailable",
-        "The service is not available. Try the request again after a delay. There may be a Retry-After header.",
-        1,
-    ),
-    # Gateway timeouts: UnknownError with an empty message, no Retry-After
-    # (https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/1220).
-    504: ("UnknownError", "", None),
-    # https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6177
-    507: ("QuotaExceededException", "Target mailbox quota exceeded.", None),
+#: The catalogue entry and default Retry-After a ``status`` fault answers with, per status: what
+#: Graph answers (https://learn.microsoft.com/graph/errors, https://learn.microsoft.com/graph/throttling;
+#: the throttling page's sample 429 and every capture carry an integer Retry-After).
+STATUS_ERRORS: dict[int, tuple[ErrorKind, int | None]] = {
+    429: (TooManyRequests, 1),
+    500: (ExchangeInternalError, None),
+    502: (BadGateway, None),
+    503: (ServiceNotAvailable, 1),
+    504: (GatewayTimeout, None),
+    507: (QuotaExceeded, None),
 }
 
 #: The IIS/ARR front end's page for a 503 (no JSON, no Retry-After).
@@ -316,7 +316,7 @@ def status_retry_after(action: Action) -> int | None:
     if action.body != "json":
         return None
     default = STATUS_ERRORS.get(action.status)
-    return default[2] if default else None
+    return default[1] if default else None
 
 
 def status_response(
@@ -331,10 +331,16 @@ def status_response(
         body = HTML_PAGE % action.status
         headers.append((b"content-type", b"text/html"))
     else:
-        code, message, _ = STATUS_ERRORS.get(action.status, ("UnknownError", "", None))
-        body = error_body(
-            action.code or code,
+        kind = STATUS_ERRORS[action.status][0] if action.status in STATUS_ERRORS else None
+        code, message = (kind.code, kind.message) if kind is not None else ("UnknownError", "")
+        # A fault rule says its own status, code and message (the user's, not the catalogue's).
+        error = GraphError(
             action.message if action.message is not None else message,
+            status=action.status,
+            code=action.code or code,
+        )
+        body = graph_error_body(
+            error,
             request_id=request_id,
             client_request_id=client_request_id,
             now=now,

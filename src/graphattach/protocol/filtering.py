@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cmp_to_key
-from typing import Any
+from typing import Any, TypeVar
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import BadRequest
 
 Entity = dict[str, Any]
 Predicate = Callable[[Entity, dict[str, Any]], Any]
@@ -347,3 +348,30 @@ def compile_orderby(text: str, *, known: frozenset[str], type_name: str) -> Call
         return 0
 
     return lambda entities: sorted(entities, key=cmp_to_key(cmp))
+
+
+T = TypeVar("T")
+
+
+def filter_and_order(
+    records: list[T],
+    full: Callable[[T], Entity],
+    *,
+    filter: str | None,
+    orderby: str | None,
+    known: frozenset[str],
+    type_name: str,
+) -> list[T]:
+    """``records`` narrowed by ``$filter`` and sorted by ``$orderby``, both evaluated on the
+    entity JSON ``full`` gives (before ``$select``)."""
+    if filter is None and orderby is None:
+        return records
+    keep = compile_filter(filter, known=known, type_name=type_name) if filter is not None else None
+    pairs = [(record, full(record)) for record in records]
+    if keep is not None:
+        pairs = [(r, e) for r, e in pairs if keep(e)]
+    if orderby is not None:
+        order = compile_orderby(orderby, known=known, type_name=type_name)
+        position = {id(e): r for r, e in pairs}
+        return [position[id(e)] for e in order([e for _, e in pairs])]
+    return [r for r, _ in pairs]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from graphattach.domain.errors import BadRequest
 from graphattach.domain.models import Folder
 from graphattach.protocol import outlook as o
+from graphattach.protocol.errors import InvalidFolderName, InvalidRequest
 
 # ---- mail folders -----------------------------------------------------------------------------------
 
@@ -37,11 +37,12 @@ def _display_name(data: dict[str, Any], *, required: bool) -> str | None:
     name = data.get("displayName")
     if name is None:
         if required:
-            raise BadRequest("The 'displayName' property is required to create a folder.", code="ErrorInvalidRequest")
+            raise InvalidRequest("The 'displayName' property is required to create a folder.")
         return None
     if not name.strip():
-        raise BadRequest("The folder name cannot be empty.", code="ErrorInvalidFolderName")
-    return name
+        raise InvalidFolderName("The folder name cannot be empty.")
+    text: str = name
+    return text
 
 
 def parse_mail_folder_create(payload: Any, *, strict: bool) -> tuple[str, bool]:
@@ -115,11 +116,12 @@ def _name(data: dict[str, Any], *, required: bool, what: str) -> str | None:
     name = data.get("name")
     if name is None:
         if required:
-            raise BadRequest(f"The 'name' property is required to create a {what}.", code="ErrorInvalidRequest")
+            raise InvalidRequest(f"The 'name' property is required to create a {what}.")
         return None
     if not name.strip():
-        raise BadRequest(f"The {what} name cannot be empty.", code="ErrorInvalidFolderName")
-    return name
+        raise InvalidFolderName(f"The {what} name cannot be empty.")
+    text: str = name
+    return text
 
 
 def parse_calendar(payload: Any, *, strict: bool, create: bool) -> dict[str, Any]:

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Item
 from graphattach.protocol import outlook as o
+from graphattach.protocol.errors import (
+    InvalidParameter,
+    InvalidPropertySet,
+    InvalidPropertyUpdateSentMessage,
+)
 from graphattach.protocol.jsonio import graph_datetime
 
 TYPE_NAME = "Microsoft.OutlookServices.Message"
@@ -106,10 +111,9 @@ def parse_update(payload: Any, *, strict: bool, is_draft: bool) -> dict[str, Any
     if isinstance(payload, dict) and any(isinstance(k, str) and k.lower() == "attachments" for k in payload):
         # Graph rejects deep updates of the attachments navigation property (docs/fidelity.md):
         # attachments are POSTed to .../attachments or uploaded through a session.
-        raise BadRequest(
+        raise InvalidPropertySet(
             "The 'attachments' navigation property cannot be set in an update. Add attachments with "
-            "POST .../messages/{id}/attachments or an upload session.",
-            code="ErrorInvalidPropertySet",
+            "POST .../messages/{id}/attachments or an upload session."
         )
     data = UPDATE.validate(payload, strict=strict)
     if not is_draft:
@@ -121,11 +125,8 @@ def parse_update(payload: Any, *, strict: bool, is_draft: bool) -> dict[str, Any
 
 def not_draft_error(name: str) -> GraphError:
     if name in ("from", "sender"):
-        return BadRequest("Message is not draft.", code="ErrorInvalidPropertySet")
-    return BadRequest(
-        f"Update operation is invalid for property of a sent message ('{name}').",
-        code="ErrorInvalidPropertyUpdateSentMessage",
-    )
+        return InvalidPropertySet("Message is not draft.")
+    return InvalidPropertyUpdateSentMessage(name=name)
 
 
 def web_link(root_url: str, item_id: str) -> str:
@@ -204,7 +205,7 @@ def parse_move(payload: Any, *, strict: bool) -> str:
     destination = MOVE.validate(payload, strict=strict).get("destinationId")
     if not destination:
         # Graph's own words for a missing or empty destination (microsoftgraph/microsoft-graph-docs#58).
-        raise BadRequest("The value of the parameter 'DestinationId' is empty.", code="ErrorInvalidParameter")
+        raise InvalidParameter("The value of the parameter 'DestinationId' is empty.")
     return str(destination)
 
 
@@ -242,25 +243,22 @@ def parse_reply(payload: dict[str, Any], *, strict: bool, forward: bool) -> Repl
     if comment is not None and "body" in message:
         # message-reply.md: "If you specify both comment and the body property of the message
         # parameter, you will get an HTTP 400 Bad Request error."
-        raise BadRequest(
-            "The 'comment' parameter and the 'body' property of the 'message' parameter cannot both be set.",
-            code="ErrorInvalidParameter",
+        raise InvalidParameter(
+            "The 'comment' parameter and the 'body' property of the 'message' parameter cannot both be set."
         )
     if forward:
         # message-forward.md: "specify either a toRecipients or a message parameter. If you specify
         # both or specify neither, you get an HTTP 400 Bad Request error."
         in_message = message.get("toRecipients")
         if to_recipients is not None and in_message is not None:
-            raise BadRequest(
+            raise InvalidParameter(
                 "Specify either the 'toRecipients' parameter or the 'toRecipients' property of the 'message' "
-                "parameter, not both.",
-                code="ErrorInvalidParameter",
+                "parameter, not both."
             )
         if to_recipients is None and in_message is None:
-            raise BadRequest(
+            raise InvalidParameter(
                 "Specify the recipients of the forward in the 'toRecipients' parameter or in the "
-                "'toRecipients' property of the 'message' parameter.",
-                code="ErrorInvalidParameter",
+                "'toRecipients' property of the 'message' parameter."
             )
     return ReplyParameters(comment, message, attachments, to_recipients)
 

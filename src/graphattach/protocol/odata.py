@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import parse_qsl, quote, urlencode
 
-from graphattach.domain.errors import BadRequest
+from graphattach.domain import limits
+from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.paths import Step
+
+T = TypeVar("T")
 
 #: System query options we understand. ``$filter``, ``$orderby`` and ``$search`` are parsed so
 #: that each endpoint can decide (Graph ignores ``$filter`` on attachments, known-issues.md).
@@ -165,3 +169,21 @@ def next_link(url_without_query: str, query_string: str, skip: int) -> str:
     pairs = [(k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k.lower() != "$skip"]
     pairs.append(("$skip", str(skip)))
     return f"{url_without_query}?{urlencode(pairs, safe='$,()/')}"
+
+
+def page_bounds(query: QueryOptions) -> tuple[int, int]:
+    """``$skip`` and ``$top`` of a collection request (10 by default, 1000 at most, as Graph)."""
+    top = query.top if query.top is not None else limits.DEFAULT_PAGE_SIZE
+    if top > limits.MAX_PAGE_SIZE:
+        raise BadRequest(
+            f"The limit of '{limits.MAX_PAGE_SIZE}' for Top query has been exceeded. "
+            f"The value from the incoming request is '{top}'."
+        )
+    return query.skip or 0, top
+
+
+def page(items: list[T], skip: int, top: int | None) -> tuple[list[T], int | None]:
+    """The items of one page and the ``$skip`` of the next page (None on the last one)."""
+    chosen = items[skip:] if top is None else items[skip : skip + top]
+    following = skip + top if top is not None and skip + top < len(items) else None
+    return chosen, following

@@ -15,17 +15,20 @@ Nothing here does I/O; ``validate`` returns a new dict or raises, so nothing is 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.domain.models import Item
+from graphattach.protocol.errors import BadRequest, InvalidPropertySet, RequestBodyRead
 
 Validator = Callable[[Any, str], Any]
 
 
 def body_read_error(message: str) -> GraphError:
-    return BadRequest(message, code="RequestBodyRead")
+    return RequestBodyRead(message)
 
 
 def unknown_property(name: str, type_name: str) -> GraphError:
@@ -36,7 +39,7 @@ def unknown_property(name: str, type_name: str) -> GraphError:
 
 
 def read_only_property(name: str) -> GraphError:
-    return BadRequest(f"Set action is invalid for property '{name}'.", code="ErrorInvalidPropertySet")
+    return InvalidPropertySet(name=name)
 
 
 def _kind(value: Any) -> str:
@@ -171,10 +174,9 @@ class Schema:
             return  # other instance annotations (@odata.etag, @odata.context) are ignored
         expected = self.odata_type.lstrip("#").lower()
         if not isinstance(value, str) or value.lstrip("#").lower() != expected:
-            raise BadRequest(
+            raise RequestBodyRead(
                 f"A type named '{value}' could not be resolved by the model. The expected type is "
-                f"'{self.odata_type.lstrip('#')}'.",
-                code="RequestBodyRead",
+                f"'{self.odata_type.lstrip('#')}'."
             )
 
 
@@ -309,3 +311,32 @@ def html_to_text(content: str) -> str:
     content = re.sub(r"(?is)<(head|style|script)\b.*?</\1\s*>", " ", content)
     content = re.sub(r"(?s)<[^>]*>", " ", content)
     return html.unescape(content)
+
+
+# $expand on messages and events -------------------------------------------------------------------
+
+EXTENDED = {
+    "singlevalueextendedproperties": "singleValueExtendedProperties",
+    "multivalueextendedproperties": "multiValueExtendedProperties",
+}
+_ID_FILTER = re.compile(r"^\s*id\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
+
+
+def expand_name(raw: str) -> str:
+    """The navigation property of one ``$expand`` entry (``attachments($select=name)`` → ``attachments``)."""
+    return raw.split("(", 1)[0].strip()
+
+
+def extended_properties(item: Item, key: str, raw: str) -> list[dict[str, Any]]:
+    """``$expand=singleValueExtendedProperties($filter=id eq '...')``: the stored properties,
+    narrowed to the id of the filter (the form the Graph docs use)."""
+    stored = list(item.data.get(key) or [])
+    options = raw[raw.index("(") + 1 : raw.rindex(")")] if "(" in raw and raw.endswith(")") else ""
+    if not options:
+        return stored
+    name, _, value = options.partition("=")
+    match = _ID_FILTER.match(value) if name.strip().lower() == "$filter" else None
+    if match is None:
+        raise BadRequest(f"Only $filter=id eq '...' is supported inside $expand of {key}.")
+    wanted = match.group(1).replace("''", "'").lower()
+    return [p for p in stored if p["id"].lower() == wanted]

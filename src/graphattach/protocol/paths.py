@@ -30,7 +30,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from graphattach.domain.errors import BadRequest, ResourceNotFound
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.endpoints import Endpoint
+from graphattach.protocol.errors import BadRequest, InvalidIdMalformed, ResourceNotFound
 
 #: Actions bound to one message (``POST .../messages/{id}/<action>``, message-move.md, message-reply.md...).
 MESSAGE_ACTIONS = (
@@ -61,17 +63,13 @@ class Step:
 class GraphPath:
     """A parsed Graph path.
 
-    ``endpoint`` names the operation target for dispatch, e.g. ``users``, ``user``, ``messages``,
-    ``message``, ``message.send``, ``sendMail``, ``mailFolders``, ``mailFolder``, ``events``,
-    ``event``, ``calendars``, ``calendar``, ``calendarGroups``, ``calendarGroup``,
-    ``attachments``, ``attachment``, ``attachment.value``, ``attachments.createUploadSession``,
-    ``<collection>.count``.
+    ``endpoint`` names the target for dispatch (``protocol/endpoints.Endpoint``).
     """
 
     version: str
     #: None for ``/me``; else the id or userPrincipalName as given.
     user: str | None
-    endpoint: str
+    endpoint: Endpoint
     #: The containers walked after the user: mailFolders/childFolders, calendarGroups/calendars/calendar.
     containers: tuple[Step, ...] = ()
     #: ``("message", id)`` or ``("event", id)`` when the path goes through one item.
@@ -180,10 +178,10 @@ class _Reader:
         else:
             return None
         if key == "":
-            raise BadRequest("Resource id is empty.", code="ErrorInvalidIdMalformed")
+            raise InvalidIdMalformed("Resource id is empty.")
         return key
 
-    def fail(self) -> ResourceNotFound:
+    def fail(self) -> GraphError:
         name = self.items[self.pos][0] if self.pos < len(self.items) else ""
         return ResourceNotFound(f"Resource not found for the segment '{name}'.")
 
@@ -215,7 +213,7 @@ def _parse_root(version: str, r: _Reader) -> GraphPath:
             raise r.fail()
         key = r.take_key(taken[1])
         if key is None:
-            return _done(version, r, GraphPath(version, None, "users", steps=(Step("users"),)))
+            return _done(version, r, GraphPath(version, None, Endpoint.USERS, steps=(Step("users"),)))
         user = key
         steps = [Step("users", key)]
     return _parse_user_rest(version, r, user, steps)
@@ -226,11 +224,11 @@ def _parse_subscriptions(version: str, r: _Reader, inline_key: str | None) -> Gr
     ``steps[0].key``)."""
     key = r.take_key(inline_key)
     if key is None:
-        return _done(version, r, GraphPath(version, None, "subscriptions", steps=(Step("subscriptions"),)))
+        return _done(version, r, GraphPath(version, None, Endpoint.SUBSCRIPTIONS, steps=(Step("subscriptions"),)))
     steps = (Step("subscriptions", key),)
     if r.take_name("reauthorize"):
-        return _done(version, r, GraphPath(version, None, "subscription.reauthorize", steps=steps))
-    return _done(version, r, GraphPath(version, None, "subscription", steps=steps))
+        return _done(version, r, GraphPath(version, None, Endpoint.SUBSCRIPTION_REAUTHORIZE, steps=steps))
+    return _done(version, r, GraphPath(version, None, Endpoint.SUBSCRIPTION, steps=steps))
 
 
 def _done(version: str, r: _Reader, path: GraphPath) -> GraphPath:
@@ -244,22 +242,22 @@ def _collection(
     r: _Reader,
     user: str | None,
     steps: list[Step],
-    endpoint: str,
+    endpoint: Endpoint,
     containers: tuple[Step, ...] = (),
     item: tuple[str, str] | None = None,
 ) -> GraphPath:
     """A collection endpoint, optionally followed by ``$count``."""
     if r.take_name("$count"):
-        endpoint += ".count"
+        endpoint = endpoint.counted()
     return _done(version, r, GraphPath(version, user, endpoint, containers, item, None, tuple(steps)))
 
 
 def _parse_user_rest(version: str, r: _Reader, user: str | None, steps: list[Step]) -> GraphPath:
     if r.at_end():
-        return GraphPath(version, user, "user", steps=tuple(steps))
+        return GraphPath(version, user, Endpoint.USER, steps=tuple(steps))
     if taken := r.take_name("sendMail"):
         steps.append(Step("sendMail"))
-        return _done(version, r, GraphPath(version, user, "sendMail", steps=tuple(steps)))
+        return _done(version, r, GraphPath(version, user, Endpoint.SEND_MAIL, steps=tuple(steps)))
     if taken := r.take_name("messages"):
         return _parse_messages(version, r, user, steps, (), taken[1])
     if taken := r.take_name("mailFolders"):
@@ -271,7 +269,7 @@ def _parse_user_rest(version: str, r: _Reader, user: str | None, steps: list[Ste
         if not r.take_name("delta"):
             raise r.fail()
         steps += [Step("calendarView"), Step("delta")]
-        return _done(version, r, GraphPath(version, user, "calendarView.delta", steps=tuple(steps)))
+        return _done(version, r, GraphPath(version, user, Endpoint.CALENDAR_VIEW_DELTA, steps=tuple(steps)))
     if taken := r.take_name("calendar"):
         if taken[1] is not None:
             raise r.fail()
@@ -281,25 +279,25 @@ def _parse_user_rest(version: str, r: _Reader, user: str | None, steps: list[Ste
         key = r.take_key(taken[1])
         if key is None:
             steps.append(Step("calendars"))
-            return _collection(version, r, user, steps, "calendars")
+            return _collection(version, r, user, steps, Endpoint.CALENDARS)
         steps.append(Step("calendars", key))
         return _parse_calendar(version, r, user, steps, (Step("calendars", key),))
     if taken := r.take_name("calendarGroups"):
         key = r.take_key(taken[1])
         if key is None:
             steps.append(Step("calendarGroups"))
-            return _collection(version, r, user, steps, "calendarGroups")
+            return _collection(version, r, user, steps, Endpoint.CALENDAR_GROUPS)
         steps.append(Step("calendarGroups", key))
         group = Step("calendarGroups", key)
         if r.at_end():
-            return GraphPath(version, user, "calendarGroup", (group,), steps=tuple(steps))
+            return GraphPath(version, user, Endpoint.CALENDAR_GROUP, (group,), steps=tuple(steps))
         cal = r.take_name("calendars")
         if not cal:
             raise r.fail()
         ckey = r.take_key(cal[1])
         if ckey is None:
             steps.append(Step("calendars"))
-            return _collection(version, r, user, steps, "calendars", (group,))
+            return _collection(version, r, user, steps, Endpoint.CALENDARS, (group,))
         steps.append(Step("calendars", ckey))
         return _parse_calendar(version, r, user, steps, (group, Step("calendars", ckey)))
     raise r.fail()
@@ -317,12 +315,12 @@ def _parse_folders(
     key = r.take_key(inline_key)
     if key is None:
         steps.append(Step(name))
-        return _collection(version, r, user, steps, "mailFolders", containers)
+        return _collection(version, r, user, steps, Endpoint.MAIL_FOLDERS, containers)
     step = Step(name, key)
     steps.append(step)
     containers = (*containers, step)
     if r.at_end():
-        return GraphPath(version, user, "mailFolder", containers, steps=tuple(steps))
+        return GraphPath(version, user, Endpoint.MAIL_FOLDER, containers, steps=tuple(steps))
     if taken := r.take_name("childFolders"):
         return _parse_folders(version, r, user, steps, containers, "childFolders", taken[1])
     if taken := r.take_name("messages"):
@@ -343,15 +341,17 @@ def _parse_messages(
         steps.append(Step("messages"))
         if r.take_name("delta"):
             steps.append(Step("delta"))
-            return _done(version, r, GraphPath(version, user, "messages.delta", containers, steps=tuple(steps)))
-        return _collection(version, r, user, steps, "messages", containers)
+            return _done(version, r, GraphPath(version, user, Endpoint.MESSAGES_DELTA, containers, steps=tuple(steps)))
+        return _collection(version, r, user, steps, Endpoint.MESSAGES, containers)
     steps.append(Step("messages", key))
     item = ("message", key)
     if r.at_end():
-        return GraphPath(version, user, "message", containers, item, steps=tuple(steps))
+        return GraphPath(version, user, Endpoint.MESSAGE, containers, item, steps=tuple(steps))
     if taken := r.take_name(*MESSAGE_ACTIONS):
         steps.append(Step(taken[0]))
-        return _done(version, r, GraphPath(version, user, f"message.{taken[0]}", containers, item, steps=tuple(steps)))
+        return _done(
+            version, r, GraphPath(version, user, Endpoint(f"message.{taken[0]}"), containers, item, steps=tuple(steps))
+        )
     return _parse_attachments(version, r, user, steps, containers, item)
 
 
@@ -359,7 +359,7 @@ def _parse_calendar(
     version: str, r: _Reader, user: str | None, steps: list[Step], containers: tuple[Step, ...]
 ) -> GraphPath:
     if r.at_end():
-        return GraphPath(version, user, "calendar", containers, steps=tuple(steps))
+        return GraphPath(version, user, Endpoint.CALENDAR, containers, steps=tuple(steps))
     if taken := r.take_name("events"):
         return _parse_events(version, r, user, steps, containers, taken[1])
     raise r.fail()
@@ -376,11 +376,11 @@ def _parse_events(
     key = r.take_key(inline_key)
     if key is None:
         steps.append(Step("events"))
-        return _collection(version, r, user, steps, "events", containers)
+        return _collection(version, r, user, steps, Endpoint.EVENTS, containers)
     steps.append(Step("events", key))
     item = ("event", key)
     if r.at_end():
-        return GraphPath(version, user, "event", containers, item, steps=tuple(steps))
+        return GraphPath(version, user, Endpoint.EVENT, containers, item, steps=tuple(steps))
     return _parse_attachments(version, r, user, steps, containers, item)
 
 
@@ -400,14 +400,16 @@ def _parse_attachments(
         return _done(
             version,
             r,
-            GraphPath(version, user, "attachments.createUploadSession", containers, item, steps=tuple(steps)),
+            GraphPath(version, user, Endpoint.CREATE_UPLOAD_SESSION, containers, item, steps=tuple(steps)),
         )
     key = r.take_key(taken[1])
     if key is None:
         steps.append(Step("attachments"))
-        return _collection(version, r, user, steps, "attachments", containers, item)
+        return _collection(version, r, user, steps, Endpoint.ATTACHMENTS, containers, item)
     steps.append(Step("attachments", key))
     if r.take_name("$value"):
         steps.append(Step("$value"))
-        return _done(version, r, GraphPath(version, user, "attachment.value", containers, item, key, tuple(steps)))
-    return _done(version, r, GraphPath(version, user, "attachment", containers, item, key, tuple(steps)))
+        return _done(
+            version, r, GraphPath(version, user, Endpoint.ATTACHMENT_VALUE, containers, item, key, tuple(steps))
+        )
+    return _done(version, r, GraphPath(version, user, Endpoint.ATTACHMENT, containers, item, key, tuple(steps)))

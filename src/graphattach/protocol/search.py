@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
+from graphattach.protocol.errors import BadRequest
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TAG = re.compile(r"<[^>]*>")
@@ -34,7 +35,7 @@ PROPERTIES = frozenset(
 
 
 def search_error(message: str) -> GraphError:
-    return BadRequest(message, code="BadRequest")
+    return BadRequest(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphattach.domain.errors import BadRequest
+from graphattach.protocol.errors import BadRequest
 
 #: Annotations and keys that ``$select`` never removes (the seed's ``$select`` response keeps them).
 ALWAYS_KEPT = ("@odata.type", "@odata.mediaContentType", "@odata.etag", "id")

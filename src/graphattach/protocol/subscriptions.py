@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.subscriptions import CHANGE_TYPES, MAX_CLIENT_STATE, Subscription
+from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.jsonio import graph_datetime_7, parse_datetime
 
 #: Properties a create may carry (read-only ones are refused, as other entities refuse them).

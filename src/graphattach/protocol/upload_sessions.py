@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import ItemKind
 from graphattach.protocol.attachments import check_content_type
+from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.jsonio import graph_datetime_7
 from graphattach.protocol.odata import context_url, quote_key
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from graphattach.auth.principal import Principal
 from graphattach.domain import ids
-from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, InvalidIdMalformed, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, Item, User
+from graphattach.protocol.errors import AccessDenied, BadRequest, InvalidIdMalformed, InvalidUser, ItemNotFound
 from graphattach.protocol.paths import GraphPath, Step
 from graphattach.services import journal
 from graphattach.services.context import Context
@@ -34,12 +35,12 @@ async def resolve_user(ctx: Context, principal: Principal, path: GraphPath) -> U
             raise me_not_allowed()
         user = await ctx.metadata.get_user(principal.user_id)
         if user is None:
-            raise GraphError(f"The requested user '{principal.upn}' is invalid.", status=404, code="ErrorInvalidUser")
+            raise InvalidUser(user=principal.upn)
         return user
     assert path.user is not None
     user = await find_user(ctx, path.user)
     if user is None:
-        raise GraphError(f"The requested user '{path.user}' is invalid.", status=404, code="ErrorInvalidUser")
+        raise InvalidUser(user=path.user)
     return user
 
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphattach.domain import ids, limits
-from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.content_types import guess_content_type
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment, Item, User
 from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
 from graphattach.protocol.attachments import (
@@ -32,23 +33,27 @@ from graphattach.protocol.attachments import (
     AttachmentInput,
     FileInput,
     ItemInput,
-    guess_content_type,
+    base64_stream,
     header_content_type,
     item_kind_of,
     parse_attachment,
 )
+from graphattach.protocol.errors import (
+    MESSAGE_SIZE_EXCEEDED_ON_SAVE,
+    AttachmentLimitExceeded,
+    ContentMissing,
+    ItemNotFound,
+    MessageSizeExceeded,
+    ReferenceValueNotAllowed,
+    SaveInterrupted,
+)
+from graphattach.protocol.holes import Hole, Part
 from graphattach.protocol.item_mime import render_item
 from graphattach.services import notifications
 from graphattach.services.access import check_id
 from graphattach.services.context import Context
-from graphattach.storage.interfaces import (
-    AnnouncementLost,
-    BlobChunk,
-    ItemUsage,
-    LimitExceeded,
-    item_usage,
-    limit_weight,
-)
+from graphattach.storage.errors import RecordNotFound
+from graphattach.storage.interfaces import AnnouncementLost, BlobChunk, ItemUsage, LimitExceeded, limit_weight
 
 MAX_ATTACHMENTS = limits.MAX_ATTACHMENTS_PER_ITEM
 #: Key in ``Attachment.data`` naming the attachment a copy was made from (never rendered).
@@ -56,24 +61,13 @@ COPIED_FROM = "copiedFrom"
 
 
 def message_size_exceeded() -> GraphError:
-    """What Exchange answers when an item's attachments outgrow the mailbox's maximum message size
-    (POST: 400, no innerError, e.g. motze92/office365-mail#39)."""
-    return GraphError(
-        "The message exceeds the maximum supported size., Cannot save changes made to an item to store.",
-        status=400,
-        code="ErrorMessageSizeExceeded",
-        inner_error=False,
-    )
+    """A POST past the mailbox's maximum message size (office365-mail#39's wording)."""
+    return MessageSizeExceeded(MESSAGE_SIZE_EXCEEDED_ON_SAVE)
 
 
 def too_many_attachments() -> GraphError:
     """Exchange Online allows 250 attachments on one item (docs/fidelity.md: code is our choice)."""
-    return GraphError(
-        f"The maximum number of attachments ({MAX_ATTACHMENTS}) on the item has been reached.",
-        status=400,
-        code="ErrorAttachmentLimitExceeded",
-        inner_error=False,
-    )
+    return AttachmentLimitExceeded(limit=MAX_ATTACHMENTS)
 
 
 def size_allowance(existing: ItemUsage, new: Attachment, max_message_size: int) -> int:
@@ -108,11 +102,7 @@ async def _drop_blob(ctx: Context, key: str) -> None:
 def save_interrupted() -> GraphError:
     """An insert whose announced blob the sweeper reclaimed (the insert outlived the grace
     period): nothing was stored, and the client may retry."""
-    return GraphError(
-        "The attachment could not be saved in time; nothing was stored. Retry the request.",
-        status=503,
-        code="ErrorInternalServerTransientError",
-    )
+    return SaveInterrupted()
 
 
 #: How often an add is retried when a concurrent add made the store's size check (which counts
@@ -122,7 +112,7 @@ _LIMIT_RETRIES = 8
 
 async def _insert_limited(ctx: Context, user: User, attachment: Attachment, announced: bool) -> None:
     for _ in range(_LIMIT_RETRIES):
-        existing = await item_usage(ctx.metadata, attachment.user_id, attachment.item_id)
+        existing = await ctx.metadata.item_usage(attachment.user_id, attachment.item_id)
         if existing.count >= MAX_ATTACHMENTS:
             raise too_many_attachments()
         if existing.weight + limit_weight(attachment) > user.max_message_size:
@@ -159,7 +149,7 @@ async def insert(
     except LimitExceeded as exc:
         await _discard(ctx, attachment)
         raise too_many_attachments() if exc.which == "count" else message_size_exceeded() from None
-    except KeyError:
+    except RecordNotFound:
         await _discard(ctx, attachment)
         raise ItemNotFound() from None
     except BaseException:
@@ -299,24 +289,13 @@ class RawContent:
     chunks: AsyncIterator[BlobChunk]
 
 
-def reference_has_no_value() -> GraphError:
-    """attachment-get.md: "Attempting to get the $value of a reference attachment returns HTTP 405"."""
-    return GraphError(
-        "The $value of a reference attachment cannot be read: it points to a file stored in the cloud.",
-        status=405,
-        code="ErrorInvalidRequest",
-    )
-
-
 async def read_value(ctx: Context, attachment: Attachment) -> RawContent:
     """Raw bytes of a file (streamed from the blob store), MIME/iCalendar/vCard of an item."""
     if attachment.kind == "file":
         assert attachment.blob_key is not None
         length = await ctx.blobs.size(attachment.blob_key)
         if length is None:
-            raise GraphError(
-                "The attachment content is missing from the store.", status=500, code="ErrorInternalServerError"
-            )
+            raise ContentMissing()
         return RawContent(
             header_content_type(attachment.content_type),
             length,
@@ -327,7 +306,7 @@ async def read_value(ctx: Context, attachment: Attachment) -> RawContent:
             item_kind_of(attachment) or "message", attachment.data.get("item") or {}, stamp=attachment.last_modified
         )
         return RawContent(content_type, len(body), _one(body))
-    raise reference_has_no_value()
+    raise ReferenceValueNotAllowed()
 
 
 def copy_record(source: Attachment, target: Item) -> Attachment:
@@ -398,3 +377,30 @@ async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Att
         result.append(existing if existing is not None else await _copy_one(ctx, original, target))
     await notifications.attachments_changed(ctx, target.user_id, target.id, item=target)
     return result
+
+
+# reading bytes for JSON responses -----------------------------------------------------------------
+
+
+async def file_bytes(ctx: Context, attachment: Attachment) -> bytes:
+    """The whole content of a file attachment (for ``$expand=attachments``)."""
+    assert attachment.blob_key is not None
+    return b"".join([chunk async for chunk in ctx.blobs.read(attachment.blob_key, chunk_size=STREAM_CHUNK)])
+
+
+async def check_holes(ctx: Context, parts: list[Part]) -> None:
+    """Every blob a response will stream is there, whole: else ``ContentMissing`` before a byte
+    of the answer goes out."""
+    for part in parts:
+        if isinstance(part, Hole) and await ctx.blobs.size(part.blob_key) != part.raw_length:
+            raise ContentMissing()
+
+
+async def fill_holes(ctx: Context, parts: list[Part]) -> AsyncIterator[bytes]:
+    """The body: JSON pieces as they are, holes as the base64 of their blob, streamed."""
+    for part in parts:
+        if isinstance(part, Hole):
+            async for piece in base64_stream(ctx.blobs.read(part.blob_key, chunk_size=STREAM_CHUNK)):
+                yield piece
+        else:
+            yield part

@@ -15,7 +15,7 @@ from graphattach.services.calendar import SOURCE
 from graphattach.services.context import Context
 from graphattach.services.mail import root_folder, tenant_users_by_address
 from graphattach.services.users import find_user
-from graphattach.storage.interfaces import MailboxUsage, mailbox_usage, recent_sessions
+from graphattach.storage.interfaces import MailboxUsage
 
 #: A search reads at most this many of a folder's newest messages (and says so when it stops).
 SEARCH_SCAN_LIMIT = 5000
@@ -30,7 +30,7 @@ class UserSummary:
 
 async def user_summaries(ctx: Context) -> list[UserSummary]:
     """Every user of the tenant with what their mailbox holds."""
-    return [UserSummary(u, await mailbox_usage(ctx.metadata, u.id)) for u in await ctx.metadata.list_users()]
+    return [UserSummary(u, await ctx.metadata.mailbox_usage(u.id)) for u in await ctx.metadata.list_users()]
 
 
 @dataclass(slots=True)
@@ -191,7 +191,7 @@ async def organizer_event(ctx: Context, copy: Item) -> tuple[User, Item] | None:
 
 async def sessions(ctx: Context, limit: int = 50) -> list[UploadSession]:
     """The newest upload sessions, any state."""
-    return await recent_sessions(ctx.metadata, limit)
+    return await ctx.metadata.recent_sessions(limit)
 
 
 async def attachment_of(ctx: Context, session: UploadSession) -> Attachment | None:

@@ -17,8 +17,9 @@ import hashlib
 from typing import Any
 
 from graphattach.domain import ids
-from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, Item, User, replace
+from graphattach.protocol.errors import DeleteDistinguishedFolder, FolderExists, ItemNotFound
 from graphattach.protocol.events import NO_TIME, ical_uid
 from graphattach.services import items, notifications
 from graphattach.services.context import Context
@@ -31,6 +32,7 @@ from graphattach.services.mail import (
     reload,
     tenant_users_by_address,
 )
+from graphattach.storage.errors import RecordNotFound
 
 #: Where the link from an attendee's copy to the organizer's event is kept in ``Item.data``.
 SOURCE = "_organizerEvent"
@@ -95,7 +97,7 @@ async def update_event(ctx: Context, user: User, event: Item, changes: dict[str,
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)
-        except KeyError:
+        except RecordNotFound:
             raise ItemNotFound() from None
         await notifications.item_updated(ctx, updated)
     event = await reload(ctx, event)
@@ -229,7 +231,7 @@ async def list_calendars(ctx: Context, user: User, group: Folder | None) -> list
 
 
 def _exists() -> GraphError:
-    return GraphError("A folder with the specified name already exists.", status=409, code="ErrorFolderExists")
+    return FolderExists()
 
 
 async def create_calendar(ctx: Context, user: User, group: Folder | None, data: dict[str, Any]) -> Folder:
@@ -264,7 +266,7 @@ async def update_calendar(ctx: Context, user: User, calendar: Folder, data: dict
     updated = replace(calendar, display_name=name, data={**calendar.data, **extra, "changeKey": items.new_change_key()})
     try:
         await ctx.metadata.update_folder(updated)
-    except KeyError:
+    except RecordNotFound:
         raise ItemNotFound() from None
     return updated
 
@@ -272,7 +274,7 @@ async def update_calendar(ctx: Context, user: User, calendar: Folder, data: dict
 async def delete_calendar(ctx: Context, user: User, calendar: Folder) -> None:
     """Delete a secondary calendar and its events; the default calendar cannot be deleted."""
     if calendar.data.get("isDefaultCalendar"):
-        raise GraphError("The default calendar cannot be deleted.", status=403, code="ErrorDeleteDistinguishedFolder")
+        raise DeleteDistinguishedFolder("The default calendar cannot be deleted.")
     found, _ = await ctx.metadata.list_items(user.id, "event", [calendar.id])
     for event in found:
         if event.data.get("isOrganizer", True):

@@ -17,14 +17,24 @@ from datetime import datetime
 from typing import Any, Literal
 
 from graphattach.domain import ids
-from graphattach.domain.errors import AccessDenied, BadRequest, GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment, Folder, Item, ItemKind, User, replace
+from graphattach.protocol.errors import (
+    AccessDenied,
+    DeleteDistinguishedFolder,
+    FolderExists,
+    InvalidOperation,
+    InvalidRecipients,
+    IrresolvableConflict,
+    ItemNotFound,
+)
 from graphattach.protocol.jsonio import graph_datetime
 from graphattach.protocol.messages import ReplyParameters, prefixed_subject, quoted_body
 from graphattach.services import items, notifications
 from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
 from graphattach.services.users import ROOT_FOLDER
+from graphattach.storage.errors import RecordNotFound
 from graphattach.storage.interfaces import Conflict
 
 # ---- messages ---------------------------------------------------------------------------------------
@@ -141,7 +151,7 @@ async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> I
         items.touch(updated, ctx.clock.now())
         try:
             await ctx.metadata.update_item(updated)
-        except KeyError:
+        except RecordNotFound:
             raise ItemNotFound() from None
         await notifications.item_updated(ctx, updated)
     return await reload(ctx, item)
@@ -336,15 +346,14 @@ def recipients_of(data: dict[str, Any]) -> list[dict[str, Any]]:
 def check_recipients(data: dict[str, Any]) -> None:
     everyone = recipients_of(data)
     if not everyone:
-        raise BadRequest("At least one recipient is required, but none were found.", code="ErrorInvalidRecipients")
+        raise InvalidRecipients()
     for recipient in everyone:
         address = recipient["emailAddress"]["address"]
         local, at, domain = address.partition("@")
         if not (local and at and "." in domain) or any(c.isspace() for c in address):
-            raise BadRequest(
+            raise InvalidRecipients(
                 f"At least one recipient isn't valid., Recipient '{address}' is not resolved. All recipients "
-                f"must be resolved before a message can be submitted.",
-                code="ErrorInvalidRecipients",
+                f"must be resolved before a message can be submitted."
             )
 
 
@@ -373,10 +382,7 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
     was. The copies share the draft's blobs (blobs are never written once an attachment owns
     them), so nothing is copied and there are no bytes to clean up after a failure."""
     if not draft.data.get("isDraft", False):
-        raise BadRequest(
-            "Only a draft message can be sent; this message has already been sent or received.",
-            code="ErrorInvalidOperation",
-        )
+        raise InvalidOperation()
     check_recipients(draft.data)
     from graphattach.services.attachments import copy_record
 
@@ -409,13 +415,11 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
         copies.append((copy, attachments))
     try:
         freed = await ctx.metadata.send_item(draft, sent, copies, [a.id for a in originals])
-    except KeyError:
+    except RecordNotFound:
         raise ItemNotFound() from None
     except Conflict:
-        raise GraphError(
-            "The message changed while it was being sent; nothing was sent. Retry the request.",
-            status=409,
-            code="ErrorIrresolvableConflict",
+        raise IrresolvableConflict(
+            "The message changed while it was being sent; nothing was sent. Retry the request."
         ) from None
     if sent is not None:
         await notifications.item_updated(ctx, sent, previous_folder=draft.folder_id)
@@ -501,7 +505,7 @@ async def child_folders(ctx: Context, user: User, parent: Folder | None) -> list
 
 
 def _folder_exists() -> GraphError:
-    return GraphError("A folder with the specified name already exists.", status=409, code="ErrorFolderExists")
+    return FolderExists()
 
 
 async def _check_unique_name(
@@ -546,7 +550,7 @@ async def rename_folder(ctx: Context, user: User, folder: Folder, display_name: 
     updated = replace(folder, display_name=display_name)
     try:
         await ctx.metadata.update_folder(updated)
-    except KeyError:
+    except RecordNotFound:
         raise ItemNotFound() from None
     return updated
 
@@ -554,7 +558,7 @@ async def rename_folder(ctx: Context, user: User, folder: Folder, display_name: 
 async def delete_folder(ctx: Context, user: User, folder: Folder) -> None:
     """Delete a custom folder with its subfolders and their messages (and free their bytes)."""
     if is_distinguished(folder):
-        raise GraphError("Distinguished folders cannot be deleted.", status=403, code="ErrorDeleteDistinguishedFolder")
+        raise DeleteDistinguishedFolder()
     doomed = await items_in_tree(ctx, user, folder)
     keys = await ctx.metadata.delete_folder(user.id, folder.id)
     for item in doomed:

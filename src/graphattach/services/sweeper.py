@@ -82,11 +82,10 @@ async def sweep(ctx: Context, *, batch: int = 100) -> SweepReport:
             keys = []
     if keys:
         orphans += await _delete_unreferenced(ctx, keys)
-    sweep_locks = getattr(ctx.metadata, "sweep_locks", None)  # a LockSweeper
     # Lock files are judged by their real age: a lock in use is never removed (flock), this only
     # spares a file being created right now.
     real_cutoff = datetime.now(UTC) - timedelta(seconds=60)
-    stale_locks = await sweep_locks(real_cutoff) if sweep_locks is not None else 0
+    stale_locks = await ctx.metadata.sweep_locks(real_cutoff)
     return SweepReport(expired, orphans, stale_locks, busy)
 
 

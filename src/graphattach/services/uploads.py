@@ -19,25 +19,36 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from graphattach.auth.permissions import write_permissions
 from graphattach.auth.principal import Principal
 from graphattach.auth.tokens import GRAPH_AUDIENCES, UploadClaims
 from graphattach.domain import ids, limits
-from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.content_types import guess_content_type
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment, UploadSession, replace
 from graphattach.domain.sizes import file_attachment_size
 from graphattach.domain.upload_session import (
     Event,
     Outcome,
     State,
-    UploadError,
     classify_put,
     decide,
-    infer_content_type,
     observe,
 )
-from graphattach.protocol.content_range import ContentRange, ContentRangeError, parse_content_range
+from graphattach.protocol.content_range import ContentRange, RangeHeaders
+from graphattach.protocol.errors import (
+    UPLOAD_OUTCOME_ERRORS,
+    AttachmentSizeBelowMinimum,
+    ContentSizeMismatch,
+    InvalidAudience,
+    InvalidAuthenticationToken,
+    IrresolvableConflict,
+    ItemNotFound,
+    MessageSizeExceeded,
+    SessionOnlyForFileAttachments,
+)
 from graphattach.protocol.paths import GraphPath
 from graphattach.protocol.upload_sessions import (
     AttachmentItem,
@@ -51,7 +62,8 @@ from graphattach.services import journal, notifications
 from graphattach.services.access import authorize, resolve_item, resolve_user
 from graphattach.services.attachments import too_many_attachments
 from graphattach.services.context import Context
-from graphattach.storage.interfaces import LimitExceeded, SessionUsage, session_usage
+from graphattach.storage.errors import RecordNotFound
+from graphattach.storage.interfaces import LimitExceeded, SessionUsage
 
 log = logging.getLogger("graphattach.uploads")
 
@@ -65,38 +77,9 @@ PREFETCH_LIMIT = 64 * 1024
 # errors -------------------------------------------------------------------------------------------
 
 
-def session_not_found() -> GraphError:
-    return ItemNotFound()
-
-
-def token_expired() -> UploadError:
-    return UploadError(
-        "Lifetime validation failed, the token is expired.", status=401, code="InvalidAuthenticationToken"
-    )
-
-
-def invalid_token(message: str = "The access token is invalid.") -> UploadError:
-    return UploadError(message, status=401, code="InvalidAuthenticationToken")
-
-
-def invalid_audience() -> UploadError:
+def invalid_audience() -> GraphError:
     # The gv1.0 upload endpoint's answer to a Graph token (msgraph-sdk-java-core#445).
-    return UploadError(
-        "The audience claim value is invalid 'aud'.",
-        status=401,
-        code="InvalidAudience",
-        inner={"oAuthEventOperationId": ids.new_guid()},
-    )
-
-
-def message_size_exceeded() -> GraphError:
-    # Exchange's own error: no innerError (microsoft-graph-docs-contrib#2561).
-    return GraphError(
-        "The message exceeds the maximum supported size.",
-        status=400,
-        code="ErrorMessageSizeExceeded",
-        inner_error=False,
-    )
+    return InvalidAudience(inner={"oAuthEventOperationId": ids.new_guid()})
 
 
 def _expected(session: UploadSession, profile: str) -> str:
@@ -123,19 +106,11 @@ async def create_session(
     spec: AttachmentItem = parse_create_request(body, strict=ctx.settings.strict)
     item = await resolve_item(ctx, user, path)
     if spec.attachment_type != "file":
-        raise GraphError(
-            "Unsupported Attachment type specified. Only File attachments can be uploaded using an Upload Session.",
-            status=405,
-            code="ErrorAttachmentSessionIsSupportedOnlyForFileAttachments",
-        )
+        raise SessionOnlyForFileAttachments()
     if spec.size < limits.UPLOAD_SESSION_MIN_SIZE:
-        raise GraphError(
-            f"The attachment size should not be less than the minimum size of {limits.UPLOAD_SESSION_MIN_SIZE} bytes.",
-            status=400,
-            code="ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
-        )
+        raise AttachmentSizeBelowMinimum()
     if spec.size > limits.UPLOAD_SESSION_MAX_SIZE:
-        raise message_size_exceeded()
+        raise MessageSizeExceeded()
     now = ctx.clock.now()
     session_id = ids.new_id("session")
     session = UploadSession(
@@ -183,21 +158,23 @@ def authenticate(ctx: Context, path: UploadPath, authtoken: str | None, authoriz
             if ctx.settings.profile != "lenient":
                 if bearer is not None and ctx.tokens.audience_of(bearer) in GRAPH_AUDIENCES:
                     raise invalid_audience()
-                raise invalid_token("The access token in the Authorization header is not valid for this resource.")
+                raise InvalidAuthenticationToken(
+                    "The access token in the Authorization header is not valid for this resource."
+                )
             bearer = None
     credential = authtoken if authtoken is not None else bearer
     if not credential:
-        raise invalid_token("The access token is missing.")
+        raise InvalidAuthenticationToken("The access token is missing.")
     if ctx.tokens.audience_of(credential) in GRAPH_AUDIENCES:
         raise invalid_audience()
     try:
         claims = ctx.tokens.verify_upload_token(credential)
     except GraphError as exc:
-        if exc.code == "InvalidAudience":
+        if exc.code == InvalidAudience.code:
             raise invalid_audience() from None
-        raise invalid_token() from None
+        raise InvalidAuthenticationToken("The access token is invalid.") from None
     if claims.session_id != path.session_id or claims.user_id != path.user_id or path.tenant_id != ctx.tenant_id:
-        raise invalid_token("The access token is not valid for this upload session.")
+        raise InvalidAuthenticationToken("The access token is not valid for this upload session.")
     journal.note_upload_caller(claims.user_id)
     return claims
 
@@ -221,10 +198,12 @@ def _observe(
     return session, observe(session, ctx.clock.now(), token_expires=_token_expiry(claims))
 
 
-def _refuse(outcome: Outcome) -> GraphError:
-    if outcome is Outcome.TOKEN_EXPIRED:
-        return token_expired()
-    return session_not_found()
+def _refuse(
+    outcome: Outcome, session: UploadSession | None = None, profile: str = "outlook", **fields: Any
+) -> GraphError:
+    """The error the catalogue maps a refusing outcome to; ``session`` fills in the next expected range."""
+    expected = _expected(session, profile) if session is not None else ""
+    return UPLOAD_OUTCOME_ERRORS[outcome](expected=expected, **fields)
 
 
 # PUT ----------------------------------------------------------------------------------------------
@@ -241,45 +220,21 @@ class PutAnswer:
     outcome: Outcome = Outcome.REPORT_STATUS
 
 
-def _parse_length(value: str | None) -> int | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise ValueError(value)
-    return int(text)
-
-
 async def put_range(
     ctx: Context,
     path: UploadPath,
     claims: UploadClaims,
-    content_range: str | None,
-    content_length: str | None,
+    headers: RangeHeaders,
     chunks: AsyncIterable[bytes],
 ) -> PutAnswer:
     """Take one byte range. A large body is read only when the bytes are to be stored (or a
     retry's body drained), so a refused request leaves it unread; a body of at most
     ``PREFETCH_LIMIT`` bytes is read at once."""
-    header_error: str | None = None
-    rng: ContentRange | None = None
-    length: int | None = None
-    try:
-        length = _parse_length(content_length)
-    except ValueError:
-        header_error = "The Content-Length header is not a valid number."
-    if header_error is None and length is None:
-        header_error = "The Content-Length header is required."
-    if header_error is None:
-        try:
-            rng = parse_content_range(content_range)
-        except ContentRangeError as exc:
-            header_error = str(exc)
-
+    header_error, rng, length = headers.error, headers.range, headers.length
     prefetch: asyncio.Task[list[bytes]] | None = None
     if header_error is None and length is not None and length <= min(PREFETCH_LIMIT, ctx.settings.max_upload_chunk):
         # A small body is read while the lock and the session are fetched, not after: with
-        # msgraph-core's 1 KiB ranges that wait is as long as the write (+10 % PUT/s, bench/).
+        # msgraph-core's 1 KiB ranges that wait is as long as the write (bench/README.md, A/B runs).
         prefetch = asyncio.ensure_future(_read_small(chunks, length))
         prefetch.add_done_callback(_retrieve)
         chunks = _prefetched(prefetch)
@@ -327,7 +282,7 @@ async def _put_locked(
     profile = ctx.settings.profile
     async with ctx.metadata.lock_session(path.session_id):
         # The session and what the size check needs, in one round trip to the store.
-        usage = await session_usage(ctx.metadata, path.session_id)
+        usage = await ctx.metadata.session_usage(path.session_id)
         session, state = _observe(ctx, path, claims, usage.session)
         if header_error is not None or rng is None or length is None:
             event = Event.BAD_HEADERS
@@ -341,46 +296,20 @@ async def _put_locked(
         if outcome in (Outcome.NOT_FOUND, Outcome.TOKEN_EXPIRED):
             raise _refuse(outcome)
         assert session is not None
-        if outcome is Outcome.REJECT_TOO_LARGE:
-            raise UploadError(
-                f"The request body is larger than the largest range this server accepts in one request "
-                f"({ctx.settings.max_upload_chunk} bytes). {_expected(session, profile)}",
-                status=413,
-                code="RequestEntityTooLarge",
+        if outcome in UPLOAD_OUTCOME_ERRORS:
+            raise _refuse(
+                outcome,
+                session,
+                profile,
+                max_chunk=ctx.settings.max_upload_chunk,
+                header_error=header_error,
+                start=rng.start if rng else None,
+                total=rng.total if rng else None,
+                range_length=rng.length if rng else None,
+                content_length=length,
+                size=session.size,
             )
-        if outcome is Outcome.REJECT_HEADERS:
-            raise UploadError(f"{header_error} {_expected(session, profile)}", status=400, code="invalidRequest")
         assert rng is not None and length is not None
-        if outcome is Outcome.REJECT_ORDER:
-            raise UploadError(
-                f"The uploaded fragment starts at byte {rng.start}, after the next expected byte: ranges must be "
-                f"uploaded in order. {_expected(session, profile)}",
-                status=416,
-                code="invalidRange",
-                inner={"code": "fragmentOutOfOrder"},
-            )
-        if outcome is Outcome.REJECT_OVERLAP:
-            raise UploadError(
-                f"The uploaded fragment overlaps with data already received. {_expected(session, profile)}",
-                status=416,
-                code="invalidRange",
-                inner={"code": "fragmentOverlap"},
-            )
-        if outcome is Outcome.REJECT_TOTAL:
-            raise UploadError(
-                f"The upload session is for {session.size} total bytes, but the Content-Range header declares a "
-                f"total of {rng.total}. {_expected(session, profile)}",
-                status=400,
-                code="invalidRequest",
-                inner={"code": "fragmentLengthMismatch"},
-            )
-        if outcome is Outcome.REJECT_LENGTH:
-            raise UploadError(
-                f"The Content-Range header length ({rng.length}) does not match the provided number of bytes "
-                f"(Content-Length {length}). {_expected(session, profile)}",
-                status=400,
-                code="invalidRequest",
-            )
         if outcome is Outcome.REPLAY_STATUS:
             await _drain(chunks, length, session, profile)
             return PutAnswer(session, outcome=outcome)
@@ -415,14 +344,12 @@ async def _drain(chunks: AsyncIterable[bytes], length: int, session: UploadSessi
         raise _content_size_error(received, length, session, profile)
 
 
-def _content_size_error(received: int, expected: int, session: UploadSession, profile: str) -> UploadError:
-    # Outlook's wording (microsoft-graph-docs-contrib#836).
-    relation = "exceeds" if received > expected else "is less than"
-    return UploadError(
-        f"Content size {relation} specified contentLength. {received} bytes written while expected {expected}. "
-        f"{_expected(session, profile)}",
-        status=400,
-        code="invalidRequest",
+def _content_size_error(received: int, expected: int, session: UploadSession, profile: str) -> GraphError:
+    return ContentSizeMismatch(
+        relation="exceeds" if received > expected else "is less than",
+        received=received,
+        content_length=expected,
+        expected=_expected(session, profile),
     )
 
 
@@ -458,9 +385,7 @@ async def _store(
         raise _content_size_error(counter[0], rng.length, session, profile)
     if not complete:
         if not await ctx.metadata.advance_session(session.id, session.received, rng.end + 1, (rng.start, rng.end)):
-            raise GraphError(
-                "The upload session changed during the request.", status=409, code="ErrorIrresolvableConflict"
-            )
+            raise IrresolvableConflict()
         advanced = replace(session, received=rng.end + 1, last_range=(rng.start, rng.end))
         return PutAnswer(advanced, outcome=Outcome.APPEND)
     attachment = Attachment(
@@ -469,7 +394,7 @@ async def _store(
         item_id=session.item_id,
         kind="file",
         name=session.name,
-        content_type=session.content_type or infer_content_type(session.name, await _head(ctx, session.blob_key)),
+        content_type=session.content_type or guess_content_type(session.name, await _head(ctx, session.blob_key)),
         size=file_attachment_size(session.size),
         is_inline=session.is_inline,
         content_id=session.content_id,
@@ -481,12 +406,12 @@ async def _store(
         done = await ctx.metadata.complete_session(
             session.id, session.received, attachment, max_count=limits.MAX_ATTACHMENTS_PER_ITEM
         )
-    except KeyError:
+    except RecordNotFound:
         raise ItemNotFound() from None  # the item was deleted meanwhile; the session stays as it was
     except LimitExceeded:
         raise too_many_attachments() from None
     if not done:
-        raise GraphError("The upload session changed during the request.", status=409, code="ErrorIrresolvableConflict")
+        raise IrresolvableConflict()
     await notifications.attachments_changed(ctx, session.user_id, session.item_id)
     completed = replace(
         session,
@@ -514,9 +439,9 @@ def _check_message_size(usage: SessionUsage, upto: int) -> None:
     """Exchange refuses the range that takes the item past the mailbox's maximum message size,
     mid-upload, with ErrorMessageSizeExceeded (microsoft-graph-docs-contrib#2561). Raw bytes."""
     if usage.max_message_size is None:
-        raise session_not_found()
+        raise ItemNotFound()
     if usage.attachment_bytes + upto > usage.max_message_size:
-        raise message_size_exceeded()
+        raise MessageSizeExceeded()
 
 
 # GET and DELETE -----------------------------------------------------------------------------------

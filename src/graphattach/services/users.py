@@ -6,8 +6,9 @@ import re
 
 from graphattach.auth.team import hash_password
 from graphattach.domain import ids, limits
-from graphattach.domain.errors import BadRequest, GraphError
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Folder, User
+from graphattach.protocol.errors import DirectoryBadRequest
 from graphattach.services.context import Context
 from graphattach.storage.interfaces import Conflict
 
@@ -46,12 +47,11 @@ async def create_user(
 ) -> User:
     """Create a user with a provisioned mailbox. ``Conflict`` → 400 if the UPN is taken."""
     if not _UPN_RE.match(upn):
-        raise BadRequest(
-            f"Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}'.",
-            code="Request_BadRequest",
+        raise DirectoryBadRequest(
+            f"Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}'."
         )
     if user_id is not None and not ids.is_guid(user_id):
-        raise BadRequest("Invalid object identifier: the id must be a GUID.", code="Request_BadRequest")
+        raise DirectoryBadRequest("Invalid object identifier: the id must be a GUID.")
     local = upn.split("@", 1)[0]
     user = User(
         id=user_id or ids.new_guid(),
@@ -59,6 +59,7 @@ async def create_user(
         display_name=display_name or local.replace(".", " ").title(),
         mail=upn,
         max_message_size=max_message_size or limits.DEFAULT_MAX_MESSAGE_SIZE,
+        created=ctx.clock.now(),
         data=_password_data(password),
     )
     try:
@@ -67,10 +68,8 @@ async def create_user(
         taken = (
             "id" if user_id is not None and await ctx.metadata.get_user(user_id) is not None else "userPrincipalName"
         )
-        raise GraphError(
+        raise DirectoryBadRequest(
             f"Another object with the same value for property {taken} already exists.",
-            status=400,
-            code="Request_BadRequest",
         ) from None
     await provision_mailbox(ctx, user)
     return user
@@ -104,12 +103,14 @@ async def ensure_team_users(ctx: Context) -> None:
 
 async def provision_mailbox(ctx: Context, user: User) -> None:
     """The folders and calendar Exchange creates with every mailbox."""
+    now = ctx.clock.now()
     root = Folder(
         id=ids.new_id("folder"),
         user_id=user.id,
         kind="mail",
         display_name="Top of Information Store",
         well_known_name=ROOT_FOLDER,
+        created=now,
     )
     await ctx.metadata.add_folder(root)
     for name, display in WELL_KNOWN_MAIL_FOLDERS.items():
@@ -121,6 +122,7 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
                 display_name=display,
                 parent_id=root.id,
                 well_known_name=name,
+                created=now,
             )
         )
     group = Folder(
@@ -129,6 +131,7 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
         kind="calendarGroup",
         display_name="My Calendars",
         well_known_name="mycalendars",
+        created=now,
     )
     await ctx.metadata.add_folder(group)
     await ctx.metadata.add_folder(
@@ -139,6 +142,7 @@ async def provision_mailbox(ctx: Context, user: User) -> None:
             display_name="Calendar",
             parent_id=group.id,
             well_known_name="calendar",
+            created=now,
             data={"isDefaultCalendar": True},
         )
     )

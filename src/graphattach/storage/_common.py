@@ -10,9 +10,6 @@ from datetime import UTC, datetime, timedelta
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
-#: States an upload session may be in (``SessionState``).
-SESSION_STATES = frozenset({"active", "completed", "cancelled", "expired"})
-
 
 def as_utc(value: datetime) -> datetime:
     """``value`` as an aware UTC datetime; a naive datetime is taken to be UTC already."""

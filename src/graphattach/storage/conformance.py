@@ -5,7 +5,10 @@ A backend's test module subclasses the classes below and provides the fixtures:
 - ``metadata_store`` / ``blob_store``: an opened, empty store (async fixture, closed at teardown);
 - for persistent backends, ``persistent = True`` and ``reopen_metadata_store`` /
   ``reopen_blob_store``: an async callable that closes the store it is given and returns a freshly
-  opened one on the same files.
+  opened one on the same files;
+- for persistent metadata stores, ``metadata_store_spec``: ``("module:Class", argument)`` that
+  opens another store on the same data, in this process or in a child process (the
+  cross-process lock tests).
 
 Needs ``pytest``, ``pytest-asyncio`` (``asyncio_mode = "auto"``) and ``hypothesis``: import this
 module from tests only.
@@ -14,6 +17,12 @@ module from tests only.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -33,12 +42,8 @@ from graphattach.storage.interfaces import (
     LimitExceeded,
     MailboxUsage,
     MetadataStore,
-    item_usage,
-    items_usage,
+    RecordNotFound,
     limit_weight,
-    mailbox_usage,
-    recent_sessions,
-    session_usage,
 )
 
 __all__ = ["BlobStoreConformance", "MetadataStoreConformance"]
@@ -277,7 +282,7 @@ class MetadataStoreConformance:
         user.user_principal_name = "B@CONTOSO.example"
         with pytest.raises(Conflict):
             await metadata_store.update_user(user)
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_user(make_user())
 
         user.user_principal_name = "c@contoso.example"
@@ -325,12 +330,12 @@ class MetadataStoreConformance:
         user, inbox = await self.mailbox(metadata_store)
         with pytest.raises(Conflict):
             await metadata_store.add_folder(make_folder(user, id=inbox.id))
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.add_folder(make_folder(make_user()))
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.add_folder(make_folder(user, parent_id="missing"))
         stranger, their_inbox = await self.mailbox(metadata_store)
-        with pytest.raises(KeyError):  # a parent of another user's mailbox
+        with pytest.raises(RecordNotFound):  # a parent of another user's mailbox
             await metadata_store.add_folder(make_folder(user, parent_id=their_inbox.id))
 
     async def test_well_known_folders(self, metadata_store: MetadataStore) -> None:
@@ -382,10 +387,10 @@ class MetadataStoreConformance:
         await metadata_store.update_folder(folder)
         assert await metadata_store.get_folder(user.id, folder.id) == folder
         assert [f.id for f in await metadata_store.list_folders(user.id, "mail", inbox.id)] == [folder.id]
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_folder(make_folder(user))
         folder.parent_id = "missing"
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_folder(folder)
         folder.parent_id = None
         folder.well_known_name = "inbox"
@@ -472,10 +477,10 @@ class MetadataStoreConformance:
         item = await self.item_in(metadata_store, inbox)
         with pytest.raises(Conflict):
             await metadata_store.add_item(make_item(inbox, id=item.id))
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.add_item(make_item(inbox, folder_id="missing"))
         stranger, their_inbox = await self.mailbox(metadata_store)
-        with pytest.raises(KeyError):  # the folder belongs to someone else
+        with pytest.raises(RecordNotFound):  # the folder belongs to someone else
             await metadata_store.add_item(make_item(their_inbox, user_id=user.id))
 
     async def test_has_attachments_is_derived_from_non_inline_attachments(self, metadata_store: MetadataStore) -> None:
@@ -570,13 +575,13 @@ class MetadataStoreConformance:
         assert stored == item
         assert (await metadata_store.list_items(user.id, "message", [inbox.id]))[1] == 0
 
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_item(make_item(inbox))
         item.folder_id = "missing"
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_item(item)
         await metadata_store.delete_item(user.id, stored.id)
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_item(stored)
 
     async def test_delete_item_returns_unreferenced_blob_keys(self, metadata_store: MetadataStore) -> None:
@@ -758,10 +763,10 @@ class MetadataStoreConformance:
         await metadata_store.add_attachment(attachment)
         with pytest.raises(Conflict):
             await metadata_store.add_attachment(make_attachment(item, id=attachment.id))
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.add_attachment(make_attachment(item, item_id="missing"))
         stranger, _ = await self.mailbox(metadata_store)
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.add_attachment(make_attachment(item, user_id=stranger.id))
 
     async def test_attachment_count_limit(self, metadata_store: MetadataStore) -> None:
@@ -815,7 +820,7 @@ class MetadataStoreConformance:
         user, inbox = await self.mailbox(metadata_store)
         item = await self.item_in(metadata_store, inbox)
         other = await self.item_in(metadata_store, inbox)
-        assert await item_usage(metadata_store, user.id, item.id) == ItemUsage(0, 0, 0)
+        assert await metadata_store.item_usage(user.id, item.id) == ItemUsage(0, 0, 0)
         await metadata_store.add_attachment(make_attachment(item, content_length=10, size=100))
         await metadata_store.add_attachment(
             make_attachment(item, kind="item", blob_key=None, content_length=33, size=70)
@@ -824,12 +829,12 @@ class MetadataStoreConformance:
             make_attachment(item, kind="reference", blob_key=None, content_length=44, size=5)
         )
         await metadata_store.add_attachment(make_attachment(other, content_length=1000, size=1200))
-        usage = await item_usage(metadata_store, user.id, item.id)
+        usage = await metadata_store.item_usage(user.id, item.id)
         # files weigh their raw bytes, the other kinds their reported size
         assert usage == ItemUsage(3, 10 + 70 + 5, 100 + 70 + 5)
         listed = await metadata_store.list_attachments(user.id, item.id)
         assert usage.weight == sum(limit_weight(a) for a in listed)
-        assert await item_usage(metadata_store, user.id, "missing") == ItemUsage(0, 0, 0)
+        assert await metadata_store.item_usage(user.id, "missing") == ItemUsage(0, 0, 0)
 
     async def test_items_and_mailbox_usage(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
@@ -837,16 +842,16 @@ class MetadataStoreConformance:
         bare = await self.item_in(metadata_store, inbox)
         await metadata_store.add_attachment(make_attachment(item, content_length=10, size=100))
         await metadata_store.add_attachment(make_attachment(item, kind="item", blob_key=None, size=70))
-        usages = await items_usage(metadata_store, user.id, [item.id, bare.id, "missing"])
+        usages = await metadata_store.items_usage(user.id, [item.id, bare.id, "missing"])
         assert usages == {
-            item.id: await item_usage(metadata_store, user.id, item.id),
+            item.id: await metadata_store.item_usage(user.id, item.id),
             bare.id: ItemUsage(0, 0, 0),
             "missing": ItemUsage(0, 0, 0),
         }
         stranger, elsewhere = await self.mailbox(metadata_store)
         await metadata_store.add_attachment(make_attachment(await self.item_in(metadata_store, elsewhere), size=9))
-        assert await mailbox_usage(metadata_store, user.id) == MailboxUsage(2, 0, 2, 10 + 70)
-        assert (await mailbox_usage(metadata_store, stranger.id)).attachments == 1
+        assert await metadata_store.mailbox_usage(user.id) == MailboxUsage(2, 0, 2, 10 + 70)
+        assert (await metadata_store.mailbox_usage(stranger.id)).attachments == 1
 
     async def test_search_items_prefilters_by_text(self, metadata_store: MetadataStore) -> None:
         search = getattr(metadata_store, "search_items", None)
@@ -880,9 +885,9 @@ class MetadataStoreConformance:
             session = make_session(item, created=T0 + timedelta(seconds=index))
             await metadata_store.add_session(session)
             made.append(session.id)
-        found = [s.id for s in await recent_sessions(metadata_store, 100) if s.id in made]
+        found = [s.id for s in await metadata_store.recent_sessions(100) if s.id in made]
         assert found == made[::-1]
-        assert len(await recent_sessions(metadata_store, 2)) == 2
+        assert len(await metadata_store.recent_sessions(2)) == 2
 
     async def test_delete_attachment(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
@@ -946,17 +951,17 @@ class MetadataStoreConformance:
         other = await self.item_in(metadata_store, inbox)
         session = make_session(item)
         await metadata_store.add_session(session)
-        usage = await session_usage(metadata_store, session.id)
+        usage = await metadata_store.session_usage(session.id)
         assert usage.session == session
         assert (usage.max_message_size, usage.attachment_bytes) == (user.max_message_size, 0)
         await metadata_store.add_attachment(make_attachment(item, content_length=10, size=100))
         await metadata_store.add_attachment(make_attachment(item, content_length=32, size=140))
         await metadata_store.add_attachment(make_attachment(other, content_length=1000))
         await metadata_store.advance_session(session.id, 0, 5, (0, 4))
-        usage = await session_usage(metadata_store, session.id)
+        usage = await metadata_store.session_usage(session.id)
         assert usage.session is not None and usage.session.received == 5
         assert (usage.max_message_size, usage.attachment_bytes) == (user.max_message_size, 42)
-        missing = await session_usage(metadata_store, "missing")
+        missing = await metadata_store.session_usage("missing")
         assert (missing.session, missing.max_message_size, missing.attachment_bytes) == (None, None, 0)
 
     async def test_concurrent_advances_one_wins(self, metadata_store: MetadataStore) -> None:
@@ -1026,7 +1031,7 @@ class MetadataStoreConformance:
         session = make_session(item)
         await metadata_store.add_session(session)
         assert await metadata_store.delete_item(user.id, item.id) == []
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.complete_session(session.id, 0, make_attachment(item))
         assert await metadata_store.get_session(session.id) == session
         # the session outlives its item and still holds its blob
@@ -1265,7 +1270,7 @@ class MetadataStoreConformance:
         good = self._copies(inbox, originals)
         gone_folder = make_folder(user)  # never stored: the second copy cannot be inserted
         bad = self._copies(gone_folder, originals)
-        with pytest.raises((KeyError, Conflict)):
+        with pytest.raises((RecordNotFound, Conflict)):
             await metadata_store.send_item(draft, sent, [good, bad], sources)
         assert await metadata_store.get_item(good[0].user_id, good[0].id) is None
         still = await metadata_store.get_item(draft.user_id, draft.id)
@@ -1292,7 +1297,7 @@ class MetadataStoreConformance:
             a.blob_key for a in originals if a.blob_key is not None
         )
         assert await metadata_store.get_item(draft.user_id, draft.id) is None
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.send_item(draft, None, [], [])
 
     async def test_reset(self, metadata_store: MetadataStore) -> None:
@@ -1477,7 +1482,7 @@ class BlobStoreConformance:
         assert await _read_all(blob_store, "k") == b"new"
 
     async def test_write_offset_errors(self, blob_store: BlobStore) -> None:
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await blob_store.write("absent", _chunks(b"x"), offset=1)
         assert await blob_store.size("absent") is None
         await blob_store.write("k", _chunks(b"abc"))
@@ -1562,7 +1567,7 @@ class BlobStoreConformance:
         assert all(0 < len(c) <= 4096 for c in chunks) and b"".join(chunks) == data
 
     async def test_read_absent_raises_key_error(self, blob_store: BlobStore) -> None:
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await _read_all(blob_store, "absent")
 
     async def test_delete_is_idempotent(self, blob_store: BlobStore) -> None:
@@ -1572,7 +1577,7 @@ class BlobStoreConformance:
         assert "k" not in await _keys(blob_store)
         await blob_store.delete("k")
         await blob_store.delete("never-existed")
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await _read_all(blob_store, "k")
 
     async def test_copy(self, blob_store: BlobStore) -> None:
@@ -1593,7 +1598,7 @@ class BlobStoreConformance:
         assert await _read_all(blob_store, "dst") == b"other blob, longer than the rest"
         await blob_store.copy("dst", "dst")
         assert await _read_all(blob_store, "dst") == b"other blob, longer than the rest"
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await blob_store.copy("absent", "dst2")
         assert await blob_store.size("dst2") is None
 
@@ -1697,6 +1702,83 @@ class BlobStoreConformance:
         await blob_store.delete(other)
 
 
+#: A child process holding or trying a session lock of the store ``module:Class(argument)``.
+#: ``hold`` keeps the lock until a line arrives on stdin (or the process dies): no timing.
+LOCK_CHILD = textwrap.dedent(
+    """
+    import asyncio, importlib, sys
+
+    async def main(spec, argument, mode, session_id, seconds):
+        module, _, name = spec.partition(":")
+        store = getattr(importlib.import_module(module), name)(argument)
+        await store.open()
+        if mode == "hold":
+            async with store.lock_session(session_id):
+                print("locked", flush=True)
+                await asyncio.to_thread(sys.stdin.readline)
+            print("released", flush=True)
+        elif mode == "try":
+            try:
+                async with asyncio.timeout(seconds):
+                    async with store.lock_session(session_id):
+                        print("acquired", flush=True)
+            except TimeoutError:
+                print("busy", flush=True)
+        await store.close()
+
+    asyncio.run(main(*sys.argv[1:5], float(sys.argv[5])))
+    """
+)
+
+StoreSpec = tuple[str, str]
+
+
+def open_spec(spec: StoreSpec) -> MetadataStore:
+    """A new (unopened) store from ``("module:Class", argument)``."""
+    module, _, name = spec[0].partition(":")
+    store: MetadataStore = getattr(importlib.import_module(module), name)(spec[1])
+    return store
+
+
+class _LockChild:
+    def __init__(self, spec: StoreSpec, mode: str, session_id: str, seconds: float = 0.0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LOCK_CHILD, spec[0], spec[1], mode, session_id, str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    async def expect(self, expected: str) -> None:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), 60)
+        if line.strip() != expected:
+            self.process.kill()
+            _, err = self.process.communicate()
+            pytest.fail(f"child said {line!r}, expected {expected!r}; stderr: {err}")
+
+    def release(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def finish(self) -> None:
+        self.process.kill()
+        self.process.communicate()
+
+
+async def can_lock(store: MetadataStore, session_id: str, within: float) -> bool:
+    """Whether the lock is had within ``within`` seconds (a bound for a lock that is held, not a
+    timing measurement: a held lock answers False however slow the machine is)."""
+    try:
+        async with asyncio.timeout(within):
+            async with store.lock_session(session_id):
+                return True
+    except TimeoutError:
+        return False
+
+
 class PersistentMetadataStoreConformance(MetadataStoreConformance):
     """For backends that keep data across close and open: also provide ``reopen_metadata_store``."""
 
@@ -1742,6 +1824,79 @@ class PersistentMetadataStoreConformance(MetadataStoreConformance):
         now = T0 + timedelta(seconds=5)
         claims = await store.claim_notifications(now, now + timedelta(seconds=60), 10)
         assert [n.body["n"] for n in claims[0].notifications] == [7]
+
+    # locks across stores and processes ----------------------------------------------------------
+
+    async def test_lock_excludes_another_store(
+        self, metadata_store: MetadataStore, metadata_store_spec: StoreSpec
+    ) -> None:
+        second = open_spec(metadata_store_spec)
+        await second.open()
+        try:
+            inside: list[str] = []
+            most = 0
+
+            async def worker(store: MetadataStore, n: int) -> None:
+                nonlocal most
+                async with store.lock_session("shared"):
+                    inside.append(f"in{n}")
+                    most = max(most, sum(e.startswith("in") for e in inside) - inside.count("out"))
+                    await asyncio.sleep(0)
+                    inside.append("out")
+
+            stores = (metadata_store, second)
+            await asyncio.wait_for(asyncio.gather(*(worker(stores[n % 2], n) for n in range(8))), 60)
+            assert most == 1
+            assert len(inside) == 16
+        finally:
+            await second.close()
+
+    async def test_lock_excludes_another_process_until_it_releases(
+        self, metadata_store: MetadataStore, metadata_store_spec: StoreSpec
+    ) -> None:
+        child = _LockChild(metadata_store_spec, "hold", "session-x")
+        try:
+            await child.expect("locked")
+            assert await can_lock(metadata_store, "session-x", 0.3) is False
+            assert await can_lock(metadata_store, "session-y", 30) is True  # other sessions are free
+            child.release()
+            await child.expect("released")
+            assert await can_lock(metadata_store, "session-x", 60) is True
+            assert child.process.wait(60) == 0
+        finally:
+            child.finish()
+
+    async def test_lock_of_a_killed_process_is_released(
+        self, metadata_store: MetadataStore, metadata_store_spec: StoreSpec
+    ) -> None:
+        child = _LockChild(metadata_store_spec, "hold", "session-k")
+        try:
+            await child.expect("locked")
+            waiting = asyncio.create_task(can_lock(metadata_store, "session-k", 60))
+            done, _ = await asyncio.wait([waiting], timeout=0.3)
+            assert not done  # the child holds it
+            os.kill(child.process.pid, signal.SIGKILL)
+            child.process.wait(30)
+            assert await waiting is True
+        finally:
+            child.finish()
+
+    async def test_another_process_waits_for_our_lock(
+        self, metadata_store: MetadataStore, metadata_store_spec: StoreSpec
+    ) -> None:
+        async with metadata_store.lock_session("session-p"):
+            busy = _LockChild(metadata_store_spec, "try", "session-p", 0.5)
+            try:
+                await busy.expect("busy")
+                busy.process.wait(30)
+            finally:
+                busy.finish()
+        child = _LockChild(metadata_store_spec, "try", "session-p", 20)
+        try:
+            await child.expect("acquired")
+            assert child.process.wait(30) == 0
+        finally:
+            child.finish()
 
 
 class PersistentBlobStoreConformance(BlobStoreConformance):

@@ -9,7 +9,7 @@ Temporary files start with a dot and are ignored by ``keys()``.
 File system calls run in worker threads, except reads of bytes in the page cache: ``read``
 takes those on the event loop with ``preadv(RWF_NOWAIT)``, which never waits for the disk (it
 fails instead, and the rest of the stream is read in threads): a thread hop per 1.5 MiB piece
-cost up to a fifth of ``$value``'s throughput on a 2-CPU machine (bench/README.md). A write
+is measurable on ``$value``'s throughput (bench/README.md, A/B runs). A write
 gathers its chunks up to ``BUFFER_SIZE`` before handing them to a thread (one ``writev``, no
 copy), so memory stays bounded whatever the total size; opening the blob rides along with its
 first write, and the ``fdatasync`` and the close with its last, so a small write costs one
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from graphattach.storage._common import as_utc
-from graphattach.storage.interfaces import BlobChunk
+from graphattach.storage.interfaces import BlobChunk, RecordNotFound
 
 __all__ = ["FileBlobStore"]
 
@@ -157,7 +157,7 @@ class _Writer:
         if self.fd < 0:
             try:
                 self._open()
-            except (KeyError, ValueError):
+            except (RecordNotFound, ValueError):
                 return  # the blob is absent or too short: nothing was written to it
         _truncate_and_sync(self.fd, self.offset)
 
@@ -292,7 +292,7 @@ class FileBlobStore:
             fd = os.open(location.path, flags)
         except FileNotFoundError:
             if offset > 0:
-                raise KeyError(key) from None
+                raise RecordNotFound(key) from None
             fd = os.open(location.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
             created = True
         try:
@@ -418,7 +418,7 @@ class FileBlobStore:
             try:
                 fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
-                raise KeyError(key) from None
+                raise RecordNotFound(key) from None
             return fd, os.fstat(fd).st_size
 
         fd, size = await _in_thread(open_, cleanup=lambda opened: os.close(opened[0]))
@@ -492,14 +492,14 @@ class FileBlobStore:
     async def copy(self, src: str, dst: str) -> None:
         if src == dst:
             if await self.size(src) is None:
-                raise KeyError(src)
+                raise RecordNotFound(src)
             return
         source, target = self._locate(src), self._locate(dst)
         await _in_thread(self._copy, source, target, src, dst)
 
     def _copy(self, source: _Location, target: _Location, src: str, dst: str) -> None:
         if not source.path.exists():
-            raise KeyError(src)
+            raise RecordNotFound(src)
         created_dir = False
         if not target.directory.exists():
             target.directory.mkdir(parents=True, exist_ok=True)
@@ -514,7 +514,7 @@ class FileBlobStore:
                 # A copy is new: orphan reclamation by age must not see the source's mtime.
                 os.utime(temp)
             except FileNotFoundError:
-                raise KeyError(src) from None
+                raise RecordNotFound(src) from None
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
                     raise
@@ -577,7 +577,7 @@ def _stream_copy(source: Path, target: Path, src: str) -> None:
     try:
         reader = open(source, "rb")
     except FileNotFoundError:
-        raise KeyError(src) from None
+        raise RecordNotFound(src) from None
     with reader, open(target, "xb") as writer:
         shutil.copyfileobj(reader, writer, _COPY_BLOCK)
         writer.flush()

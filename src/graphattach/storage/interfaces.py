@@ -11,28 +11,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.storage.errors import AnnouncementLost, Conflict, LimitExceeded, RecordNotFound
 
-
-class Conflict(Exception):
-    """A uniqueness or compare-and-set precondition failed."""
-
-
-class AnnouncementLost(Conflict):
-    """An insert's announced blob key was reclaimed by the sweeper before the insert committed
-    (the announcement had outlived the grace period): the insert must not commit."""
-
-
-class LimitExceeded(Exception):
-    """An attachment would break a per-item limit; ``which`` is ``count`` or ``size``."""
-
-    def __init__(self, which: str) -> None:
-        super().__init__(which)
-        self.which = which
+__all__ = ["AnnouncementLost", "Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +91,7 @@ class MetadataStore(Protocol):
         """Items of ``kind`` in the given folders (None: all), newest first, and the total count."""
 
     async def update_item(self, item: Item) -> None:
-        """Replace fields and data of an existing item; ``KeyError`` if it is gone."""
+        """Replace fields and data of an existing item; ``RecordNotFound`` if it is gone."""
 
     async def delete_item(self, user_id: str, item_id: str) -> list[str]:
         """Delete an item and its attachments; return the blob keys no record references any more."""
@@ -133,7 +119,7 @@ class MetadataStore(Protocol):
         announced: bool = False,
     ) -> None:
         """Insert, atomically checking the item's attachment count and total ``size`` against the
-        limits (``LimitExceeded``); ``KeyError`` if the item is gone. With ``announced``, the
+        limits (``LimitExceeded``); ``RecordNotFound`` if the item is gone. With ``announced``, the
         attachment's blob key was announced (``announce_blobs``): the same transaction consumes
         the announcement, and raises ``AnnouncementLost`` (inserting nothing) if it is gone."""
 
@@ -141,12 +127,29 @@ class MetadataStore(Protocol):
     async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
         """Attachments of one item in the order they were added."""
 
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage:
+        """How many attachments the item has, their ``limit_weight`` and their ``size``, summed
+        (zeros for an unknown item)."""
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        """``item_usage`` of each of ``item_ids`` in one query (a page of a list; every id is a key,
+        zeros for items without attachments)."""
+
+    async def mailbox_usage(self, user_id: str) -> MailboxUsage:
+        """What one mailbox holds, as aggregate queries (no records built)."""
+
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         """Delete; None if absent, else the blob keys no record references any more."""
 
     # upload sessions
     async def add_session(self, session: UploadSession) -> None: ...
     async def get_session(self, session_id: str) -> UploadSession | None: ...
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        """The session with what a PUT checks it against, in one round trip to the store."""
+
+    async def recent_sessions(self, limit: int) -> list[UploadSession]:
+        """Up to ``limit`` upload sessions, newest first, in any state (the web UI)."""
+
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
@@ -163,7 +166,7 @@ class MetadataStore(Protocol):
     ) -> bool:
         """In one transaction: insert ``attachment`` (whose blob is the session's) and mark the
         session completed with ``received = size``. False if the session moved meanwhile.
-        ``LimitExceeded`` / ``KeyError`` as ``add_attachment``."""
+        ``LimitExceeded`` / ``RecordNotFound`` as ``add_attachment``."""
 
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
         """Mark a session cancelled or expired; returns the session as it was, None if unknown."""
@@ -174,11 +177,15 @@ class MetadataStore(Protocol):
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Exclusive lock on one session, across processes; released when its holder dies."""
 
+    async def sweep_locks(self, older_than: datetime) -> int:
+        """Remove what the session locks left behind (lock files) older than ``older_than`` whose
+        session is gone; return how many. Stores whose locks leave nothing return 0."""
+
     async def send_item(
         self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
     ) -> list[str]:
         """Send ``draft`` in one transaction: check that it is unchanged (its ``change_key``, and
-        ``sources`` are the ids of its attachments in order; else ``Conflict``; ``KeyError`` if it
+        ``sources`` are the ids of its attachments in order; else ``Conflict``; ``RecordNotFound`` if it
         or a target folder is gone), replace it by ``sent`` (or delete it with its attachments
         when None), and insert every delivered copy with its attachments (which may share the
         draft's blob keys: the draft's attachment rows are locked until the commit, so no
@@ -267,7 +274,7 @@ class BlobStore(Protocol):
     def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
     ) -> AsyncIterator[BlobChunk]:
-        """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``KeyError`` if absent."""
+        """Stream bytes ``[start, end)`` in chunks of at most ``chunk_size``. ``RecordNotFound`` if absent."""
 
     async def size(self, key: str) -> int | None: ...
     async def delete(self, key: str) -> None:
@@ -288,19 +295,6 @@ class SessionUsage:
     session: UploadSession | None
     max_message_size: int | None
     attachment_bytes: int
-
-
-class SessionUsageReader(Protocol):
-    """Optional on a ``MetadataStore``: ``session_usage`` in one round trip."""
-
-    async def session_usage(self, session_id: str) -> SessionUsage: ...
-
-
-class LockSweeper(Protocol):
-    """Optional on a ``MetadataStore`` whose session locks are files: ``sweep_locks`` removes
-    those older than ``older_than`` whose session is gone, and returns how many."""
-
-    async def sweep_locks(self, older_than: datetime) -> int: ...
 
 
 class MessageTextSearcher(Protocol):
@@ -330,22 +324,6 @@ def limit_weight(attachment: Attachment) -> int:
     return attachment.content_length if attachment.kind == "file" else attachment.size
 
 
-class ItemUsageReader(Protocol):
-    """Optional on a ``MetadataStore``: ``item_usage`` as one aggregate query (no records built)."""
-
-    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage: ...
-
-
-async def item_usage(store: MetadataStore, user_id: str, item_id: str) -> ItemUsage:
-    """``ItemUsage`` from the store's own ``item_usage`` when it has one, else from the list."""
-    read = getattr(store, "item_usage", None)  # an ItemUsageReader
-    if read is not None:
-        usage: ItemUsage = await read(user_id, item_id)
-        return usage
-    existing = await store.list_attachments(user_id, item_id)
-    return ItemUsage(len(existing), sum(limit_weight(a) for a in existing), sum(a.size for a in existing))
-
-
 @dataclass(frozen=True, slots=True)
 class MailboxUsage:
     """What one mailbox holds: messages, events, attachments and their raw bytes (``content_length``
@@ -357,42 +335,6 @@ class MailboxUsage:
     bytes: int
 
 
-class MailboxUsageReader(Protocol):
-    """Optional on a ``MetadataStore``: ``mailbox_usage`` as aggregate queries (no records built)."""
-
-    async def mailbox_usage(self, user_id: str) -> MailboxUsage: ...
-
-
-class RecentSessionsReader(Protocol):
-    """Optional on a ``MetadataStore``: the newest upload sessions first, any state (the web UI)."""
-
-    async def recent_sessions(self, limit: int) -> list[UploadSession]: ...
-
-
-async def mailbox_usage(store: MetadataStore, user_id: str) -> MailboxUsage:
-    """``MailboxUsage`` from the store's own ``mailbox_usage`` when it has one, else composed."""
-    read = getattr(store, "mailbox_usage", None)  # a MailboxUsageReader
-    if read is not None:
-        usage: MailboxUsage = await read(user_id)
-        return usage
-    messages, message_count = await store.list_items(user_id, "message", None)
-    events, event_count = await store.list_items(user_id, "event", None)
-    attachments = [a for item in [*messages, *events] for a in await store.list_attachments(user_id, item.id)]
-    return MailboxUsage(message_count, event_count, len(attachments), sum(limit_weight(a) for a in attachments))
-
-
-async def recent_sessions(store: MetadataStore, limit: int = 50) -> list[UploadSession]:
-    """Up to ``limit`` upload sessions, newest first: the store's own query, else every session
-    the store can list (sorted here; fine for the stores without one, which hold few)."""
-    read = getattr(store, "recent_sessions", None)  # a RecentSessionsReader
-    if read is not None:
-        found: list[UploadSession] = await read(limit)
-        return found
-    every = await store.list_sessions_expiring_before(datetime.max.replace(tzinfo=UTC), 10_000)
-    every.sort(key=lambda s: (s.created, s.id), reverse=True)
-    return every[:limit]
-
-
 class ItemSearcher(Protocol):
     """Optional on a ``MetadataStore``: items whose stored data contains ``needle`` as text
     (case-insensitive for ASCII letters), newest first, at most ``limit``. A prefilter: callers
@@ -401,33 +343,3 @@ class ItemSearcher(Protocol):
     async def search_items(
         self, user_id: str, kind: ItemKind, folder_ids: list[str] | None, needle: str, limit: int
     ) -> list[Item]: ...
-
-
-class ItemsUsageReader(Protocol):
-    """Optional on a ``MetadataStore``: ``item_usage`` of many items in one query (a page of a list)."""
-
-    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]: ...
-
-
-async def items_usage(store: MetadataStore, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
-    """``ItemUsage`` of each of ``item_ids`` (items without attachments included, all zero)."""
-    read = getattr(store, "items_usage", None)  # an ItemsUsageReader
-    if read is not None:
-        found: dict[str, ItemUsage] = await read(user_id, item_ids)
-    else:
-        found = {i: await item_usage(store, user_id, i) for i in item_ids}
-    return {i: found.get(i, ItemUsage(0, 0, 0)) for i in item_ids}
-
-
-async def session_usage(store: MetadataStore, session_id: str) -> SessionUsage:
-    """``SessionUsage`` from the store's own ``session_usage`` when it has one, else composed."""
-    read = getattr(store, "session_usage", None)  # a SessionUsageReader
-    if read is not None:
-        usage: SessionUsage = await read(session_id)
-        return usage
-    session = await store.get_session(session_id)
-    if session is None:
-        return SessionUsage(None, None, 0)
-    user = await store.get_user(session.user_id)
-    used = sum(a.content_length for a in await store.list_attachments(session.user_id, session.item_id))
-    return SessionUsage(session, user.max_message_size if user is not None else None, used)

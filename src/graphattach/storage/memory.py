@@ -12,10 +12,11 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from graphattach.domain.models import (
+    SESSION_STATES,
     Attachment,
     Folder,
     FolderKind,
@@ -23,12 +24,21 @@ from graphattach.domain.models import (
     ItemKind,
     UploadSession,
     User,
-    utcnow,
 )
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
-from graphattach.storage._common import EPOCH, SESSION_STATES, KeyedLocks, as_utc, fold
+from graphattach.storage._common import EPOCH, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
-from graphattach.storage.interfaces import AnnouncementLost, Conflict, ItemChange, LimitExceeded, MailboxUsage
+from graphattach.storage.interfaces import (
+    AnnouncementLost,
+    Conflict,
+    ItemChange,
+    ItemUsage,
+    LimitExceeded,
+    MailboxUsage,
+    RecordNotFound,
+    SessionUsage,
+    limit_weight,
+)
 
 __all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
 
@@ -54,6 +64,11 @@ def _check_limits(
         raise LimitExceeded("count")
     if max_total_size is not None and sum(a.size for a in existing) + new.size > max_total_size:
         raise LimitExceeded("size")
+
+
+def _wall_clock() -> datetime:
+    """A blob's write time, as a file system records it: real time, not the server clock."""
+    return datetime.now(UTC)
 
 
 class MemoryMetadataStore:
@@ -129,7 +144,7 @@ class MemoryMetadataStore:
     async def update_user(self, user: User) -> None:
         old = self._users.get(user.id)
         if old is None:
-            raise KeyError(user.id)
+            raise RecordNotFound(user.id)
         old_upn, new_upn = fold(old.user_principal_name), fold(user.user_principal_name)
         if new_upn != old_upn:
             if new_upn in self._user_by_upn:
@@ -142,11 +157,11 @@ class MemoryMetadataStore:
 
     def _check_folder_refs(self, folder: Folder) -> None:
         if folder.user_id not in self._users:
-            raise KeyError(folder.user_id)
+            raise RecordNotFound(folder.user_id)
         if folder.parent_id is not None:
             parent = self._folders.get(folder.parent_id)
             if parent is None or parent.user_id != folder.user_id:
-                raise KeyError(folder.parent_id)
+                raise RecordNotFound(folder.parent_id)
         if folder.well_known_name is not None:
             name = fold(folder.well_known_name)
             for other in self._folders.values():
@@ -198,7 +213,7 @@ class MemoryMetadataStore:
 
     async def update_folder(self, folder: Folder) -> None:
         if self._folder(folder.user_id, folder.id) is None:
-            raise KeyError(folder.id)
+            raise RecordNotFound(folder.id)
         self._check_folder_refs(folder)
         self._folders[folder.id] = _clone(folder)
 
@@ -264,7 +279,7 @@ class MemoryMetadataStore:
         if item.id in self._items:
             raise Conflict(f"item {item.id!r} exists")
         if self._folder(item.user_id, item.folder_id) is None:
-            raise KeyError(item.folder_id)
+            raise RecordNotFound(item.folder_id)
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
@@ -298,9 +313,9 @@ class MemoryMetadataStore:
     async def update_item(self, item: Item) -> None:
         before = self._item(item.user_id, item.id)
         if before is None:
-            raise KeyError(item.id)
+            raise RecordNotFound(item.id)
         if self._folder(item.user_id, item.folder_id) is None:
-            raise KeyError(item.folder_id)
+            raise RecordNotFound(item.folder_id)
         stored = _clone(item)
         stored.has_attachments = False
         self._items[item.id] = stored
@@ -327,7 +342,7 @@ class MemoryMetadataStore:
 
     def _insert_attachment(self, attachment: Attachment, max_count: int | None, max_total_size: int | None) -> None:
         if self._item(attachment.user_id, attachment.item_id) is None:
-            raise KeyError(attachment.item_id)
+            raise RecordNotFound(attachment.item_id)
         if attachment.id in self._attachment_item:
             raise Conflict(f"attachment {attachment.id!r} exists")
         existing = self._attachments.setdefault(attachment.item_id, {})
@@ -356,14 +371,14 @@ class MemoryMetadataStore:
     ) -> list[str]:
         current = self._item(draft.user_id, draft.id)
         if current is None:
-            raise KeyError(draft.id)
+            raise RecordNotFound(draft.id)
         if current.change_key != draft.change_key or list(self._attachments.get(draft.id, {})) != sources:
             raise Conflict(f"item {draft.id!r} changed")
         for item, _ in copies:
             if item.id in self._items or self._folder(item.user_id, item.folder_id) is None:
-                raise KeyError(item.folder_id)
+                raise RecordNotFound(item.folder_id)
         if sent is not None and self._folder(sent.user_id, sent.folder_id) is None:
-            raise KeyError(sent.folder_id)
+            raise RecordNotFound(sent.folder_id)
         # nothing below can fail: the whole send happens, or (above) none of it
         keys: set[str] = set()
         if sent is None:
@@ -396,6 +411,13 @@ class MemoryMetadataStore:
             return []
         return [_clone(a) for a in self._attachments.get(item_id, {}).values()]
 
+    async def item_usage(self, user_id: str, item_id: str) -> ItemUsage:
+        existing = await self.list_attachments(user_id, item_id)
+        return ItemUsage(len(existing), sum(limit_weight(a) for a in existing), sum(a.size for a in existing))
+
+    async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
+        return {i: await self.item_usage(user_id, i) for i in item_ids}
+
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         if self._item(user_id, item_id) is None:
             return None
@@ -418,6 +440,18 @@ class MemoryMetadataStore:
     async def get_session(self, session_id: str) -> UploadSession | None:
         session = self._sessions.get(session_id)
         return _clone(session) if session else None
+
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return SessionUsage(None, None, 0)
+        user = self._users.get(session.user_id)
+        used = sum(a.content_length for a in await self.list_attachments(session.user_id, session.item_id))
+        return SessionUsage(_clone(session), user.max_message_size if user is not None else None, used)
+
+    async def sweep_locks(self, older_than: datetime) -> int:
+        """In-process locks leave nothing behind to sweep."""
+        return 0
 
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
@@ -473,7 +507,7 @@ class MemoryMetadataStore:
             sum(1 for i in mine if i.kind == "message"),
             sum(1 for i in mine if i.kind == "event"),
             len(attachments),
-            sum(a.content_length if a.kind == "file" else a.size for a in attachments),
+            sum(limit_weight(a) for a in attachments),
         )
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
@@ -634,13 +668,13 @@ class MemoryBlobStore:
         blob = self._blobs.get(key)
         if blob is None:
             if offset > 0:
-                raise KeyError(key)
-            blob = self._blobs[key] = _Blob(bytearray(), utcnow())
+                raise RecordNotFound(key)
+            blob = self._blobs[key] = _Blob(bytearray(), _wall_clock())
         elif len(blob.data) < offset:
             raise ValueError(f"blob {key!r} is shorter than {offset}")
         data = blob.data
         del data[offset:]
-        blob.mtime = utcnow()
+        blob.mtime = _wall_clock()
         received = 0
         try:
             async for chunk in chunks:
@@ -652,7 +686,7 @@ class MemoryBlobStore:
             del data[offset:]
             raise
         finally:
-            blob.mtime = utcnow()
+            blob.mtime = _wall_clock()
         return len(data)
 
     async def read(
@@ -662,7 +696,7 @@ class MemoryBlobStore:
             raise ValueError("start must not be negative and chunk_size must be positive")
         blob = self._blobs.get(key)
         if blob is None:
-            raise KeyError(key)
+            raise RecordNotFound(key)
         data = blob.data
         stop = len(data) if end is None else min(end, len(data))
         position = start
@@ -681,9 +715,9 @@ class MemoryBlobStore:
     async def copy(self, src: str, dst: str) -> None:
         blob = self._blobs.get(src)
         if blob is None:
-            raise KeyError(src)
+            raise RecordNotFound(src)
         if src != dst:
-            self._blobs[dst] = _Blob(bytearray(blob.data), utcnow())
+            self._blobs[dst] = _Blob(bytearray(blob.data), _wall_clock())
 
     async def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         cutoff = as_utc(older_than) if older_than is not None else None

@@ -32,21 +32,27 @@ locks, default 64 per process: the number of uploads one process can have in fli
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import asyncpg
-import orjson
 
-from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.domain.models import (
+    SESSION_STATES,
+    Attachment,
+    Folder,
+    FolderKind,
+    Item,
+    ItemKind,
+    UploadSession,
+    User,
+)
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, as_utc, fold, from_micros, to_micros
+from graphattach.storage import sql
+from graphattach.storage._common import KeyedLocks, as_utc, fold, from_micros, to_micros
 from graphattach.storage._subscriptions import (
     MAX_BATCH,
     decode_subscription,
@@ -55,6 +61,7 @@ from graphattach.storage._subscriptions import (
     notification_from,
     record_from,
 )
+from graphattach.storage.advisory_locks import advisory_lock, session_lock_key, unlock
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
@@ -62,12 +69,14 @@ from graphattach.storage.interfaces import (
     ItemUsage,
     LimitExceeded,
     MailboxUsage,
+    RecordNotFound,
+    SessionUsage,
 )
 from graphattach.storage.rows import RowMapper
+from graphattach.storage.sql import integrity_error, json_text
 
 __all__ = ["MIGRATION_LOCK", "PostgresMetadataStore", "load_migrations", "migrate", "schema_status", "session_lock_key"]
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
 #: The two-int4 advisory lock key that serialises migrations (a key space apart from the
 #: one-bigint keys of session locks).
 MIGRATION_LOCK = (0x47415454, 1)  # "GATT", 1
@@ -86,24 +95,8 @@ _LOCK_SERVER_SETTINGS = {
 
 
 def load_migrations() -> list[tuple[int, str, str]]:
-    """The packaged migrations as ``(version, name, sql)``, in order; versions are 1, 2, 3..."""
-    folder = resources.files("graphattach.storage").joinpath("migrations", "postgres")
-    found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [version for version, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"PostgreSQL migrations must be numbered 0001, 0002... without gaps: {versions}")
-    return found
-
-
-def session_lock_key(session_id: str) -> int:
-    """The advisory lock key of a session: 64 bits of SHA-256, signed (a collision only serialises)."""
-    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    """The packaged postgres migrations (``storage.sql.load_migrations``)."""
+    return sql.load_migrations("postgres")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -114,10 +107,6 @@ def _env_int(name: str, default: int) -> int:
     if value < 0:
         raise ValueError(f"{name} must not be negative")
     return value
-
-
-def _json(data: dict[str, Any]) -> str:
-    return orjson.dumps(data).decode("utf-8")
 
 
 def _utc(value: datetime) -> datetime:
@@ -153,11 +142,11 @@ _SESSION_COLUMNS = (
 )
 
 
+_SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(","))
+
+
 def _integrity(exc: asyncpg.IntegrityConstraintViolationError, what: str) -> Exception:
-    """``KeyError`` for a missing referenced record, ``Conflict`` for a taken id or name."""
-    if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        return KeyError(what)
-    return Conflict(f"{what}: {exc}")
+    return integrity_error(exc, what, foreign_key=isinstance(exc, asyncpg.ForeignKeyViolationError))
 
 
 class PostgresMetadataStore:
@@ -250,7 +239,7 @@ class PostgresMetadataStore:
                 user.mail,
                 user.max_message_size,
                 _utc(user.created),
-                _json(user.data),
+                json_text(user.data),
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"user {user.id!r} / {user.user_principal_name!r} exists") from exc
@@ -277,13 +266,13 @@ class PostgresMetadataStore:
                 user.mail,
                 user.max_message_size,
                 _utc(user.created),
-                _json(user.data),
+                json_text(user.data),
                 user.id,
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"user principal name {user.user_principal_name!r} is taken") from exc
         if _rowcount(status) != 1:
-            raise KeyError(user.id)
+            raise RecordNotFound(user.id)
 
     # folders ------------------------------------------------------------------------------------
 
@@ -300,7 +289,7 @@ class PostgresMetadataStore:
                 folder.well_known_name,
                 _fold_or_none(folder.well_known_name),
                 _utc(folder.created),
-                _json(folder.data),
+                json_text(folder.data),
             )
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise _integrity(exc, folder.parent_id or folder.user_id) from exc
@@ -346,14 +335,14 @@ class PostgresMetadataStore:
                 folder.well_known_name,
                 _fold_or_none(folder.well_known_name),
                 _utc(folder.created),
-                _json(folder.data),
+                json_text(folder.data),
                 folder.user_id,
                 folder.id,
             )
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise _integrity(exc, folder.parent_id or folder.id) from exc
         if _rowcount(status) != 1:
-            raise KeyError(folder.id)
+            raise RecordNotFound(folder.id)
 
     async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -537,7 +526,7 @@ class PostgresMetadataStore:
                 "SELECT change_key FROM items WHERE user_id = $1 AND id = $2 FOR UPDATE", draft.user_id, draft.id
             )
             if change_key is None:
-                raise KeyError(draft.id)
+                raise RecordNotFound(draft.id)
             present = [
                 r[0]
                 for r in await conn.fetch(
@@ -648,6 +637,24 @@ class PostgresMetadataStore:
     async def get_session(self, session_id: str) -> UploadSession | None:
         row = await self.pool.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1", session_id)
         return _session(row) if row else None
+
+    async def session_usage(self, session_id: str) -> SessionUsage:
+        """The session, its user's maximum message size and its item's attachment bytes, in one
+        statement (one round trip under the session lock)."""
+        row = await self.pool.fetchrow(
+            f"SELECT {_SESSION_COLUMNS_OF_S}, u.max_message_size AS usage_max,"
+            " (SELECT coalesce(sum(a.content_length), 0) FROM attachments a"
+            "  WHERE a.user_id = s.user_id AND a.item_id = s.item_id) AS usage_bytes"
+            " FROM upload_sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+            session_id,
+        )
+        if row is None:
+            return SessionUsage(None, None, 0)
+        return SessionUsage(_session(row), row["usage_max"], int(row["usage_bytes"]))
+
+    async def sweep_locks(self, older_than: datetime) -> int:
+        """Advisory locks leave nothing behind to sweep."""
+        return 0
 
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
@@ -769,28 +776,14 @@ class PostgresMetadataStore:
             try:
                 yield True
             finally:
-                await _unlock(lock_pool, conn, key)
+                await unlock(lock_pool, conn, key)
 
     @asynccontextmanager
     async def _lock_session(self, session_id: str) -> AsyncIterator[None]:
         if self._lock_pool is None:
             raise RuntimeError("the store is not open")
-        lock_pool = self._lock_pool
-        key = session_lock_key(session_id)
-        async with self._locks.hold(session_id):
-            conn = await lock_pool.acquire()
-            try:
-                await conn.execute("SELECT pg_advisory_lock($1)", key)
-            except BaseException:
-                # Cancelled or failed while waiting: the lock may have been granted meanwhile, and
-                # only the end of this connection is sure to drop it.
-                conn.terminate()
-                await lock_pool.release(conn)
-                raise
-            try:
-                yield
-            finally:
-                await _unlock(lock_pool, conn, key)
+        async with self._locks.hold(session_id), advisory_lock(self._lock_pool, session_lock_key(session_id)):
+            yield
 
     # blobs --------------------------------------------------------------------------------------
 
@@ -1023,7 +1016,7 @@ async def _insert_item(conn: asyncpg.Connection, item: Item) -> None:
             _utc(item.created),
             _utc(item.last_modified),
             item.change_key,
-            _json(item.data),
+            json_text(item.data),
         )
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise _integrity(exc, item.folder_id) from exc
@@ -1039,14 +1032,14 @@ async def _update_item(conn: asyncpg.Connection, item: Item) -> None:
             _utc(item.created),
             _utc(item.last_modified),
             item.change_key,
-            _json(item.data),
+            json_text(item.data),
             item.user_id,
             item.id,
         )
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise _integrity(exc, item.folder_id) from exc
     if _rowcount(status) != 1:
-        raise KeyError(item.id)
+        raise RecordNotFound(item.id)
 
 
 async def _insert_attachment(
@@ -1059,7 +1052,7 @@ async def _insert_attachment(
         attachment.item_id,
     )
     if exists is None:
-        raise KeyError(attachment.item_id)
+        raise RecordNotFound(attachment.item_id)
     if max_count is not None or max_total_size is not None:
         count, total = await conn.fetchrow(
             "SELECT count(*), coalesce(sum(size), 0) FROM attachments WHERE user_id = $1 AND item_id = $2",
@@ -1087,24 +1080,10 @@ async def _insert_attachment(
             _utc(attachment.last_modified),
             attachment.content_length,
             attachment.blob_key,
-            _json(attachment.data),
+            json_text(attachment.data),
         )
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise _integrity(exc, attachment.item_id) from exc
-
-
-async def _unlock(pool: asyncpg.Pool, conn: asyncpg.Connection, key: int) -> None:
-    """Release the advisory lock and hand the connection back; on any trouble end the connection
-    (which releases the lock too)."""
-    try:
-        released = await conn.fetchval("SELECT pg_advisory_unlock($1)", key)
-        if not released:
-            conn.terminate()
-    except BaseException:
-        conn.terminate()
-        raise
-    finally:
-        await pool.release(conn)
 
 
 # migrations ---------------------------------------------------------------------------------------

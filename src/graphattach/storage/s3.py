@@ -80,6 +80,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from graphattach.storage._common import as_utc
+from graphattach.storage.errors import RecordNotFound
 
 __all__ = ["S3BlobStore", "parse_s3_url"]
 
@@ -326,7 +327,7 @@ class S3BlobStore:
         parts = await self._parts(name)
         kept, length = self._contiguous(parts)
         if not parts and offset > 0:
-            raise KeyError(key)
+            raise RecordNotFound(key)
         if length < offset:
             raise ValueError(f"blob {key!r} has {length} bytes, fewer than offset {offset}")
         if not parts:
@@ -373,7 +374,7 @@ class S3BlobStore:
             raise ValueError("start must not be negative and chunk_size must be positive")
         parts = await self._parts(self._name(key))
         if not parts:
-            raise KeyError(key)
+            raise RecordNotFound(key)
         kept, length = self._contiguous(parts)
         stop = length if end is None else min(end, length)
         pending = bytearray()
@@ -417,7 +418,7 @@ class S3BlobStore:
         source, target = self._name(src), self._name(dst)
         parts, _ = self._contiguous(await self._parts(source))
         if not parts:
-            raise KeyError(src)
+            raise RecordNotFound(src)
         if source == target:
             return
         await self._ensure_sidecar(dst, target)

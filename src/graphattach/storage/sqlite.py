@@ -18,31 +18,28 @@ Schema changes are SQL files in ``migrations/sqlite/NNNN_name.sql``, applied in 
 ``fcntl.flock`` on ``<db dir>/locks/<session id>.lock`` (other processes; taken on the event loop
 when it is free, waited for in a thread otherwise); the kernel drops a ``flock`` when its holder
 dies, however it dies. A lock file lives as long as its session: the holder that deletes the
-session removes it (creating and removing it around every PUT cost about 7 % of the rate of
-1 KiB PUTs, bench/README.md); ``sweep_locks`` removes the files of sessions that are gone (a late request re-creates one).
+session removes it (creating and removing it around every PUT slowed small PUTs measurably,
+bench/README.md); ``sweep_locks`` removes the files of sessions that are gone (a late request
+re-creates one). The lock primitives are in ``storage/filelocks.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import hashlib
 import os
-import re
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from graphattach.domain.models import (
+    SESSION_STATES,
     Attachment,
     Folder,
     FolderKind,
@@ -52,7 +49,8 @@ from graphattach.domain.models import (
     User,
 )
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
-from graphattach.storage._common import SESSION_STATES, KeyedLocks, from_micros, to_micros
+from graphattach.storage import sql
+from graphattach.storage._common import KeyedLocks, from_micros, to_micros
 from graphattach.storage._subscriptions import (
     MAX_BATCH,
     decode_subscription,
@@ -61,6 +59,13 @@ from graphattach.storage._subscriptions import (
     notification_from,
     record_from,
 )
+from graphattach.storage.filelocks import (
+    flock_in_daemon_thread,
+    flock_release,
+    flock_try,
+    flock_unlock,
+    lock_file_name,
+)
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     Conflict,
@@ -68,31 +73,20 @@ from graphattach.storage.interfaces import (
     ItemUsage,
     LimitExceeded,
     MailboxUsage,
+    RecordNotFound,
     SessionUsage,
 )
 from graphattach.storage.rows import RowMapper
+from graphattach.storage.sql import integrity_error, json_text
 
 __all__ = ["SqliteMetadataStore", "load_migrations"]
 
 R = TypeVar("R")
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
-_SAFE_LOCK_NAME = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
-
 
 def load_migrations() -> list[tuple[int, str, str]]:
-    """The packaged migrations as ``(version, name, sql)``, in order; versions are 1, 2, 3..."""
-    folder = resources.files("graphattach.storage").joinpath("migrations", "sqlite")
-    found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [version for version, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"SQLite migrations must be numbered 0001, 0002... without gaps: {versions}")
-    return found
+    """The packaged sqlite migrations (``storage.sql.load_migrations``)."""
+    return sql.load_migrations("sqlite")
 
 
 def split_statements(script: str) -> Iterator[str]:
@@ -111,10 +105,6 @@ def split_statements(script: str) -> Iterator[str]:
 
 def _only_comments(sql: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in sql.splitlines())
-
-
-def _json(data: dict[str, Any]) -> str:
-    return orjson.dumps(data).decode("utf-8")
 
 
 # rows <-> records ---------------------------------------------------------------------------------
@@ -149,11 +139,8 @@ _UNREFERENCED = """
 
 
 def _integrity(exc: sqlite3.IntegrityError, what: str) -> Exception:
-    """``KeyError`` for a missing referenced record, ``Conflict`` for a taken id or name."""
     name = getattr(exc, "sqlite_errorname", "")
-    if name == "SQLITE_CONSTRAINT_FOREIGNKEY" or "FOREIGN KEY" in str(exc):
-        return KeyError(what)
-    return Conflict(f"{what}: {exc}")
+    return integrity_error(exc, what, foreign_key=name == "SQLITE_CONSTRAINT_FOREIGNKEY" or "FOREIGN KEY" in str(exc))
 
 
 @contextmanager
@@ -166,75 +153,6 @@ def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-
-
-# cross-process session locks ----------------------------------------------------------------------
-
-
-def _flock_acquire(path: Path) -> int:
-    """Open and ``flock`` ``path``; retry if its holder unlinked it meanwhile. Returns the fd."""
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                current = os.stat(path)
-            except FileNotFoundError:
-                current = None
-            mine = os.fstat(fd)
-            if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # we locked a file the previous holder removed: take the new one
-
-
-def _flock_try(path: Path) -> int | None:
-    """``_flock_acquire`` without waiting: the fd when the lock is free, else None. Only
-    non-blocking system calls, so it runs on the event loop (no thread for an uncontended lock)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        current = os.stat(path)
-        mine = os.fstat(fd)
-    except FileNotFoundError:
-        current = None
-    except BaseException:
-        _flock_unlock(fd)
-        raise
-    if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-        return fd
-    _flock_unlock(fd)  # we locked a file the previous holder removed: let the waiting path retry
-    return None
-
-
-def _flock_unlock(fd: int) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def _flock_release(path: Path, fd: int) -> None:
-    """Remove the lock file while still holding it (waiters notice and retry), then unlock:
-    how a lock file is retired, when its session is gone."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    finally:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 class SqliteMetadataStore:
@@ -386,7 +304,7 @@ class SqliteMetadataStore:
                             user.mail,
                             user.max_message_size,
                             to_micros(user.created),
-                            _json(user.data),
+                            json_text(user.data),
                         ),
                     )
             except sqlite3.IntegrityError as exc:
@@ -427,12 +345,12 @@ class SqliteMetadataStore:
                             user.mail,
                             user.max_message_size,
                             to_micros(user.created),
-                            _json(user.data),
+                            json_text(user.data),
                             user.id,
                         ),
                     )
                     if cursor.rowcount != 1:
-                        raise KeyError(user.id)
+                        raise RecordNotFound(user.id)
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"user principal name {user.user_principal_name!r} is taken") from exc
 
@@ -455,7 +373,7 @@ class SqliteMetadataStore:
                             folder.parent_id,
                             folder.well_known_name,
                             to_micros(folder.created),
-                            _json(folder.data),
+                            json_text(folder.data),
                         ),
                     )
             except sqlite3.IntegrityError as exc:
@@ -511,13 +429,13 @@ class SqliteMetadataStore:
                             folder.parent_id,
                             folder.well_known_name,
                             to_micros(folder.created),
-                            _json(folder.data),
+                            json_text(folder.data),
                             folder.user_id,
                             folder.id,
                         ),
                     )
                     if cursor.rowcount != 1:
-                        raise KeyError(folder.id)
+                        raise RecordNotFound(folder.id)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, folder.parent_id or folder.id) from exc
 
@@ -742,7 +660,7 @@ class SqliteMetadataStore:
                     "SELECT change_key FROM items WHERE user_id = ? AND id = ?", (draft.user_id, draft.id)
                 ).fetchone()
                 if row is None:
-                    raise KeyError(draft.id)
+                    raise RecordNotFound(draft.id)
                 present = [
                     r[0]
                     for r in conn.execute(
@@ -1001,19 +919,19 @@ class SqliteMetadataStore:
         if self._conn is None:
             raise RuntimeError("the store is not open")
         async with self._locks.hold(session_id):
-            path = self.lock_dir / _lock_file_name(session_id)
+            path = self.lock_dir / lock_file_name(session_id)
             # Uncontended (the usual case: tasks of this process already queue on the asyncio
             # lock), the flock is taken right here; only a lock held by another process is
             # waited for in a thread.
-            fd = _flock_try(path)
+            fd = flock_try(path)
             if fd is None:
-                future = _flock_in_daemon_thread(path)
+                future = flock_in_daemon_thread(path)
                 try:
                     fd = await future
                 except asyncio.CancelledError:
                     # Cancelled just as the lock arrived: hand it back.
                     if future.done() and not future.cancelled() and future.exception() is None:
-                        _flock_unlock(future.result())
+                        flock_unlock(future.result())
                     raise
             self._held.add(session_id)
             try:
@@ -1022,9 +940,9 @@ class SqliteMetadataStore:
                 self._held.discard(session_id)
                 if session_id in self._retired:
                     self._retired.discard(session_id)
-                    _flock_release(path, fd)
+                    flock_release(path, fd)
                 else:
-                    _flock_unlock(fd)
+                    flock_unlock(fd)
 
     def try_lock_session(self, session_id: str) -> AbstractAsyncContextManager[bool]:
         return self._try_lock_session(session_id)
@@ -1034,8 +952,8 @@ class SqliteMetadataStore:
         if self._conn is None:
             raise RuntimeError("the store is not open")
         async with self._locks.try_hold(session_id) as free:
-            path = self.lock_dir / _lock_file_name(session_id)
-            fd = _flock_try(path) if free else None
+            path = self.lock_dir / lock_file_name(session_id)
+            fd = flock_try(path) if free else None
             if fd is None:
                 yield False
                 return
@@ -1046,9 +964,9 @@ class SqliteMetadataStore:
                 self._held.discard(session_id)
                 if session_id in self._retired:
                     self._retired.discard(session_id)
-                    _flock_release(path, fd)
+                    flock_release(path, fd)
                 else:
-                    _flock_unlock(fd)
+                    flock_unlock(fd)
 
     async def sweep_locks(self, older_than: datetime) -> int:
         """Remove the lock files, older than ``older_than``, of sessions that no longer exist and
@@ -1077,9 +995,9 @@ class SqliteMetadataStore:
                 ):
                     continue
                 path = Path(entry.path)
-                fd = _flock_try(path)  # never waits: a held lock is in use, so it stays
+                fd = flock_try(path)  # never waits: a held lock is in use, so it stays
                 if fd is not None:
-                    _flock_release(path, fd)
+                    flock_release(path, fd)
                     removed += 1
             return removed
 
@@ -1359,7 +1277,7 @@ def _insert_attachment(
         "SELECT 1 FROM items WHERE user_id = ? AND id = ?", (attachment.user_id, attachment.item_id)
     ).fetchone()
     if exists is None:
-        raise KeyError(attachment.item_id)
+        raise RecordNotFound(attachment.item_id)
     if max_count is not None or max_total_size is not None:
         count, total = conn.execute(
             "SELECT count(*), coalesce(sum(size), 0) FROM attachments WHERE user_id = ? AND item_id = ?",
@@ -1387,7 +1305,7 @@ def _insert_attachment(
                 to_micros(attachment.last_modified),
                 attachment.content_length,
                 attachment.blob_key,
-                _json(attachment.data),
+                json_text(attachment.data),
             ),
         )
     except sqlite3.IntegrityError as exc:
@@ -1406,7 +1324,7 @@ def _insert_item(conn: sqlite3.Connection, item: Item) -> None:
             to_micros(item.created),
             to_micros(item.last_modified),
             item.change_key,
-            _json(item.data),
+            json_text(item.data),
         ),
     )
 
@@ -1421,56 +1339,16 @@ def _update_item(conn: sqlite3.Connection, item: Item) -> None:
             to_micros(item.created),
             to_micros(item.last_modified),
             item.change_key,
-            _json(item.data),
+            json_text(item.data),
             item.user_id,
             item.id,
         ),
     )
     if cursor.rowcount != 1:
-        raise KeyError(item.id)
+        raise RecordNotFound(item.id)
 
 
 def _consume_announcement(conn: sqlite3.Connection, key: str | None) -> None:
     """Inside the caller's transaction: delete ``key``'s announcement, ``AnnouncementLost`` if gone."""
     if key is None or conn.execute("DELETE FROM blob_announcements WHERE blob_key = ?", (key,)).rowcount != 1:
         raise AnnouncementLost(str(key))
-
-
-def _lock_file_name(session_id: str) -> str:
-    """Ids we mint are safe file names; anything else is hashed, never used as a path."""
-    if _SAFE_LOCK_NAME.match(session_id):
-        return f"{session_id}.lock"
-    return f"h-{hashlib.sha256(session_id.encode('utf-8', 'surrogatepass')).hexdigest()}.lock"
-
-
-def _flock_in_daemon_thread(path: Path) -> asyncio.Future[int]:
-    """``_flock_acquire`` in a daemon thread: a blocked ``flock`` must not keep the process alive
-    at exit (executor threads are joined then). If the waiter is gone when the lock comes, the
-    thread releases it."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[int] = loop.create_future()
-
-    def deliver(fd: int | None, error: BaseException | None) -> None:
-        if future.cancelled():
-            if fd is not None:
-                _flock_unlock(fd)
-        elif error is not None:
-            future.set_exception(error)
-        elif fd is not None:
-            future.set_result(fd)
-
-    def run() -> None:
-        fd: int | None = None
-        error: BaseException | None = None
-        try:
-            fd = _flock_acquire(path)
-        except BaseException as exc:
-            error = exc
-        try:
-            loop.call_soon_threadsafe(deliver, fd, error)
-        except RuntimeError:  # the event loop is closed: nobody wants the lock any more
-            if fd is not None:
-                _flock_unlock(fd)
-
-    threading.Thread(target=run, name="graphattach-flock", daemon=True).start()
-    return future

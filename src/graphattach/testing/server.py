@@ -388,7 +388,8 @@ class GraphServer:
 
     def info(self) -> dict[str, Any]:
         """``GET /_graphattach/info`` as it is now (version, stores, server time...)."""
-        return self._admin("GET", "/info")
+        found: dict[str, Any] = self._admin("GET", "/info")
+        return found
 
     def _require(self) -> dict[str, Any]:
         if self._http is None:

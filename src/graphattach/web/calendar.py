@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from graphattach.services import browse
 from graphattach.services import calendar as calendar_service
-from graphattach.storage.interfaces import items_usage
+from graphattach.services.calendar import SOURCE
 from graphattach.web.pages import (
     PAGE_SIZE,
     PageError,
@@ -48,7 +48,7 @@ async def calendar(request: Request) -> Response:
     skip = skip_of(request)
     page = await browse.items_page(ctx, user, "event", current, skip=skip, top=PAGE_SIZE, query=query)
     base = f"/calendar/{url_part(user.user_principal_name)}/calendars/{current.id}"
-    usages = await items_usage(ctx.metadata, user.id, [i.id for i in page.items])
+    usages = await ctx.metadata.items_usage(user.id, [i.id for i in page.items])
     rows = []
     for event in page.items:
         usage = usages[event.id].count
@@ -63,7 +63,7 @@ async def calendar(request: Request) -> Response:
                 "attendees": len(event.data.get("attendees") or []),
                 "attachments": usage,
                 "cancelled": bool(event.data.get("isCancelled")),
-                "copy": isinstance(event.data.get(browse.SOURCE), dict),
+                "copy": isinstance(event.data.get(SOURCE), dict),
             }
         )
     return render(

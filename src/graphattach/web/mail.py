@@ -19,7 +19,6 @@ from graphattach.services import attachments as attachment_service
 from graphattach.services import browse
 from graphattach.services.access import WELL_KNOWN_MAIL
 from graphattach.services.context import Context
-from graphattach.storage.interfaces import items_usage
 from graphattach.web import security
 from graphattach.web.pages import (
     MIME_ATTACHMENT_BUDGET,
@@ -51,7 +50,7 @@ from graphattach.web.pages import (
 
 
 async def _message_rows(ctx: Context, user: User, found: list[Item]) -> list[dict[str, Any]]:
-    usages = await items_usage(ctx.metadata, user.id, [i.id for i in found])
+    usages = await ctx.metadata.items_usage(user.id, [i.id for i in found])
     rows = []
     for item in found:
         usage = usages[item.id]

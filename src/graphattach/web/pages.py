@@ -78,7 +78,7 @@ def when(value: Any) -> str:
         try:
             value = parse_datetime(value)
         except Exception:
-            return value
+            return str(value)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S UTC")
     return ""

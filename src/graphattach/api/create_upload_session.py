@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from graphattach.api.call import GraphCall, Routes
 from graphattach.api.responses import graph_json
+from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.upload_sessions import create_response
 from graphattach.services import uploads
 
@@ -17,5 +18,5 @@ async def create_upload_session(call: GraphCall) -> Response:
 
 
 ROUTES: Routes = {
-    ("attachments.createUploadSession", "POST"): create_upload_session,
+    (Endpoint.CREATE_UPLOAD_SESSION, "POST"): create_upload_session,
 }

@@ -7,19 +7,18 @@ blob store.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api.call import stream_body
+from graphattach.api.call import drop, stream_body
 from graphattach.api.responses import empty, graph_json
-from graphattach.domain.errors import GraphError, ItemNotFound
+from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
-from graphattach.domain.upload_session import UploadError
-from graphattach.protocol.errors import error_body
+from graphattach.protocol.content_range import parse_range_headers
+from graphattach.protocol.errors import ItemNotFound
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX, UploadPath, parse_upload_path, status_body
 from graphattach.services import uploads
 from graphattach.services.context import Context
@@ -39,20 +38,6 @@ def _status_response(ctx: Context, session: UploadSession) -> Response:
             ctx.settings.profile,
         )
     )
-
-
-def _error_response(request: Request, ctx: Context, exc: GraphError) -> Response:
-    state = request.scope["state"]
-    body = error_body(
-        exc.code,
-        exc.message,
-        request_id=state["request_id"],
-        client_request_id=state["client_request_id"],
-        now=ctx.clock.now(),
-        inner_error=exc.inner_error,
-        extra=exc.inner if isinstance(exc, UploadError) else None,
-    )
-    return Response(body, status_code=exc.status, media_type="application/json", headers=exc.headers)
 
 
 def _upload_path(request: Request) -> UploadPath:
@@ -90,12 +75,7 @@ class BodyStream:
             raise
 
     async def drain(self, limit: int) -> None:
-        read = 0
-        with contextlib.suppress(ClientDisconnect):
-            async for chunk in self:
-                read += len(chunk)
-                if read > limit:
-                    return
+        await drop(self, limit)
 
 
 async def upload_session(request: Request) -> Response:
@@ -111,18 +91,12 @@ async def upload_session(request: Request) -> Response:
         if request.method == "DELETE":
             await uploads.cancel(ctx, path, claims)
             return empty(204)
-        answer = await uploads.put_range(
-            ctx,
-            path,
-            claims,
-            request.headers.get("content-range"),
-            request.headers.get("content-length"),
-            body,
-        )
+        headers = parse_range_headers(request.headers.get("content-range"), request.headers.get("content-length"))
+        answer = await uploads.put_range(ctx, path, claims, headers, body)
     except GraphError as exc:
         if request.method == "PUT" and exc.status != 413:
             await body.drain(ctx.settings.max_upload_chunk)
-        return _error_response(request, ctx, exc)
+        raise  # the middleware renders it, as every error
     except ClientDisconnect:
         # The client went away mid-body: nothing past the acknowledged bytes was kept.
         return empty(400)

@@ -9,12 +9,14 @@ from typing import Any, TypeVar
 
 from starlette.responses import Response
 
-from graphattach.api.call import GraphCall
-from graphattach.domain import limits, timezones
-from graphattach.domain.errors import BadRequest
+from graphattach.api.call import GraphCall, user_key
+from graphattach.domain import timezones
 from graphattach.domain.models import Item, User
-from graphattach.protocol.filtering import compile_filter, compile_orderby
+from graphattach.protocol.errors import BadRequest, TimeZoneNotSupported
+from graphattach.protocol.filtering import filter_and_order
 from graphattach.protocol.odata import context_path, context_url, next_link
+from graphattach.protocol.odata import page_bounds as odata_page_bounds
+from graphattach.protocol.outlook import EXTENDED, expand_name, extended_properties
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import collection
 from graphattach.services.access import authorize, resolve_user
@@ -27,11 +29,6 @@ async def mailbox(call: GraphCall, permissions: tuple[str, ...]) -> User:
     user = await resolve_user(call.ctx, call.principal, call.path)
     authorize(call.principal, user, permissions)
     return user
-
-
-def user_key(call: GraphCall, user: User) -> str:
-    """``/me`` is written ``users('{id}')``; ``/users/{key}`` keeps the key as the client gave it."""
-    return user.id if call.path.is_me or call.path.user is None else call.path.user
 
 
 def collection_steps(call: GraphCall) -> tuple[Step, ...]:
@@ -54,7 +51,7 @@ async def expansions(call: GraphCall, item: Item, known: frozenset[str], type_na
     """``$expand=attachments`` on a message or event; any other navigation property is a 400."""
     extra: dict[str, Any] = {}
     for raw in call.query.expand or []:
-        name = raw.split("(", 1)[0].strip()
+        name = expand_name(raw)
         if name.lower() == "attachments":
             from graphattach.api.attachments import expand_attachments
 
@@ -66,28 +63,6 @@ async def expansions(call: GraphCall, item: Item, known: frozenset[str], type_na
         else:
             raise BadRequest(f"Could not find a property named '{name}' on type '{type_name}'.")
     return extra
-
-
-EXTENDED = {
-    "singlevalueextendedproperties": "singleValueExtendedProperties",
-    "multivalueextendedproperties": "multiValueExtendedProperties",
-}
-_ID_FILTER = re.compile(r"^\s*id\s+eq\s+'((?:[^']|'')*)'\s*$", re.IGNORECASE)
-
-
-def extended_properties(item: Item, key: str, raw: str) -> list[dict[str, Any]]:
-    """``$expand=singleValueExtendedProperties($filter=id eq '...')``: the stored properties,
-    narrowed to the id of the filter (the form the Graph docs use)."""
-    stored = list(item.data.get(key) or [])
-    options = raw[raw.index("(") + 1 : raw.rindex(")")] if "(" in raw and raw.endswith(")") else ""
-    if not options:
-        return stored
-    name, _, value = options.partition("=")
-    match = _ID_FILTER.match(value) if name.strip().lower() == "$filter" else None
-    if match is None:
-        raise BadRequest(f"Only $filter=id eq '...' is supported inside $expand of {key}.")
-    wanted = match.group(1).replace("''", "'").lower()
-    return [p for p in stored if p["id"].lower() == wanted]
 
 
 _PREFER_TZ = re.compile(r'outlook\.timezone\s*=\s*"?([^";,]+)"?', re.IGNORECASE)
@@ -102,22 +77,13 @@ def preferred_time_zone(call: GraphCall) -> str | None:
             try:
                 return timezones.canonical_name(name)
             except timezones.UnknownTimeZone:
-                raise BadRequest(
-                    f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{name}'.",
-                    code="TimeZoneNotSupportedException",
-                ) from None
+                raise TimeZoneNotSupported(name=name) from None
     return None
 
 
 def page_bounds(call: GraphCall) -> tuple[int, int]:
-    """``$skip`` and ``$top`` of a collection request (10 by default, 1000 at most, as Graph)."""
-    top = call.query.top if call.query.top is not None else limits.DEFAULT_PAGE_SIZE
-    if top > limits.MAX_PAGE_SIZE:
-        raise BadRequest(
-            f"The limit of '{limits.MAX_PAGE_SIZE}' for Top query has been exceeded. "
-            f"The value from the incoming request is '{top}'."
-        )
-    return call.query.skip or 0, top
+    """``$skip`` and ``$top`` of a collection request (``protocol/odata.page_bounds``)."""
+    return odata_page_bounds(call.query)
 
 
 def refuse_unsupported_options(call: GraphCall) -> None:
@@ -138,21 +104,10 @@ def wants_query(call: GraphCall) -> bool:
 def apply_query(
     call: GraphCall, records: list[T], full: Callable[[T], dict[str, Any]], known: frozenset[str], type_name: str
 ) -> list[T]:
-    """``records`` narrowed by ``$filter`` and sorted by ``$orderby`` (both evaluated on the
-    entity JSON ``full`` gives, before ``$select``)."""
-    if not wants_query(call):
-        return records
-    keep = (
-        compile_filter(call.query.filter, known=known, type_name=type_name) if call.query.filter is not None else None
+    """``$filter`` and ``$orderby`` of this request (``protocol/filtering.filter_and_order``)."""
+    return filter_and_order(
+        records, full, filter=call.query.filter, orderby=call.query.orderby, known=known, type_name=type_name
     )
-    pairs = [(record, full(record)) for record in records]
-    if keep is not None:
-        pairs = [(r, e) for r, e in pairs if keep(e)]
-    if call.query.orderby is not None:
-        order = compile_orderby(call.query.orderby, known=known, type_name=type_name)
-        position = {id(e): r for r, e in pairs}
-        return [position[id(e)] for e in order([e for _, e in pairs])]
-    return [r for r, _ in pairs]
 
 
 def collection_page(
