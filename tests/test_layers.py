@@ -15,7 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "storage": {"domain"},
     "settings": {"domain"},
     "auth": {"domain", "protocol"},
-    "services": {"domain", "protocol", "auth", "storage", "settings"},
+    "services": {"domain", "protocol", "auth", "storage", "settings", "_httpx"},
     "composition": {"domain", "auth", "services", "settings", "storage"},
     "api": {"domain", "protocol", "auth", "services", "storage", "settings", "composition"},
     "client": {"domain", "_httpx"},

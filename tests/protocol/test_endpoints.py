@@ -47,6 +47,9 @@ EXAMPLES: dict[str, str] = {
     "message.reply": "/me/messages/M1/reply",
     "message.replyAll": "/me/messages/M1/replyAll",
     "message.forward": "/me/messages/M1/forward",
+    "subscriptions": "/subscriptions",
+    "subscription": "/subscriptions/S1",
+    "subscription.reauthorize": "/subscriptions/S1/reauthorize",
 }
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 

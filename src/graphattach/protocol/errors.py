@@ -273,7 +273,19 @@ ServiceNotAvailable = _kind(
 #: https://github.com/microsoftgraph/microsoft-graph-docs-contrib/issues/6177.
 QuotaExceeded = _kind(507, "QuotaExceededException", "Target mailbox quota exceeded.")
 #: The admin API's answer for an unknown fault rule id.
+# change notifications (subscriptions): codes as the live service answers them, quoted in
+# github.com/microsoftgraph/microsoft-graph-docs/issues/2988, msgraph-sdk-php/issues/221 and
+# splunk/azure-functions-splunk/issues/26 (docs/fidelity.md, "Change notifications")
 SubscriptionNotFound = _kind(404, "ResourceNotFound", "The object was not found.")
+SubscriptionInvalidRequest = _kind(400, "InvalidRequest", "The subscription request is invalid.")
+SubscriptionValidationFailed = _kind(400, "ValidationError", "Subscription validation request failed. {reason}")
+SubscriptionExpirationInvalid = _kind(400, "ExtensionError", "Subscription expiration must be in the future.")
+SubscriptionForbidden = _kind(
+    403,
+    "ExtensionError",
+    "Operation: {operation}; Exception: [Status Code: Forbidden; Reason: Access is denied. "
+    "Check credentials and try again.]",
+)
 FaultRuleNotFound = _kind(404, "ItemNotFound", "No fault rule with that id.")
 
 # the server itself --------------------------------------------------------------------------------

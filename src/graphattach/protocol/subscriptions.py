@@ -14,7 +14,7 @@ from typing import Any
 
 from graphattach.domain.errors import GraphError
 from graphattach.domain.subscriptions import CHANGE_TYPES, MAX_CLIENT_STATE, Subscription
-from graphattach.protocol.errors import BadRequest
+from graphattach.protocol.errors import BadRequest, SubscriptionInvalidRequest
 from graphattach.protocol.jsonio import graph_datetime_7, parse_datetime
 
 #: Properties a create may carry (read-only ones are refused, as other entities refuse them).
@@ -37,7 +37,7 @@ _ODATA_TYPE = "#microsoft.graph.subscription"
 
 
 def invalid_request(message: str) -> GraphError:
-    return GraphError(message, status=400, code="InvalidRequest")
+    return SubscriptionInvalidRequest(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, User
+from graphattach.protocol.errors import InvalidUser
 from graphattach.services.context import Context
 from graphattach.services.users import find_user
 
@@ -33,7 +33,7 @@ class ItemView:
 async def mailbox_user(ctx: Context, key: str) -> User:
     user = await find_user(ctx, key)
     if user is None:
-        raise GraphError(f"The user '{key}' does not exist.", status=404, code="ErrorInvalidUser")
+        raise InvalidUser(f"The user '{key}' does not exist.")
     return user
 
 

@@ -20,11 +20,12 @@ from urllib.parse import quote, urlsplit
 from graphattach._httpx import httpx
 from graphattach.domain.errors import GraphError
 from graphattach.domain.subscriptions import VALIDATION_TIMEOUT
+from graphattach.protocol.errors import SubscriptionInvalidRequest, SubscriptionValidationFailed
 from graphattach.settings import Settings
 
 
 def refused(message: str) -> GraphError:
-    return GraphError(message, status=400, code="InvalidRequest")
+    return SubscriptionInvalidRequest(message)
 
 
 def _is_loopback(host: str) -> bool:
@@ -101,4 +102,4 @@ async def validate_endpoint(settings: Settings, url: str) -> float:
 
 def _failed(reason: str) -> GraphError:
     # github.com/splunk/azure-functions-splunk/issues/26 quotes code and message
-    return GraphError(f"Subscription validation request failed. {reason}", status=400, code="ValidationError")
+    return SubscriptionValidationFailed(reason=reason)

@@ -23,6 +23,7 @@ from graphattach.domain import ids
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import replace
 from graphattach.domain.subscriptions import MAX_OUTLOOK_MINUTES, MAX_PER_MAILBOX, Subscription
+from graphattach.protocol.errors import SubscriptionExpirationInvalid, SubscriptionForbidden, SubscriptionNotFound
 from graphattach.protocol.paths import parse_graph_path
 from graphattach.protocol.subscriptions import CreateRequest, UpdateRequest, invalid_request
 from graphattach.services.access import me_not_allowed, resolve_containers, resolve_user
@@ -38,16 +39,11 @@ EVENT_PERMISSIONS = CALENDARS_READ
 
 def not_found() -> GraphError:
     # github.com/microsoftgraph/msgraph-sdk-php/issues/221 quotes code and message
-    return GraphError("The object was not found.", status=404, code="ResourceNotFound")
+    return SubscriptionNotFound()
 
 
 def forbidden(operation: str) -> GraphError:
-    return GraphError(
-        f"Operation: {operation}; Exception: [Status Code: Forbidden; Reason: Access is denied. "
-        "Check credentials and try again.]",
-        status=403,
-        code="ExtensionError",
-    )
+    return SubscriptionForbidden(operation=operation)
 
 
 def unsupported_resource(resource: str) -> GraphError:
@@ -60,13 +56,11 @@ def unsupported_resource(resource: str) -> GraphError:
 def check_expiration(ctx: Context, expires: datetime) -> None:
     now = ctx.clock.now()
     if expires <= now:
-        raise GraphError("Subscription expiration must be in the future.", status=400, code="ExtensionError")
+        raise SubscriptionExpirationInvalid()
     if expires > now + timedelta(minutes=MAX_OUTLOOK_MINUTES):
         # github.com/microsoftgraph/microsoft-graph-docs/issues/2988 quotes the live error
-        raise GraphError(
-            f"Subscription expiration can only be {MAX_OUTLOOK_MINUTES} minutes in the future.",
-            status=400,
-            code="ExtensionError",
+        raise SubscriptionExpirationInvalid(
+            f"Subscription expiration can only be {MAX_OUTLOOK_MINUTES} minutes in the future."
         )
 
 
@@ -143,10 +137,8 @@ async def create(
     try:
         await ctx.metadata.add_subscription(sub, max_per_user=MAX_PER_MAILBOX)
     except LimitExceeded:
-        raise GraphError(
-            f"The mailbox already has the maximum number of subscriptions ({MAX_PER_MAILBOX}).",
-            status=403,
-            code="ExtensionError",
+        raise SubscriptionForbidden(
+            f"The mailbox already has the maximum number of subscriptions ({MAX_PER_MAILBOX})."
         ) from None
     return sub
 

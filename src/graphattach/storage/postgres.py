@@ -589,7 +589,8 @@ class PostgresMetadataStore:
             user_id,
             item_ids,
         )
-        return {r[0]: ItemUsage(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        found = {r[0]: ItemUsage(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+        return {i: found.get(i, ItemUsage(0, 0, 0)) for i in item_ids}
 
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -728,7 +728,8 @@ class SqliteMetadataStore:
                 " WHERE user_id = ? AND item_id IN (SELECT value FROM json_each(?)) GROUP BY item_id",
                 (user_id, _json_list(item_ids)),
             )
-            return {r[0]: ItemUsage(r[1], r[2], r[3]) for r in rows}
+            found = {r[0]: ItemUsage(r[1], r[2], r[3]) for r in rows}
+            return {i: found.get(i, ItemUsage(0, 0, 0)) for i in item_ids}
 
         return await self._run(run)
 
