@@ -29,7 +29,7 @@ from graphattach.protocol.subscriptions import CreateRequest, UpdateRequest, inv
 from graphattach.services.access import me_not_allowed, resolve_containers, resolve_user
 from graphattach.services.context import Context
 from graphattach.services.receivers import check_receiver, validate_endpoint
-from graphattach.storage.interfaces import LimitExceeded
+from graphattach.storage.interfaces import LimitExceeded, RecordNotFound
 
 #: Permissions that let a caller subscribe to a mailbox's messages or events (delegated scopes and
 #: application roles alike; a higher one implies the lower).
@@ -173,7 +173,7 @@ async def update(
     updated: Subscription = replace(sub, data=data, token_expires=token_expires or sub.token_expires, **changes)
     try:
         await ctx.metadata.update_subscription(updated)
-    except KeyError:
+    except RecordNotFound:
         raise not_found() from None
     return updated
 
@@ -186,7 +186,7 @@ async def reauthorize(
     data = {k: v for k, v in sub.data.items() if k != "reauthorizeSentFor"}
     try:
         await ctx.metadata.update_subscription(replace(sub, data=data, token_expires=token_expires))
-    except KeyError:
+    except RecordNotFound:
         raise not_found() from None
 
 

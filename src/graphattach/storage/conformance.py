@@ -1340,7 +1340,7 @@ class MetadataStoreConformance:
         renewed = make_subscription("user-a", id=sub.id, expires=T0 + timedelta(days=3), state="removed")
         await metadata_store.update_subscription(renewed)
         assert await metadata_store.get_subscription(sub.id) == renewed
-        with pytest.raises(KeyError):
+        with pytest.raises(RecordNotFound):
             await metadata_store.update_subscription(make_subscription("user-a"))
         assert await metadata_store.delete_subscription(sub.id)
         assert not await metadata_store.delete_subscription(sub.id)

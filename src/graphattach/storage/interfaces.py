@@ -225,7 +225,7 @@ class MetadataStore(Protocol):
         """Subscriptions (every state) of one mailbox, or of all, oldest first."""
 
     async def update_subscription(self, subscription: Subscription) -> None:
-        """Replace its Graph properties and state (not its delivery state); ``KeyError`` if gone."""
+        """Replace its Graph properties and state (not its delivery state); ``RecordNotFound`` if gone."""
 
     async def subscriptions_generation(self) -> int:
         """A number that changes whenever any subscription is added, updated or deleted (in the

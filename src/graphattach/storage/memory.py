@@ -582,7 +582,7 @@ class MemoryMetadataStore:
 
     async def update_subscription(self, subscription: Subscription) -> None:
         if subscription.id not in self._subscriptions:
-            raise KeyError(subscription.id)
+            raise RecordNotFound(subscription.id)
         self._subscriptions[subscription.id] = copy.deepcopy(subscription)
         self._generation += 1
 

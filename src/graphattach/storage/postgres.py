@@ -877,7 +877,7 @@ class PostgresMetadataStore:
                 subscription.id,
             )
             if done.endswith(" 0"):
-                raise KeyError(subscription.id)
+                raise RecordNotFound(subscription.id)
             await conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
                 " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"

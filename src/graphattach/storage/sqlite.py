@@ -1126,7 +1126,7 @@ class SqliteMetadataStore:
                     (subscription.state, encode_subscription(subscription), subscription.id),
                 )
                 if done.rowcount == 0:
-                    raise KeyError(subscription.id)
+                    raise RecordNotFound(subscription.id)
                 conn.execute(
                     "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
                     " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
