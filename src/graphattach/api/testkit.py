@@ -18,12 +18,13 @@ from graphattach.api.admin import require_admin_key as admin_context
 from graphattach.api.call import stream_body
 from graphattach.api.responses import graph_json
 from graphattach.domain.models import ItemKind
+from graphattach.domain.testkit import JournalEntry
 from graphattach.protocol.errors import BadRequest
 from graphattach.protocol.operations import OPERATION_KEY, admin_operation
 from graphattach.protocol.snapshot import SnapshotError
 from graphattach.protocol.testkit import entry_json, har_json, item_view_json, permissions_report_json
 from graphattach.services import inspect, snapshot
-from graphattach.services.journal import JournalEntry, permissions_report
+from graphattach.services.journal import permissions_report
 
 
 def _int(request: Request, name: str) -> int | None:

@@ -7,9 +7,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
+from graphattach.domain.testkit import ItemView, JournalEntry, PrivilegeGroup
 from graphattach.protocol.jsonio import graph_datetime
-from graphattach.services.inspect import ItemView
-from graphattach.services.journal import JournalEntry, PrivilegeGroup
 
 
 def item_view_json(view: ItemView) -> dict[str, Any]:

@@ -7,27 +7,12 @@ each file attachment's bytes, read from the blob store in bounded chunks.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 
-from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, User
+from graphattach.domain.models import Attachment, Folder, FolderKind, ItemKind, User
+from graphattach.domain.testkit import AttachmentView, ItemView
 from graphattach.protocol.errors import InvalidUser
 from graphattach.services.context import Context
 from graphattach.services.users import find_user
-
-
-@dataclass(slots=True)
-class AttachmentView:
-    attachment: Attachment
-    #: SHA-256 (hex) of a file attachment's bytes; None for item and reference attachments.
-    sha256: str | None
-
-
-@dataclass(slots=True)
-class ItemView:
-    item: Item
-    #: The folder's well-known name (``inbox``, ``calendar``...) or its display name.
-    folder: str
-    attachments: list[AttachmentView] = field(default_factory=list)
 
 
 async def mailbox_user(ctx: Context, key: str) -> User:

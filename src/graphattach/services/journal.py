@@ -15,11 +15,11 @@ import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from graphattach.auth.principal import Principal
+from graphattach.domain.testkit import JournalEntry, PrivilegeGroup
 
 #: Entries kept when the settings do not say (``--journal-size``).
 DEFAULT_SIZE = 1000
@@ -29,46 +29,6 @@ DEFAULT_BODY_LIMIT = 8 * 1024
 #: Permissions a token carries that no Graph call needs (Dev Proxy's guidance plugin leaves them out too:
 #: https://learn.microsoft.com/microsoft-cloud/dev/dev-proxy/technical-reference/graphminimalpermissionsguidanceplugin).
 _NOT_GRAPH = frozenset({"openid", "profile", "offline_access", "email"})
-
-
-@dataclass(slots=True)
-class JournalEntry:
-    """One request as the server served it."""
-
-    seq: int
-    time: datetime
-    method: str
-    path: str
-    query: str
-    scheme: str = "http"
-    host: str = ""
-    status: int = 0
-    request_id: str = ""
-    client_request_id: str = ""
-    operation: str = "unknown"
-    #: ``delegated``, ``app``, ``upload`` (an upload URL's own token) or None (not authenticated).
-    caller: str | None = None
-    user: str | None = None
-    user_id: str | None = None
-    app_id: str | None = None
-    #: What the caller's token granted (``scp`` or ``roles``).
-    granted: tuple[str, ...] = ()
-    #: Every permission that would have allowed the call, least privileged first (empty: none needed).
-    accepted: tuple[str, ...] = ()
-    bytes_in: int = 0
-    bytes_out: int = 0
-    duration_ms: float = 0.0
-    #: What the fault layer did to the request (a fault rule, a throttling 429), if anything.
-    fault: str | None = None
-    request_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_headers: list[tuple[str, str]] = field(default_factory=list)
-    request_body: bytes = b""
-    response_body: bytes = b""
-
-    @property
-    def permission(self) -> str | None:
-        """The least privileged permission the call needed."""
-        return self.accepted[0] if self.accepted else None
 
 
 _current: ContextVar[JournalEntry | None] = ContextVar("graphattach_journal_entry", default=None)
@@ -213,22 +173,6 @@ def _matches(
 
 
 # least-privilege report ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class PrivilegeGroup:
-    """What one app did as one kind of caller (delegated or app), and the permissions that covers."""
-
-    caller: str
-    app_id: str
-    minimal: list[str]
-    granted: list[str]
-    excess: list[str]
-    #: operation → the least privileged permission it needed, for the operations that needed one.
-    operations: dict[str, str]
-    requests: int
-    #: Requests refused with 403 (the token lacked the permission).
-    denied: int
 
 
 def minimal_permissions(needs: Iterable[tuple[str, ...]], caller: str) -> list[str]:
