@@ -72,6 +72,7 @@ from graphattach.storage.filelocks import (
     lock_file_name,
 )
 from graphattach.storage.interfaces import (
+    RESET_GENERATION,
     AnnouncementLost,
     Conflict,
     ItemChange,
@@ -283,10 +284,12 @@ class SqliteMetadataStore:
                     "delivery_log",
                 ):
                     conn.execute(f"DELETE FROM {table}")
-                conn.execute(
-                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
-                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-                )
+                for counter in ("subscriptions_generation", RESET_GENERATION):
+                    conn.execute(
+                        "INSERT INTO settings (key, value) VALUES (?, '1')"
+                        " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+                        (counter,),
+                    )
 
         await self._run(run)
 
