@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,38 +81,6 @@ async def test_connection_settings(db_path: Path) -> None:
         assert await _pragma(store, "foreign_keys") == 1
         assert await _pragma(store, "busy_timeout") == 30_000
         assert await _pragma(store, "user_version") == len(load_migrations())
-    finally:
-        await store.close()
-
-
-async def test_point_reads_run_on_the_loop_only_when_the_thread_is_idle(db_path: Path) -> None:
-    store = SqliteMetadataStore(db_path)
-    await store.open()
-    try:
-        user = make_user()
-        await store.add_user(user)
-        folder = make_folder(user)
-        await store.add_folder(folder)
-        loop_thread = threading.get_ident()
-        assert await store._read(lambda conn: threading.get_ident()) == loop_thread
-
-        # The thread is busy and a write is queued behind: a read waits for both, on the thread,
-        # and sees the write (never a connection in the middle of someone else's transaction).
-        release = threading.Event()
-        blocker = asyncio.create_task(store._run(lambda conn: release.wait(10)))
-        item = make_item(folder)
-        write = asyncio.create_task(store.add_item(item))
-        await asyncio.sleep(0)
-        read = asyncio.create_task(store.get_item(user.id, item.id))
-        where = asyncio.create_task(store._read(lambda conn: threading.get_ident()))
-        await asyncio.sleep(0.05)
-        assert not read.done()
-        release.set()
-        await blocker
-        await write
-        found = await read
-        assert found is not None and found.id == item.id
-        assert await where != loop_thread
     finally:
         await store.close()
 

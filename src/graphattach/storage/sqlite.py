@@ -1,14 +1,11 @@
 """``MetadataStore`` on one SQLite file that several server processes may share.
 
 The stdlib ``sqlite3`` connection lives on one dedicated worker thread; every method sends one
-function there, so at most one statement runs at a time per store and the event loop does not
-wait on writes, scans or syncs. Point reads by key (a user, a folder, an item, a setting, a
-change mark) run on the event loop when that thread has nothing queued: one indexed row from a
-WAL snapshot (readers take no lock) costs a few microseconds, and the hand-off to the thread and
-back cost more than the read itself, twice per GET, and far more on a busy machine, where each
-hand-off waits for the scheduler (bench/README.md, ``$batch``). When the thread is busy, the read
-queues behind its work as before, so the connection is never used by two threads at once. The database runs in WAL mode with ``synchronous=FULL``: a method that returns has
-committed durably (the server acknowledges only after that). Writes that check an invariant
+function there, so at most one statement runs at a time per store and the event loop never
+blocks on disk. (Point reads on the event loop when the thread was idle were tried: direct GETs
+got faster, but a ``$batch`` of 20 GETs under granian took twice as long, bench/README.md.)
+The database runs in WAL mode with ``synchronous=FULL``: a method that returns has committed
+durably (the server acknowledges only after that). Writes that check an invariant
 (uniqueness, attachment limits, compare-and-set) run inside ``BEGIN IMMEDIATE`` so that the
 check and the write see the same state even with other processes writing. ``busy_timeout`` makes
 processes wait for each other's write lock instead of failing.
@@ -170,9 +167,6 @@ class SqliteMetadataStore:
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        #: Calls sent to the thread whose answer the event loop has not taken yet (0: the thread
-        #: is idle and the connection free for a point read on the loop).
-        self._pending = 0
         self._locks = KeyedLocks()
         #: Session ids whose lock this process holds, and those of them deleted meanwhile (their
         #: lock file goes when the lock is released).
@@ -186,17 +180,7 @@ class SqliteMetadataStore:
             raise RuntimeError("the store is not open")
         conn = self._conn
         loop = asyncio.get_running_loop()
-        self._pending += 1
-        try:
-            return await loop.run_in_executor(self._executor, lambda: fn(conn, *args))
-        finally:
-            self._pending -= 1
-
-    async def _read(self, fn: Callable[..., R], *args: Any) -> R:
-        """A point read: on the event loop when the thread is idle, else queued like any call."""
-        if self._pending or self._conn is None or self._executor is None:
-            return await self._run(fn, *args)
-        return fn(self._conn, *args)
+        return await loop.run_in_executor(self._executor, lambda: fn(conn, *args))
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
@@ -259,11 +243,9 @@ class SqliteMetadataStore:
         conn, executor = self._conn, self._executor
         if conn is None or executor is None:
             return
-        self._pending += 1  # no read on the loop while the connection closes
         try:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
         finally:
-            self._pending -= 1
             self._conn = self._executor = None
             executor.shutdown(wait=False)
 
@@ -300,7 +282,7 @@ class SqliteMetadataStore:
             row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
             return row["value"] if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def set_setting_if_absent(self, key: str, value: str) -> str:
         def run(conn: sqlite3.Connection) -> str:
@@ -340,14 +322,14 @@ class SqliteMetadataStore:
             row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
             return _user(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def get_user_by_upn(self, upn: str) -> User | None:
         def run(conn: sqlite3.Connection) -> User | None:
             row = conn.execute("SELECT * FROM users WHERE upn = ?", (upn,)).fetchone()
             return _user(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def list_users(self) -> list[User]:
         def run(conn: sqlite3.Connection) -> list[User]:
@@ -409,7 +391,7 @@ class SqliteMetadataStore:
             row = conn.execute("SELECT * FROM folders WHERE user_id = ? AND id = ?", (user_id, folder_id)).fetchone()
             return _folder(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def get_well_known_folder(self, user_id: str, kind: FolderKind, name: str) -> Folder | None:
         def run(conn: sqlite3.Connection) -> Folder | None:
@@ -419,7 +401,7 @@ class SqliteMetadataStore:
             ).fetchone()
             return _folder(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def list_folders(
         self, user_id: str, kind: FolderKind, parent_id: str | None, *, any_parent: bool = False
@@ -527,7 +509,7 @@ class SqliteMetadataStore:
             ).fetchone()
             return _item(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def list_items(
         self,
@@ -610,7 +592,7 @@ class SqliteMetadataStore:
             row = conn.execute("SELECT value FROM change_marks WHERE user_id = ?", (user_id,)).fetchone()
             return int(row[0]) if row else 0
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def item_changes(
         self, user_id: str, folder_id: str, *, after: int, upto: int, limit: int
@@ -725,7 +707,7 @@ class SqliteMetadataStore:
             ).fetchone()
             return _attachment(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
         def run(conn: sqlite3.Connection) -> list[Attachment]:
@@ -741,7 +723,7 @@ class SqliteMetadataStore:
             row = conn.execute(_ITEM_USAGE_SQL, (user_id, item_id)).fetchone()
             return ItemUsage(row[0], row[1], row[2])
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
         def run(conn: sqlite3.Connection) -> dict[str, ItemUsage]:
@@ -814,7 +796,7 @@ class SqliteMetadataStore:
             row = conn.execute("SELECT * FROM upload_sessions WHERE id = ?", (session_id,)).fetchone()
             return _session(row) if row else None
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def session_usage(self, session_id: str) -> SessionUsage:
         """The session, its user's maximum message size and its item's attachment bytes, in one
@@ -1162,7 +1144,7 @@ class SqliteMetadataStore:
             row = conn.execute("SELECT value FROM settings WHERE key = 'subscriptions_generation'").fetchone()
             return int(row[0]) if row else 0
 
-        return await self._read(run)
+        return await self._run(run)
 
     async def delete_subscription(self, subscription_id: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
