@@ -63,24 +63,32 @@ def _last_durations(http: httpx.Client, root: str, count: int) -> list[float]:
     return [float(e["durationMs"]) for e in entries]
 
 
-def _batch_vs_direct(http: httpx.Client, root: str, g: str, sample: list[str], rounds: int) -> None:
+def _batch_vs_direct(http: httpx.Client, root: str, g: str, sample: list[str], rounds: int, procs: ProcTree) -> None:
     """``rounds`` interleaved rounds, each the 20 GETs made directly and the same 20 as one
     ``$batch`` (which goes first alternates), so that the drift of a shared machine hits both alike;
-    the figures are the medians over the rounds, and the median of the per-round ratios."""
+    the figures are the medians over the rounds, and the median of the per-round ratios. The
+    server's CPU seconds are summed over all rounds (10 ms clock ticks add up to a usable figure),
+    which a loaded machine disturbs far less than wall or server time."""
     body = {"requests": [{"id": str(n), "method": "GET", "url": f"/me/messages/{i}"} for n, i in enumerate(sample)]}
     walls: dict[str, list[float]] = {"batch": [], "slowest": [], "sum": [], "ratio": []}
     server: dict[str, list[float]] = {"batch": [], "slowest": [], "ratio": []}
+    cpu = {"direct": 0.0, "batch": 0.0}
 
     def direct() -> tuple[list[float], list[float]]:
+        before = procs.cpu()
         times = [_timed(lambda i=i: http.get(f"{g}/me/messages/{i}").raise_for_status()) for i in sample]
+        cpu["direct"] += procs.cpu() - before
         return times, _last_durations(http, root, len(sample))
 
     def batch() -> tuple[float, float]:
+        before = procs.cpu()
         wall = _timed(lambda: http.post(f"{g}/$batch", json=body).raise_for_status())
+        cpu["batch"] += procs.cpu() - before
         return wall, _last_durations(http, root, 1)[0]
 
     for _ in range(3):  # warm-up, not counted
         direct(), batch()
+    cpu.update(direct=0.0, batch=0.0)
     for n in range(rounds):
         if n % 2:
             (direct_walls, direct_server), (batch_wall, batch_server) = direct(), batch()
@@ -104,6 +112,14 @@ def _batch_vs_direct(http: httpx.Client, root: str, g: str, sample: list[str], r
     print(
         f"  server time (journal): $batch {smed['batch']:.2f} ms vs slowest direct GET {smed['slowest']:.2f} ms "
         f"(ratio {smed['ratio']:.2f}x)"
+    )
+    per_get = cpu["direct"] / rounds / len(sample)
+    per_batch = cpu["batch"] / rounds
+    print(
+        f"  server CPU (summed over the rounds): {per_batch * 1000:.2f} ms per $batch, {per_get * 1000:.2f} ms per "
+        f"direct GET ({per_batch / per_get:.1f}x one GET)"
+        if per_get
+        else "  server CPU: too little to measure (more --rounds)"
     )
 
 
@@ -152,7 +168,7 @@ def _run(root: str, procs: ProcTree, args: argparse.Namespace) -> None:
             ids += [r["body"]["id"] for r in answer["responses"]]
         print(f"created {len(ids)} messages through $batch in {time.perf_counter() - started:.1f} s")
 
-        _batch_vs_direct(http, root, g, ids[:20], args.rounds)
+        _batch_vs_direct(http, root, g, ids[:20], args.rounds, procs)
 
         # delta: first round, then the changes
         prefer = {"Prefer": "odata.maxpagesize=1000"}
