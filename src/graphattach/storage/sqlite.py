@@ -2,8 +2,9 @@
 
 The stdlib ``sqlite3`` connection lives on one dedicated worker thread; every method sends one
 function there, so at most one statement runs at a time per store and the event loop never
-blocks on disk. (Point reads on the event loop when the thread was idle were tried: direct GETs
-got faster, but a ``$batch`` of 20 GETs under granian took twice as long, bench/README.md.)
+blocks on disk. (Point reads on the event loop when the thread was idle were tried: they cut
+the server's CPU per ``$batch`` by a fifth, but its wall time went both ways on a loaded machine;
+not kept, bench/README.md.)
 The database runs in WAL mode with ``synchronous=FULL``: a method that returns has committed
 durably (the server acknowledges only after that). Writes that check an invariant
 (uniqueness, attachment limits, compare-and-set) run inside ``BEGIN IMMEDIATE`` so that the
