@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphattach.settings import Settings
 from tests.api import test_delta
+from tests.conftest import inprocess
 from tests.helpers import ALEX, Graph, assert_graph_error
 
 WINDOW = "startDateTime=2032-03-01T00:00:00Z&endDateTime=2032-03-08T00:00:00Z"
@@ -62,3 +64,20 @@ async def test_calendar_view_delta_errors(graph: Graph) -> None:
     )
     app = await graph.get(f"/users/{ALEX}/calendarView/delta?{WINDOW}", app=True)
     assert app.status_code == 200
+
+
+async def test_a_calendar_view_token_from_before_a_reset_is_gone(settings: Settings) -> None:
+    async with inprocess(settings) as graph:
+        _, link, _ = await drain(graph, f"/me/calendarView/delta?{WINDOW}")
+        assert (await graph.admin("POST", "/reset")).status_code == 204
+        made = (await graph.post("/me/events", json=event("after the reset", 4))).json()
+        response = await graph.get(link)
+        assert_graph_error(response, 410, "SyncStateNotFound")
+        # the Location carries the window: following it starts a new round of the same view
+        location = response.headers["Location"]
+        assert location == (
+            f"{graph.v1}/me/calendarView/delta?startDateTime=2032-03-01T00:00:00%2B00:00"
+            "&endDateTime=2032-03-08T00:00:00%2B00:00&$deltatoken="
+        )
+        values, _, _ = await drain(graph, location)
+        assert [v["id"] for v in values] == [made["id"]]

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from graphattach.settings import Settings
 from tests.api.test_messages import new_folder, unique
-from tests.helpers import ALEX, Graph, ServerProcess, assert_graph_error
+from tests.conftest import inprocess
+from tests.helpers import ADELE, ALEX, Graph, ServerProcess, assert_graph_error
 
 
 async def drain(
@@ -176,3 +178,41 @@ async def test_tokens_survive_a_restart(data_dir: Path) -> None:
             assert [v["id"] for v in values] == [later["id"]]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_a_token_from_before_a_reset_is_gone(store: str, settings: Settings, tmp_path: Path) -> None:
+    """After a reset the change numbers start again: a token of the old state is answered as Graph
+    answers one whose sync state is gone (410 SyncStateNotFound, and a Location that starts a new
+    full round: delta-query-overview, "Synchronization reset"), never with an empty page."""
+    if store == "sqlite":
+        settings = Settings(data_dir=tmp_path / "data", sweep_interval=0)
+    async with inprocess(settings) as graph:
+        base = "/me/mailFolders/inbox/messages/delta"
+        for subject in ("one", "two"):
+            sent = await graph.post(
+                "/me/sendMail",
+                json={"message": {"subject": unique(subject), "toRecipients": [{"emailAddress": {"address": ADELE}}]}},
+            )
+            assert sent.status_code == 202, sent.text
+        first = await graph.get(f"{base}?$select=subject", headers={"Prefer": "odata.maxpagesize=1"})
+        next_link = first.json()["@odata.nextLink"]
+        _, delta_link, _ = await drain(graph, next_link)
+        assert (await graph.get(delta_link)).status_code == 200  # valid before the reset
+
+        assert (await graph.admin("POST", "/reset")).status_code == 204
+        after = await graph.post("/me/messages", json={"subject": unique("after")})
+        moved = await graph.post(f"/me/messages/{after.json()['id']}/move", json={"destinationId": "inbox"})
+        assert moved.status_code == 201, moved.text
+
+        for link in (delta_link, next_link):
+            response = await graph.get(link)
+            error = assert_graph_error(response, 410, "SyncStateNotFound")
+            assert "sync state" in error["message"]
+            location = response.headers["Location"]
+            assert location.startswith(f"{graph.v1}{base}?") and location.endswith("$deltatoken=")
+            assert "$select=subject" in location
+        values, new_link, _ = await drain(graph, location)
+        assert [v["id"] for v in values] == [moved.json()["id"]]
+        assert set(values[0]) == {"@odata.type", "@odata.etag", "id", "subject"}
+        assert (await graph.get(new_link)).status_code == 200

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
+import hmac
+
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from graphattach.domain.errors import GraphError
-from graphattach.protocol.delta import DeltaState, decode_token, encode_token, page_size, parse_received_filter
+from graphattach.protocol.delta import (
+    DeltaState,
+    StaleSyncState,
+    decode_token,
+    encode_token,
+    fresh_round_query,
+    page_size,
+    parse_received_filter,
+)
 from graphattach.protocol.search import And, Not, Or, SearchDocument, Term, evaluate, parse_search, text_matches
 
 
@@ -77,22 +91,41 @@ STATE = DeltaState("u1", "f1", 5, 9, False, ("subject",), 10, ("ge", "2020-01-01
 
 def test_delta_tokens_round_trip_and_refuse_tampering() -> None:
     token = encode_token(STATE, b"k" * 32)
-    assert decode_token(token, b"k" * 32, user_id="u1", folder_id="f1") == STATE
+    assert decode_token(token, b"k" * 32, user_id="u1", folder_id="f1", generation=0) == STATE
     for bad in (token[:-2] + "AA", "x" + token, token.replace(".", ""), "", ".", "%%%"):
         with pytest.raises(GraphError) as info:
-            decode_token(bad, b"k" * 32, user_id="u1", folder_id="f1")
+            decode_token(bad, b"k" * 32, user_id="u1", folder_id="f1", generation=0)
         assert info.value.code == "ErrorInvalidSyncStateData"
     for user, folder in (("u2", "f1"), ("u1", "f2")):
         with pytest.raises(GraphError):
-            decode_token(token, b"k" * 32, user_id=user, folder_id=folder)
+            decode_token(token, b"k" * 32, user_id=user, folder_id=folder, generation=0)
     with pytest.raises(GraphError):
-        decode_token(token, b"other key", user_id="u1", folder_id="f1")
+        decode_token(token, b"other key", user_id="u1", folder_id="f1", generation=0)
+
+
+def test_a_token_of_an_earlier_reset_generation_is_stale() -> None:
+    token = encode_token(STATE, b"k" * 32)
+    # before the folder check: a reset gives the folders new ids
+    for folder in ("f1", "f2"):
+        with pytest.raises(StaleSyncState) as info:
+            decode_token(token, b"k" * 32, user_id="u1", folder_id=folder, generation=1)
+        assert info.value.state == STATE and info.value.generation == 1
+    assert fresh_round_query(STATE) == ("$select=subject&$filter=receivedDateTime+ge+2020-01-01T00:00:00Z&$deltatoken=")
+    window = dataclasses.replace(STATE, select=None, received_filter=None, window=("2026-01-01T00:00:00+00:00", "b"))
+    assert fresh_round_query(window) == "startDateTime=2026-01-01T00:00:00%2B00:00&endDateTime=b&$deltatoken="
+    # a token issued before generations were recorded has none: generation 0
+    payload = orjson.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    del payload["g"]
+    body = orjson.dumps(payload)
+    mac = hmac.new(b"k" * 32, body, hashlib.sha256).digest()[:16]
+    legacy = ".".join(base64.urlsafe_b64encode(x).decode().rstrip("=") for x in (body, mac))
+    assert decode_token(legacy, b"k" * 32, user_id="u1", folder_id="f1", generation=0) == STATE
 
 
 @given(st.text(max_size=80))
 def test_any_token_is_refused_cleanly(token: str) -> None:
     with pytest.raises(GraphError):
-        decode_token(token, b"k" * 32, user_id="u1", folder_id="f1")
+        decode_token(token, b"k" * 32, user_id="u1", folder_id="f1", generation=0)
 
 
 def test_prefer_and_filter() -> None:

@@ -13,6 +13,7 @@ from graphattach.api.mailbox import (
     apply_query,
     collection_page,
     count_response,
+    delta_state,
     entity_context,
     expansions,
     mailbox,
@@ -105,9 +106,10 @@ async def calendar_view_delta(call: GraphCall) -> Response:
         raise BadRequest("The mailbox has no default calendar.")
     key = await delta_service.token_key(call.ctx)
     preferred = delta_proto.page_size(call.request.headers.get("prefer"))
-    token = q.skiptoken or q.deltatoken
+    # an empty $deltatoken (a synchronization reset's Location) starts a new round
+    token = q.skiptoken or q.deltatoken or None
     if token is not None:
-        state = delta_proto.decode_token(token, key, user_id=user.id, folder_id=default.id)
+        state = await delta_state(call, token, key, user_id=user.id, folder_id=default.id)
     else:
         start, end = delta_proto.parse_window(q.extra.get("startDateTime"), q.extra.get("endDateTime"))
         state = delta_proto.DeltaState(
@@ -116,6 +118,7 @@ async def calendar_view_delta(call: GraphCall) -> Response:
             after=0,
             upto=0,
             initial=True,
+            generation=await delta_service.sync_generation(call.ctx),
             select=None,
             page_size=min(q.top, delta_proto.MAX_PAGE_SIZE) if q.top else delta_proto.DEFAULT_PAGE_SIZE,
             received_filter=None,

@@ -18,6 +18,7 @@ from graphattach.api.mailbox import (
     collection_context,
     collection_page,
     count_response,
+    delta_state,
     entity_context,
     expansions,
     mailbox,
@@ -145,9 +146,10 @@ async def message_delta(call: GraphCall) -> Response:
         raise InvalidUrlQuery("Only 'receivedDateTime desc' is supported in $orderby with delta.")
     key = await delta_service.token_key(call.ctx)
     preferred = delta_proto.page_size(call.request.headers.get("prefer"))
-    token = q.skiptoken or q.deltatoken
+    # an empty $deltatoken (a synchronization reset's Location) starts a new round
+    token = q.skiptoken or q.deltatoken or None
     if token is not None:
-        state = delta_proto.decode_token(token, key, user_id=user.id, folder_id=folder.id)
+        state = await delta_state(call, token, key, user_id=user.id, folder_id=folder.id)
     else:
         if q.select:
             project({}, q.select, known=set(proto.PROPERTIES))  # unknown names are a 400 now, not later
@@ -157,6 +159,7 @@ async def message_delta(call: GraphCall) -> Response:
             after=0,
             upto=0,
             initial=True,
+            generation=await delta_service.sync_generation(call.ctx),
             select=tuple(q.select) if q.select else None,
             page_size=min(q.top, delta_proto.MAX_PAGE_SIZE) if q.top else delta_proto.DEFAULT_PAGE_SIZE,
             received_filter=delta_proto.parse_received_filter(q.filter),

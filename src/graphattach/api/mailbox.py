@@ -12,16 +12,29 @@ from starlette.responses import Response
 from graphattach.api.call import GraphCall, user_key
 from graphattach.domain import timezones
 from graphattach.domain.models import Item, User
-from graphattach.protocol.errors import BadRequest, TimeZoneNotSupported
+from graphattach.protocol.delta import DeltaState, StaleSyncState, decode_token, fresh_round_query
+from graphattach.protocol.errors import BadRequest, SyncStateNotFound, TimeZoneNotSupported
 from graphattach.protocol.filtering import filter_and_order
 from graphattach.protocol.odata import context_path, context_url, next_link
 from graphattach.protocol.odata import page_bounds as odata_page_bounds
 from graphattach.protocol.outlook import EXTENDED, expand_name, extended_properties
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import collection
+from graphattach.services import delta as delta_service
 from graphattach.services.access import authorize, resolve_user
 
 T = TypeVar("T")
+
+
+async def delta_state(call: GraphCall, token: str, key: bytes, *, user_id: str, folder_id: str) -> DeltaState:
+    """The state of a ``$skiptoken``/``$deltatoken``; one from before a reset is 410
+    ``SyncStateNotFound`` with the ``Location`` of a new full round (delta-query-overview)."""
+    generation = await delta_service.sync_generation(call.ctx)
+    try:
+        return decode_token(token, key, user_id=user_id, folder_id=folder_id, generation=generation)
+    except StaleSyncState as stale:
+        location = f"{call.url_without_query()}?{fresh_round_query(stale.state)}"
+        raise SyncStateNotFound(generation=stale.state.generation, headers={"Location": location}) from None
 
 
 async def mailbox(call: GraphCall, permissions: tuple[str, ...]) -> User:

@@ -218,7 +218,8 @@ _KEPT_HEADERS = {
 
 def response_item(request_id: str, status: int, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any]:
     """``{"id", "status", "headers", "body"}``: a JSON body as JSON, any other as base64 (which
-    msgraph-core's BatchResponseContent decodes)."""
+    msgraph-core's BatchResponseContent decodes). A JSON body is embedded as the bytes the handler
+    wrote (``orjson.Fragment``), not parsed and encoded again."""
     out_headers: dict[str, str] = {}
     for name, value in headers:
         canonical = _KEPT_HEADERS.get(name.lower())
@@ -227,14 +228,25 @@ def response_item(request_id: str, status: int, headers: list[tuple[str, str]], 
     item: dict[str, Any] = {"id": request_id, "status": status, "headers": out_headers}
     if body:
         content_type = out_headers.get("Content-Type", "").lower()
-        parsed: Any = None
-        if "json" in content_type:
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                parsed = None
-        item["body"] = parsed if parsed is not None else base64.b64encode(body).decode("ascii")
+        item["body"] = (
+            orjson.Fragment(body)
+            if "json" in content_type and _is_json(body)
+            else base64.b64encode(body).decode("ascii")
+        )
     return item
+
+
+def _is_json(body: bytes) -> bool:
+    """True for a JSON document. The app's own JSON (an object, as every Graph answer is) is taken
+    as written; anything else is parsed to be sure, since a fragment is embedded unchecked."""
+    head, tail = body[:1], body.rstrip()[-1:]
+    if head == b"{" and tail == b"}":
+        return True
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def failed_dependency_item(request_id: str, dependency: str) -> dict[str, Any]:

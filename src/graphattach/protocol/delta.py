@@ -9,7 +9,11 @@ returns what changed since: created and updated messages, and ``{"id", "@removed
 A token is the round's state (mailbox, folder, change numbers, ``$select``, page size, filter)
 as base64url JSON with an HMAC, so a token survives a restart, and one that was altered, or is
 used on another folder or mailbox, is refused with 400 ``ErrorInvalidSyncStateData`` (Exchange's
-code for sync state it cannot read; docs/fidelity.md).
+code for sync state it cannot read; docs/fidelity.md). A token also names the store's reset
+generation it was issued in: after a reset its change numbers mean nothing, and it is answered as
+Graph answers a token whose sync state is gone, 410 ``SyncStateNotFound`` with a ``Location``
+that starts a full round again (https://learn.microsoft.com/graph/delta-query-overview,
+"Synchronization reset").
 
 Nothing here does I/O.
 """
@@ -24,6 +28,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -54,6 +59,8 @@ class DeltaState:
     received_filter: tuple[str, str] | None
     #: ``(startDateTime, endDateTime)`` of a calendarView delta.
     window: tuple[str, str] | None = None
+    #: The store's reset generation the round began in (``storage.interfaces.RESET_GENERATION``).
+    generation: int = 0
 
 
 def invalid_state() -> GraphError:
@@ -80,14 +87,16 @@ def encode_token(state: DeltaState, key: bytes) -> str:
             "p": state.page_size,
             "r": list(state.received_filter) if state.received_filter else None,
             "w": list(state.window) if state.window else None,
+            "g": state.generation,
         }
     )
     mac = hmac.new(key, payload, hashlib.sha256).digest()[:16]
     return _b64(payload) + "." + _b64(mac)
 
 
-def decode_token(token: str, key: bytes, *, user_id: str, folder_id: str) -> DeltaState:
-    """The state of a token this server issued for this mailbox and folder, else the 400."""
+def decode_token(token: str, key: bytes, *, user_id: str, folder_id: str, generation: int) -> DeltaState:
+    """The state of a token this server issued for this mailbox and folder, else the 400; a token
+    of an earlier reset ``generation`` raises ``StaleSyncState``."""
     try:
         body, _, mac = token.partition(".")
         payload = _unb64(body)
@@ -104,12 +113,41 @@ def decode_token(token: str, key: bytes, *, user_id: str, folder_id: str) -> Del
             page_size=int(data["p"]),
             received_filter=(str(data["r"][0]), str(data["r"][1])) if data["r"] else None,
             window=(str(data["w"][0]), str(data["w"][1])) if data.get("w") else None,
+            # tokens issued before generations were recorded are of generation 0 (never reset)
+            generation=int(data.get("g", 0)),
         )
     except (ValueError, KeyError, TypeError, IndexError, binascii.Error, orjson.JSONDecodeError):
         raise invalid_state() from None
+    if state.generation != generation:
+        # before the folder check: after a reset the mailbox's folders have new ids
+        raise StaleSyncState(state, generation)
     if state.user_id != user_id or state.folder_id != folder_id:
         raise invalid_state()
     return state
+
+
+class StaleSyncState(Exception):
+    """A genuine token from before a reset; the handler answers ``SyncStateNotFound`` with a
+    ``Location`` for a new round of the same query (``fresh_round_query``)."""
+
+    def __init__(self, state: DeltaState, generation: int) -> None:
+        super().__init__(f"delta token of reset generation {state.generation}, now {generation}")
+        self.state = state
+        self.generation = generation
+
+
+def fresh_round_query(state: DeltaState) -> str:
+    """The query of a new full round with ``state``'s options and an empty ``$deltatoken``, as the
+    ``Location`` of a synchronization reset has it (delta-query-overview)."""
+    params: list[tuple[str, str]] = []
+    if state.window is not None:
+        params += [("startDateTime", state.window[0]), ("endDateTime", state.window[1])]
+    if state.select is not None:
+        params.append(("$select", ",".join(state.select)))
+    if state.received_filter is not None:
+        params.append(("$filter", f"receivedDateTime {state.received_filter[0]} {state.received_filter[1]}"))
+    params.append(("$deltatoken", ""))
+    return urlencode(params, safe="$,:")
 
 
 def parse_received_filter(value: str | None) -> tuple[str, str] | None:

@@ -95,6 +95,10 @@ UnprocessableType = _kind(
 InvalidParameter = _kind(400, "ErrorInvalidParameter", "The '{name}' parameter is required.")
 InvalidUrlQuery = _kind(400, "ErrorInvalidUrlQuery", "The query is not supported here.")
 InvalidSyncStateData = _kind(400, "ErrorInvalidSyncStateData", "The sync state data is corrupt or otherwise invalid.")
+#: A delta token whose sync state is gone: 410 with a ``Location`` that starts a new full round
+#: (delta-query-overview, "Synchronization reset"; the code and words of a real answer:
+#: microsoftgraph/microsoft-graph-docs#2350).
+SyncStateNotFound = _kind(410, "SyncStateNotFound", "The sync state generation is not found; generation={generation}.")
 
 # authentication and authorisation ----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from graphattach.domain.models import Folder, Item, User
 from graphattach.protocol.delta import DeltaState, passes_filter
 from graphattach.protocol.jsonio import graph_datetime
 from graphattach.services.context import Context
+from graphattach.storage.interfaces import RESET_GENERATION
 
 _KEY_SETTING = "delta_token_key"
 
@@ -24,6 +25,12 @@ async def token_key(ctx: Context) -> bytes:
     if value is None:
         value = await ctx.metadata.set_setting_if_absent(_KEY_SETTING, secrets.token_hex(32))
     return bytes.fromhex(value)
+
+
+async def sync_generation(ctx: Context) -> int:
+    """The store's reset generation: tokens of an earlier one are stale (their change numbers
+    were reset)."""
+    return int(await ctx.metadata.get_setting(RESET_GENERATION) or 0)
 
 
 @dataclass(frozen=True, slots=True)

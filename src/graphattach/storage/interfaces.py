@@ -18,6 +18,9 @@ from graphattach.domain.models import Attachment, Folder, FolderKind, Item, Item
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage.errors import AnnouncementLost, Conflict, LimitExceeded, RecordNotFound
 
+#: The setting ``MetadataStore.reset`` counts resets in (absent: never reset).
+RESET_GENERATION = "reset_generation"
+
 __all__ = ["AnnouncementLost", "Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
 
 
@@ -43,7 +46,9 @@ class MetadataStore(Protocol):
     async def close(self) -> None: ...
 
     async def reset(self) -> None:
-        """Delete every record (admin reset)."""
+        """Delete every record but the settings (admin reset), and add one to the
+        ``RESET_GENERATION`` setting, so that what was derived from the old records (delta tokens)
+        can tell it is stale."""
 
     # settings kept in the store so that every process agrees (tenant id...)
     async def get_setting(self, key: str) -> str | None: ...

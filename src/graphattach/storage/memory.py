@@ -29,6 +29,7 @@ from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryStat
 from graphattach.storage._common import EPOCH, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
 from graphattach.storage.interfaces import (
+    RESET_GENERATION,
     AnnouncementLost,
     Conflict,
     ItemChange,
@@ -111,6 +112,7 @@ class MemoryMetadataStore:
         settings, generation = self._settings, self._generation
         self._clear()
         self._settings = settings
+        self._settings[RESET_GENERATION] = str(int(settings.get(RESET_GENERATION, "0")) + 1)
         self._generation = generation + 1
 
     # settings -----------------------------------------------------------------------------------

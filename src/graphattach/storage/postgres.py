@@ -63,6 +63,7 @@ from graphattach.storage._subscriptions import (
 )
 from graphattach.storage.advisory_locks import advisory_lock, session_lock_key, unlock
 from graphattach.storage.interfaces import (
+    RESET_GENERATION,
     AnnouncementLost,
     Conflict,
     ItemChange,
@@ -199,10 +200,12 @@ class PostgresMetadataStore:
                 "TRUNCATE attachments, items, folders, upload_sessions, users, blob_announcements, item_versions,"
                 " change_marks, notification_outbox, subscriptions, delivery_log"
             )
-            await conn.execute(
-                "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
-                " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text"
-            )
+            for counter in ("subscriptions_generation", RESET_GENERATION):
+                await conn.execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, '1')"
+                    " ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text",
+                    counter,
+                )
 
     async def schema_version(self) -> int:
         """The latest migration applied to the database."""

@@ -2,8 +2,11 @@
 
 The stdlib ``sqlite3`` connection lives on one dedicated worker thread; every method sends one
 function there, so at most one statement runs at a time per store and the event loop never
-blocks on disk. The database runs in WAL mode with ``synchronous=FULL``: a method that returns has
-committed durably (the server acknowledges only after that). Writes that check an invariant
+blocks on disk. (Point reads on the event loop when the thread was idle were tried: they cut
+the server's CPU per ``$batch`` by a fifth, but its wall time went both ways on a loaded machine;
+not kept, bench/README.md.)
+The database runs in WAL mode with ``synchronous=FULL``: a method that returns has committed
+durably (the server acknowledges only after that). Writes that check an invariant
 (uniqueness, attachment limits, compare-and-set) run inside ``BEGIN IMMEDIATE`` so that the
 check and the write see the same state even with other processes writing. ``busy_timeout`` makes
 processes wait for each other's write lock instead of failing.
@@ -67,6 +70,7 @@ from graphattach.storage.filelocks import (
     lock_file_name,
 )
 from graphattach.storage.interfaces import (
+    RESET_GENERATION,
     AnnouncementLost,
     Conflict,
     ItemChange,
@@ -263,10 +267,12 @@ class SqliteMetadataStore:
                     "delivery_log",
                 ):
                     conn.execute(f"DELETE FROM {table}")
-                conn.execute(
-                    "INSERT INTO settings (key, value) VALUES ('subscriptions_generation', '1')"
-                    " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-                )
+                for counter in ("subscriptions_generation", RESET_GENERATION):
+                    conn.execute(
+                        "INSERT INTO settings (key, value) VALUES (?, '1')"
+                        " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+                        (counter,),
+                    )
 
         await self._run(run)
 
