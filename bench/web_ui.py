@@ -5,7 +5,10 @@
 - the same with a filter (a search that scans the newest 5,000);
 - live updates per second received by an ``/uploads`` listener during a paced upload [≥ 2/s];
 - a 100 MB upload through graphattach's client, watched (a listener open) vs unwatched, median
-  of 5 interleaved runs each [watched ≤ 5 % slower].
+  of 5 interleaved runs each [watched ≤ 5 % slower], with the server's CPU seconds per upload
+  (steadier than wall time on a shared machine);
+- what one open ``/uploads`` page costs the server while nothing happens: CPU per second with
+  the list full (50 sessions: in flight, completed, cancelled), against the same 10 s unwatched.
 
 A printed benchmark, not a test: the machine is shared and noisy.
 """
@@ -76,21 +79,32 @@ def timed(http: httpx.Client, url: str, runs: int) -> list[float]:
 
 
 class Listener(threading.Thread):
-    """Reads ``/uploads/live`` and counts the events it receives."""
+    """Reads ``/uploads/live`` and counts the events it receives; ``close`` hangs up at once (the
+    server stops polling for it)."""
 
     def __init__(self, root: str) -> None:
         super().__init__(daemon=True)
         self.root = root
         self.events: list[float] = []
         self.stop = threading.Event()
+        self.http = httpx.Client(timeout=None)
 
     def run(self) -> None:
-        with httpx.Client(timeout=None) as http, http.stream("GET", f"{self.root}/uploads/live") as response:
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    self.events.append(time.monotonic())
-                if self.stop.is_set():
-                    return
+        try:
+            with self.http.stream("GET", f"{self.root}/uploads/live") as response:
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        self.events.append(time.monotonic())
+                    if self.stop.is_set():
+                        return
+        except (httpx.HTTPError, RuntimeError, OSError):
+            if not self.stop.is_set():
+                raise
+
+    def close(self) -> None:
+        self.stop.set()
+        self.http.close()
+        self.join(5)
 
 
 def paced_upload(root: str, size: int, piece: int, pause: float) -> tuple[float, float]:
@@ -116,6 +130,22 @@ def paced_upload(root: str, size: int, piece: int, pause: float) -> tuple[float,
             assert answer.status_code in (200, 201), answer.text
             time.sleep(pause)
     return start, time.monotonic()
+
+
+def ended_sessions(root: str, count: int) -> None:
+    """``count`` upload sessions cancelled after their first range (listed as cancelled)."""
+    token = httpx.post(f"{root}/_graphattach/token", json={"user": USER}).json()["access_token"]
+    with httpx.Client(base_url=root, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        draft = http.post("/v1.0/me/messages", json={"subject": "cancelled"}).json()
+        for index in range(count):
+            session = http.post(
+                f"/v1.0/me/messages/{draft['id']}/attachments/createUploadSession",
+                json={"AttachmentItem": {"attachmentType": "file", "name": f"gone-{index}.bin", "size": 4 * MiB}},
+            ).json()
+            url = session["uploadUrl"]
+            put = httpx.put(url, content=b"x" * MiB, headers={"Content-Range": f"bytes 0-{MiB - 1}/{4 * MiB}"})
+            assert put.status_code == 200, put.text
+            assert httpx.delete(url).status_code == 204
 
 
 def client_upload(root: str, path: Path) -> float:
@@ -165,25 +195,55 @@ def main() -> None:
             time.sleep(1.0)
             start, end = paced_upload(root, 40 * MiB, MiB, 0.1)
             time.sleep(0.5)
-            listener.stop.set()
+            listener.close()
             during = [t for t in listener.events if start <= t <= end]
             print(f"live updates: {len(during) / (end - start):.1f}/s during a {end - start:.1f} s paced upload")
 
             big = Path(tmp) / "big.bin"
             big.write_bytes(os.urandom(args.upload_mb * MiB))
+            procs = server.procs
             unwatched: list[float] = []
             watched: list[float] = []
+            cpu_unwatched: list[float] = []
+            cpu_watched: list[float] = []
             for _ in range(args.runs):
+                before = procs.cpu()
                 unwatched.append(client_upload(root, big))
+                cpu_unwatched.append(procs.cpu() - before)
                 watcher = Listener(root)
                 watcher.start()
                 time.sleep(0.3)
+                before = procs.cpu()
                 watched.append(client_upload(root, big))
-                watcher.stop.set()
+                cpu_watched.append(procs.cpu() - before)
+                watcher.close()
             u, w = statistics.median(unwatched), statistics.median(watched)
             print(
                 f"{args.upload_mb} MB upload: unwatched median {u:.2f} s, watched median {w:.2f} s"
                 f" ({(w / u - 1) * 100:+.1f} %); runs {[round(x, 2) for x in unwatched]} vs {[round(x, 2) for x in watched]}"
+            )
+            cu, cw = statistics.median(cpu_unwatched), statistics.median(cpu_watched)
+            print(
+                f"{args.upload_mb} MB upload, server CPU: unwatched median {cu:.2f} s, watched median {cw:.2f} s"
+                f" ({(cw / cu - 1) * 100:+.1f} %)"
+            )
+
+            ended_sessions(root, 50)
+            listed = len(httpx.get(f"{root}/uploads").text.split("<tr data-id=")) - 1
+            quiet = procs.cpu()
+            time.sleep(10)
+            quiet = procs.cpu() - quiet
+            watcher = Listener(root)
+            watcher.start()
+            time.sleep(1.0)
+            busy = procs.cpu()
+            time.sleep(10)
+            busy = procs.cpu() - busy
+            watcher.close()
+            print(
+                f"an open /uploads page, nothing moving ({listed} sessions listed): server CPU"
+                f" {busy * 100:.1f} ms/s watched vs {quiet * 100:.1f} ms/s unwatched"
+                f" ({(busy - quiet) * 100:.1f} ms/s: {(busy - quiet) * 10:.1f} % of a core)"
             )
         finally:
             server.stop()

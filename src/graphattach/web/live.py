@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,10 @@ POLL_INTERVAL = 0.25
 #: Sessions listed (newest first).
 LIMIT = 50
 HEARTBEAT = 15.0
+#: Seconds a looked-up user name or attachment link is reused: the feed polls a few times a
+#: second, and re-reading them every time cost a watched upload measurably (bench/README.md);
+#: a deleted attachment's link lingers this long at most.
+LOOKUP_TTL = 5.0
 
 
 @dataclass(slots=True)
@@ -44,9 +49,22 @@ class Seen:
 @dataclass(slots=True)
 class Watch:
     """What this process remembers between two looks: the last bytes seen per active session
-    (for the rate)."""
+    (for the rate), and recent look-ups (``LOOKUP_TTL``)."""
 
     seen: dict[str, Seen] = field(default_factory=dict)
+    looked_up: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
+
+    async def lookup(self, key: tuple[str, str], fetch: Callable[[], Awaitable[str | None]]) -> str | None:
+        now = time.monotonic()
+        hit = self.looked_up.get(key)
+        if hit is not None and now - hit[0] < LOOKUP_TTL:
+            return hit[1]
+        value = await fetch()
+        self.looked_up[key] = (now, value)
+        if len(self.looked_up) > 4 * LIMIT:
+            for stale in [k for k, (at, _) in self.looked_up.items() if now - at >= LOOKUP_TTL]:
+                del self.looked_up[stale]
+        return value
 
     def rate(self, session: UploadSession) -> float:
         now = time.monotonic()
@@ -67,13 +85,13 @@ async def snapshot(ctx: Context, watch: Watch) -> list[dict[str, Any]]:
     """The newest sessions, ended ones included, as rows for the page and the feed."""
     sessions = await browse.sessions(ctx, LIMIT)
     now = ctx.clock.now()
-    users: dict[str, str] = {}
 
     async def upn(user_id: str) -> str:
-        if user_id not in users:
+        async def fetch() -> str:
             user = await ctx.metadata.get_user(user_id)
-            users[user_id] = user.user_principal_name if user is not None else user_id
-        return users[user_id]
+            return user.user_principal_name if user is not None else user_id
+
+        return await watch.lookup(("user", user_id), fetch) or user_id
 
     rows: list[dict[str, Any]] = []
     active: set[str] = set()
@@ -86,21 +104,30 @@ async def snapshot(ctx: Context, watch: Watch) -> list[dict[str, Any]]:
         if state == "active":
             active.add(session.id)
             rate = watch.rate(session)
-        rows.append(await _row(ctx, session, state, await upn(session.user_id), rate, now))
+        user = await upn(session.user_id)
+        link = None
+        if state == "completed":
+            link = await watch.lookup(("attachment", session.id), partial(_attachment_url, ctx, session, user))
+        rows.append(_row(ctx, session, state, user, rate, link, now))
     for gone in watch.seen.keys() - active:
         del watch.seen[gone]
     return rows
 
 
-async def _row(ctx: Context, session: UploadSession, state: str, upn: str, rate: float, now: Any) -> dict[str, Any]:
+async def _attachment_url(ctx: Context, session: UploadSession, upn: str) -> str | None:
+    """The page of the attachment a completed session made, if it is still there."""
+    attachment = await browse.attachment_of(ctx, session)
+    if attachment is None:
+        return None
+    return f"/attachments/{quote(upn, safe='@')}/{session.item_id}/{attachment.id}"
+
+
+def _row(
+    ctx: Context, session: UploadSession, state: str, upn: str, rate: float, attachment_url: str | None, now: Any
+) -> dict[str, Any]:
     section = "mail" if session.item_kind == "message" else "calendar"
     kind = "messages" if session.item_kind == "message" else "events"
     user_part = quote(upn, safe="@")
-    attachment_url = None
-    if state == "completed":
-        attachment = await browse.attachment_of(ctx, session)
-        if attachment is not None:
-            attachment_url = f"/attachments/{user_part}/{session.item_id}/{attachment.id}"
     return {
         "id": session.id,
         "name": session.name,
