@@ -5,7 +5,10 @@
 - the same with a filter (a search that scans the newest 5,000);
 - live updates per second received by an ``/uploads`` listener during a paced upload [≥ 2/s];
 - a 100 MB upload through graphattach's client, watched (a listener open) vs unwatched, median
-  of 5 interleaved runs each [watched ≤ 5 % slower].
+  of 5 interleaved runs each [watched ≤ 5 % slower], with the server's CPU seconds per upload
+  (steadier than wall time on a shared machine);
+- what one open ``/uploads`` page costs the server while nothing happens: CPU per second with
+  the list full (50 sessions: in flight, completed, cancelled), against the same 10 s unwatched.
 
 A printed benchmark, not a test: the machine is shared and noisy.
 """
@@ -75,22 +78,42 @@ def timed(http: httpx.Client, url: str, runs: int) -> list[float]:
     return out
 
 
+def server_ms(http: httpx.Client, url: str, runs: int) -> list[float]:
+    """The server's own time for the last ``runs`` GETs of ``url``, from the request journal (from
+    the request's arrival to its last byte sent; no client, no loopback)."""
+    path, _, query = url.partition("?")
+    listed = http.get("/_graphattach/requests", params={"method": "GET", "path": path, "limit": 4 * runs}).json()
+    mine = [e["durationMs"] for e in listed["value"] if e["path"] == path and e["query"] == query]
+    return mine[-runs:]
+
+
 class Listener(threading.Thread):
-    """Reads ``/uploads/live`` and counts the events it receives."""
+    """Reads ``/uploads/live`` and counts the events it receives; ``close`` hangs up at once (the
+    server stops polling for it)."""
 
     def __init__(self, root: str) -> None:
         super().__init__(daemon=True)
         self.root = root
         self.events: list[float] = []
         self.stop = threading.Event()
+        self.http = httpx.Client(timeout=None)
 
     def run(self) -> None:
-        with httpx.Client(timeout=None) as http, http.stream("GET", f"{self.root}/uploads/live") as response:
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    self.events.append(time.monotonic())
-                if self.stop.is_set():
-                    return
+        try:
+            with self.http.stream("GET", f"{self.root}/uploads/live") as response:
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        self.events.append(time.monotonic())
+                    if self.stop.is_set():
+                        return
+        except (httpx.HTTPError, RuntimeError, OSError):
+            if not self.stop.is_set():
+                raise
+
+    def close(self) -> None:
+        self.stop.set()
+        self.http.close()
+        self.join(5)
 
 
 def paced_upload(root: str, size: int, piece: int, pause: float) -> tuple[float, float]:
@@ -116,6 +139,22 @@ def paced_upload(root: str, size: int, piece: int, pause: float) -> tuple[float,
             assert answer.status_code in (200, 201), answer.text
             time.sleep(pause)
     return start, time.monotonic()
+
+
+def ended_sessions(root: str, count: int) -> None:
+    """``count`` upload sessions cancelled after their first range (listed as cancelled)."""
+    token = httpx.post(f"{root}/_graphattach/token", json={"user": USER}).json()["access_token"]
+    with httpx.Client(base_url=root, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        draft = http.post("/v1.0/me/messages", json={"subject": "cancelled"}).json()
+        for index in range(count):
+            session = http.post(
+                f"/v1.0/me/messages/{draft['id']}/attachments/createUploadSession",
+                json={"AttachmentItem": {"attachmentType": "file", "name": f"gone-{index}.bin", "size": 4 * MiB}},
+            ).json()
+            url = session["uploadUrl"]
+            put = httpx.put(url, content=b"x" * MiB, headers={"Content-Range": f"bytes 0-{MiB - 1}/{4 * MiB}"})
+            assert put.status_code == 200, put.text
+            assert httpx.delete(url).status_code == 204
 
 
 def client_upload(root: str, path: Path) -> float:
@@ -149,14 +188,27 @@ def main() -> None:
                 )
                 mailbox = f"/mail/{USER}"
                 print(f"mailbox page of {args.messages}: {len(http.get(mailbox).content) / 1024:.1f} KB of HTML")
+                cpu_before = server.procs.cpu()
                 plain = timed(http, mailbox, 30)
+                cpu_per_get = (server.procs.cpu() - cpu_before) / 30
+                inside = server_ms(http, mailbox, 30)
                 print(
-                    f"mailbox first page: median {statistics.median(plain) * 1000:.1f} ms, max {max(plain) * 1000:.1f} ms"
+                    f"mailbox first page: median {statistics.median(plain) * 1000:.1f} ms, max {max(plain) * 1000:.1f} ms;"
+                    f" server time median {statistics.median(inside):.1f} ms, max {max(inside):.1f} ms;"
+                    f" server CPU {cpu_per_get * 1000:.1f} ms a page"
                 )
-                found = timed(http, f"{mailbox}?q=invoice+999", 10)
-                print(f"mailbox filtered (scans the newest 5,000): median {statistics.median(found) * 1000:.1f} ms")
-                older = timed(http, f"{mailbox}?skip={args.messages - 50}", 10)
-                print(f"mailbox last page (skip {args.messages - 50}): median {statistics.median(older) * 1000:.1f} ms")
+                filtered = f"{mailbox}?q=invoice+999"
+                found = timed(http, filtered, 10)
+                print(
+                    f"mailbox filtered (scans the newest 5,000): median {statistics.median(found) * 1000:.1f} ms;"
+                    f" server time median {statistics.median(server_ms(http, filtered, 10)):.1f} ms"
+                )
+                last_page = f"{mailbox}?skip={args.messages - 50}"
+                older = timed(http, last_page, 10)
+                print(
+                    f"mailbox last page (skip {args.messages - 50}): median {statistics.median(older) * 1000:.1f} ms;"
+                    f" server time median {statistics.median(server_ms(http, last_page, 10)):.1f} ms"
+                )
                 tenant = timed(http, "/", 10)
                 print(f"tenant page: median {statistics.median(tenant) * 1000:.1f} ms")
 
@@ -165,25 +217,55 @@ def main() -> None:
             time.sleep(1.0)
             start, end = paced_upload(root, 40 * MiB, MiB, 0.1)
             time.sleep(0.5)
-            listener.stop.set()
+            listener.close()
             during = [t for t in listener.events if start <= t <= end]
             print(f"live updates: {len(during) / (end - start):.1f}/s during a {end - start:.1f} s paced upload")
 
             big = Path(tmp) / "big.bin"
             big.write_bytes(os.urandom(args.upload_mb * MiB))
+            procs = server.procs
             unwatched: list[float] = []
             watched: list[float] = []
+            cpu_unwatched: list[float] = []
+            cpu_watched: list[float] = []
             for _ in range(args.runs):
+                before = procs.cpu()
                 unwatched.append(client_upload(root, big))
+                cpu_unwatched.append(procs.cpu() - before)
                 watcher = Listener(root)
                 watcher.start()
                 time.sleep(0.3)
+                before = procs.cpu()
                 watched.append(client_upload(root, big))
-                watcher.stop.set()
+                cpu_watched.append(procs.cpu() - before)
+                watcher.close()
             u, w = statistics.median(unwatched), statistics.median(watched)
             print(
                 f"{args.upload_mb} MB upload: unwatched median {u:.2f} s, watched median {w:.2f} s"
                 f" ({(w / u - 1) * 100:+.1f} %); runs {[round(x, 2) for x in unwatched]} vs {[round(x, 2) for x in watched]}"
+            )
+            cu, cw = statistics.median(cpu_unwatched), statistics.median(cpu_watched)
+            print(
+                f"{args.upload_mb} MB upload, server CPU: unwatched median {cu:.2f} s, watched median {cw:.2f} s"
+                f" ({(cw / cu - 1) * 100:+.1f} %)"
+            )
+
+            ended_sessions(root, 50)
+            listed = len(httpx.get(f"{root}/uploads").text.split("<tr data-id=")) - 1
+            quiet = procs.cpu()
+            time.sleep(10)
+            quiet = procs.cpu() - quiet
+            watcher = Listener(root)
+            watcher.start()
+            time.sleep(1.0)
+            busy = procs.cpu()
+            time.sleep(10)
+            busy = procs.cpu() - busy
+            watcher.close()
+            print(
+                f"an open /uploads page, nothing moving ({listed} sessions listed): server CPU"
+                f" {busy * 100:.1f} ms/s watched vs {quiet * 100:.1f} ms/s unwatched"
+                f" ({(busy - quiet) * 100:.1f} ms/s: {(busy - quiet) * 10:.1f} % of a core)"
             )
         finally:
             server.stop()

@@ -321,18 +321,24 @@ async def test_background_sweepers_of_two_processes_expire_sessions(cluster: Clu
             async with asyncio.timeout(120):
                 while await blobs.size(blob_key) is not None:
                     await asyncio.sleep(0.2)
+            session_id = session_id_of(upload_url)
             conn = await asyncpg.connect(cluster.store)
             try:
-                left = await conn.fetchval(
-                    "SELECT count(*) FROM upload_sessions WHERE id = $1", session_id_of(upload_url)
+                left = await conn.fetchrow(
+                    "SELECT state, received, ended IS NOT NULL AS ended FROM upload_sessions WHERE id = $1", session_id
                 )
             finally:
                 await conn.close()
-            assert left == 0
-            # the expired session is gone for every process
+            # only the record of how it ended is left (for the web UI), holding no bytes
+            assert left is not None and dict(left) == {"state": "expired", "received": CHUNK, "ended": True}
             for process in (a, b):
+                # the expired session is gone for every process...
                 response = await client.put(process, upload_url, data[CHUNK:], CHUNK, size)
                 assert response.status_code in (401, 404), response.text
+                # ...and every process's web UI lists how it ended
+                page = (await http.get(f"{process.root}/uploads")).text
+                row = page.split(f'<tr data-id="{session_id}">', 1)[1].split("</tr>", 1)[0]
+                assert "state-expired" in row and "abandoned.bin" in row
     finally:
         await blobs.close()
     for process in (a, b):

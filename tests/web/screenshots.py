@@ -1,7 +1,7 @@
 """Screenshots of the web UI's main views for docs/ui.md: ``python -m tests.web.screenshots docs/ui``.
 
-Starts a throwaway server, fills it with the tests' demo data plus one finished and one
-half-done upload session, and saves a PNG of each view with headless Chromium.
+Starts a throwaway server, fills it with the tests' demo data plus a finished, a half-done and a
+cancelled upload session, and saves a PNG of each view with headless Chromium.
 """
 
 from __future__ import annotations
@@ -21,24 +21,38 @@ from tests.web.seed import ADELE, ALEX, GraphSession, seed
 MiB = 1024 * 1024
 
 
-def half_done_upload(root: str) -> None:
-    """A 24 MiB upload session with its first 10 MiB acknowledged, left in flight."""
+def partial_upload(root: str, subject: str, name: str, size: int, sent: int) -> str:
+    """An upload session of ``size`` bytes with its first ``sent`` acknowledged; its upload URL."""
     adele = GraphSession(root, ADELE)
     try:
-        draft = adele.post("/me/messages", {"subject": "Site survey"})
+        draft = adele.post("/me/messages", {"subject": subject})
         session = adele.post(
             f"/me/messages/{draft['id']}/attachments/createUploadSession",
-            {"AttachmentItem": {"attachmentType": "file", "name": "site-survey.mp4", "size": 24 * MiB}},
+            {"AttachmentItem": {"attachmentType": "file", "name": name, "size": size}},
         )
     finally:
         adele.close()
     chunk = os.urandom(2 * MiB)
-    for start in range(0, 10 * MiB, 2 * MiB):
+    for start in range(0, sent, 2 * MiB):
         end = start + len(chunk) - 1
         answer = httpx.put(
-            session["uploadUrl"], content=chunk, headers={"Content-Range": f"bytes {start}-{end}/{24 * MiB}"}
+            session["uploadUrl"], content=chunk, headers={"Content-Range": f"bytes {start}-{end}/{size}"}
         )
         assert answer.status_code == 200, answer.text
+    return str(session["uploadUrl"])
+
+
+def cancelled_upload(root: str) -> None:
+    """An upload cancelled after 4 MiB (the page keeps listing it)."""
+    url = partial_upload(root, "Old backup", "mailbox-backup.zip", 16 * MiB, 4 * MiB)
+    assert httpx.delete(url).status_code == 204
+
+
+def last_request(root: str, operation: str) -> int:
+    """The journal's number of the latest request of ``operation``."""
+    answer = httpx.get(f"{root}/_graphattach/requests", params={"operation": operation})
+    answer.raise_for_status()
+    return int(answer.json()["value"][-1]["seq"])
 
 
 INBOX = (
@@ -88,7 +102,8 @@ def main(out: Path) -> None:
                 big = Path(tmp) / "drone-footage.mov"
                 big.write_bytes(os.urandom(12 * MiB))
                 client.attach(Message(draft.id), big)
-            half_done_upload(server.root)
+            cancelled_upload(server.root)
+            partial_upload(server.root, "Site survey", "site-survey.mp4", 24 * MiB, 10 * MiB)
             inbox_mail(server.root)
             report = seeded.ids["report"]
             views = {
@@ -99,6 +114,8 @@ def main(out: Path) -> None:
                 "attachment-item": f"/attachments/{ADELE}/{report}/{seeded.attachments['forwarded']}",
                 "event": f"/calendar/{ADELE}/events/{seeded.ids['event']}",
                 "uploads": "/uploads",
+                "requests": "/requests",
+                "request": f"/requests/{last_request(server.root, 'attachments.createUploadSession')}",
                 "hostile": f"/mail/{ADELE}/messages/{seeded.ids['hostile']}",
             }
             browser = Browser(executable, width=1280, height=800)
@@ -106,7 +123,8 @@ def main(out: Path) -> None:
                 page = browser.new_page()
                 for name, url in views.items():
                     page.goto(server.root + url, settle=1.0)
-                    page.screenshot(out / f"{name}.png")
+                    # the request tail grows with every request: its first screenful says it all
+                    page.screenshot(out / f"{name}.png", full_page=name != "requests")
                     print(out / f"{name}.png")
             finally:
                 browser.close()

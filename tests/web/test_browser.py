@@ -14,6 +14,8 @@ import pytest
 
 from graphattach.client import Client, GraphattachTokenProvider, Message
 from graphattach.domain import ids
+from tests.engines import stack_server_args
+from tests.helpers import ServerProcess
 from tests.web.cdp import Browser, Page
 from tests.web.conftest import ADMIN_KEY, UiServer
 from tests.web.seed import ADELE, ALEX, HOSTILE_NAME, HOSTILE_SUBJECT, MEGAN, GraphSession
@@ -279,6 +281,43 @@ def _session(root: str, name: str) -> str:
     finally:
         adele.close()
     return str(created["uploadUrl"])
+
+
+def test_ended_sessions_are_listed_after_a_restart(request: pytest.FixtureRequest, tmp_path: Path, page: Page) -> None:
+    """The store keeps how a session ended: no page was open when it ended, and the process that
+    saw it is gone, yet the page lists it (and its upload URL still answers as Graph does)."""
+    args, env = stack_server_args(request)
+    server = ServerProcess(tmp_path / "data", *args, env=env).start()
+    try:
+        cancelled, expired = f"cancel-{uuid.uuid4().hex[:6]}.bin", f"expire-{uuid.uuid4().hex[:6]}.bin"
+        cancel_url = _session(server.root, cancelled)
+        part = 320 * 1024
+        put = httpx.put(
+            cancel_url,
+            content=b"x" * part,
+            headers={"Content-Range": f"bytes 0-{part - 1}/{3 * 1024 * 1024}"},
+        )
+        assert put.status_code == 200
+        assert httpx.delete(cancel_url).status_code == 204
+        _session(server.root, expired)
+        httpx.post(f"{server.root}/_graphattach/clock", json={"advanceSeconds": 6 * 3600 + 60}).raise_for_status()
+        httpx.post(f"{server.root}/_graphattach/sweep").raise_for_status()
+        httpx.delete(f"{server.root}/_graphattach/clock").raise_for_status()
+        server.stop()
+        server.start()
+
+        start = page.goto(f"{server.root}/uploads")
+        assert page.eval(_row_expr(cancelled)) == {"value": part, "state": "cancelled", "link": None}
+        assert page.eval(_row_expr(expired)) == {"value": 0, "state": "expired", "link": None}
+        assert_clean(page, start, "uploads after a restart")
+        # to Graph, the cancelled session is gone, as before the restart
+        assert httpx.get(cancel_url).status_code == 404
+        again = httpx.put(
+            cancel_url, content=b"x" * part, headers={"Content-Range": f"bytes {part}-{2 * part - 1}/{3 * 1024 * 1024}"}
+        )
+        assert again.status_code == 404
+    finally:
+        server.stop()
 
 
 def test_cancelled_and_expired_sessions_are_shown_so(ui: UiServer, page: Page) -> None:

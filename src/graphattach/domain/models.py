@@ -114,6 +114,9 @@ class UploadSession:
     attachment_id: str | None = None
     #: The request that completed it, for answering an identical retry the same way.
     last_range: tuple[int, int] | None = None
+    #: When the session ended (cancelled, or forgotten by the sweeper after its expiry): the store
+    #: keeps such a session as a record of how it ended, seen only by ``recent_sessions``.
+    ended: datetime | None = None
 
 
 def replace(record: R, **changes: Any) -> R:

@@ -29,7 +29,8 @@ class State(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
-    #: No session under that id (never created, cancelled and forgotten, or swept).
+    #: No session under that id (never created, cancelled and forgotten, or swept; the record
+    #: of how a session ended that the store keeps for the web UI is not a session).
     ABSENT = "absent"
 
 

@@ -62,6 +62,8 @@ def header(created: datetime, tenant_id: str) -> bytes:
 def record_line(kind: str, record: Any) -> bytes:
     fields = {f.name: _jsonable(getattr(record, f.name)) for f in dataclasses.fields(record)}
     fields.pop("has_attachments", None)  # derived by the store
+    if fields.get("ended", "") is None:
+        del fields["ended"]  # only live sessions are exported: the field stays out of the format
     return dumps({"type": kind, "record": fields}) + b"\n"
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from graphattach.domain.upload_session import Event, Outcome, decide, observe
 from graphattach.services.context import Context
-from graphattach.services.uploads import forget_session
+from graphattach.services.uploads import final_state, forget_session
 from graphattach.storage.coordination import SWEEPER_LOCK, try_exclusive
 
 log = logging.getLogger("graphattach.sweeper")
@@ -68,7 +68,7 @@ async def sweep(ctx: Context, *, batch: int = 100) -> SweepReport:
                 if session is None:
                     continue
                 if decide(observe(session, now), Event.SWEEP, ctx.settings.profile) is Outcome.FORGET:
-                    if await forget_session(ctx, session):
+                    if await forget_session(ctx, session, final_state(session)):
                         expired += 1
     orphans = 0
     for key in await ctx.metadata.reclaim_announced_blobs(ctx.settings.orphan_grace):

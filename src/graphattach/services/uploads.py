@@ -465,12 +465,20 @@ async def cancel(ctx: Context, path: UploadPath, claims: UploadClaims) -> None:
         if outcome is not Outcome.CANCEL:
             raise _refuse(outcome)
         assert session is not None
-        await forget_session(ctx, session)
+        await forget_session(ctx, session, "cancelled")
 
 
-async def forget_session(ctx: Context, session: UploadSession) -> bool:
-    """Delete the session row, then its blob unless an attachment owns it. True if it was there."""
-    if await ctx.metadata.delete_session(session.id) is None:
+def final_state(session: UploadSession) -> str:
+    """How a session the sweeper forgets ended: completed if it made its attachment, cancelled if
+    it was marked so, else expired."""
+    return session.state if session.state in ("completed", "cancelled") else "expired"
+
+
+async def forget_session(ctx: Context, session: UploadSession, state: str) -> bool:
+    """End the session (the store keeps only a record of how it ended, for the web UI: requests on
+    its upload URL find no session), then delete its blob unless an attachment owns it. True if
+    it was there."""
+    if await ctx.metadata.end_session(session.id, state, ctx.clock.now()) is None:
         return False
     if session.blob_key not in await ctx.metadata.referenced_blob_keys([session.blob_key]):
         await ctx.blobs.delete(session.blob_key)

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
+from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User, replace
 from graphattach.domain.subscriptions import DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage.interfaces import (
     AnnouncementLost,
@@ -1072,6 +1072,74 @@ class MetadataStoreConformance:
         assert await metadata_store.delete_session(session.id) is None
         assert await metadata_store.get_session(session.id) is None
 
+    async def test_end_session_leaves_only_a_record_for_recent_sessions(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        assert await metadata_store.advance_session(session.id, 0, 1000, (0, 999))
+        as_was = await metadata_store.get_session(session.id)
+        ended_at = T0 + timedelta(minutes=5)
+
+        assert await metadata_store.end_session(session.id, "cancelled", ended_at) == as_was
+        # to everything but the list of recent sessions, the session is gone
+        assert await metadata_store.get_session(session.id) is None
+        assert (await metadata_store.session_usage(session.id)).session is None
+        assert await metadata_store.list_sessions_expiring_before(T0 + timedelta(days=1)) == []
+        assert await metadata_store.referenced_blob_keys([session.blob_key]) == set()
+        assert await metadata_store.advance_session(session.id, 1000, 2000, (1000, 1999)) is False
+        assert await metadata_store.complete_session(session.id, 1000, make_attachment(item)) is False
+        assert await metadata_store.list_attachments(user.id, item.id) == []
+        assert await metadata_store.set_session_state(session.id, "expired") is None
+        assert await metadata_store.end_session(session.id, "expired", ended_at) is None  # ended already
+        assert await metadata_store.delete_session(session.id) is None
+        with pytest.raises(Conflict):
+            await metadata_store.add_session(make_session(item, id=session.id))  # the id stays taken
+
+        [record] = [s for s in await metadata_store.recent_sessions(100) if s.id == session.id]
+        assert as_was is not None
+        assert record == replace(as_was, state="cancelled", ended=ended_at)  # bytes received kept
+        with pytest.raises(ValueError):
+            await metadata_store.end_session(session.id, "active", ended_at)
+        with pytest.raises(ValueError):
+            await metadata_store.end_session(session.id, "bogus", ended_at)
+
+    async def test_end_session_of_a_completed_session(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item, size=100)
+        await metadata_store.add_session(session)
+        attachment = make_attachment(item, blob_key=session.blob_key, content_length=100)
+        assert await metadata_store.complete_session(session.id, 0, attachment)
+        assert await metadata_store.end_session(session.id, "completed", T0 + timedelta(hours=7)) is not None
+        [record] = [s for s in await metadata_store.recent_sessions(100) if s.id == session.id]
+        assert (record.state, record.attachment_id, record.received) == ("completed", attachment.id, 100)
+        # the blob is the attachment's now, as before the session ended
+        assert await metadata_store.referenced_blob_keys([session.blob_key]) == {session.blob_key}
+        assert await metadata_store.delete_attachment(user.id, item.id, attachment.id) == [session.blob_key]
+
+    async def test_ended_sessions_kept_are_the_newest_of_each_mailbox(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        other_user, other_inbox = await self.mailbox(metadata_store)
+        other_item = await self.item_in(metadata_store, other_inbox)
+        elsewhere = make_session(other_item)
+        await metadata_store.add_session(elsewhere)
+        await metadata_store.end_session(elsewhere.id, "expired", T0)
+        live = make_session(item)
+        await metadata_store.add_session(live)
+        made = [make_session(item, created=T0 + timedelta(seconds=i)) for i in range(4)]
+        for session in made:
+            await metadata_store.add_session(session)
+        # they end in another order than they were created: the newest *ended* are kept
+        for session, minutes in zip(made, (3, 1, 4, 2), strict=True):
+            await metadata_store.end_session(session.id, "cancelled", T0 + timedelta(minutes=minutes), keep=2)
+        listed = [s.id for s in await metadata_store.recent_sessions(100)]
+        assert [i for i in listed if i in {s.id for s in made}] == [made[2].id, made[0].id]  # newest created first
+        assert live.id in listed and elsewhere.id in listed  # live sessions and other mailboxes untouched
+        await metadata_store.reset()
+        assert await metadata_store.recent_sessions(100) == []
+
     async def test_list_sessions_expiring_before(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         item = await self.item_in(metadata_store, inbox)
@@ -1806,6 +1874,12 @@ class PersistentMetadataStoreConformance(MetadataStoreConformance):
         assert stored_session is not None and stored_session.received == 5
         assert stored_session.last_range == (0, 4)
         assert await store.get_setting("tenant_id") == "t1"
+        ended = make_session(item, received=7)
+        await store.add_session(ended)
+        await store.end_session(ended.id, "cancelled", T0 + timedelta(minutes=1))
+        store = await reopen_metadata_store(store)
+        [record] = [s for s in await store.recent_sessions(100) if s.id == ended.id]
+        assert (record.state, record.ended, record.received) == ("cancelled", T0 + timedelta(minutes=1), 7)
         with pytest.raises(Conflict):
             await store.add_user(make_user(user.user_principal_name.upper()))
         mark = await store.change_mark(user.id)

@@ -24,6 +24,11 @@ RESET_GENERATION = "reset_generation"
 __all__ = ["AnnouncementLost", "Conflict", "LimitExceeded", "RecordNotFound"]  # re-exported: the contract names them
 
 
+#: Ended upload sessions kept per mailbox (``end_session``): the newest, so that the web UI shows
+#: how recent uploads ended after a restart and in every process sharing the store (docs/fidelity.md).
+ENDED_SESSIONS_KEPT = 100
+
+
 @dataclass(frozen=True, slots=True)
 class ItemChange:
     """The latest change of one item as seen from one folder: ``seq`` orders changes within a
@@ -146,14 +151,25 @@ class MetadataStore(Protocol):
     async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
         """Delete; None if absent, else the blob keys no record references any more."""
 
-    # upload sessions
+    # upload sessions. A session that ended (``end_session``) stays as a record of how it ended,
+    # which only ``recent_sessions`` returns: every other method treats it as absent.
     async def add_session(self, session: UploadSession) -> None: ...
     async def get_session(self, session_id: str) -> UploadSession | None: ...
     async def session_usage(self, session_id: str) -> SessionUsage:
         """The session with what a PUT checks it against, in one round trip to the store."""
 
     async def recent_sessions(self, limit: int) -> list[UploadSession]:
-        """Up to ``limit`` upload sessions, newest first, in any state (the web UI)."""
+        """Up to ``limit`` upload sessions, newest (created) first, in any state, ended ones
+        included (with ``ended`` set): the web UI's list."""
+
+    async def end_session(
+        self, session_id: str, state: str, ended: datetime, *, keep: int = ENDED_SESSIONS_KEPT
+    ) -> UploadSession | None:
+        """Replace a session by the record of how it ended: ``state`` (completed, cancelled or
+        expired), ``ended``, its bytes received. From then on it references no blob and only
+        ``recent_sessions`` returns it. In the same transaction, the mailbox's ended sessions
+        beyond the newest ``keep`` (by ``ended``) are deleted. Returns the session as it was,
+        None if it is unknown or ended already."""
 
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
@@ -176,8 +192,11 @@ class MetadataStore(Protocol):
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
         """Mark a session cancelled or expired; returns the session as it was, None if unknown."""
 
-    async def delete_session(self, session_id: str) -> UploadSession | None: ...
-    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]: ...
+    async def delete_session(self, session_id: str) -> UploadSession | None:
+        """Delete a session that has not ended, leaving no record; returns it, None if unknown."""
+
+    async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
+        """Sessions (not ended) whose ``expires`` is before ``when``, soonest first."""
 
     def lock_session(self, session_id: str) -> AbstractAsyncContextManager[None]:
         """Exclusive lock on one session, across processes; released when its holder dies."""
@@ -199,7 +218,7 @@ class MetadataStore(Protocol):
 
     # blobs that records reference (for orphan reclamation)
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """Those of ``keys`` that an attachment or an upload session references, or that an
+        """Those of ``keys`` that an attachment or an upload session (not ended) references, or that an
         insert in flight announced: one snapshot, so a key an insert commits meanwhile is in it."""
 
     async def announce_blobs(self, keys: list[str]) -> None:

@@ -24,11 +24,13 @@ from graphattach.domain.models import (
     ItemKind,
     UploadSession,
     User,
+    replace,
 )
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage._common import EPOCH, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
 from graphattach.storage.interfaces import (
+    ENDED_SESSIONS_KEPT,
     RESET_GENERATION,
     AnnouncementLost,
     Conflict,
@@ -45,7 +47,7 @@ __all__ = ["MemoryBlobStore", "MemoryMetadataStore"]
 
 R = TypeVar("R")
 
-_DATETIME_FIELDS = ("created", "last_modified", "expires")
+_DATETIME_FIELDS = ("created", "last_modified", "expires", "ended")
 
 
 def _clone(record: R) -> R:
@@ -437,14 +439,19 @@ class MemoryMetadataStore:
             raise Conflict(f"session {session.id!r} exists")
         if session.state not in SESSION_STATES:
             raise ValueError(session.state)
-        self._sessions[session.id] = _clone(session)
+        self._sessions[session.id] = _clone(replace(session, ended=None))
+
+    def _live_session(self, session_id: str) -> UploadSession | None:
+        """The session unless it is unknown or ended (ended ones are for ``recent_sessions`` only)."""
+        session = self._sessions.get(session_id)
+        return session if session is not None and session.ended is None else None
 
     async def get_session(self, session_id: str) -> UploadSession | None:
-        session = self._sessions.get(session_id)
+        session = self._live_session(session_id)
         return _clone(session) if session else None
 
     async def session_usage(self, session_id: str) -> SessionUsage:
-        session = self._sessions.get(session_id)
+        session = self._live_session(session_id)
         if session is None:
             return SessionUsage(None, None, 0)
         user = self._users.get(session.user_id)
@@ -458,7 +465,7 @@ class MemoryMetadataStore:
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
-        session = self._sessions.get(session_id)
+        session = self._live_session(session_id)
         if session is None or session.state != "active" or session.received != expected_received:
             return False
         session.received = received
@@ -474,7 +481,7 @@ class MemoryMetadataStore:
         max_count: int | None = None,
         max_total_size: int | None = None,
     ) -> bool:
-        session = self._sessions.get(session_id)
+        session = self._live_session(session_id)
         if session is None or session.state != "active" or session.received != expected_received:
             return False
         self._insert_attachment(attachment, max_count, max_total_size)
@@ -487,16 +494,37 @@ class MemoryMetadataStore:
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
         if state not in SESSION_STATES:
             raise ValueError(state)
-        session = self._sessions.get(session_id)
+        session = self._live_session(session_id)
         if session is None:
             return None
         before = _clone(session)
         session.state = state  # type: ignore[assignment]
         return before
 
+    async def end_session(
+        self, session_id: str, state: str, ended: datetime, *, keep: int = ENDED_SESSIONS_KEPT
+    ) -> UploadSession | None:
+        if state not in SESSION_STATES or state == "active":
+            raise ValueError(state)
+        session = self._live_session(session_id)
+        if session is None:
+            return None
+        before = _clone(session)
+        session.state = state  # type: ignore[assignment]
+        session.ended = as_utc(ended)
+        mine = [s for s in self._sessions.values() if s.user_id == session.user_id and s.ended is not None]
+        # newest first by ``ended``; among equal times, the later insertion first (as the SQL stores)
+        order = {s.id: n for n, s in enumerate(self._sessions.values())}
+        mine.sort(key=lambda s: (s.ended, order[s.id]), reverse=True)
+        for old in mine[max(keep, 0) :]:
+            del self._sessions[old.id]
+        return before
+
     async def delete_session(self, session_id: str) -> UploadSession | None:
-        session = self._sessions.pop(session_id, None)
-        return _clone(session) if session else None
+        if self._live_session(session_id) is None:
+            return None
+        session = self._sessions.pop(session_id)
+        return _clone(session)
 
     async def recent_sessions(self, limit: int) -> list[UploadSession]:
         # dicts keep insertion order: the newest session is the last one added
@@ -514,7 +542,7 @@ class MemoryMetadataStore:
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         cutoff = as_utc(when)
-        found = [s for s in self._sessions.values() if as_utc(s.expires) < cutoff]
+        found = [s for s in self._sessions.values() if s.ended is None and as_utc(s.expires) < cutoff]
         found.sort(key=lambda s: (as_utc(s.expires), s.id))
         return [_clone(s) for s in found[:limit]]
 
@@ -528,7 +556,7 @@ class MemoryMetadataStore:
 
     def _blob_refs(self) -> set[str]:
         refs = {a.blob_key for atts in self._attachments.values() for a in atts.values() if a.blob_key is not None}
-        refs |= {s.blob_key for s in self._sessions.values()}
+        refs |= {s.blob_key for s in self._sessions.values() if s.ended is None}
         return refs
 
     def _unreferenced(self, keys: set[str]) -> list[str]:

@@ -63,6 +63,7 @@ from graphattach.storage._subscriptions import (
 )
 from graphattach.storage.advisory_locks import advisory_lock, session_lock_key, unlock
 from graphattach.storage.interfaces import (
+    ENDED_SESSIONS_KEPT,
     RESET_GENERATION,
     AnnouncementLost,
     Conflict,
@@ -132,15 +133,17 @@ _ITEM_COLUMNS = """
 _UNREFERENCED = """
     SELECT DISTINCT k COLLATE "C" AS k FROM unnest($1::text[]) AS k
     WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)
-      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)
+      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k AND ended IS NULL)
       AND NOT EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = k)
     ORDER BY 1
 """
 
-_SESSION_COLUMNS = (
+#: The columns ``add_session`` writes; a session read back has ``ended`` too.
+_SESSION_INSERT_COLUMNS = (
     "id, user_id, item_id, item_kind, name, content_type, is_inline, content_id, size, received,"
     " blob_key, state, expires, created, attachment_id, last_start, last_end"
 )
+_SESSION_COLUMNS = _SESSION_INSERT_COLUMNS + ", ended"
 
 
 _SESSION_COLUMNS_OF_S = ", ".join(f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(","))
@@ -615,7 +618,7 @@ class PostgresMetadataStore:
         last = session.last_range or (None, None)
         try:
             await self.pool.execute(
-                f"INSERT INTO upload_sessions ({_SESSION_COLUMNS})"
+                f"INSERT INTO upload_sessions ({_SESSION_INSERT_COLUMNS})"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 session.id,
                 session.user_id,
@@ -639,7 +642,9 @@ class PostgresMetadataStore:
             raise Conflict(f"session {session.id!r} exists") from exc
 
     async def get_session(self, session_id: str) -> UploadSession | None:
-        row = await self.pool.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1", session_id)
+        row = await self.pool.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1 AND ended IS NULL", session_id
+        )
         return _session(row) if row else None
 
     async def session_usage(self, session_id: str) -> SessionUsage:
@@ -649,7 +654,7 @@ class PostgresMetadataStore:
             f"SELECT {_SESSION_COLUMNS_OF_S}, u.max_message_size AS usage_max,"
             " (SELECT coalesce(sum(a.content_length), 0) FROM attachments a"
             "  WHERE a.user_id = s.user_id AND a.item_id = s.item_id) AS usage_bytes"
-            " FROM upload_sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+            " FROM upload_sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.ended IS NULL",
             session_id,
         )
         if row is None:
@@ -666,7 +671,7 @@ class PostgresMetadataStore:
         # A concurrent writer of the row makes this wait, then re-check the WHERE on its version.
         status = await self.pool.execute(
             "UPDATE upload_sessions SET received = $1, last_start = $2, last_end = $3"
-            " WHERE id = $4 AND state = 'active' AND received = $5",
+            " WHERE id = $4 AND state = 'active' AND received = $5 AND ended IS NULL",
             received,
             last_range[0],
             last_range[1],
@@ -686,7 +691,8 @@ class PostgresMetadataStore:
     ) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             size = await conn.fetchval(
-                "SELECT size FROM upload_sessions WHERE id = $1 AND state = 'active' AND received = $2 FOR UPDATE",
+                "SELECT size FROM upload_sessions"
+                " WHERE id = $1 AND state = 'active' AND received = $2 AND ended IS NULL FOR UPDATE",
                 session_id,
                 expected_received,
             )
@@ -709,16 +715,43 @@ class PostgresMetadataStore:
             raise ValueError(state)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1 FOR UPDATE", session_id
+                f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1 AND ended IS NULL FOR UPDATE",
+                session_id,
             )
             if row is None:
                 return None
             await conn.execute("UPDATE upload_sessions SET state = $1 WHERE id = $2", state, session_id)
             return _session(row)
 
+    async def end_session(
+        self, session_id: str, state: str, ended: datetime, *, keep: int = ENDED_SESSIONS_KEPT
+    ) -> UploadSession | None:
+        if state not in SESSION_STATES or state == "active":
+            raise ValueError(state)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = $1 AND ended IS NULL FOR UPDATE",
+                session_id,
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE upload_sessions SET state = $1, ended = $2 WHERE id = $3", state, _utc(ended), session_id
+            )
+            # Two sessions of one mailbox ending at once may each keep one more than ``keep`` for
+            # a moment; the next end trims it (a bound for the UI, not an invariant).
+            await conn.execute(
+                "DELETE FROM upload_sessions WHERE user_id = $1 AND ended IS NOT NULL AND seq NOT IN"
+                " (SELECT seq FROM upload_sessions WHERE user_id = $1 AND ended IS NOT NULL"
+                "  ORDER BY ended DESC, seq DESC LIMIT $2)",
+                row["user_id"],
+                max(keep, 0),
+            )
+            return _session(row)
+
     async def delete_session(self, session_id: str) -> UploadSession | None:
         row = await self.pool.fetchrow(
-            f"DELETE FROM upload_sessions WHERE id = $1 RETURNING {_SESSION_COLUMNS}", session_id
+            f"DELETE FROM upload_sessions WHERE id = $1 AND ended IS NULL RETURNING {_SESSION_COLUMNS}", session_id
         )
         return _session(row) if row else None
 
@@ -744,7 +777,8 @@ class PostgresMetadataStore:
 
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         rows = await self.pool.fetch(
-            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE expires < $1 ORDER BY expires, id LIMIT $2",
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE expires < $1 AND ended IS NULL"
+            " ORDER BY expires, id LIMIT $2",
             _utc(when),
             limit,
         )
@@ -797,7 +831,7 @@ class PostgresMetadataStore:
         rows = await self.pool.fetch(
             "SELECT DISTINCT k FROM unnest($1::text[]) AS k"
             " WHERE EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)"
-            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k)"
+            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k AND ended IS NULL)"
             " OR EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = k)",
             list(keys),
         )

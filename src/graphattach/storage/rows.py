@@ -99,4 +99,5 @@ class RowMapper:
             created=self.when(row["created"]),
             attachment_id=row["attachment_id"],
             last_range=(last_start, last_end) if last_start is not None and last_end is not None else None,
+            ended=self.when(row["ended"]) if row["ended"] is not None else None,
         )

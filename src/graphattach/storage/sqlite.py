@@ -70,6 +70,7 @@ from graphattach.storage.filelocks import (
     lock_file_name,
 )
 from graphattach.storage.interfaces import (
+    ENDED_SESSIONS_KEPT,
     RESET_GENERATION,
     AnnouncementLost,
     Conflict,
@@ -136,7 +137,7 @@ _ITEM_USAGE_SQL = (
 _UNREFERENCED = """
     SELECT DISTINCT value FROM json_each(?)
     WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)
-      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)
+      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value AND ended IS NULL)
       AND NOT EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = value)
     ORDER BY value
 """
@@ -794,7 +795,7 @@ class SqliteMetadataStore:
 
     async def get_session(self, session_id: str) -> UploadSession | None:
         def run(conn: sqlite3.Connection) -> UploadSession | None:
-            row = conn.execute("SELECT * FROM upload_sessions WHERE id = ?", (session_id,)).fetchone()
+            row = conn.execute("SELECT * FROM upload_sessions WHERE id = ? AND ended IS NULL", (session_id,)).fetchone()
             return _session(row) if row else None
 
         return await self._run(run)
@@ -808,7 +809,7 @@ class SqliteMetadataStore:
                 "SELECT s.*, u.max_message_size AS usage_max,"
                 " (SELECT coalesce(sum(a.content_length), 0) FROM attachments a"
                 "  WHERE a.user_id = s.user_id AND a.item_id = s.item_id) AS usage_bytes"
-                " FROM upload_sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+                " FROM upload_sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id = ? AND s.ended IS NULL",
                 (session_id,),
             ).fetchone()
             if row is None:
@@ -824,7 +825,7 @@ class SqliteMetadataStore:
             with _transaction(conn):
                 cursor = conn.execute(
                     "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
-                    " WHERE id = ? AND state = 'active' AND received = ?",
+                    " WHERE id = ? AND state = 'active' AND received = ? AND ended IS NULL",
                     (received, last_range[0], last_range[1], session_id, expected_received),
                 )
                 return cursor.rowcount == 1
@@ -843,7 +844,8 @@ class SqliteMetadataStore:
         def run(conn: sqlite3.Connection) -> bool:
             with _transaction(conn):
                 row = conn.execute(
-                    "SELECT size FROM upload_sessions WHERE id = ? AND state = 'active' AND received = ?",
+                    "SELECT size FROM upload_sessions"
+                    " WHERE id = ? AND state = 'active' AND received = ? AND ended IS NULL",
                     (session_id, expected_received),
                 ).fetchone()
                 if row is None:
@@ -865,7 +867,9 @@ class SqliteMetadataStore:
 
         def run(conn: sqlite3.Connection) -> UploadSession | None:
             with _transaction(conn):
-                row = conn.execute("SELECT * FROM upload_sessions WHERE id = ?", (session_id,)).fetchone()
+                row = conn.execute(
+                    "SELECT * FROM upload_sessions WHERE id = ? AND ended IS NULL", (session_id,)
+                ).fetchone()
                 if row is None:
                     return None
                 conn.execute("UPDATE upload_sessions SET state = ? WHERE id = ?", (state, session_id))
@@ -873,10 +877,42 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
+    async def end_session(
+        self, session_id: str, state: str, ended: datetime, *, keep: int = ENDED_SESSIONS_KEPT
+    ) -> UploadSession | None:
+        if state not in SESSION_STATES or state == "active":
+            raise ValueError(state)
+
+        def run(conn: sqlite3.Connection) -> UploadSession | None:
+            with _transaction(conn):
+                row = conn.execute(
+                    "SELECT * FROM upload_sessions WHERE id = ? AND ended IS NULL", (session_id,)
+                ).fetchone()
+                if row is None:
+                    return None
+                conn.execute(
+                    "UPDATE upload_sessions SET state = ?, ended = ? WHERE id = ?",
+                    (state, to_micros(ended), session_id),
+                )
+                conn.execute(
+                    "DELETE FROM upload_sessions WHERE user_id = ? AND ended IS NOT NULL AND seq NOT IN"
+                    " (SELECT seq FROM upload_sessions WHERE user_id = ? AND ended IS NOT NULL"
+                    "  ORDER BY ended DESC, seq DESC LIMIT ?)",
+                    (row["user_id"], row["user_id"], max(keep, 0)),
+                )
+                return _session(row)
+
+        before = await self._run(run)
+        if before is not None and session_id in self._held:
+            self._retired.add(session_id)  # the lock file goes when the holder releases it
+        return before
+
     async def delete_session(self, session_id: str) -> UploadSession | None:
         def run(conn: sqlite3.Connection) -> UploadSession | None:
             with _transaction(conn):
-                row = conn.execute("DELETE FROM upload_sessions WHERE id = ? RETURNING *", (session_id,)).fetchone()
+                row = conn.execute(
+                    "DELETE FROM upload_sessions WHERE id = ? AND ended IS NULL RETURNING *", (session_id,)
+                ).fetchone()
                 return _session(row) if row else None
 
         deleted = await self._run(run)
@@ -911,7 +947,7 @@ class SqliteMetadataStore:
     async def list_sessions_expiring_before(self, when: datetime, limit: int = 100) -> list[UploadSession]:
         def run(conn: sqlite3.Connection) -> list[UploadSession]:
             rows = conn.execute(
-                "SELECT * FROM upload_sessions WHERE expires < ? ORDER BY expires, id LIMIT ?",
+                "SELECT * FROM upload_sessions WHERE expires < ? AND ended IS NULL ORDER BY expires, id LIMIT ?",
                 (to_micros(when), limit),
             )
             return [_session(r) for r in rows]
@@ -998,7 +1034,7 @@ class SqliteMetadataStore:
                 name = entry.name.removesuffix(".lock")
                 if (
                     not name.startswith("h-")
-                    and conn.execute("SELECT 1 FROM upload_sessions WHERE id = ?", (name,)).fetchone()
+                    and conn.execute("SELECT 1 FROM upload_sessions WHERE id = ? AND ended IS NULL", (name,)).fetchone()
                 ):
                     continue
                 path = Path(entry.path)
@@ -1020,7 +1056,7 @@ class SqliteMetadataStore:
             rows = conn.execute(
                 "SELECT DISTINCT value FROM json_each(?) WHERE"
                 " EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)"
-                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value)"
+                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value AND ended IS NULL)"
                 " OR EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = value)",
                 (_json_list(keys),),
             )

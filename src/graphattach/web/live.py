@@ -2,18 +2,18 @@
 
 The feed polls the metadata store (a few times a second, only while a page listens), so it sees
 the PUTs of every server process sharing the store and adds nothing to the upload path: a watched
-upload runs the same code as an unwatched one. The store keeps completed sessions until they
-expire; cancelled and swept sessions are deleted, so ``Watch`` remembers the ones it saw vanish
-(``cancelled`` before their expiry, ``expired`` after) in a bounded history of this process.
+upload runs the same code as an unwatched one. Sessions that ended (cancelled, or swept after
+their expiry) are kept by the store as records of how they ended (``MetadataStore.end_session``),
+so they are listed after a restart and by every process, whether or not a page was open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -30,9 +30,13 @@ from graphattach.web.pages import ctx_of, render, view
 
 #: Seconds between two looks at the store while a page listens (≥ 2 updates a second).
 POLL_INTERVAL = 0.25
-#: Sessions listed (newest first) and vanished sessions remembered.
+#: Sessions listed (newest first).
 LIMIT = 50
 HEARTBEAT = 15.0
+#: Seconds a looked-up user name or attachment link is reused: the feed polls a few times a
+#: second, and re-reading them every time cost a watched upload measurably (bench/README.md);
+#: a deleted attachment's link lingers this long at most.
+LOOKUP_TTL = 5.0
 
 
 @dataclass(slots=True)
@@ -44,12 +48,23 @@ class Seen:
 
 @dataclass(slots=True)
 class Watch:
-    """What this process remembers between two looks: the last bytes seen per session (for the
-    rate) and the sessions that vanished from the store."""
+    """What this process remembers between two looks: the last bytes seen per active session
+    (for the rate), and recent look-ups (``LOOKUP_TTL``)."""
 
     seen: dict[str, Seen] = field(default_factory=dict)
-    active: dict[str, UploadSession] = field(default_factory=dict)
-    ended: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    looked_up: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
+
+    async def lookup(self, key: tuple[str, str], fetch: Callable[[], Awaitable[str | None]]) -> str | None:
+        now = time.monotonic()
+        hit = self.looked_up.get(key)
+        if hit is not None and now - hit[0] < LOOKUP_TTL:
+            return hit[1]
+        value = await fetch()
+        self.looked_up[key] = (now, value)
+        if len(self.looked_up) > 4 * LIMIT:
+            for stale in [k for k, (at, _) in self.looked_up.items() if now - at >= LOOKUP_TTL]:
+                del self.looked_up[stale]
+        return value
 
     def rate(self, session: UploadSession) -> float:
         now = time.monotonic()
@@ -67,50 +82,52 @@ class Watch:
 
 
 async def snapshot(ctx: Context, watch: Watch) -> list[dict[str, Any]]:
-    """The newest sessions (and those seen vanishing), as rows for the page and the feed."""
+    """The newest sessions, ended ones included, as rows for the page and the feed."""
     sessions = await browse.sessions(ctx, LIMIT)
     now = ctx.clock.now()
-    present = {s.id for s in sessions}
-    users: dict[str, str] = {}
 
     async def upn(user_id: str) -> str:
-        if user_id not in users:
+        async def fetch() -> str:
             user = await ctx.metadata.get_user(user_id)
-            users[user_id] = user.user_principal_name if user is not None else user_id
-        return users[user_id]
+            return user.user_principal_name if user is not None else user_id
 
-    for gone_id, gone in list(watch.active.items()):
-        if gone_id not in present:
-            del watch.active[gone_id]
-            watch.seen.pop(gone_id, None)
-            state = "expired" if now >= gone.expires else "cancelled"
-            watch.ended[gone_id] = await _row(ctx, gone, state, await upn(gone.user_id), 0.0, now)
-            while len(watch.ended) > LIMIT:
-                watch.ended.popitem(last=False)
+        return await watch.lookup(("user", user_id), fetch) or user_id
+
     rows: list[dict[str, Any]] = []
+    active: set[str] = set()
     for session in sessions:
-        state = observe(session, now).value
+        # how an ended or completed session ended; for the others, what a request would see
+        # (a session past its expiry is expired before the sweeper comes by)
+        ended = session.ended is not None or session.state == "completed"
+        state = session.state if ended else observe(session, now).value
+        rate = 0.0
         if state == "active":
-            watch.active[session.id] = session
+            active.add(session.id)
             rate = watch.rate(session)
-        else:
-            watch.active.pop(session.id, None)
-            watch.seen.pop(session.id, None)
-            rate = 0.0
-        rows.append(await _row(ctx, session, state, await upn(session.user_id), rate, now))
-    rows.extend(r for k, r in reversed(watch.ended.items()) if k not in present)
+        user = await upn(session.user_id)
+        link = None
+        if state == "completed":
+            link = await watch.lookup(("attachment", session.id), partial(_attachment_url, ctx, session, user))
+        rows.append(_row(ctx, session, state, user, rate, link, now))
+    for gone in watch.seen.keys() - active:
+        del watch.seen[gone]
     return rows
 
 
-async def _row(ctx: Context, session: UploadSession, state: str, upn: str, rate: float, now: Any) -> dict[str, Any]:
+async def _attachment_url(ctx: Context, session: UploadSession, upn: str) -> str | None:
+    """The page of the attachment a completed session made, if it is still there."""
+    attachment = await browse.attachment_of(ctx, session)
+    if attachment is None:
+        return None
+    return f"/attachments/{quote(upn, safe='@')}/{session.item_id}/{attachment.id}"
+
+
+def _row(
+    ctx: Context, session: UploadSession, state: str, upn: str, rate: float, attachment_url: str | None, now: Any
+) -> dict[str, Any]:
     section = "mail" if session.item_kind == "message" else "calendar"
     kind = "messages" if session.item_kind == "message" else "events"
     user_part = quote(upn, safe="@")
-    attachment_url = None
-    if state == "completed":
-        attachment = await browse.attachment_of(ctx, session)
-        if attachment is not None:
-            attachment_url = f"/attachments/{user_part}/{session.item_id}/{attachment.id}"
     return {
         "id": session.id,
         "name": session.name,
@@ -124,6 +141,7 @@ async def _row(ctx: Context, session: UploadSession, state: str, upn: str, rate:
         "next": next_range(session.received, session.size, ctx.settings.profile) if state == "active" else "",
         "attachment_url": attachment_url,
         "created": session.created.isoformat(),
+        "ended": session.ended.isoformat() if session.ended is not None else None,
     }
 
 

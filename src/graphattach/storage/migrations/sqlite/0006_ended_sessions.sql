@@ -1,0 +1,6 @@
+-- An upload session that ends (cancelled, or forgotten by the sweeper after its expiry) stays as
+-- the record of how it ended: `ended` set (microseconds, the server clock), its final state, its
+-- bytes received. Such a row references no blob and is seen only by the web UI's list of recent
+-- sessions; the newest 100 per mailbox are kept.
+ALTER TABLE upload_sessions ADD COLUMN ended INTEGER;
+CREATE INDEX upload_sessions_ended_by_user ON upload_sessions (user_id, ended) WHERE ended IS NOT NULL;
