@@ -1,7 +1,7 @@
 """``--in-memory`` with and without ``--memory-limit``: RSS and throughput of several big uploads.
 
 Starts ``graphattach serve --in-memory`` once per setting (``unlimited`` and each limit given), with
-``TMPDIR`` in a scratch directory, uploads ``--files`` files of ``--size`` bytes to one draft in
+``TMPDIR`` in a scratch directory, uploads ``--files`` files of ``--size`` bytes (one draft each) in
 4 MiB PUTs on one connection, and prints per setting: the server tree's RSS before and at its peak
 (sampled every 20 ms), the growth, MB/s over all uploads, the server's CPU seconds, and the bytes
 in the spill directory at the end. Settings are interleaved over ``--runs`` rounds. Asserts nothing.
@@ -39,10 +39,10 @@ def one_run(limit: str, files: int, data: memoryview, scratch: Path) -> dict[str
     server.start_and_wait()
     try:
         with Graph(server.port) as graph:
-            draft = graph.create_draft()
+            drafts = [graph.create_draft() for _ in range(files)]  # one each: 150 MiB is a draft's maximum
             with Monitor(server.procs) as usage:
                 started = time.perf_counter()
-                for _ in range(files):
+                for draft in drafts:
                     session = graph.create_session(draft, len(data))
                     upload(graph.conn, session.upload_url, data)
                 seconds = time.perf_counter() - started
