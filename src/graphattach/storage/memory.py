@@ -673,7 +673,9 @@ SPILL_PREFIX = "graphattach-spill-"
 #: The file a running store holds an exclusive ``flock`` on inside its spill directory: a directory
 #: whose lock can be taken belongs to a process that is gone (crashed, killed) and is removed.
 _SPILL_LOCK = ".lock"
-#: A spill directory without a lock file younger than this may be one being created right now.
+#: A spill directory is made under this name, and renamed once its lock is held.
+_SPILL_MAKING = ".graphattach-spill-making-"
+#: A spill directory without a lock file younger than this is left alone (not one of ours, or odd).
 _SPILL_LOCKLESS_GRACE = 60.0
 #: Bytes per piece when a blob moves from memory to the spill directory.
 _MOVE_PIECE = 1024 * 1024
@@ -956,10 +958,21 @@ async def _chained(first: AsyncIterator[bytes], chunk: bytes, rest: AsyncIterato
 
 
 def _make_spill_dir(parent: Path) -> tuple[Path, int]:
-    """A new spill directory under ``parent`` and the fd of its held lock."""
-    directory = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=parent))
-    lock = os.open(directory / _SPILL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    """A new spill directory under ``parent`` and the fd of its held lock. It is made under a
+    name the clean-up does not look at and renamed once locked, so that no other process can
+    take it for a dead one's in between."""
+    making = Path(tempfile.mkdtemp(prefix=_SPILL_MAKING, dir=parent))
+    lock = -1
+    try:
+        lock = os.open(making / _SPILL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        directory = parent / (SPILL_PREFIX + making.name.removeprefix(_SPILL_MAKING))
+        os.rename(making, directory)
+    except BaseException:
+        shutil.rmtree(making, ignore_errors=True)
+        if lock >= 0:
+            os.close(lock)
+        raise
     return directory, lock
 
 
