@@ -64,8 +64,6 @@ def main() -> None:
             for build in order:
                 results[build].append(one_round(opts.a if build == "A" else opts.b, opts.puts, Path(scratch)))
     print(f"{opts.puts} PUTs of 1 KiB per round, {opts.rounds} rounds, builds alternated; load {os.getloadavg()}")
-    ratios = [b[0] / a[0] for a, b in zip(results["A"], results["B"], strict=True)]
-    print(f"B/A PUT/s per round: median {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
     for build, rounds in results.items():
         rates, cpus = [r[0] for r in rounds], [r[1] for r in rounds]
         print(

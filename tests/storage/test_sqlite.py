@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -304,44 +303,3 @@ async def test_a_returned_write_survives_the_process_being_killed(db_path: Path)
         assert await store.get_user_by_upn("SURVIVOR@contoso.example") is not None
     finally:
         await store.close()
-
-
-async def test_advance_session_after_writes_first_and_commits_nothing_when_the_write_fails(db_path: Path) -> None:
-    """The small-range path: the blob's durable write and the commit in one hand-off, in that
-    order, whether the store's thread is idle (the same hand-off) or busy (the write in a thread
-    of its own first)."""
-    from graphattach.storage.files import FileBlobStore
-
-    store = SqliteMetadataStore(db_path)
-    await store.open()
-    blobs = FileBlobStore(db_path.parent / "blobs")
-    await blobs.open()
-    try:
-        user, inbox = await TestSqliteMetadataStore.mailbox(store)
-        item = await TestSqliteMetadataStore.item_in(store, inbox)
-        session = make_session(item)
-        await store.add_session(session)
-        write = blobs.durable_writer(session.blob_key, b"a" * 1000, 0)
-        assert await store.advance_session_after(write, session.id, 0, 1000, (0, 999)) is True
-        assert await blobs.size(session.blob_key) == 1000
-
-        def failing() -> int:
-            raise OSError("disk gone")
-
-        with pytest.raises(OSError, match="disk gone"):
-            await store.advance_session_after(failing, session.id, 1000, 2000, (1000, 1999))
-        stored = await store.get_session(session.id)
-        assert stored is not None and stored.received == 1000  # nothing committed
-        # With the thread busy, the write goes first in a thread of its own, then the commit.
-        slow = asyncio.ensure_future(store._run(lambda conn: time.sleep(0.2)))
-        await asyncio.sleep(0.01)
-        assert store._pending == 1
-        write = blobs.durable_writer(session.blob_key, b"b" * 1000, 1000)
-        assert await store.advance_session_after(write, session.id, 1000, 2000, (1000, 1999)) is True
-        await slow
-        stored = await store.get_session(session.id)
-        assert stored is not None and stored.received == 2000 and stored.last_range == (1000, 1999)
-        assert b"".join([c async for c in blobs.read(session.blob_key)]) == b"a" * 1000 + b"b" * 1000
-    finally:
-        await store.close()
-        await blobs.close()

@@ -3,9 +3,7 @@
 Durability: the bytes of a range go straight from the request stream into the session's blob
 (``BlobStore.write`` truncates to the acknowledged length first, so whatever a crash or a
 disconnect left past it is dropped), and only after ``write`` returned (fdatasync) is the new
-length committed (``advance_session``). A small range read ahead whole goes, where the stores
-can (SQLite + files), through ``advance_session_after``: the blob's durable write and then the
-commit in one hand-off to the store's thread, the same two syncs in the same order. The final range commits the attachment and the
+length committed (``advance_session``). The final range commits the attachment and the
 completion in one transaction (``complete_session``); the attachment takes over the session's
 blob, nothing is copied. So after a crash at any point the attachment is either wholly there or
 absent, and ``nextExpectedRanges`` reports exactly the acknowledged bytes. One lock per session
@@ -241,7 +239,7 @@ async def put_range(
         prefetch.add_done_callback(_retrieve)
         chunks = _prefetched(prefetch)
     try:
-        return await _put_locked(ctx, path, claims, header_error, rng, length, chunks, prefetch)
+        return await _put_locked(ctx, path, claims, header_error, rng, length, chunks)
     finally:
         if prefetch is not None and not prefetch.done():
             # Refused before the body came: let the read finish (the body is small, and a refusal
@@ -280,7 +278,6 @@ async def _put_locked(
     rng: ContentRange | None,
     length: int | None,
     chunks: AsyncIterable[bytes],
-    prefetch: asyncio.Task[list[bytes]] | None = None,
 ) -> PutAnswer:
     profile = ctx.settings.profile
     async with ctx.metadata.lock_session(path.session_id):
@@ -320,11 +317,7 @@ async def _put_locked(
             await _drain(chunks, length, session, profile)
             return PutAnswer(session, created=True, location=_location(ctx, session), outcome=outcome)
         if outcome is Outcome.APPEND or outcome is Outcome.COMPLETE:
-            complete = outcome is Outcome.COMPLETE
-            if prefetch is not None and not complete:
-                if (answer := await _append_small(ctx, session, usage, rng, prefetch)) is not None:
-                    return answer
-            return await _store(ctx, session, usage, rng, chunks, complete=complete)
+            return await _store(ctx, session, usage, rng, chunks, complete=outcome is Outcome.COMPLETE)
         raise AssertionError(f"unexpected outcome {outcome} for a PUT")  # pragma: no cover
 
 
@@ -365,27 +358,6 @@ async def _counted(chunks: AsyncIterable[bytes], counter: list[int]) -> AsyncIte
         if chunk:
             counter[0] += len(chunk)
             yield chunk
-
-
-async def _append_small(
-    ctx: Context, session: UploadSession, usage: SessionUsage, rng: ContentRange, prefetch: asyncio.Task[list[bytes]]
-) -> PutAnswer | None:
-    """Append a small range whose whole body was read ahead, with its durable write and the
-    commit in one hand-off to the metadata store's thread where the stores can (SQLite and files):
-    the same two syncs in the same order, one thread hop instead of two. None when the blob store
-    has no blocking writer, or the body is not exactly the range (``_store`` then answers as usual)."""
-    data = b"".join(await prefetch)
-    if len(data) != rng.length:
-        return None
-    write = ctx.blobs.durable_writer(session.blob_key, data, session.received)
-    if write is None:
-        return None
-    _check_message_size(usage, rng.end + 1)
-    advance = ctx.metadata.advance_session_after
-    if not await advance(write, session.id, session.received, rng.end + 1, (rng.start, rng.end)):
-        raise IrresolvableConflict()
-    advanced = replace(session, received=rng.end + 1, last_range=(rng.start, rng.end))
-    return PutAnswer(advanced, outcome=Outcome.APPEND)
 
 
 async def _store(

@@ -929,33 +929,6 @@ class MetadataStoreConformance:
         await metadata_store.add_session(done)
         assert await metadata_store.get_session(done.id) == done
 
-    async def test_advance_session_after_writes_first_and_commits_nothing_when_the_write_fails(
-        self, metadata_store: MetadataStore
-    ) -> None:
-        user, inbox = await self.mailbox(metadata_store)
-        item = await self.item_in(metadata_store, inbox)
-        session = make_session(item)
-        await metadata_store.add_session(session)
-        seen: list[int] = []
-
-        def write() -> int:
-            seen.append(1)
-            return 1000
-
-        assert await metadata_store.advance_session_after(write, session.id, 0, 1000, (0, 999)) is True
-        assert seen == [1]
-        stored = await metadata_store.get_session(session.id)
-        assert stored is not None and stored.received == 1000
-
-        def failing() -> int:
-            raise OSError("disk gone")
-
-        with pytest.raises(OSError, match="disk gone"):
-            await metadata_store.advance_session_after(failing, session.id, 1000, 2000, (1000, 1999))
-        stored = await metadata_store.get_session(session.id)
-        assert stored is not None and stored.received == 1000 and stored.last_range == (0, 999)
-        assert await metadata_store.advance_session_after(write, session.id, 0, 2000, (0, 1999)) is False
-
     async def test_advance_session_is_compare_and_set(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         item = await self.item_in(metadata_store, inbox)
@@ -1628,26 +1601,6 @@ class BlobStoreConformance:
         with pytest.raises(RecordNotFound):
             await blob_store.copy("absent", "dst2")
         assert await blob_store.size("dst2") is None
-
-    async def test_durable_writer_appends_or_leaves_the_blob_as_it_was(self, blob_store: BlobStore) -> None:
-        if blob_store.durable_writer("k", b"", 0) is None:
-            pytest.skip("this store has no blocking writer (its writes go through write())")
-
-        def run(key: str, data: bytes, offset: int) -> int:
-            write = blob_store.durable_writer(key, data, offset)
-            assert write is not None
-            return write()
-
-        assert await asyncio.to_thread(run, "k", b"hello ", 0) == 6
-        assert await asyncio.to_thread(run, "k", b"world", 6) == 11
-        assert await asyncio.to_thread(run, "k", b"there", 6) == 11  # truncates to offset, then appends
-        assert await _read_all(blob_store, "k") == b"hello there"
-        with pytest.raises(ValueError):
-            await asyncio.to_thread(run, "k", b"x", 12)  # past the end
-        with pytest.raises(RecordNotFound):
-            await asyncio.to_thread(run, "absent", b"x", 1)
-        assert await _read_all(blob_store, "k") == b"hello there"
-        assert await blob_store.size("absent") is None
 
     async def test_odd_keys_are_opaque(self, blob_store: BlobStore) -> None:
         keys = [

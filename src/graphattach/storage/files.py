@@ -412,27 +412,6 @@ class FileBlobStore:
             raise
         return length
 
-    def durable_writer(self, key: str, data: bytes, offset: int) -> Callable[[], int]:
-        """A blocking ``write(key, [data], offset=offset)`` to run in a thread of the caller's
-        choice (``SqliteMetadataStore.advance_session_after`` runs it in the store's thread, just
-        before the commit): returns the new length once durable; on failure the blob is cut back
-        to ``offset`` and the error raised."""
-        location = self._locate(key)
-
-        def run() -> int:
-            writer = _Writer(self, location, key, offset)
-            try:
-                writer.write([data], True)
-            except BaseException:
-                try:
-                    writer.discard()
-                finally:
-                    writer.close()
-                raise
-            return offset + len(data)
-
-        return run
-
     # reading ------------------------------------------------------------------------------------
 
     async def read(

@@ -8,7 +8,7 @@ nothing here may rely on in-process state for correctness.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,18 +155,6 @@ class MetadataStore(Protocol):
     ) -> bool:
         """Compare-and-set ``received`` on an active session; False if it moved meanwhile."""
 
-    async def advance_session_after(
-        self,
-        write: Callable[[], object],
-        session_id: str,
-        expected_received: int,
-        received: int,
-        last_range: tuple[int, int],
-    ) -> bool:
-        """``write()`` (a blocking durable write of the range's bytes, from ``BlobStore.durable_writer``),
-        then ``advance_session``; nothing committed if ``write`` raises. A store with a thread of
-        its own may run both in one hand-off to it (one thread hop for a small range, not two)."""
-
     async def complete_session(
         self,
         session_id: str,
@@ -294,11 +282,6 @@ class BlobStore(Protocol):
 
     async def copy(self, src: str, dst: str) -> None:
         """Make ``dst`` a durable copy of ``src``."""
-
-    def durable_writer(self, key: str, data: bytes, offset: int) -> Callable[[], int] | None:
-        """A blocking ``write(key, [data], offset=offset)`` to run in any thread (the metadata
-        store's ``advance_session_after``), returning the new length once durable and cutting the
-        blob back to ``offset`` on failure; None when this store has no blocking writer."""
 
     def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         """Every key (last written before ``older_than`` if given)."""

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -473,17 +473,6 @@ class MemoryMetadataStore:
         session.last_range = (last_range[0], last_range[1])
         return True
 
-    async def advance_session_after(
-        self,
-        write: Callable[[], object],
-        session_id: str,
-        expected_received: int,
-        received: int,
-        last_range: tuple[int, int],
-    ) -> bool:
-        await asyncio.to_thread(write)
-        return await self.advance_session(session_id, expected_received, received, last_range)
-
     async def complete_session(
         self,
         session_id: str,
@@ -905,9 +894,6 @@ class MemoryBlobStore:
         except BaseException:
             await self.delete(dst)  # a failed copy leaves no half of one
             raise
-
-    def durable_writer(self, key: str, data: bytes, offset: int) -> Callable[[], int] | None:
-        return None  # a write here costs no thread hop to begin with
 
     async def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         cutoff = as_utc(older_than) if older_than is not None else None

@@ -32,9 +32,8 @@ locks, default 64 per process: the number of uploads one process can have in fli
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -672,17 +671,6 @@ class PostgresMetadataStore:
             expected_received,
         )
         return _rowcount(status) == 1
-
-    async def advance_session_after(
-        self,
-        write: Callable[[], object],
-        session_id: str,
-        expected_received: int,
-        received: int,
-        last_range: tuple[int, int],
-    ) -> bool:
-        await asyncio.to_thread(write)
-        return await self.advance_session(session_id, expected_received, received, last_range)
 
     async def complete_session(
         self,

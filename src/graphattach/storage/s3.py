@@ -72,7 +72,7 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -413,9 +413,6 @@ class S3BlobStore:
         # parts highest first, the key object last
         doomed.sort(reverse=True)
         await self._delete_keys(doomed)
-
-    def durable_writer(self, key: str, data: bytes, offset: int) -> Callable[[], int] | None:
-        return None  # the S3 client is asynchronous
 
     async def copy(self, src: str, dst: str) -> None:
         source, target = self._name(src), self._name(dst)

@@ -164,9 +164,6 @@ class SqliteMetadataStore:
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        #: Calls sent to the thread whose answer the event loop has not taken yet (0: the thread
-        #: is idle and the connection free for a point read on the loop).
-        self._pending = 0
         self._locks = KeyedLocks()
         #: Session ids whose lock this process holds, and those of them deleted meanwhile (their
         #: lock file goes when the lock is released).
@@ -180,11 +177,7 @@ class SqliteMetadataStore:
             raise RuntimeError("the store is not open")
         conn = self._conn
         loop = asyncio.get_running_loop()
-        self._pending += 1
-        try:
-            return await loop.run_in_executor(self._executor, lambda: fn(conn, *args))
-        finally:
-            self._pending -= 1
+        return await loop.run_in_executor(self._executor, lambda: fn(conn, *args))
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
@@ -821,39 +814,14 @@ class SqliteMetadataStore:
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
-        return await self._run(self._advance, session_id, expected_received, received, last_range)
-
-    @staticmethod
-    def _advance(
-        conn: sqlite3.Connection, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
-    ) -> bool:
-        with _transaction(conn):
-            cursor = conn.execute(
-                "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
-                " WHERE id = ? AND state = 'active' AND received = ?",
-                (received, last_range[0], last_range[1], session_id, expected_received),
-            )
-            return cursor.rowcount == 1
-
-    async def advance_session_after(
-        self,
-        write: Callable[[], object],
-        session_id: str,
-        expected_received: int,
-        received: int,
-        last_range: tuple[int, int],
-    ) -> bool:
-        """``write()`` (a blocking durable write of the range's bytes), then ``advance_session``:
-        in one hand-off to the store's thread when it is idle (a small range then costs one thread
-        hop, not two: bench/README.md), else ``write`` in a thread of its own first, so that a busy
-        store's other calls never wait for a blob's sync. Nothing is committed if ``write`` raises."""
-        if self._pending:
-            await asyncio.get_running_loop().run_in_executor(None, write)
-            return await self.advance_session(session_id, expected_received, received, last_range)
-
         def run(conn: sqlite3.Connection) -> bool:
-            write()
-            return self._advance(conn, session_id, expected_received, received, last_range)
+            with _transaction(conn):
+                cursor = conn.execute(
+                    "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
+                    " WHERE id = ? AND state = 'active' AND received = ?",
+                    (received, last_range[0], last_range[1], session_id, expected_received),
+                )
+                return cursor.rowcount == 1
 
         return await self._run(run)
 
