@@ -172,8 +172,8 @@ async def test_sigkill_during_uploads_never_leaves_half_an_attachment(tmp_path: 
 
 @pytest.mark.slow
 async def test_sigkill_during_small_ranges_keeps_every_acknowledged_range(tmp_path: Path) -> None:
-    """Ranges small enough to be read ahead take the one-hand-off path (the blob's sync, then the
-    commit, in the store's thread): a 200 still means both are on disk, whenever the kill lands."""
+    """Ranges small enough to be read ahead while the session lock is taken (the prefetch path):
+    a 200 still means the blob's bytes and the session's commit are on disk, whenever the kill lands."""
     rng = random.Random(20261202)
     chunk = 32 * 1024
     data = payload(3 * MiB + 5_000, seed=7)
