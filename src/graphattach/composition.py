@@ -63,12 +63,13 @@ def make_metadata_store(url: str) -> MetadataStore:
     raise ValueError(f"unsupported metadata store URL: {url!r} (use memory:, sqlite:///path or postgresql://...)")
 
 
-def make_blob_store(url: str) -> BlobStore:
+def make_blob_store(url: str, *, memory_limit: int | None = None) -> BlobStore:
+    """The blob store ``url`` names; ``memory_limit`` caps the bytes a ``memory:`` store keeps in memory."""
     parsed = urlparse(url)
     if parsed.scheme == "memory":
         from graphattach.storage.memory import MemoryBlobStore
 
-        return MemoryBlobStore()
+        return MemoryBlobStore(memory_limit)
     if parsed.scheme == "file":
         from graphattach.storage.files import FileBlobStore
 
@@ -115,7 +116,7 @@ async def open_context(settings: Settings) -> Context:
         Path(settings.data_dir).expanduser().mkdir(parents=True, exist_ok=True)
     store_url, blob_url = store_urls(settings)
     metadata = make_metadata_store(store_url)
-    blobs = make_blob_store(blob_url)
+    blobs = make_blob_store(blob_url, memory_limit=settings.memory_limit)
     await metadata.open()
     await blobs.open()
     tenant_id = await metadata.set_setting_if_absent("tenant_id", new_tenant_id(settings))

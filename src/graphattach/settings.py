@@ -12,6 +12,9 @@ from graphattach.domain import limits
 
 Profile = Literal["outlook", "lenient"]
 
+#: The in-memory blob store's default memory limit: three 150 MiB uploads, whole.
+DEFAULT_MEMORY_LIMIT = 512 * 1024 * 1024
+
 #: ``graphattach serve`` hands its settings to the server's worker processes in this variable.
 ENV_VAR = "GRAPHATTACH_SETTINGS"
 
@@ -30,6 +33,9 @@ class Settings:
     port: int = 8765
     data_dir: Path = field(default_factory=default_data_dir)
     in_memory: bool = False
+    #: Blob bytes the in-memory blob store keeps in memory; past it they spill to a temporary
+    #: directory (``--memory-limit``; None: no limit). Only ``memory:`` blob stores use it.
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT
     #: Scheme, host and port clients use to reach Graph (the service root is this + ``/v1.0``).
     #: Derived from host and port when not set.
     public_url: str | None = None

@@ -100,3 +100,10 @@ def test_serve_reports_a_bad_store_as_before(tmp_path: Path) -> None:
     assert done.stderr.rstrip().splitlines()[-1] == (
         "ValueError: unsupported metadata store URL: 'bogus://x' (use memory:, sqlite:///path or postgresql://...)"
     )
+
+
+def test_serve_refuses_a_memory_limit_that_is_not_a_size(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "graphattach", "serve", "--in-memory", "--memory-limit", "lots"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "'lots' is not a size (e.g. 512MB), or 'unlimited'" in done.stderr

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from graphattach.storage.conformance import BlobStoreConformance, MetadataStoreConformance
-from graphattach.storage.memory import MemoryBlobStore, MemoryMetadataStore
+from graphattach.storage.errors import StorageFull
+from graphattach.storage.memory import SPILL_PREFIX, MemoryBlobStore, MemoryMetadataStore, remove_stale_spill_dirs
 
 
 class TestMemoryMetadataStore(MetadataStoreConformance):
@@ -24,6 +28,129 @@ class TestMemoryBlobStore(BlobStoreConformance):
         await store.open()
         yield store
         await store.close()
+
+
+class TestCappedMemoryBlobStore(BlobStoreConformance):
+    """The same contract with a limit so small that most writes move their blob to the spill
+    directory mid-write, and some stay in memory."""
+
+    @pytest.fixture
+    async def blob_store(self, tmp_path: Path) -> AsyncIterator[MemoryBlobStore]:
+        store = MemoryBlobStore(TINY_LIMIT, spill_parent=tmp_path)
+        await store.open()
+        yield store
+        assert store.resident_bytes <= TINY_LIMIT
+        await store.close()
+
+
+TINY_LIMIT = 100
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _read(store: MemoryBlobStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key)])
+
+
+async def test_bytes_past_the_limit_go_to_the_spill_directory(tmp_path: Path) -> None:
+    store = MemoryBlobStore(1000, spill_parent=tmp_path)
+    await store.open()
+    await store.write("small", _chunks(b"s" * 600))
+    assert store.resident_bytes == 600 and store.spill_dir is None  # nothing spilled yet
+    # grows past the limit in the middle of a write: the whole blob moves, the write goes on there
+    assert await store.write("small", _chunks(b"t" * 300, b"u" * 300), offset=600) == 1200
+    assert store.resident_bytes == 0
+    assert store.spill_dir is not None and store.spill_dir.parent == tmp_path
+    assert await _read(store, "small") == b"s" * 600 + b"t" * 300 + b"u" * 300
+    await store.write("a", _chunks(b"a" * 900))  # fits again: in memory
+    await store.write("b", _chunks(b"b" * 200))  # would not: straight to the spill directory
+    assert store.resident_bytes == 900
+    assert sorted(p.stat().st_size for p in (store.spill_dir / "blobs").rglob("k*")) == [200, 1200]
+    await store.copy("a", "c")  # no room for a copy in memory either
+    assert store.resident_bytes == 900 and await _read(store, "c") == b"a" * 900
+    spill_dir = store.spill_dir
+    await store.close()
+    assert not spill_dir.exists()
+
+
+async def test_a_write_that_fails_after_moving_keeps_only_the_prefix(tmp_path: Path) -> None:
+    store = MemoryBlobStore(1000, spill_parent=tmp_path)
+    await store.write("k", _chunks(b"x" * 800))
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"y" * 150
+        yield b"z" * 150  # past the limit: the blob moves
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):  # the source's own error, not a full disk
+        await store.write("k", failing(), offset=800)
+    assert await _read(store, "k") == b"x" * 800
+    assert store.resident_bytes == 0
+    await store.close()
+
+
+async def test_spill_failure_is_storage_full(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_bytes(b"")
+    store = MemoryBlobStore(1000, spill_parent=not_a_directory)
+    await store.write("k", _chunks(b"x" * 900))
+    with pytest.raises(StorageFull, match="--memory-limit"):
+        await store.write("k", _chunks(b"y" * 200), offset=900)
+    assert await _read(store, "k") == b"x" * 900  # what was acknowledged stays, in memory
+    with pytest.raises(StorageFull):
+        await store.write("new", _chunks(b"n" * 200))
+    assert await store.size("new") == 0  # a write that fails on a new blob leaves it empty
+    assert store.resident_bytes == 900
+    await store.close()
+
+
+async def test_a_dead_process_spill_directory_is_removed_at_open(tmp_path: Path) -> None:
+    live = MemoryBlobStore(0, spill_parent=tmp_path)
+    await live.open()
+    await live.write("k", _chunks(b"kept"))  # a limit of 0: every byte spills
+    assert live.spill_dir is not None
+    # A store whose process was killed: its directory is there, its lock is not held.
+    dead = tmp_path / f"{SPILL_PREFIX}dead"
+    (dead / "blobs").mkdir(parents=True)
+    (dead / ".lock").write_bytes(b"")
+    (dead / "blobs" / "leftover").write_bytes(b"x" * 10)
+    other = MemoryBlobStore(0, spill_parent=tmp_path)
+    await other.open()
+    assert not dead.exists()
+    assert live.spill_dir.exists() and await _read(live, "k") == b"kept"  # its lock is held
+    await live.close()
+    await other.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_server_spill_directory_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A real process holds the directory's lock until it dies (SIGKILL: no clean-up runs)."""
+    script = (
+        "import asyncio, sys\n"
+        "from graphattach.storage.memory import MemoryBlobStore\n"
+        "async def main():\n"
+        f"    store = MemoryBlobStore(0, spill_parent={str(tmp_path)!r})\n"
+        "    async def one():\n"
+        "        yield b'x'\n"
+        "    await store.write('k', one())\n"
+        "    print(store.spill_dir, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        spill_dir = Path(child.stdout.readline().strip())
+        assert spill_dir.exists()
+        assert remove_stale_spill_dirs(tmp_path) == []  # alive: kept
+    finally:
+        child.kill()
+        child.wait()
+    assert remove_stale_spill_dirs(tmp_path) == [spill_dir]
+    assert not spill_dir.exists()
 
 
 async def test_session_locks_are_forgotten_when_free() -> None:

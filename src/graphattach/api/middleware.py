@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from graphattach.api.call import UNREAD_LIMIT
 from graphattach.domain import ids
 from graphattach.domain.errors import BodyTimeout, ConnectionDropped, GraphError
-from graphattach.protocol.errors import InternalServerError, graph_error_body
+from graphattach.protocol.errors import InternalServerError, QuotaExceeded, graph_error_body
 from graphattach.protocol.operations import (
     ADMIN_OPERATION_PREFIX,
     OAUTH_METADATA_OPERATION,
@@ -34,6 +34,7 @@ from graphattach.protocol.operations import (
     upload_operation,
 )
 from graphattach.protocol.upload_sessions import UPLOAD_PREFIX
+from graphattach.storage.errors import StorageFull
 
 log = logging.getLogger("graphattach")
 
@@ -155,6 +156,13 @@ class GraphMiddleware:
             log.info(
                 "client disconnected during %s %s (request-id %s)", scope.get("method"), scope.get("path"), request_id
             )
+        except StorageFull as exc:
+            # Graph's answer when storage is full: 507 (https://learn.microsoft.com/graph/errors),
+            # with the store's own account of what filled up.
+            log.error("storage full on %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if started:
+                raise
+            await self._send_error(QuotaExceeded(str(exc)), request_id, client_request_id, send_with_headers)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -153,6 +153,21 @@ def _check_throttling(spec: str) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--throttling") from None
 
 
+def _mib(count: int) -> str:
+    return f"{count / (1 << 20):g} MiB"
+
+
+def _parse_memory_limit(text: str) -> int | None:
+    from graphattach.domain.limits import parse_size
+
+    if text.strip().lower() in ("unlimited", "none"):
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}, or 'unlimited'", param_hint="--memory-limit") from None
+
+
 def _check_port(host: str, port: int) -> None:
     """Exit with a clear message when ``host:port`` cannot be listened on (another server has it).
 
@@ -212,6 +227,13 @@ def register(cli: click.Group) -> None:
         help="Where metadata (SQLite) and attachment bytes live. [env var: GRAPHATTACH_DATA_DIR; default: ~/.local/share/graphattach]",
     )
     @click.option("--in-memory", is_flag=True, help="Keep nothing: in-memory stores.")
+    @click.option(
+        "--memory-limit",
+        default="512MB",
+        show_default=True,
+        help="With --in-memory: attachment bytes kept in memory; past it they go to a temporary "
+        "directory removed at exit. A size (512MB, 2GB; MB = MiB) or 'unlimited'.",
+    )
     @click.option(
         "--profile",
         type=click.Choice(["outlook", "lenient"]),
@@ -350,6 +372,7 @@ def register(cli: click.Group) -> None:
         port: int,
         data_dir: Path | None,
         in_memory: bool,
+        memory_limit: str,
         profile: str,
         loose: bool,
         public_url: str | None,
@@ -385,6 +408,7 @@ def register(cli: click.Group) -> None:
             port=port,
             data_dir=(data_dir or default_data_dir()).expanduser().resolve(),
             in_memory=in_memory,
+            memory_limit=_parse_memory_limit(memory_limit),
             public_url=public_url,
             upload_origin=upload_origin,
             profile=profile,  # type: ignore[arg-type]
@@ -443,6 +467,8 @@ def register(cli: click.Group) -> None:
 
         def banner() -> None:
             where = "in memory (nothing is kept)" if in_memory else str(settings.data_dir)
+            if in_memory and settings.memory_limit is not None:
+                where += f"; bytes past {_mib(settings.memory_limit)} go to a temporary directory"
             graph_url = settings.service_root("v1.0")
             click.echo(f"graphattach serving Microsoft Graph at {graph_url} (and /beta)")
             click.echo(f"  upload origin: {settings.upload_root}   profile: {profile}   data: {where}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 MiB = 1024 * 1024
 
 #: Whole request body cap on Graph: the largest raw file that fits a POST is 3,145,611 bytes,
@@ -31,3 +33,16 @@ DEFAULT_UPLOAD_SESSION_LIFETIME_SECONDS = 6 * 3600
 #: Default page size of collections when no $top is given (Graph pages messages by 10).
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+#: Binary units, as Exchange's size limits (150 MB is 150 MiB) and the throttling spec read them.
+_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``512MB``, ``64 KiB``, ``1gb`` or a number of bytes (units binary: MB = MiB); ``ValueError`` if not a size."""
+    found = _SIZE.match(text)
+    if not found:
+        raise ValueError(f"'{text}' is not a size (e.g. 512MB)")
+    return int(found.group(1)) * _UNITS[(found.group(2) or "").lower()]

@@ -28,3 +28,7 @@ class LimitExceeded(StoreError):
     def __init__(self, which: str) -> None:
         super().__init__(which)
         self.which = which
+
+
+class StorageFull(StoreError):
+    """The store has no room left for the bytes (its disk is full, or its spill directory failed)."""

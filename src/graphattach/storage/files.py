@@ -145,10 +145,12 @@ class _Writer:
         fd = self._open()
         for data in units:
             _write_all(fd, data)
-        if not last:
+        durable = self.store.durable
+        if not last and durable:
             _start_writeback(fd)
         if last:
-            _datasync(fd)
+            if durable:
+                _datasync(fd)
             self.close()
 
     def discard(self) -> None:
@@ -159,7 +161,10 @@ class _Writer:
                 self._open()
             except (RecordNotFound, ValueError):
                 return  # the blob is absent or too short: nothing was written to it
-        _truncate_and_sync(self.fd, self.offset)
+        if self.store.durable:
+            _truncate_and_sync(self.fd, self.offset)
+        else:
+            os.ftruncate(self.fd, self.offset)
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
@@ -220,10 +225,12 @@ def _datasync(fd: int) -> None:
 
 
 class FileBlobStore:
-    """``BlobStore`` under ``root`` (created by ``open``)."""
+    """``BlobStore`` under ``root`` (created by ``open``). With ``durable=False`` nothing is
+    synced (a scratch store whose files need not survive a crash: the in-memory store's spill)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, durable: bool = True) -> None:
         self.root = Path(root)
+        self.durable = durable
         #: Whether reads try the page cache on the event loop (off when the system says no).
         self._read_cached = _RWF_NOWAIT is not None
 
@@ -307,7 +314,7 @@ class FileBlobStore:
             else:
                 os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
-            if created:
+            if created and self.durable:
                 _fsync_dir(location.directory)
                 if created_dir:
                     _fsync_dir(self.root)

@@ -7,12 +7,19 @@ copied on the way in and out so that callers never share state with the store.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import copy
+import fcntl
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from graphattach.domain.models import (
@@ -29,10 +36,13 @@ from graphattach.domain.models import (
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
 from graphattach.storage._common import EPOCH, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
+from graphattach.storage.errors import StorageFull
+from graphattach.storage.files import FileBlobStore
 from graphattach.storage.interfaces import (
     ENDED_SESSIONS_KEPT,
     RESET_GENERATION,
     AnnouncementLost,
+    BlobChunk,
     Conflict,
     ItemChange,
     ItemUsage,
@@ -677,55 +687,193 @@ class _Blob:
     mtime: datetime
 
 
-class MemoryBlobStore:
-    """``BlobStore`` over a dict of byte arrays."""
+#: Name prefix of the spill directories under the temporary directory.
+SPILL_PREFIX = "graphattach-spill-"
+#: The file a running store holds an exclusive ``flock`` on inside its spill directory: a directory
+#: whose lock can be taken belongs to a process that is gone (crashed, killed) and is removed.
+_SPILL_LOCK = ".lock"
+#: A spill directory is made under this name, and renamed once its lock is held.
+_SPILL_MAKING = ".graphattach-spill-making-"
+#: A spill directory without a lock file younger than this is left alone (not one of ours, or odd).
+_SPILL_LOCKLESS_GRACE = 60.0
+#: Bytes per piece when a blob moves from memory to the spill directory.
+_MOVE_PIECE = 1024 * 1024
 
-    def __init__(self) -> None:
+
+class MemoryBlobStore:
+    """``BlobStore`` over a dict of byte arrays.
+
+    With ``memory_limit``, at most that many blob bytes stay in memory: a write that would go past
+    it moves its blob to files in a temporary directory (``spill_parent``, default the system's,
+    ``$TMPDIR``), created at the first spill and removed by ``close`` (and by the next store that
+    opens, should this process die without closing). The files are never synced: like the rest of
+    this store they need not survive the process. Azurite's in-memory mode bounds its extents the
+    same way (``--extentMemoryLimit``, https://github.com/Azure/Azurite#command-line-options). If
+    even the spill fails (the disk is full), writes raise ``StorageFull``.
+    """
+
+    def __init__(self, memory_limit: int | None = None, *, spill_parent: Path | str | None = None) -> None:
+        if memory_limit is not None and memory_limit < 0:
+            raise ValueError("memory_limit must not be negative")
         self._blobs: dict[str, _Blob] = {}
+        self.memory_limit = memory_limit
+        #: Bytes of the blobs held in memory (never more than ``memory_limit``).
+        self.resident_bytes = 0
+        #: Where spill directories are made (None: the system's temporary directory).
+        self.spill_parent = Path(spill_parent) if spill_parent is not None else None
+        #: The spill directory, once a blob went there.
+        self.spill_dir: Path | None = None
+        self._spill: FileBlobStore | None = None
+        self._spill_lock: int | None = None
+        #: Keys whose bytes are in the spill directory (never also in ``_blobs``, but during a move).
+        self._spilled: set[str] = set()
 
     async def open(self) -> None:
-        return None
+        if self.memory_limit is not None:
+            await asyncio.to_thread(remove_stale_spill_dirs, self._parent())
 
     async def close(self) -> None:
-        return None
+        self._drop_spill()
 
     async def reset(self) -> None:
         self._blobs.clear()
+        self.resident_bytes = 0
+        self._spilled.clear()
+        if self._spill is not None:
+            await self._spill.reset()
+
+    # the spill directory -------------------------------------------------------------------------
+
+    def _parent(self) -> Path:
+        return self.spill_parent if self.spill_parent is not None else Path(tempfile.gettempdir())
+
+    async def _spill_store(self) -> FileBlobStore:
+        if self._spill is None:
+            try:
+                directory, lock = await asyncio.to_thread(_make_spill_dir, self._parent())
+            except OSError as exc:
+                raise self._full(exc) from exc
+            if self._spill is None:
+                self.spill_dir, self._spill_lock = directory, lock
+                self._spill = FileBlobStore(directory / "blobs", durable=False)
+                atexit.register(self._drop_spill)
+            else:  # another write made one meanwhile
+                _remove_spill_dir(directory, lock)
+        return self._spill
+
+    def _drop_spill(self) -> None:
+        """Remove the spill directory (at ``close``, and at exit if nobody closed the store)."""
+        directory, lock = self.spill_dir, self._spill_lock
+        self.spill_dir = self._spill = self._spill_lock = None
+        self._spilled.clear()
+        if directory is not None:
+            atexit.unregister(self._drop_spill)
+            _remove_spill_dir(directory, lock)
+
+    def _full(self, exc: OSError) -> StorageFull:
+        where = self.spill_dir or self._parent()
+        return StorageFull(
+            f"The in-memory store keeps at most {(self.memory_limit or 0) / (1 << 20):g} MiB of attachments in memory "
+            f"and could not put more in "
+            f"its spill directory {where}: {exc.strerror or exc}. Free disk space there (or point TMPDIR "
+            "elsewhere), or raise --memory-limit."
+        )
+
+    async def _spill_write(
+        self, spill: FileBlobStore, key: str, chunks: AsyncIterable[bytes], offset: int, limit: int | None
+    ) -> int:
+        """``spill.write``; its own ``OSError``s (not the chunks' errors) become ``StorageFull``."""
+        source = _Source(chunks)
+        try:
+            return await spill.write(key, source, offset=offset, limit=limit)
+        except OSError as exc:
+            if source.failed:
+                raise
+            raise self._full(exc) from exc
+
+    def _fits(self, size: int) -> bool:
+        return self.memory_limit is None or self.resident_bytes + size <= self.memory_limit
+
+    # the protocol -----------------------------------------------------------------------------------
 
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None) -> int:
         if offset < 0:
             raise ValueError("offset must not be negative")
+        if key in self._spilled and self._spill is not None:
+            return await self._spill_write(self._spill, key, chunks, offset, limit)
         blob = self._blobs.get(key)
         if blob is None:
             if offset > 0:
                 raise RecordNotFound(key)
+            if self.memory_limit is not None and self.resident_bytes >= self.memory_limit:
+                spill = await self._spill_store()
+                self._spilled.add(key)
+                return await self._spill_write(spill, key, chunks, 0, limit)
             blob = self._blobs[key] = _Blob(bytearray(), _wall_clock())
         elif len(blob.data) < offset:
             raise ValueError(f"blob {key!r} is shorter than {offset}")
         data = blob.data
+        self.resident_bytes -= len(data) - offset
         del data[offset:]
         blob.mtime = _wall_clock()
         received = 0
+        capped = self.memory_limit is not None
+        iterator = aiter(chunks)
         try:
-            async for chunk in chunks:
+            async for chunk in iterator:
                 received += len(chunk)
                 if limit is not None and received > limit:
                     raise ValueError(f"more than {limit} bytes")
+                if capped and not self._fits(len(chunk)):
+                    break  # this blob moves to the spill directory, with the rest of its bytes
                 data += chunk
+                self.resident_bytes += len(chunk)
+            else:
+                return len(data)
         except BaseException:
+            if self._blobs.get(key) is blob:
+                self.resident_bytes -= len(data) - offset
             del data[offset:]
             raise
         finally:
             blob.mtime = _wall_clock()
-        return len(data)
+        return await self._move(key, blob, offset, chunk, iterator, limit)
+
+    async def _move(
+        self, key: str, blob: _Blob, offset: int, chunk: bytes, rest: AsyncIterator[bytes], limit: int | None
+    ) -> int:
+        """Move a blob that outgrew the memory limit in the middle of a write to the spill
+        directory: its acknowledged ``offset`` bytes first, then the write goes on there."""
+        data = blob.data
+        try:
+            spill = await self._spill_store()
+            await self._spill_write(spill, key, _pieces(data, 0, offset), 0, None)
+        except BaseException:
+            if self._spill is not None:
+                await self._spill.delete(key)
+            if self._blobs.get(key) is blob:
+                self.resident_bytes -= len(data) - offset
+            del data[offset:]
+            raise
+        if self._blobs.get(key) is blob:
+            del self._blobs[key]
+            self.resident_bytes -= len(data)
+        self._spilled.add(key)
+        return await self._spill_write(
+            spill, key, _chained(_pieces(data, offset, len(data)), chunk, rest), offset, limit
+        )
 
     async def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[BlobChunk]:
         if start < 0 or chunk_size <= 0:
             raise ValueError("start must not be negative and chunk_size must be positive")
         blob = self._blobs.get(key)
         if blob is None:
+            if key in self._spilled and self._spill is not None:
+                async for piece in self._spill.read(key, start=start, end=end, chunk_size=chunk_size):
+                    yield piece
+                return
             raise RecordNotFound(key)
         data = blob.data
         stop = len(data) if end is None else min(end, len(data))
@@ -737,23 +885,147 @@ class MemoryBlobStore:
 
     async def size(self, key: str) -> int | None:
         blob = self._blobs.get(key)
-        return len(blob.data) if blob is not None else None
+        if blob is not None:
+            return len(blob.data)
+        if key in self._spilled and self._spill is not None:
+            return await self._spill.size(key)
+        return None
 
     async def delete(self, key: str) -> None:
-        self._blobs.pop(key, None)
+        blob = self._blobs.pop(key, None)
+        if blob is not None:
+            self.resident_bytes -= len(blob.data)
+        if key in self._spilled and self._spill is not None:
+            self._spilled.discard(key)
+            await self._spill.delete(key)
 
     async def copy(self, src: str, dst: str) -> None:
         blob = self._blobs.get(src)
-        if blob is None:
+        spilled = blob is None and src in self._spilled and self._spill is not None
+        if blob is None and not spilled:
             raise RecordNotFound(src)
-        if src != dst:
+        if src == dst:
+            return
+        await self.delete(dst)
+        if blob is not None and self._fits(len(blob.data)):
             self._blobs[dst] = _Blob(bytearray(blob.data), _wall_clock())
+            self.resident_bytes += len(blob.data)
+            return
+        spill = await self._spill_store()
+        self._spilled.add(dst)
+        try:
+            if blob is not None:
+                await self._spill_write(spill, dst, _pieces(blob.data, 0, len(blob.data)), 0, None)
+            else:
+                try:
+                    await spill.copy(src, dst)
+                except OSError as exc:
+                    raise self._full(exc) from exc
+        except BaseException:
+            await self.delete(dst)  # a failed copy leaves no half of one
+            raise
 
     async def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         cutoff = as_utc(older_than) if older_than is not None else None
         for key, blob in list(self._blobs.items()):
             if cutoff is None or blob.mtime < cutoff:
                 yield key
+        if self._spill is not None:
+            async for key in self._spill.keys(older_than):
+                if key not in self._blobs:
+                    yield key
 
     def __repr__(self) -> str:
-        return f"<MemoryBlobStore {len(self._blobs)} blobs>"
+        spilled = f", {len(self._spilled)} spilled to {self.spill_dir}" if self._spilled else ""
+        return f"<MemoryBlobStore {len(self._blobs)} blobs in memory{spilled}>"
+
+
+class _Source:
+    """Chunks passed on unchanged, noting whether the source itself raised."""
+
+    def __init__(self, chunks: AsyncIterable[bytes]) -> None:
+        self._chunks = aiter(chunks)
+        self.failed = False
+
+    def __aiter__(self) -> _Source:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            raise
+        except BaseException:
+            self.failed = True
+            raise
+
+
+async def _pieces(data: bytearray, start: int, stop: int) -> AsyncIterator[bytes]:
+    for position in range(start, stop, _MOVE_PIECE):
+        yield bytes(data[position : min(position + _MOVE_PIECE, stop)])
+
+
+async def _chained(first: AsyncIterator[bytes], chunk: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for piece in first:
+        yield piece
+    yield chunk
+    async for piece in rest:
+        yield piece
+
+
+def _make_spill_dir(parent: Path) -> tuple[Path, int]:
+    """A new spill directory under ``parent`` and the fd of its held lock. It is made under a
+    name the clean-up does not look at and renamed once locked, so that no other process can
+    take it for a dead one's in between."""
+    making = Path(tempfile.mkdtemp(prefix=_SPILL_MAKING, dir=parent))
+    lock = -1
+    try:
+        lock = os.open(making / _SPILL_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        directory = parent / (SPILL_PREFIX + making.name.removeprefix(_SPILL_MAKING))
+        os.rename(making, directory)
+    except BaseException:
+        shutil.rmtree(making, ignore_errors=True)
+        if lock >= 0:
+            os.close(lock)
+        raise
+    return directory, lock
+
+
+def _remove_spill_dir(directory: Path, lock: int | None) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    if lock is not None:
+        os.close(lock)
+
+
+def remove_stale_spill_dirs(parent: Path) -> list[Path]:
+    """Remove the spill directories under ``parent`` whose process is gone; return them."""
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(SPILL_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        directory = Path(entry.path)
+        try:
+            lock = os.open(directory / _SPILL_LOCK, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime < _SPILL_LOCKLESS_GRACE:
+                    continue
+            except FileNotFoundError:
+                continue
+            lock = None
+        except OSError:
+            continue
+        if lock is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: its store is alive
+                os.close(lock)
+                continue
+        _remove_spill_dir(directory, lock)
+        removed.append(directory)
+    return removed
