@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,6 +75,38 @@ def test_added_users_get_a_mailbox_and_go_away_on_reset(graph: GraphServer) -> N
     with pytest.raises(GraphServerError) as gone:
         graph.token("zoe@contoso.onmicrosoft.com")
     assert gone.value.code == "ErrorInvalidUser"
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def test_tokens_signed_in_process_follow_the_users_and_the_clock(graph: GraphServer) -> None:
+    """``token()`` signs in the test's thread, from a cache of users that their changes invalidate."""
+    zoe = "zoe@contoso.onmicrosoft.com"
+    first = graph.add_user(zoe, "Zoe Example")
+    assert _claims(graph.token(zoe))["oid"] == first.id
+    renamed = httpx.patch(f"{graph.root_url}/_graphattach/users/{zoe}", json={"displayName": "Zoe Renamed"})
+    assert renamed.status_code == 200  # not through GraphServer: the store says the users changed
+    assert _claims(graph.token(zoe))["name"] == "Zoe Renamed"
+    graph.reset()
+    again = graph.add_user(zoe, "Zoe Again")
+    assert again.id != first.id
+    token = graph.token(zoe, scopes="Mail.Read Mail.ReadWrite")
+    claims = _claims(token)
+    assert (claims["oid"], claims["name"], claims["scp"]) == (again.id, "Zoe Again", "Mail.Read Mail.ReadWrite")
+    assert _me(graph, token).json()["id"] == again.id
+    graph.clock.set(datetime(2030, 1, 1, tzinfo=UTC))
+    assert _claims(graph.token(lifetime=60))["exp"] == int(datetime(2030, 1, 1, tzinfo=UTC).timestamp()) + 60
+    assert _claims(graph.app_token(app_id="my-daemon"))["appid"] == "my-daemon"
+    # what the admin API would refuse is refused by it
+    with pytest.raises(GraphServerError) as bad:
+        graph.token(lifetime=0)
+    assert bad.value.status == 400
+    # only that one was a request: the others were signed here
+    assert [r.status for r in graph.requests_matching(operation="admin.token")] == [400]
 
 
 def test_the_clock_drives_token_expiry_and_timestamps(graph: GraphServer) -> None:

@@ -43,6 +43,8 @@ DEMO_USERS = (ADELE, ALEX, MEGAN)
 #: The app id of the tokens ``GraphServer`` mints for its own helpers (``send_mail``): the journal
 #: and the permissions report tell them apart from the app under test.
 HELPER_APP_ID = "6a7e5f4c-0d1b-4c2e-9f3a-7b8c9d0e1f2a"
+#: The longest token lifetime the admin API mints (one year and a day, as ``api/admin.py``).
+MAX_TOKEN_LIFETIME = 366 * 86400
 #: The client secret of the token endpoint (client credentials grant), unless the server sets its own.
 CLIENT_SECRET = "graphattach-secret"
 
@@ -226,6 +228,7 @@ class GraphServer:
         self._verify: Any = True
         self._clock_epoch = 0
         self._tokens: dict[Any, tuple[str, int, float]] = {}
+        self._identities: dict[str, tuple[int, tuple[str, str, str]]] = {}
         self._temp_dir: Any = None
         self.clock = ServerClock(self)
 
@@ -316,6 +319,7 @@ class GraphServer:
             self._temp_dir.cleanup()
             self._temp_dir = None
         self._tokens.clear()
+        self._identities.clear()
 
     def __enter__(self) -> GraphServer:
         return self.start() if not self._external else self
@@ -425,7 +429,14 @@ class GraphServer:
         app_id: str | None = None,
     ) -> str:
         """A delegated bearer token for ``user`` (UPN or id); without ``scopes``, every mail, calendar
-        and user scope."""
+        and user scope.
+
+        In-process, the token is signed in the calling thread with the server's key and clock, as
+        ``POST /_graphattach/token`` would (so it is no request and not in the journal); a connected
+        server mints it through that endpoint."""
+        minted = self._mint_here(user, scopes, lifetime, app_id)
+        if minted is not None:
+            return minted
         body: dict[str, Any] = {"user": user, "lifetime": lifetime}
         if scopes is not None:
             body["scopes"] = scopes if isinstance(scopes, str) else list(scopes)
@@ -436,13 +447,81 @@ class GraphServer:
     def app_token(
         self, roles: str | Iterable[str] | None = None, *, lifetime: int = 3600, app_id: str | None = None
     ) -> str:
-        """An application bearer token; without ``roles``, Mail.ReadWrite, Mail.Send, Calendars.ReadWrite, User.Read.All."""
+        """An application bearer token; without ``roles``, Mail.ReadWrite, Mail.Send, Calendars.ReadWrite,
+        User.Read.All (in-process, signed in the calling thread as ``token`` is)."""
+        minted = self._mint_here(None, roles, lifetime, app_id)
+        if minted is not None:
+            return minted
         body: dict[str, Any] = {"app": True, "lifetime": lifetime}
         if roles is not None:
             body["roles"] = roles if isinstance(roles, str) else list(roles)
         if app_id is not None:
             body["appId"] = app_id
         return str(self._admin("POST", "/token", json=body)["access_token"])
+
+    def _mint_here(self, user: str | None, names: Any, lifetime: Any, app_id: str | None) -> str | None:
+        """A token signed in this thread (in-process servers), or None to ask the admin API: also
+        for input it would refuse, so that the refusal is the server's own."""
+        thread = self._thread
+        if thread is None or thread.ctx is None or self._http is None:
+            return None
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 0 < lifetime <= MAX_TOKEN_LIFETIME:
+            return None
+        if names is not None and not isinstance(names, str):
+            names = list(names)
+            if not all(isinstance(name, str) for name in names):
+                return None
+        from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
+        from graphattach.auth.tokens import ADMIN_APP_ID, CLI_APP_ID
+        from graphattach.domain import ids
+
+        ctx = thread.ctx
+        default = DEFAULT_APP_ROLES if user is None else DEFAULT_DELEGATED_SCOPES
+        chosen = (
+            list(default) if names is None else names.replace(",", " ").split() if isinstance(names, str) else names
+        )
+        identity = self._identity(user) if user is not None else None
+        if user is not None and identity is None:
+            return None  # the admin API answers 404 ErrorInvalidUser
+        now = ctx.clock.now().timestamp()
+        # The admin API's id stream, as POST /_graphattach/token mints from (the token's ``uti``).
+        with ids.minting_from(ctx.admin_ids):
+            if identity is None:
+                token: str = ctx.tokens.mint_app(
+                    roles=chosen, app_id=app_id or ADMIN_APP_ID, lifetime=lifetime, now=now
+                )
+                return token
+            token = ctx.tokens.mint_delegated(
+                user_id=identity[0],
+                upn=identity[1],
+                name=identity[2],
+                scopes=chosen,
+                lifetime=lifetime,
+                app_id=app_id or CLI_APP_ID,
+                now=now,
+            )
+            return token
+
+    def _identity(self, user: str) -> tuple[str, str, str] | None:
+        """(id, userPrincipalName, display name) of ``user``, cached while the store's users stay
+        the same (a store that cannot say so is asked every time, on the server's loop)."""
+        thread = self._thread
+        assert thread is not None and thread.loop is not None
+        ctx = thread.ctx
+        version = getattr(ctx.metadata, "users_version", None)
+        cached = self._identities.get(user)
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        from graphattach.services.users import find_user
+
+        found = asyncio.run_coroutine_threadsafe(find_user(ctx, user), thread.loop).result()
+        if found is None:
+            return None
+        identity = (found.id, found.user_principal_name, found.display_name)
+        if version is not None:
+            # ``version`` was read before the lookup: a change meanwhile only makes the entry stale.
+            self._identities[user] = (version, identity)
+        return identity
 
     def _current_token(self, user: str | None, scopes: Any, roles: Any, app_id: str | None = None) -> str:
         """A cached token, minted again when the clock was moved through this object or after 50 minutes."""
