@@ -104,6 +104,129 @@ class ServerClock:
         self._server._admin("DELETE", "/clock")
 
 
+#: What ``faults`` arguments accept: one rule (a dict), several (a list, or ``{"rules": [...]}``), or
+#: the path of a JSON or YAML rules file, as ``graphattach serve --faults FILE`` reads.
+FaultRules = Mapping[str, Any] | Iterable[Mapping[str, Any]] | str | Path
+
+
+def fault_rules(rules: FaultRules) -> list[dict[str, Any]]:
+    """``rules`` as a list of rule objects (a file is read here, so a connected server gets them too)."""
+    if isinstance(rules, (str, Path)):
+        from graphattach.protocol.faults import is_yaml_path, rules_document
+
+        path = Path(rules).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise GraphServerError(f"fault rules file {path}: {exc.strerror or exc}") from None
+        from graphattach.domain.faults import FaultRuleError
+
+        try:
+            value = rules_document(text, yaml=is_yaml_path(str(path)))
+        except FaultRuleError as exc:
+            raise GraphServerError(f"fault rules file {path}: {exc.message}") from None
+        rules = value["rules"] if isinstance(value, dict) and "rules" in value else value
+        if not isinstance(rules, list):
+            raise GraphServerError(f'fault rules file {path}: must be a list of rules or {{"rules": [...]}}')
+    if isinstance(rules, Mapping):
+        return list(rules["rules"]) if "rules" in rules else [dict(rules)]
+    return [dict(rule) for rule in rules]
+
+
+class ServerFaults:
+    """The server's fault rules (docs/faults.md): ``add``, ``list``, ``remove``, ``clear``.
+
+    A reset removes every rule but those the server was given at start (``GraphServer(faults=...)``,
+    ``--graphattach-faults``), which it installs again with fresh counters."""
+
+    def __init__(self, server: GraphServer) -> None:
+        self._server = server
+
+    def add(
+        self,
+        rules: FaultRules | None = None,
+        /,
+        *,
+        match: Mapping[str, Any] | None = None,
+        action: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Install rules: ``add({"match": ..., "action": ...})``, a list of them, a rules file, or
+        ``add(match={...}, action={...})``. Returns them as the server lists them (with ``id``)."""
+        if rules is None:
+            if action is None:
+                raise TypeError("give rules, or action= (and match=)")
+            rules = {"match": dict(match or {}), "action": dict(action)}
+        elif match is not None or action is not None:
+            raise TypeError("give rules, or match= and action=, not both")
+        body = fault_rules(rules)
+        if not body:
+            return []
+        added: list[dict[str, Any]] = self._server._admin("POST", "/faults", json={"rules": body})["value"]
+        return added
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every rule, with how many requests it ``matched`` and ``fired`` on."""
+        found: list[dict[str, Any]] = self._server._admin("GET", "/faults")["value"]
+        return found
+
+    def remove(self, rule_id: str) -> None:
+        self._server._admin("DELETE", f"/faults/{rule_id}")
+
+    def clear(self) -> None:
+        """Remove every rule (those given at start too, until the next reset)."""
+        self._server._admin("DELETE", "/faults")
+
+
+class ServerThrottling:
+    """Outlook's per-app, per-mailbox limits (docs/faults.md, *Outlook throttling*): ``set``, ``off``,
+    ``state`` and the Retry-After ``violations``. A reset restarts the counters and goes back to the
+    limits the server was started with (``GraphServer(throttling=...)``; off without)."""
+
+    def __init__(self, server: GraphServer) -> None:
+        self._server = server
+
+    def set(self, limits: str | Mapping[str, Any] = "outlook") -> dict[str, Any]:
+        """``"outlook"``, a spec (``"concurrency=2,requests=100/60,upload=20MB/60"``), ``"off"``, or a
+        dict of those keys. Returns the new state; counters and violations restart."""
+        if isinstance(limits, str) and limits.strip().lower() in ("off", "none", ""):
+            self.off()
+            return self.state()
+        body = {"spec": limits} if isinstance(limits, str) else dict(limits)
+        state: dict[str, Any] = self._server._admin("POST", "/throttling", json=body)
+        return state
+
+    def off(self) -> None:
+        self._server._admin("DELETE", "/throttling")
+
+    def state(self) -> dict[str, Any]:
+        """``{"enabled", "limits", "violations"}`` as ``GET /_graphattach/throttling`` gives it."""
+        state: dict[str, Any] = self._server._admin("GET", "/throttling")
+        return state
+
+    @property
+    def limits(self) -> dict[str, Any] | None:
+        """The limits in force (``concurrency``, ``requests``, ``upload``), None when off."""
+        limits: dict[str, Any] | None = self.state()["limits"]
+        return limits
+
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        """Requests that came back before their ``Retry-After`` had passed."""
+        found: list[dict[str, Any]] = self.state()["violations"]
+        return found
+
+
+def _check_rules(rules: list[dict[str, Any]]) -> None:
+    """The server's own check of fault rules, before it starts: the error names the field."""
+    from graphattach.domain.faults import FaultRuleError
+    from graphattach.protocol.faults import parse_rules_document
+
+    try:
+        parse_rules_document(rules)
+    except FaultRuleError as exc:
+        raise GraphServerError(f"Invalid fault rule: '{exc.field}' {exc.message}.", 400, "BadRequest") from None
+
+
 def _parse_now(body: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(body["now"])
 
@@ -118,6 +241,7 @@ class _LoopThread:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: Any = None
         self.ctx: Any = None
+        self.app: Any = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"graphattach-{settings.port}", daemon=True)
 
@@ -136,8 +260,9 @@ class _LoopThread:
         self.loop = asyncio.get_running_loop()
         self.ctx = await open_context(self.settings)
         try:
+            self.app = build_app(self.ctx)
             config = uvicorn.Config(
-                build_app(self.ctx),
+                self.app,
                 lifespan="on",
                 log_level="warning",
                 access_log=False,
@@ -177,6 +302,9 @@ class GraphServer:
     data in SQLite + files there (default: in memory); ``seed`` makes ids, request ids and upload
     URLs repeat from run to run; ``seed_data`` a JSON or YAML file of users, folders, messages and
     events that every reset restores; ``frozen_clock`` starts the clock stopped at that instant;
+    ``faults`` fault rules (a rule, a list, or a JSON/YAML rules file) the server starts with and
+    every reset installs again; ``throttling`` Outlook's limits (``outlook`` or a spec such as
+    ``concurrency=2,requests=100/60``; docs/faults.md), which every reset goes back to;
     ``tls`` serves https with a self-signed certificate (``ca_bundle``). Any other keyword is a
     field of ``graphattach.settings.Settings`` (``session_lifetime`` → ``upload_session_lifetime``).
     """
@@ -190,6 +318,8 @@ class GraphServer:
         frozen_clock: datetime | str | None = None,
         seed_data: str | Path | None = None,
         admin_key: str | None = None,
+        faults: FaultRules | None = None,
+        throttling: str | None = None,
         demo_tenant: bool = True,
         strict: bool = True,
         tls: bool = False,
@@ -209,6 +339,7 @@ class GraphServer:
             "frozen_clock": frozen_clock,
             "seed_data": str(Path(seed_data).expanduser().resolve()) if seed_data is not None else None,
             "admin_key": admin_key,
+            "throttling": throttling,
             "demo_tenant": demo_tenant,
             "strict": strict,
             "tls": tls,
@@ -230,7 +361,12 @@ class GraphServer:
         self._tokens: dict[Any, tuple[str, int, float]] = {}
         self._identities: dict[str, tuple[int, tuple[str, str, str]]] = {}
         self._temp_dir: Any = None
+        #: Rules every reset installs again (``faults=``), as JSON objects.
+        self._start_faults: list[dict[str, Any]] = fault_rules(faults) if faults is not None else []
+        _check_rules(self._start_faults)
         self.clock = ServerClock(self)
+        self.faults = ServerFaults(self)
+        self.throttling = ServerThrottling(self)
 
     # lifecycle ------------------------------------------------------------------------------------
 
@@ -305,7 +441,12 @@ class GraphServer:
             self._thread = None
             raise
         self._attach(settings.root_url)
+        self._install_start_faults()
         return self
+
+    def _install_start_faults(self) -> None:
+        if self._start_faults:
+            self._admin("POST", "/faults", json={"rules": self._start_faults})
 
     def stop(self) -> None:
         """Stop serving (in-process) or let go of the connection (connected). Idempotent."""
@@ -567,17 +708,27 @@ class GraphServer:
 
     def reset(self) -> None:
         """Every mailbox, upload session, rule and journal entry back to the seeded state (the demo
-        tenant, or the seed data); the clock back to where it started; a seeded id sequence restarted."""
+        tenant, or the seed data); the clock back to where it started; a seeded id sequence restarted;
+        the fault rules back to those given at start (``faults=``); throttling counters restarted."""
         self._clock_moved()
         thread = self._thread
         if thread is not None and thread.loop is not None:
             # In-process: the same service the admin API calls, without an HTTP round trip (about
             # half of a test's fixture overhead); a connected server goes through the admin API.
+            from graphattach.protocol.faults import parse_rules_document
             from graphattach.services import tenant
 
-            asyncio.run_coroutine_threadsafe(tenant.reset(thread.ctx), thread.loop).result()
+            rules = parse_rules_document(self._start_faults) if self._start_faults else []
+
+            async def reset() -> None:
+                await tenant.reset(thread.ctx)
+                for rule in rules:  # the rules it was started with, with fresh counters
+                    thread.app.state.faults.rulebook.add(rule)
+
+            asyncio.run_coroutine_threadsafe(reset(), thread.loop).result()
             return
         self._admin("POST", "/reset")
+        self._install_start_faults()
 
     # snapshots ---------------------------------------------------------------------------------------
 
