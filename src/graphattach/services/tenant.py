@@ -9,6 +9,7 @@ and every restart: a test may hold on to Adele's id or her Inbox's id.
 from __future__ import annotations
 
 import inspect
+from typing import cast
 
 from graphattach.domain import ids
 from graphattach.domain.errors import GraphError
@@ -86,9 +87,10 @@ def _restore(ctx: Context) -> bool:
     saved = ctx.seeded_checkpoint
     if saved is None or saved[0] != _seed_files(ctx):
         return False
-    assert isinstance(ctx.metadata, Checkpointable) and isinstance(ctx.blobs, Checkpointable)
-    ctx.metadata.restore(saved[1])
-    ctx.blobs.restore(saved[2])
+    # There is a checkpoint, so both stores are Checkpointable (``isinstance`` on a runtime
+    # protocol costs about a millisecond: not on every reset).
+    cast(Checkpointable, ctx.metadata).restore(saved[1])
+    cast(Checkpointable, ctx.blobs).restore(saved[2])
     return True
 
 
