@@ -10,13 +10,14 @@ Choose the server with options (``--graphattach-profile``, ``--graphattach-seed`
 ``@pytest.mark.graphattach(profile="lenient", seed=1, frozen_clock="2026-01-01T09:00:00Z")`` (any
 keyword of ``GraphServer``; one server per distinct set, started on first use, kept for the session).
 
+``--graphattach-url URL`` (or ``$GRAPHATTACH_URL``; ``$GRAPHATTACH_ADMIN_KEY`` for its key) runs the
+same tests against a server started elsewhere, through its admin API.
+
 Failures on demand (docs/faults.md): ``--graphattach-faults FILE`` / ``graphattach_faults`` (rules
 every test starts with) and ``--graphattach-throttling outlook|SPEC`` / ``graphattach_throttling``
 (Outlook's limits for every test); per test, ``@pytest.mark.graphattach(faults=[...],
 throttling="outlook")`` installs rules (a rule, a list, or a rules file next to the test module)
 and limits on the same server for that test only: they are removed after it.
-``--graphattach-url URL`` (or ``$GRAPHATTACH_URL``; ``$GRAPHATTACH_ADMIN_KEY`` for its key) runs the
-same tests against a server started elsewhere, through its admin API.
 
 Nothing heavy is imported until a fixture is used: a test run that does not ask for ``graph`` pays nothing.
 """
