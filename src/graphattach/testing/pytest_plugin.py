@@ -157,8 +157,10 @@ class ServerPool:
                 if "faults" in self.defaults:  # installed again by every reset, as in-process
                     self._connected._start_faults = fault_rules(self.defaults["faults"])
                 if "throttling" in self.defaults:
-                    # the shared server's limits for this session, given back at the end
+                    # the shared server's limits for this session (set again by every reset), given
+                    # back at the end
                     self._throttling_before = self._connected.throttling.limits
+                    self._connected._start_throttling = self.defaults["throttling"]
                     self._connected.throttling.set(self.defaults["throttling"])
             server = self._connected
             info = server._require()  # as read at connect(): profile and seed do not change while it runs

@@ -364,6 +364,9 @@ class GraphServer:
         #: Rules every reset installs again (``faults=``), as JSON objects.
         self._start_faults: list[dict[str, Any]] = fault_rules(faults) if faults is not None else []
         _check_rules(self._start_faults)
+        #: Limits every reset sets again on a connected server (an in-process one has them as its
+        #: start setting, which its reset goes back to by itself).
+        self._start_throttling: str | None = None
         self.clock = ServerClock(self)
         self.faults = ServerFaults(self)
         self.throttling = ServerThrottling(self)
@@ -729,6 +732,8 @@ class GraphServer:
             return
         self._admin("POST", "/reset")
         self._install_start_faults()
+        if self._start_throttling:
+            self.throttling.set(self._start_throttling)
 
     # snapshots ---------------------------------------------------------------------------------------
 
