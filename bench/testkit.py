@@ -9,7 +9,7 @@ Figures (medians; p90 where it helps), printed; nothing is asserted:
 - a reset with N messages in the mailbox (each with a 1 KiB file attachment), in-memory stores:
   ``GraphServer.reset()``, the admin API's ``POST /_graphattach/reset`` and the server's share;
   moto's ``POST /moto-api/reset`` with N S3 objects;
-- per-test fixture overhead: what the ``graph`` fixture does (a reset) plus minting a token.
+- per-test fixture overhead: what the ``graph`` fixture does (a reset) plus minting a token, and each alone.
 """
 
 from __future__ import annotations
