@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from graphattach.settings import Settings
 from tests.api.fault_support import (
     DROPPED,
     add_rule,
@@ -21,6 +23,7 @@ from tests.api.fault_support import (
     rule_counts,
     session_url,
 )
+from tests.conftest import inprocess
 from tests.helpers import ALEX, Graph, assert_graph_error, running_server
 from tests.upload_helpers import MiB, new_item, payload, put_range
 
@@ -270,6 +273,16 @@ async def test_reset_clears_the_rules(inprocess_graph: Graph) -> None:
     await add_rule(graph, messages_rule({"type": "status", "status": 503}))
     assert (await graph.admin("POST", "/reset")).status_code == 204
     assert (await graph.admin("GET", "/faults")).json()["value"] == []
+
+
+async def test_reset_puts_the_throttling_limits_back_to_those_of_the_start(settings: Settings) -> None:
+    for started_with, after_reset in ((None, None), ("concurrency=3", 3)):
+        async with inprocess(dataclasses.replace(settings, throttling=started_with)) as graph:
+            changed = await graph.admin("POST", "/throttling", json={"spec": "concurrency=2,requests=5/60"})
+            assert changed.json()["limits"]["concurrency"] == 2
+            assert (await graph.admin("POST", "/reset")).status_code == 204
+            limits = (await graph.admin("GET", "/throttling")).json()["limits"]
+            assert (limits and limits["concurrency"]) == after_reset
 
 
 async def test_drop_under_uvicorn_closes_the_connection_without_an_answer(tmp_path: Path) -> None:

@@ -87,6 +87,22 @@ async def test_reset_restores_the_demo_tenant_in_memory(settings: Settings) -> N
         assert await _state(graph) == before
 
 
+async def test_in_memory_a_reset_restores_the_copy_taken_after_seeding(settings: Settings) -> None:
+    """In memory, a reset unpickles the seeded stores; the state is the one seeding again gives."""
+    async with inprocess(settings) as graph:
+        assert graph.ctx.seeded_checkpoint is not None  # taken when the stores were first seeded
+        await _make_a_mess(graph)
+        assert (await graph.admin("POST", "/reset")).status_code == 204
+        restored = await _state(graph)
+        everything = [u.id for u in await graph.ctx.metadata.list_users()]
+        graph.ctx.seeded_checkpoint = None  # the slow way: empty the stores and seed again
+        await _make_a_mess(graph)
+        assert (await graph.admin("POST", "/reset")).status_code == 204
+        assert await _state(graph) == restored
+        assert [u.id for u in await graph.ctx.metadata.list_users()] == everything
+        assert graph.ctx.seeded_checkpoint is not None  # and the copy is taken again
+
+
 async def test_reset_restores_the_demo_tenant_on_sqlite_and_files(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", sweep_interval=0)
     async with inprocess(settings) as graph:

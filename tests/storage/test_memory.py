@@ -158,3 +158,32 @@ async def test_session_locks_are_forgotten_when_free() -> None:
     async with store.lock_session("a"), store.lock_session("b"):
         assert len(store._locks) == 2
     assert len(store._locks) == 0
+
+
+async def test_a_checkpoint_restore_drops_what_spilled_since(tmp_path: Path) -> None:
+    """A reset of the test kit restores the seeded copy: blobs spilled after it go, with their
+    directory, and the memory accounting matches what was restored."""
+    store = MemoryBlobStore(1000, spill_parent=tmp_path)
+    await store.open()
+    await store.write("seeded", _chunks(b"s" * 400))
+    saved = store.checkpoint()
+    await store.write("later", _chunks(b"l" * 500))
+    await store.write("big", _chunks(b"b" * 2000))  # past the limit: spilled
+    spill_dir = store.spill_dir
+    assert spill_dir is not None and spill_dir.exists()
+    store.restore(saved)
+    assert store.resident_bytes == 400 and not spill_dir.exists()
+    assert await _read(store, "seeded") == b"s" * 400
+    assert await store.size("big") is None and await store.size("later") is None
+    await store.write("again", _chunks(b"a" * 2000))  # spills into a new directory
+    assert await _read(store, "again") == b"a" * 2000
+    await store.close()
+
+
+async def test_no_checkpoint_while_blobs_are_spilled(tmp_path: Path) -> None:
+    store = MemoryBlobStore(100, spill_parent=tmp_path)
+    await store.open()
+    await store.write("big", _chunks(b"b" * 500))
+    with pytest.raises(ValueError):
+        store.checkpoint()
+    await store.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,6 +75,38 @@ def test_added_users_get_a_mailbox_and_go_away_on_reset(graph: GraphServer) -> N
     with pytest.raises(GraphServerError) as gone:
         graph.token("zoe@contoso.onmicrosoft.com")
     assert gone.value.code == "ErrorInvalidUser"
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def test_tokens_signed_in_process_follow_the_users_and_the_clock(graph: GraphServer) -> None:
+    """``token()`` signs in the test's thread, from a cache of users that their changes invalidate."""
+    zoe = "zoe@contoso.onmicrosoft.com"
+    first = graph.add_user(zoe, "Zoe Example")
+    assert _claims(graph.token(zoe))["oid"] == first.id
+    renamed = httpx.patch(f"{graph.root_url}/_graphattach/users/{zoe}", json={"displayName": "Zoe Renamed"})
+    assert renamed.status_code == 200  # not through GraphServer: the store says the users changed
+    assert _claims(graph.token(zoe))["name"] == "Zoe Renamed"
+    graph.reset()
+    again = graph.add_user(zoe, "Zoe Again")
+    assert again.id != first.id
+    token = graph.token(zoe, scopes="Mail.Read Mail.ReadWrite")
+    claims = _claims(token)
+    assert (claims["oid"], claims["name"], claims["scp"]) == (again.id, "Zoe Again", "Mail.Read Mail.ReadWrite")
+    assert _me(graph, token).json()["id"] == again.id
+    graph.clock.set(datetime(2030, 1, 1, tzinfo=UTC))
+    assert _claims(graph.token(lifetime=60))["exp"] == int(datetime(2030, 1, 1, tzinfo=UTC).timestamp()) + 60
+    assert _claims(graph.app_token(app_id="my-daemon"))["appid"] == "my-daemon"
+    # what the admin API would refuse is refused by it
+    with pytest.raises(GraphServerError) as bad:
+        graph.token(lifetime=0)
+    assert bad.value.status == 400
+    # only that one was a request: the others were signed here
+    assert [r.status for r in graph.requests_matching(operation="admin.token")] == [400]
 
 
 def test_the_clock_drives_token_expiry_and_timestamps(graph: GraphServer) -> None:
@@ -262,3 +296,56 @@ def test_the_journal_says_which_fault_or_limit_answered(graph: GraphServer) -> N
     with graph.httpx_client() as client:
         assert [client.get("me/events").status_code for _ in range(2)] == [200, 429]
     assert [r.fault for r in graph.requests_matching(operation="events.list")] == [None, "throttled: RequestRate"]
+
+
+def test_fault_rules_and_throttling_through_the_server_api(graph: GraphServer, tmp_path: Path) -> None:
+    def statuses(n: int) -> list[int]:
+        with graph.httpx_client() as client:
+            return [client.get("me/messages").status_code for _ in range(n)]
+
+    listed = {"operation": "messages.list"}
+    (first,) = graph.faults.add({"match": {**listed, "nth": 1}, "action": {"type": "status", "status": 503}})
+    second = graph.faults.add(match={**listed, "nth": 2}, action={"type": "status", "status": 500})
+    # the first rule that fails a request is the only one tried on it: the second counts from the next
+    assert statuses(3) == [503, 200, 500]
+    assert [(r["id"], r["matched"], r["fired"]) for r in graph.faults.list()] == [
+        (first["id"], 3, 1),
+        (second[0]["id"], 2, 1),
+    ]
+    graph.faults.remove(first["id"])
+    assert [r["id"] for r in graph.faults.list()] == [second[0]["id"]]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- {match: {operation: events.list}, action: {type: status, status: 429, retryAfter: 2}}\n")
+    graph.faults.add(rules)
+    with graph.httpx_client() as client:
+        refused = client.get("me/events")
+    assert (refused.status_code, refused.headers["retry-after"]) == (429, "2")
+    graph.faults.clear()
+    assert graph.faults.list() == [] and statuses(1) == [200]
+    with pytest.raises(GraphServerError, match="'rules\\[0\\].action.status' is required"):
+        graph.faults.add({"action": {"type": "status"}})
+
+    state = graph.throttling.set("requests=2/60")
+    assert state["enabled"] and state["limits"]["requests"] == "2/60"
+    assert statuses(3) == [200, 200, 429]
+    limits = graph.throttling.limits
+    graph.throttling.off()
+    assert graph.throttling.limits is None and statuses(3) == [200, 200, 200]
+    assert graph.throttling.set(limits or {})["limits"] == limits  # what .limits gives can be set again
+    graph.throttling.set("outlook")
+    assert graph.throttling.limits == {"concurrency": 4, "requests": "10000/600", "upload": "157286400B/300"}
+    graph.throttling.set("off")
+    assert graph.throttling.state()["enabled"] is False and graph.throttling.violations == []
+
+
+def test_faults_given_at_start_come_back_with_every_reset() -> None:
+    rule = {"match": {"operation": "messages.list", "nth": 1}, "action": {"type": "status", "status": 503}}
+    with GraphServer(faults=[rule], throttling="concurrency=3") as graph:
+        for _ in range(2):
+            with graph.httpx_client() as client:
+                assert [client.get("me/messages").status_code for _ in range(2)] == [503, 200]
+            graph.faults.clear()
+            graph.reset()  # the rule again, counting from the start
+        assert graph.throttling.limits is not None and graph.throttling.limits["concurrency"] == 3
+    with pytest.raises(GraphServerError, match="'rules\\[0\\].match.nth' must be at least 1"):
+        GraphServer(faults={"match": {"nth": 0}, "action": {"type": "drop"}})

@@ -29,7 +29,8 @@ def graph(server: GraphServer) -> GraphServer:
 
 
 def _scripted_session(graph: GraphServer) -> dict[str, httpx.Response]:
-    """A draft, an attachment, an upload session with its PUT, and a client-credentials token."""
+    """A draft, an attachment, an upload session with its PUT, an admin API token and a
+    client-credentials token."""
     seen: dict[str, httpx.Response] = {}
     with graph.httpx_client(headers={"client-request-id": "my-correlation"}) as client:
         seen["draft"] = draft = client.post("me/messages", json={"subject": "journal"})
@@ -47,6 +48,9 @@ def _scripted_session(graph: GraphServer) -> dict[str, httpx.Response]:
         content=b"x" * 1000,
         headers={"Content-Range": "bytes 0-999/3000000", "Content-Type": "application/octet-stream"},
     )
+    # A token from the admin API over HTTP, as `graphattach token` gets one (graph.token() signs
+    # in-process, with no request).
+    seen["admin_token"] = httpx.post(f"{graph.root_url}/_graphattach/token", json={"user": ADELE})
     seen["token"] = httpx.post(
         graph.token_endpoint,
         data={
@@ -71,7 +75,8 @@ def test_every_kind_of_request_is_journaled(graph: GraphServer) -> None:
         "oauth.token",
     ]
     assert [r.seq for r in records] == sorted(r.seq for r in records)
-    assert "admin.token" in by_operation  # the token the httpx client got
+    assert [r.operation for r in records if r.operation.startswith("admin.")] == ["admin.token"]
+    assert by_operation["admin.token"].status == seen["admin_token"].status_code == 200
 
     create = by_operation["attachments.create"]
     assert (create.method, create.status, create.user, create.caller) == ("POST", 201, ADELE, "delegated")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -170,3 +171,146 @@ def test_a_suite_without_graph_starts_no_server(pytester: pytest.Pytester) -> No
         """
     )
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+FAULTS = """
+import json
+
+import httpx
+import pytest
+
+RULE = {"match": {"operation": "messages.list"}, "action": {"type": "status", "status": 503}}
+
+
+def _list(graph):
+    token = graph.token()
+    return httpx.get(graph.url + "/me/messages", headers={"Authorization": "Bearer " + token}).status_code
+
+
+@pytest.mark.graphattach(faults=[RULE])
+def test_a_faulted(graph):
+    assert _list(graph) == 503
+    assert [(r["action"]["status"], r["fired"]) for r in graph.faults.list()] == [(503, 1)]
+    print("URL", graph.url)
+
+
+def test_b_gone_after_the_test(graph_server):
+    # graph_server is not reset: only the fixture's teardown can have removed the rule
+    assert graph_server.faults.list() == []
+    assert _list(graph_server) == 200
+    print("URL", graph_server.url)
+
+
+@pytest.mark.graphattach(throttling="concurrency=2,requests=2/60")
+def test_c_throttled(graph):
+    assert [_list(graph) for _ in range(3)] == [200, 200, 429]
+    assert graph.throttling.limits["requests"] == "2/60"
+
+
+def test_d_not_throttled_after(graph_server):
+    assert graph_server.throttling.limits is None
+    assert [_list(graph_server) for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.graphattach(faults="rules.json")
+def test_e_a_rules_file_next_to_the_module(graph):
+    assert _list(graph) == 429
+    graph.faults.clear()  # the test may remove its rules itself
+
+
+@pytest.mark.graphattach(faults={"match": {"operation": "messages.nope"}, "action": {"type": "drop"}})
+def test_f_a_bad_rule(graph):
+    pass
+
+
+def test_g_clean(graph):
+    assert graph.faults.list() == [] and graph.throttling.limits is None
+    assert _list(graph) == 200
+"""
+
+
+def test_a_marker_installs_faults_and_throttling_for_one_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(FAULTS)
+    rule = {"match": {"operation": "messages.list"}, "action": {"type": "status", "status": 429, "retryAfter": 3}}
+    pytester.path.joinpath("rules.json").write_text(json.dumps({"rules": [rule]}))
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6, errors=1)
+    result.stdout.fnmatch_lines(["*Invalid fault rule: 'rules?0?.match.operation'*", "ERROR *::test_f_a_bad_rule"])
+    urls = _urls(result.stdout.str())
+    assert len(urls) == 2 and urls[0] == urls[1]  # the same server: faults do not start another
+
+
+OPTIONS = """
+import httpx
+import pytest
+
+
+def _list(graph):
+    token = graph.token()
+    return httpx.get(graph.url + "/me/messages", headers={"Authorization": "Bearer " + token}).status_code
+
+
+def test_every_test_starts_with_the_rules(graph):
+    assert [_list(graph) for _ in range(3)] == [200, 503, 200]  # nth=2 counts from each test's start
+    graph.faults.clear()
+
+
+def test_and_again_after_a_test_cleared_them(graph):
+    assert [_list(graph) for _ in range(3)] == [200, 503, 200]
+    assert graph.throttling.limits["concurrency"] == 4  # outlook's
+
+
+@pytest.mark.graphattach(throttling=None)
+def test_a_marker_turns_throttling_off(graph):
+    assert graph.throttling.limits is None
+
+
+def test_it_is_back_after(graph_server):
+    assert graph_server.throttling.limits["concurrency"] == 4
+"""
+
+
+def test_options_and_ini_keys_give_every_test_faults_and_throttling(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(OPTIONS)
+    pytester.path.joinpath("rules.yaml").write_text(
+        "rules:\n  - match: {operation: messages.list, nth: 2}\n    action: {type: status, status: 503}\n"
+    )
+    by_option = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--graphattach-faults", "rules.yaml", "--graphattach-throttling", "outlook"
+    )
+    by_option.assert_outcomes(passed=4)
+    pytester.makeini("[pytest]\ngraphattach_faults = rules.yaml\ngraphattach_throttling = outlook\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=4)
+    missing = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--graphattach-faults", "nowhere.json")
+    missing.stderr.fnmatch_lines(["*graphattach faults: no such file:*nowhere.json*"])
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--graphattach-throttling", "requests=lots")
+    bad.stderr.fnmatch_lines(["*graphattach throttling 'requests=lots': 'requests'*"])
+
+
+def test_faults_and_throttling_on_an_external_server(pytester: pytest.Pytester, external: GraphServer) -> None:
+    external.reset()
+    pytester.makepyfile(FAULTS.replace('"rules.json"', '"rules.yaml"'))
+    pytester.path.joinpath("rules.yaml").write_text(
+        "- {match: {operation: messages.list}, action: {type: status, status: 429}}\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-s", "-p", "no:cacheprovider", "--graphattach-url", external.url, "--graphattach-admin-key", "k3y"
+    )
+    result.assert_outcomes(passed=6, errors=1)
+    # what the session installed on the shared server is gone
+    assert external.faults.list() == [] and external.throttling.limits is None
+
+    pytester.makepyfile(OPTIONS)
+    pytester.path.joinpath("rules.yaml").write_text(
+        "rules:\n  - match: {operation: messages.list, nth: 2}\n    action: {type: status, status: 503}\n"
+    )
+    external.throttling.set("concurrency=3")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        *("--graphattach-url", external.url, "--graphattach-admin-key", "k3y"),
+        *("--graphattach-faults", "rules.yaml", "--graphattach-throttling", "outlook"),
+    )
+    result.assert_outcomes(passed=4)
+    assert external.throttling.limits is not None and external.throttling.limits["concurrency"] == 3  # given back
+    external.throttling.off()

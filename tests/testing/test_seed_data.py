@@ -86,6 +86,18 @@ def test_seed_data_is_there_on_start_and_after_every_reset(seed_file: Path) -> N
         assert inbox[0]["isDraft"] is False and inbox[0]["receivedDateTime"]
 
 
+def test_a_reset_reads_an_attachment_file_edited_since_the_last_seeding(seed_file: Path) -> None:
+    data_file = seed_file.parent / "files" / "data.bin"
+    with GraphServer(seed_data=seed_file) as graph:
+        graph.reset()
+        _check_seeded(graph, data_file.read_bytes())
+        data_file.write_bytes(b"edited " * 1000)
+        graph.reset()
+        _check_seeded(graph, b"edited " * 1000)
+        graph.reset()  # from the copy of the new seeding
+        _check_seeded(graph, b"edited " * 1000)
+
+
 def test_json_and_no_demo(tmp_path: Path) -> None:
     path = tmp_path / "seed.json"
     path.write_text(json.dumps({"demo": False, "users": [{"userPrincipalName": "solo@example.com"}]}))

@@ -17,7 +17,7 @@ from graphattach.api.call import read_body
 from graphattach.api.responses import empty, graph_json
 from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
 from graphattach.auth.secrets import same_secret
-from graphattach.auth.tokens import CLI_APP_ID
+from graphattach.auth.tokens import ADMIN_APP_ID, CLI_APP_ID
 from graphattach.composition import redact_url, store_urls
 from graphattach.protocol.errors import AccessDenied, BadRequest, InvalidUser, SubscriptionNotFound
 from graphattach.protocol.jsonio import loads_object
@@ -157,7 +157,7 @@ async def mint_token(request: Request) -> Response:
     now = ctx.clock.now().timestamp()
     if body.get("app"):
         roles = _names(body.get("roles"), DEFAULT_APP_ROLES)
-        app_id = str(body.get("appId") or "00000000-0000-0000-0000-0000000a99a7")
+        app_id = str(body.get("appId") or ADMIN_APP_ID)
         token = ctx.tokens.mint_app(roles=roles, app_id=app_id, lifetime=lifetime, now=now)
         return graph_json({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "roles": roles})
     key = body.get("user")

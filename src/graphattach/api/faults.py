@@ -95,6 +95,8 @@ class FaultEngine:
     throttler: Throttler = field(default_factory=lambda: Throttler(None))
     #: Lower-cased user id or UPN → user id (mailbox keys), filled as requests name them.
     mailboxes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The limits the server was started with (``--throttling``): a reset goes back to them.
+    start_limits: ThrottleLimits | None = None
 
     @classmethod
     def from_settings(cls, faults_file: str | None, throttling: str | None) -> FaultEngine:
@@ -103,7 +105,7 @@ class FaultEngine:
             for rule in load_rules_file(faults_file):
                 engine.rulebook.add(rule)
         if throttling:
-            engine.throttler.limits = parse_throttling(throttling)
+            engine.throttler.limits = engine.start_limits = parse_throttling(throttling)
         return engine
 
     @property
@@ -111,9 +113,10 @@ class FaultEngine:
         return bool(self.rulebook.rules) or self.throttler.limits is not None or bool(self.throttler.blocks)
 
     def reset(self) -> None:
-        """``POST /_graphattach/reset``: rules go, counters and violations restart (the
-        throttling limits, a server setting, stay)."""
+        """``POST /_graphattach/reset``: rules go, counters and violations restart, and the limits
+        are those the server was started with again (limits set at run time do not outlive a test)."""
         self.rulebook.clear()
+        self.throttler.limits = self.start_limits
         self.throttler.reset()
         self.mailboxes.clear()
 

@@ -35,6 +35,8 @@ GRAPH_AUDIENCES = (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", "00000003-0000-0000-c00
 UPLOAD_AUDIENCE = "https://outlook.office.com/api/"
 #: The app id ``graphattach token`` puts in tokens it mints for people.
 CLI_APP_ID = "14d82eec-204b-4c2f-b7e8-296a70dab67e"
+#: The app id of application tokens the admin API mints when no ``appId`` is given.
+ADMIN_APP_ID = "00000000-0000-0000-0000-0000000a99a7"
 
 
 def generate_private_key_pem() -> str:

@@ -40,6 +40,9 @@ class Context:
     reset_hooks: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
     #: What a seed data file adds to the seeded state (a ``protocol.seed_data.SeedPlan``), if any.
     seed_plan: Any = None
+    #: The seeded state as the stores copied it (``storage.interfaces.Checkpointable``), with the
+    #: seed data files it was read from: a reset restores it instead of seeding again.
+    seeded_checkpoint: Any = None
     #: One reset at a time.
     reset_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -26,6 +26,13 @@ def read_plan(path: str | Path) -> SeedPlan:
     return parse(text, str(path), file.resolve().parent)
 
 
+def seed_files(plan: SeedPlan) -> list[Path]:
+    """The files whose bytes seeding reads (attachments given by ``path``)."""
+    return [
+        spec.path for user in plan.users for item in user.items for spec in item.attachments if spec.path is not None
+    ]
+
+
 def check_files(plan: SeedPlan) -> None:
     """``SeedDataError`` if a file an attachment names has gone since the plan was read."""
     for user in plan.users:

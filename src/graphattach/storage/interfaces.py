@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
 from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
@@ -309,6 +309,19 @@ class BlobStore(Protocol):
 
     def keys(self, older_than: datetime | None = None) -> AsyncIterator[str]:
         """Every key (last written before ``older_than`` if given)."""
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """A store that copies its whole state in one step and goes back to such a copy (the
+    in-memory stores): a reset restores the seeded state from the copy instead of seeding again.
+    Both run without awaiting, so no other task sees a half-restored store."""
+
+    def checkpoint(self) -> bytes:
+        """The records (not the store's settings) as one opaque value."""
+
+    def restore(self, checkpoint: bytes) -> None:
+        """The records of ``checkpoint`` instead of the current ones (the settings stay)."""
 
 
 @dataclass(frozen=True, slots=True)

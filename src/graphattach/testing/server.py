@@ -43,6 +43,8 @@ DEMO_USERS = (ADELE, ALEX, MEGAN)
 #: The app id of the tokens ``GraphServer`` mints for its own helpers (``send_mail``): the journal
 #: and the permissions report tell them apart from the app under test.
 HELPER_APP_ID = "6a7e5f4c-0d1b-4c2e-9f3a-7b8c9d0e1f2a"
+#: The longest token lifetime the admin API mints (one year and a day, as ``api/admin.py``).
+MAX_TOKEN_LIFETIME = 366 * 86400
 #: The client secret of the token endpoint (client credentials grant), unless the server sets its own.
 CLIENT_SECRET = "graphattach-secret"
 
@@ -102,6 +104,129 @@ class ServerClock:
         self._server._admin("DELETE", "/clock")
 
 
+#: What ``faults`` arguments accept: one rule (a dict), several (a list, or ``{"rules": [...]}``), or
+#: the path of a JSON or YAML rules file, as ``graphattach serve --faults FILE`` reads.
+FaultRules = Mapping[str, Any] | Iterable[Mapping[str, Any]] | str | Path
+
+
+def fault_rules(rules: FaultRules) -> list[dict[str, Any]]:
+    """``rules`` as a list of rule objects (a file is read here, so a connected server gets them too)."""
+    if isinstance(rules, (str, Path)):
+        from graphattach.protocol.faults import is_yaml_path, rules_document
+
+        path = Path(rules).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise GraphServerError(f"fault rules file {path}: {exc.strerror or exc}") from None
+        from graphattach.domain.faults import FaultRuleError
+
+        try:
+            value = rules_document(text, yaml=is_yaml_path(str(path)))
+        except FaultRuleError as exc:
+            raise GraphServerError(f"fault rules file {path}: {exc.message}") from None
+        rules = value["rules"] if isinstance(value, dict) and "rules" in value else value
+        if not isinstance(rules, list):
+            raise GraphServerError(f'fault rules file {path}: must be a list of rules or {{"rules": [...]}}')
+    if isinstance(rules, Mapping):
+        return list(rules["rules"]) if "rules" in rules else [dict(rules)]
+    return [dict(rule) for rule in rules]
+
+
+class ServerFaults:
+    """The server's fault rules (docs/faults.md): ``add``, ``list``, ``remove``, ``clear``.
+
+    A reset removes every rule but those the server was given at start (``GraphServer(faults=...)``,
+    ``--graphattach-faults``), which it installs again with fresh counters."""
+
+    def __init__(self, server: GraphServer) -> None:
+        self._server = server
+
+    def add(
+        self,
+        rules: FaultRules | None = None,
+        /,
+        *,
+        match: Mapping[str, Any] | None = None,
+        action: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Install rules: ``add({"match": ..., "action": ...})``, a list of them, a rules file, or
+        ``add(match={...}, action={...})``. Returns them as the server lists them (with ``id``)."""
+        if rules is None:
+            if action is None:
+                raise TypeError("give rules, or action= (and match=)")
+            rules = {"match": dict(match or {}), "action": dict(action)}
+        elif match is not None or action is not None:
+            raise TypeError("give rules, or match= and action=, not both")
+        body = fault_rules(rules)
+        if not body:
+            return []
+        added: list[dict[str, Any]] = self._server._admin("POST", "/faults", json={"rules": body})["value"]
+        return added
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every rule, with how many requests it ``matched`` and ``fired`` on."""
+        found: list[dict[str, Any]] = self._server._admin("GET", "/faults")["value"]
+        return found
+
+    def remove(self, rule_id: str) -> None:
+        self._server._admin("DELETE", f"/faults/{rule_id}")
+
+    def clear(self) -> None:
+        """Remove every rule (those given at start too, until the next reset)."""
+        self._server._admin("DELETE", "/faults")
+
+
+class ServerThrottling:
+    """Outlook's per-app, per-mailbox limits (docs/faults.md, *Outlook throttling*): ``set``, ``off``,
+    ``state`` and the Retry-After ``violations``. A reset restarts the counters and goes back to the
+    limits the server was started with (``GraphServer(throttling=...)``; off without)."""
+
+    def __init__(self, server: GraphServer) -> None:
+        self._server = server
+
+    def set(self, limits: str | Mapping[str, Any] = "outlook") -> dict[str, Any]:
+        """``"outlook"``, a spec (``"concurrency=2,requests=100/60,upload=20MB/60"``), ``"off"``, or a
+        dict of those keys. Returns the new state; counters and violations restart."""
+        if isinstance(limits, str) and limits.strip().lower() in ("off", "none", ""):
+            self.off()
+            return self.state()
+        body = {"spec": limits} if isinstance(limits, str) else dict(limits)
+        state: dict[str, Any] = self._server._admin("POST", "/throttling", json=body)
+        return state
+
+    def off(self) -> None:
+        self._server._admin("DELETE", "/throttling")
+
+    def state(self) -> dict[str, Any]:
+        """``{"enabled", "limits", "violations"}`` as ``GET /_graphattach/throttling`` gives it."""
+        state: dict[str, Any] = self._server._admin("GET", "/throttling")
+        return state
+
+    @property
+    def limits(self) -> dict[str, Any] | None:
+        """The limits in force (``concurrency``, ``requests``, ``upload``), None when off."""
+        limits: dict[str, Any] | None = self.state()["limits"]
+        return limits
+
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        """Requests that came back before their ``Retry-After`` had passed."""
+        found: list[dict[str, Any]] = self.state()["violations"]
+        return found
+
+
+def _check_rules(rules: list[dict[str, Any]]) -> None:
+    """The server's own check of fault rules, before it starts: the error names the field."""
+    from graphattach.domain.faults import FaultRuleError
+    from graphattach.protocol.faults import parse_rules_document
+
+    try:
+        parse_rules_document(rules)
+    except FaultRuleError as exc:
+        raise GraphServerError(f"Invalid fault rule: '{exc.field}' {exc.message}.", 400, "BadRequest") from None
+
+
 def _parse_now(body: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(body["now"])
 
@@ -116,6 +241,7 @@ class _LoopThread:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: Any = None
         self.ctx: Any = None
+        self.app: Any = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=f"graphattach-{settings.port}", daemon=True)
 
@@ -134,8 +260,9 @@ class _LoopThread:
         self.loop = asyncio.get_running_loop()
         self.ctx = await open_context(self.settings)
         try:
+            self.app = build_app(self.ctx)
             config = uvicorn.Config(
-                build_app(self.ctx),
+                self.app,
                 lifespan="on",
                 log_level="warning",
                 access_log=False,
@@ -175,6 +302,9 @@ class GraphServer:
     data in SQLite + files there (default: in memory); ``seed`` makes ids, request ids and upload
     URLs repeat from run to run; ``seed_data`` a JSON or YAML file of users, folders, messages and
     events that every reset restores; ``frozen_clock`` starts the clock stopped at that instant;
+    ``faults`` fault rules (a rule, a list, or a JSON/YAML rules file) the server starts with and
+    every reset installs again; ``throttling`` Outlook's limits (``outlook`` or a spec such as
+    ``concurrency=2,requests=100/60``; docs/faults.md), which every reset goes back to;
     ``tls`` serves https with a self-signed certificate (``ca_bundle``). Any other keyword is a
     field of ``graphattach.settings.Settings`` (``session_lifetime`` → ``upload_session_lifetime``).
     """
@@ -188,6 +318,8 @@ class GraphServer:
         frozen_clock: datetime | str | None = None,
         seed_data: str | Path | None = None,
         admin_key: str | None = None,
+        faults: FaultRules | None = None,
+        throttling: str | None = None,
         demo_tenant: bool = True,
         strict: bool = True,
         tls: bool = False,
@@ -207,6 +339,7 @@ class GraphServer:
             "frozen_clock": frozen_clock,
             "seed_data": str(Path(seed_data).expanduser().resolve()) if seed_data is not None else None,
             "admin_key": admin_key,
+            "throttling": throttling,
             "demo_tenant": demo_tenant,
             "strict": strict,
             "tls": tls,
@@ -226,8 +359,17 @@ class GraphServer:
         self._verify: Any = True
         self._clock_epoch = 0
         self._tokens: dict[Any, tuple[str, int, float]] = {}
+        self._identities: dict[str, tuple[int, tuple[str, str, str]]] = {}
         self._temp_dir: Any = None
+        #: Rules every reset installs again (``faults=``), as JSON objects.
+        self._start_faults: list[dict[str, Any]] = fault_rules(faults) if faults is not None else []
+        _check_rules(self._start_faults)
+        #: Limits every reset sets again on a connected server (an in-process one has them as its
+        #: start setting, which its reset goes back to by itself).
+        self._start_throttling: str | None = None
         self.clock = ServerClock(self)
+        self.faults = ServerFaults(self)
+        self.throttling = ServerThrottling(self)
 
     # lifecycle ------------------------------------------------------------------------------------
 
@@ -302,7 +444,12 @@ class GraphServer:
             self._thread = None
             raise
         self._attach(settings.root_url)
+        self._install_start_faults()
         return self
+
+    def _install_start_faults(self) -> None:
+        if self._start_faults:
+            self._admin("POST", "/faults", json={"rules": self._start_faults})
 
     def stop(self) -> None:
         """Stop serving (in-process) or let go of the connection (connected). Idempotent."""
@@ -316,6 +463,7 @@ class GraphServer:
             self._temp_dir.cleanup()
             self._temp_dir = None
         self._tokens.clear()
+        self._identities.clear()
 
     def __enter__(self) -> GraphServer:
         return self.start() if not self._external else self
@@ -425,7 +573,14 @@ class GraphServer:
         app_id: str | None = None,
     ) -> str:
         """A delegated bearer token for ``user`` (UPN or id); without ``scopes``, every mail, calendar
-        and user scope."""
+        and user scope.
+
+        In-process, the token is signed in the calling thread with the server's key and clock, as
+        ``POST /_graphattach/token`` would (so it is no request and not in the journal); a connected
+        server mints it through that endpoint."""
+        minted = self._mint_here(user, scopes, lifetime, app_id)
+        if minted is not None:
+            return minted
         body: dict[str, Any] = {"user": user, "lifetime": lifetime}
         if scopes is not None:
             body["scopes"] = scopes if isinstance(scopes, str) else list(scopes)
@@ -436,13 +591,81 @@ class GraphServer:
     def app_token(
         self, roles: str | Iterable[str] | None = None, *, lifetime: int = 3600, app_id: str | None = None
     ) -> str:
-        """An application bearer token; without ``roles``, Mail.ReadWrite, Mail.Send, Calendars.ReadWrite, User.Read.All."""
+        """An application bearer token; without ``roles``, Mail.ReadWrite, Mail.Send, Calendars.ReadWrite,
+        User.Read.All (in-process, signed in the calling thread as ``token`` is)."""
+        minted = self._mint_here(None, roles, lifetime, app_id)
+        if minted is not None:
+            return minted
         body: dict[str, Any] = {"app": True, "lifetime": lifetime}
         if roles is not None:
             body["roles"] = roles if isinstance(roles, str) else list(roles)
         if app_id is not None:
             body["appId"] = app_id
         return str(self._admin("POST", "/token", json=body)["access_token"])
+
+    def _mint_here(self, user: str | None, names: Any, lifetime: Any, app_id: str | None) -> str | None:
+        """A token signed in this thread (in-process servers), or None to ask the admin API: also
+        for input it would refuse, so that the refusal is the server's own."""
+        thread = self._thread
+        if thread is None or thread.ctx is None or self._http is None:
+            return None
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 0 < lifetime <= MAX_TOKEN_LIFETIME:
+            return None
+        if names is not None and not isinstance(names, str):
+            names = list(names)
+            if not all(isinstance(name, str) for name in names):
+                return None
+        from graphattach.auth.permissions import DEFAULT_APP_ROLES, DEFAULT_DELEGATED_SCOPES
+        from graphattach.auth.tokens import ADMIN_APP_ID, CLI_APP_ID
+        from graphattach.domain import ids
+
+        ctx = thread.ctx
+        default = DEFAULT_APP_ROLES if user is None else DEFAULT_DELEGATED_SCOPES
+        chosen = (
+            list(default) if names is None else names.replace(",", " ").split() if isinstance(names, str) else names
+        )
+        identity = self._identity(user) if user is not None else None
+        if user is not None and identity is None:
+            return None  # the admin API answers 404 ErrorInvalidUser
+        now = ctx.clock.now().timestamp()
+        # The admin API's id stream, as POST /_graphattach/token mints from (the token's ``uti``).
+        with ids.minting_from(ctx.admin_ids):
+            if identity is None:
+                token: str = ctx.tokens.mint_app(
+                    roles=chosen, app_id=app_id or ADMIN_APP_ID, lifetime=lifetime, now=now
+                )
+                return token
+            token = ctx.tokens.mint_delegated(
+                user_id=identity[0],
+                upn=identity[1],
+                name=identity[2],
+                scopes=chosen,
+                lifetime=lifetime,
+                app_id=app_id or CLI_APP_ID,
+                now=now,
+            )
+            return token
+
+    def _identity(self, user: str) -> tuple[str, str, str] | None:
+        """(id, userPrincipalName, display name) of ``user``, cached while the store's users stay
+        the same (a store that cannot say so is asked every time, on the server's loop)."""
+        thread = self._thread
+        assert thread is not None and thread.loop is not None
+        ctx = thread.ctx
+        version = getattr(ctx.metadata, "users_version", None)
+        cached = self._identities.get(user)
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        from graphattach.services.users import find_user
+
+        found = asyncio.run_coroutine_threadsafe(find_user(ctx, user), thread.loop).result()
+        if found is None:
+            return None
+        identity = (found.id, found.user_principal_name, found.display_name)
+        if version is not None:
+            # ``version`` was read before the lookup: a change meanwhile only makes the entry stale.
+            self._identities[user] = (version, identity)
+        return identity
 
     def _current_token(self, user: str | None, scopes: Any, roles: Any, app_id: str | None = None) -> str:
         """A cached token, minted again when the clock was moved through this object or after 50 minutes."""
@@ -488,17 +711,29 @@ class GraphServer:
 
     def reset(self) -> None:
         """Every mailbox, upload session, rule and journal entry back to the seeded state (the demo
-        tenant, or the seed data); the clock back to where it started; a seeded id sequence restarted."""
+        tenant, or the seed data); the clock back to where it started; a seeded id sequence restarted;
+        the fault rules back to those given at start (``faults=``); throttling counters restarted."""
         self._clock_moved()
         thread = self._thread
         if thread is not None and thread.loop is not None:
             # In-process: the same service the admin API calls, without an HTTP round trip (about
             # half of a test's fixture overhead); a connected server goes through the admin API.
+            from graphattach.protocol.faults import parse_rules_document
             from graphattach.services import tenant
 
-            asyncio.run_coroutine_threadsafe(tenant.reset(thread.ctx), thread.loop).result()
+            rules = parse_rules_document(self._start_faults) if self._start_faults else []
+
+            async def reset() -> None:
+                await tenant.reset(thread.ctx)
+                for rule in rules:  # the rules it was started with, with fresh counters
+                    thread.app.state.faults.rulebook.add(rule)
+
+            asyncio.run_coroutine_threadsafe(reset(), thread.loop).result()
             return
         self._admin("POST", "/reset")
+        self._install_start_faults()
+        if self._start_throttling:
+            self.throttling.set(self._start_throttling)
 
     # snapshots ---------------------------------------------------------------------------------------
 
