@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "storage",
         "_httpx",
         "api",
+        "auth",
         "composition",
         "services",
         "cli",
