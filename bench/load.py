@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,9 +234,10 @@ class Client:
         # the sent copy keeps its id and its attachments: still readable at the same paths
         return None
 
-    async def run(self, deadline: float) -> None:
+    async def run(self, deadline: float, kills_done: threading.Event) -> None:
         operations = [self.small_post] * 4 + [self.download] * 4 + [self.lists] * 2 + [self.upload, self.send]
-        while time.monotonic() < deadline:
+        # Until the duration is over and the last kill was made: every kill lands in the workload.
+        while time.monotonic() < deadline or not kills_done.is_set():
             operation = self.rng.choice(operations)
             try:
                 await operation()
@@ -305,38 +307,67 @@ async def _run(
     started = time.monotonic()
     deadline = started + duration
     runners = [Client(n, server, totals, random.Random(rng.random()), max_upload) for n in range(clients)]
-    tasks = [asyncio.create_task(c.run(deadline)) for c in runners]
+    kills_done = threading.Event()
+    tasks = [asyncio.create_task(c.run(deadline, kills_done)) for c in runners]
     warm: tuple[int, int] | None = None
     kill_times = sorted(started + rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
     restarts: list[dict[str, Any]] = []
+    peak = {"rss": 0, "fds": 0}
+    sampling = threading.Event()
+
+    def sampler() -> None:
+        # A thread, so that the busy event loop does not skip samples; peaks over the whole run.
+        while not sampling.wait(0.5):
+            rss, fds = server.rss_and_fds()
+            peak["rss"] = max(peak["rss"], rss)
+            peak["fds"] = max(peak["fds"], fds)
 
     def killer() -> None:
         # A thread, not a task: 64 busy clients starve the event loop, and kills must land during
         # the workload, at their drawn moments.
-        for when in kill_times:
-            time.sleep(max(0.0, when - time.monotonic()))
-            server.kill()
-            server.start()
-            problems = asyncio.run(verify_everything(server, totals, full=False))
-            restarts.append({"at": round(time.monotonic() - started, 1), "problems": problems[:5]})
-            totals.errors.extend(problems)
-            if verbose:
-                print(f"load: restart {len(restarts)}: {len(problems)} problems", file=sys.stderr)
+        try:
+            for when in kill_times:
+                time.sleep(max(0.0, when - time.monotonic()))
+                server.kill()
+                killed_at = round(time.monotonic() - started, 1)
+                server.start()
+                problems = asyncio.run(verify_everything(server, totals, full=False))
+                restarts.append(
+                    {"killed_at": killed_at, "at": round(time.monotonic() - started, 1), "problems": problems[:5]}
+                )
+                totals.errors.extend(problems)
+                if verbose:
+                    print(
+                        f"load: restart {len(restarts)} at {restarts[-1]['at']} s: {len(problems)} problems",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            kills_done.set()
 
+    sampling_thread = threading.Thread(target=sampler, daemon=True)
+    sampling_thread.start()
     try:
         killing = asyncio.create_task(asyncio.to_thread(killer))
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or not kills_done.is_set():
             await asyncio.sleep(0.5)
             if warm is None and time.monotonic() - started > min(30.0, duration * 0.1):
                 warm = server.rss_and_fds()
             elif verbose and int(time.monotonic() - started) % 30 == 0:
-                print(f"load: {totals.requests} requests, {len(totals.errors)} errors", file=sys.stderr)
+                print(
+                    f"load: {int(time.monotonic() - started)} s, {totals.requests} requests, "
+                    f"{len(totals.errors)} errors, {totals.interrupted} cut by kills, {len(restarts)} kills",
+                    file=sys.stderr,
+                    flush=True,
+                )
         await killing
         await asyncio.gather(*tasks)
+        workload_s = time.monotonic() - started
         end = server.rss_and_fds()
         final_problems = await verify_everything(server, totals)
         totals.errors.extend(final_problems)
     finally:
+        sampling.set()
         server.stop()
     elapsed = time.monotonic() - started
     warm = warm or end
@@ -344,6 +375,7 @@ async def _run(
         "seed": seed_value,
         "clients": clients,
         "duration_s": round(elapsed, 1),
+        "workload_s": round(workload_s, 1),
         "kills": len(restarts),
         "requests": totals.requests,
         "requests_per_s": round(totals.requests / elapsed, 1),
@@ -358,6 +390,8 @@ async def _run(
         "first_errors": totals.errors[:5],
         "rss_mb_after_warmup": round(warm[0] / 1e6, 1),
         "rss_mb_end": round(end[0] / 1e6, 1),
+        "rss_mb_peak": round(peak["rss"] / 1e6, 1),
+        "fds_peak": peak["fds"],
         "fds_after_warmup": warm[1],
         "fds_end": end[1],
         "restarts": restarts,
