@@ -62,6 +62,43 @@ class Totals:
     verified: set[str] = field(default_factory=set)
 
 
+class Schedule:
+    """Workload time: wall time minus the pauses in which the clients wait while the server is
+    restarted and checked (so the check reads a quiet server, and the workload still runs
+    ``duration`` seconds with every kill inside it)."""
+
+    def __init__(self, duration: float) -> None:
+        self.started = time.monotonic()
+        self.duration = duration
+        self.gate = threading.Event()  # set: clients may start operations
+        self.gate.set()
+        self.kills_done = threading.Event()
+        self.paused = 0.0
+        self.pause_began: float | None = None
+
+    def elapsed(self) -> float:
+        now = time.monotonic()
+        current = now - self.pause_began if self.pause_began is not None else 0.0
+        return now - self.started - self.paused - current
+
+    def running(self) -> bool:
+        return self.elapsed() < self.duration or not self.kills_done.is_set()
+
+    def pause(self) -> None:
+        self.pause_began = time.monotonic()
+        self.gate.clear()
+
+    def resume(self) -> None:
+        assert self.pause_began is not None
+        self.paused += time.monotonic() - self.pause_began
+        self.pause_began = None
+        self.gate.set()
+
+    async def wait_gate(self) -> None:
+        while not self.gate.is_set():
+            await asyncio.sleep(0.1)
+
+
 class Server:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir = data_dir
@@ -234,10 +271,11 @@ class Client:
         # the sent copy keeps its id and its attachments: still readable at the same paths
         return None
 
-    async def run(self, deadline: float, kills_done: threading.Event) -> None:
+    async def run(self, schedule: Schedule) -> None:
         operations = [self.small_post] * 4 + [self.download] * 4 + [self.lists] * 2 + [self.upload, self.send]
         # Until the duration is over and the last kill was made: every kill lands in the workload.
-        while time.monotonic() < deadline or not kills_done.is_set():
+        while schedule.running():
+            await schedule.wait_gate()
             operation = self.rng.choice(operations)
             try:
                 await operation()
@@ -304,13 +342,14 @@ async def _run(
     server.start()
     totals = Totals()
     rng = random.Random(seed_value)
-    started = time.monotonic()
-    deadline = started + duration
+    schedule = Schedule(duration)
+    started = schedule.started
     runners = [Client(n, server, totals, random.Random(rng.random()), max_upload) for n in range(clients)]
-    kills_done = threading.Event()
-    tasks = [asyncio.create_task(c.run(deadline, kills_done)) for c in runners]
+    kills_done = schedule.kills_done
+    tasks = [asyncio.create_task(c.run(schedule)) for c in runners]
     warm: tuple[int, int] | None = None
-    kill_times = sorted(started + rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
+    # moments in workload time (the pauses for the checks do not count)
+    kill_times = sorted(rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
     restarts: list[dict[str, Any]] = []
     peak = {"rss": 0, "fds": 0}
     sampling = threading.Event()
@@ -327,18 +366,32 @@ async def _run(
         # the workload, at their drawn moments.
         try:
             for when in kill_times:
-                time.sleep(max(0.0, when - time.monotonic()))
+                while schedule.elapsed() < when:
+                    time.sleep(0.05)
+                killed_at = round(schedule.elapsed(), 1)
+                # The clients finish (or lose) the operation they are in, and start no other
+                # until the check is done; the kill lands among the operations in flight.
+                schedule.pause()
                 server.kill()
-                killed_at = round(time.monotonic() - started, 1)
+                restart_began = time.monotonic()
                 server.start()
+                restarted_s = time.monotonic() - restart_began
                 problems = asyncio.run(verify_everything(server, totals, full=False))
+                check_s = time.monotonic() - restart_began - restarted_s
+                schedule.resume()
                 restarts.append(
-                    {"killed_at": killed_at, "at": round(time.monotonic() - started, 1), "problems": problems[:5]}
+                    {
+                        "killed_at": killed_at,
+                        "restart_s": round(restarted_s, 1),
+                        "check_s": round(check_s, 1),
+                        "problems": problems[:5],
+                    }
                 )
                 totals.errors.extend(problems)
                 if verbose:
                     print(
-                        f"load: restart {len(restarts)} at {restarts[-1]['at']} s: {len(problems)} problems",
+                        f"load: kill {len(restarts)} at {killed_at} s of workload: restarted in {restarted_s:.1f} s, "
+                        f"checked in {check_s:.1f} s, {len(problems)} problems",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -349,20 +402,21 @@ async def _run(
     sampling_thread.start()
     try:
         killing = asyncio.create_task(asyncio.to_thread(killer))
-        while time.monotonic() < deadline or not kills_done.is_set():
+        while schedule.running():
             await asyncio.sleep(0.5)
-            if warm is None and time.monotonic() - started > min(30.0, duration * 0.1):
+            if warm is None and schedule.elapsed() > min(30.0, duration * 0.1) and server.up:
                 warm = server.rss_and_fds()
             elif verbose and int(time.monotonic() - started) % 30 == 0:
                 print(
-                    f"load: {int(time.monotonic() - started)} s, {totals.requests} requests, "
+                    f"load: {int(time.monotonic() - started)} s ({int(schedule.elapsed())} s of workload), "
+                    f"{totals.requests} requests, "
                     f"{len(totals.errors)} errors, {totals.interrupted} cut by kills, {len(restarts)} kills",
                     file=sys.stderr,
                     flush=True,
                 )
         await killing
         await asyncio.gather(*tasks)
-        workload_s = time.monotonic() - started
+        workload_s = schedule.elapsed()
         end = server.rss_and_fds()
         final_problems = await verify_everything(server, totals)
         totals.errors.extend(final_problems)
@@ -376,6 +430,7 @@ async def _run(
         "clients": clients,
         "duration_s": round(elapsed, 1),
         "workload_s": round(workload_s, 1),
+        "paused_for_checks_s": round(schedule.paused, 1),
         "kills": len(restarts),
         "requests": totals.requests,
         "requests_per_s": round(totals.requests / elapsed, 1),
