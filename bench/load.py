@@ -12,10 +12,12 @@ while the server is up, a SHA-256 mismatch), the server's RSS (sum over its proc
 warm-up and at the end, and its open file descriptors at both points.
 
 With ``--crashes N`` the server's whole process group is killed with SIGKILL at N random moments
-(uniform over the run) and restarted on the same data directory and port. Requests cut by a kill
-are not errors; after each restart every acknowledged attachment must read back byte for byte, and
-every attachment that can be listed (including ones whose request was cut, and recipients' copies)
-must be whole: nothing half-written is visible.
+(uniform over the workload's ``--duration``) and restarted on the same data directory and port.
+Requests cut by a kill are not errors; after each restart every acknowledged attachment must read
+back byte for byte, and every attachment that can be listed (including ones whose request was cut,
+and recipients' copies) must be whole: nothing half-written is visible. From the kill until that
+check is done the clients start no new operation (the pause does not count as workload time), so
+the check reads a quiet server and every kill lands inside the workload.
 """
 
 from __future__ import annotations
