@@ -46,6 +46,10 @@ from bench.procs import free_port
 USERS = ("adele", "alex", "megan")
 DOMAIN = "contoso.onmicrosoft.com"
 CHUNK = 4 * 1024 * 1024
+#: The mailboxes' maximum message size (the default profile's 150 MiB, raw attachment bytes): a
+#: client starts a new draft rather than have the server refuse the attachment that would pass it
+#: (ErrorMessageSizeExceeded, as Exchange does).
+MAX_MESSAGE_SIZE = 150 * 1024 * 1024
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Server:
         self.root = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.up = False
+        self.kills = 0
 
     def start(self) -> None:
         log = open(self.data_dir.parent / "server.log", "ab")
@@ -125,6 +130,7 @@ class Server:
 
     def kill(self) -> None:
         self.up = False
+        self.kills += 1
         assert self.proc is not None
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -180,6 +186,7 @@ class Client:
         self.http = httpx.AsyncClient(base_url=server.root, timeout=120)
         self.token = ""
         self.draft: str | None = None
+        self.draft_bytes = 0
         self.mine: list[str] = []
 
     async def auth(self) -> dict[str, str]:
@@ -195,16 +202,19 @@ class Client:
             raise RuntimeError(f"{method} {path.split('?')[0][-60:]}: {response.status_code} {response.text[:200]}")
         return response
 
-    async def ensure_draft(self) -> str:
+    async def ensure_draft(self, adding: int = 0) -> str:
+        if self.draft is not None and self.draft_bytes + adding > MAX_MESSAGE_SIZE:
+            self.draft = None  # that one stays a draft, its attachments still checked
         if self.draft is None:
+            self.draft_bytes = 0
             to = [{"emailAddress": {"address": f"{self.rng.choice(USERS)}@{DOMAIN}"}}]
             created = await self.call("POST", "/v1.0/me/messages", 201, json={"subject": "load", "toRecipients": to})
             self.draft = created.json()["id"]
         return self.draft
 
     async def small_post(self) -> None:
-        draft = await self.ensure_draft()
         data = self.rng.randbytes(self.rng.randint(1024, 100 * 1024))
+        draft = await self.ensure_draft(len(data))
         body = {
             "@odata.type": "#microsoft.graph.fileAttachment",
             "name": _named(data),
@@ -214,10 +224,11 @@ class Client:
         self.acknowledge(f"/v1.0/me/messages/{draft}/attachments/{created.json()['id']}/$value", data)
         self.totals.posts += 1
         self.totals.bytes_up += len(data)
+        self.draft_bytes += len(data)
 
     async def upload(self) -> None:
-        draft = await self.ensure_draft()
         size = self.rng.randint(3_000_000, max(3_000_000, self.max_upload))
+        draft = await self.ensure_draft(size)
         data = self.rng.randbytes(size)
         session = await self.call(
             "POST",
@@ -238,6 +249,7 @@ class Client:
                 self.acknowledge(f"/v1.0/me/messages/{draft}/attachments/{attachment}/$value", data)
                 self.totals.uploads += 1
                 self.totals.bytes_up += size
+                self.draft_bytes += size
                 return
             if response.status_code != 200:
                 raise RuntimeError(f"PUT range: {response.status_code} {response.text[:200]}")
@@ -279,20 +291,23 @@ class Client:
         while schedule.running():
             await schedule.wait_gate()
             operation = self.rng.choice(operations)
+            kills_before = self.server.kills
             try:
                 await operation()
             except (httpx.TransportError, RuntimeError) as exc:
-                if not self.server.up or isinstance(exc, httpx.TransportError) and not self.server.up:
+                if not self.server.up:
                     self.totals.interrupted += 1
                     await asyncio.sleep(0.2)
                     self.draft = None
                     continue
-                if isinstance(exc, httpx.TransportError):
-                    # a kill may have cut this request even if the server is back by now
+                if isinstance(exc, httpx.TransportError) and self.server.kills != kills_before:
+                    # a kill cut this request even if the server is back by now; with no kill
+                    # during the operation a failed connection or a timeout is an error
                     self.totals.interrupted += 1
                     self.draft = None
                     continue
-                self.totals.errors.append(str(exc))
+                self.totals.errors.append(f"{type(exc).__name__}: {exc}")
+                print(f"load: error: {self.totals.errors[-1]}", file=sys.stderr, flush=True)
                 self.draft = None
         await self.http.aclose()
 
