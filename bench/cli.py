@@ -65,6 +65,12 @@ def fuzz_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=100_000, help="requests of the raw-HTTP part (default 100000)")
     p.add_argument("--seed", type=int, default=None, help="seed (printed; a failure prints it too)")
     p.add_argument("--schemathesis-examples", type=int, default=20, help="examples per operation (0: skip)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop the raw-HTTP part after this many seconds even if --requests is not reached (the summary says so)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     return p
 
@@ -89,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.fuzz import run_fuzz
 
         ns = fuzz_parser().parse_args(args[1:])
-        return run_fuzz(ns.requests, ns.seed, ns.schemathesis_examples, verbose=not ns.quiet)
+        return run_fuzz(
+            ns.requests, ns.seed, ns.schemathesis_examples, verbose=not ns.quiet, max_seconds=ns.max_seconds
+        )
     if args and args[0] in ("load", "crash-mixed"):
         from bench.load import run_load
 

@@ -71,6 +71,8 @@ class Stats:
     cut_bodies: int = 0
     completed: int = 0
     sweeps: int = 0
+    started: float = field(default_factory=time.monotonic)
+    stopped_by_time: bool = False
 
     def count(self, status: int) -> None:
         self.requests += 1
@@ -177,7 +179,9 @@ class Fuzzer:
 
     def status_of(self, session: Session) -> int | None:
         """The first byte the server expects next, None if the session is gone."""
-        response = self.check(httpx.get(session.url, timeout=60), "GET session")
+        # self.http, not httpx.get: a client per call builds an SSL context (0.4 s on a busy 2-core
+        # machine), which made the fuzz slow
+        response = self.check(self.http.get(session.url), "GET session")
         if response.status_code != 200:
             return None
         ranges = response.json()["nextExpectedRanges"]
@@ -266,7 +270,7 @@ class Fuzzer:
         if not self.sessions:
             return
         session = draw(st.sampled_from(self.sessions))
-        response = self.check(httpx.delete(session.url, timeout=60), "DELETE session")
+        response = self.check(self.http.delete(session.url), "DELETE session")
         if response.status_code == 204:
             self.sessions.remove(session)
             if self.status_of(session) is not None:
@@ -386,11 +390,20 @@ OPERATIONS = ["put"] * 6 + [
 ]
 
 
-def run_raw(server: Server, requests: int, seed_value: int, stats: Stats, verbose: bool) -> None:
+def run_raw(
+    server: Server, requests: int, seed_value: int, stats: Stats, verbose: bool, deadline: float | None = None
+) -> None:
     """Scenarios of 40 operations, each on a fresh draft and the clock at real time, until
-    ``requests`` requests were made. No shrinking: a failure prints its operation and the seed."""
+    ``requests`` requests were made (or, with ``deadline``, until that ``time.monotonic()``).
+    No shrinking: a failure prints its operation and the seed."""
     steps = 40
     failures: list[str] = []
+    admin = httpx.Client(base_url=server.root, timeout=60)
+
+    def done() -> bool:
+        if deadline is not None and time.monotonic() >= deadline:
+            stats.stopped_by_time = True
+        return stats.requests >= requests or stats.stopped_by_time
 
     @seed(seed_value)
     @settings(
@@ -403,9 +416,10 @@ def run_raw(server: Server, requests: int, seed_value: int, stats: Stats, verbos
     )
     @given(st.data())
     def scenario(data: st.DataObject) -> None:
-        if stats.requests >= requests or failures:
+        if done() or failures:
             return
-        httpx.delete(f"{server.root}/_graphattach/clock", timeout=60)
+        before = stats.requests
+        admin.delete("/_graphattach/clock")
         fuzzer = Fuzzer(server, stats)
         operation = ""
         try:
@@ -417,19 +431,20 @@ def run_raw(server: Server, requests: int, seed_value: int, stats: Stats, verbos
             raise
         finally:
             fuzzer.http.close()
-        if verbose and stats.requests // 1000 != (stats.requests - fuzzer_requests(fuzzer)) // 1000:
-            print(f"fuzz: {stats.requests} requests, statuses {dict(sorted(stats.statuses.items()))}", file=sys.stderr)
+        if verbose and stats.requests // 1000 != before // 1000:
+            print(
+                f"fuzz: {stats.requests} requests, {time.monotonic() - stats.started:.0f} s, "
+                f"statuses {dict(sorted(stats.statuses.items()))}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         scenario()
     except BaseException as exc:
-        if not failures and stats.requests >= requests:
+        if not failures and done():
             return  # hypothesis noticed the scenarios stop drawing once the bound is reached
         raise Violation(failures[0] if failures else str(exc)) from None
-
-
-def fuzzer_requests(fuzzer: Fuzzer) -> int:
-    return 0
 
 
 def run_schemathesis(server: Server, examples: int, seed_value: int, workdir: Path) -> int:
@@ -473,17 +488,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # so that ``finally`` stops the server (``timeout`` sends SIGTERM)
 
 
-def run_fuzz(requests: int, seed_value: int | None, schemathesis_examples: int, verbose: bool = True) -> int:
+def run_fuzz(
+    requests: int,
+    seed_value: int | None,
+    schemathesis_examples: int,
+    verbose: bool = True,
+    max_seconds: float | None = None,
+) -> int:
     seed_value = seed_value if seed_value is not None else random.randrange(2**32)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     workdir = Path(tempfile.mkdtemp(prefix="graphattach-fuzz-"))
     server = Server(workdir / "data")
     stats = Stats()
     started = time.monotonic()
+    deadline = None if max_seconds is None else started + max_seconds
     status = 0
     try:
         try:
-            run_raw(server, requests, seed_value, stats, verbose)
+            run_raw(server, requests, seed_value, stats, verbose, deadline)
         except Exception as exc:  # hypothesis has printed the falsifying example
             print(f"fuzz: FAILED with seed {seed_value}: {exc}", file=sys.stderr)
             print(f"fuzz: reproduce with: bench/run fuzz --requests {requests} --seed {seed_value}", file=sys.stderr)
@@ -506,6 +528,7 @@ def run_fuzz(requests: int, seed_value: int | None, schemathesis_examples: int, 
         "completed_uploads": stats.completed,
         "sweeps": stats.sweeps,
         "statuses": dict(sorted(stats.statuses.items())),
+        "stopped_by_time": stats.stopped_by_time,
         "server_errors": sum(n for s, n in stats.statuses.items() if s >= 500),
         "seconds": round(time.monotonic() - started, 1),
         "ok": status == 0,

@@ -12,10 +12,12 @@ while the server is up, a SHA-256 mismatch), the server's RSS (sum over its proc
 warm-up and at the end, and its open file descriptors at both points.
 
 With ``--crashes N`` the server's whole process group is killed with SIGKILL at N random moments
-(uniform over the run) and restarted on the same data directory and port. Requests cut by a kill
-are not errors; after each restart every acknowledged attachment must read back byte for byte, and
-every attachment that can be listed (including ones whose request was cut, and recipients' copies)
-must be whole: nothing half-written is visible.
+(uniform over the workload's ``--duration``) and restarted on the same data directory and port.
+Requests cut by a kill are not errors; after each restart every acknowledged attachment must read
+back byte for byte, and every attachment that can be listed (including ones whose request was cut,
+and recipients' copies) must be whole: nothing half-written is visible. From the kill until that
+check is done the clients start no new operation (the pause does not count as workload time), so
+the check reads a quiet server and every kill lands inside the workload.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +46,10 @@ from bench.procs import free_port
 USERS = ("adele", "alex", "megan")
 DOMAIN = "contoso.onmicrosoft.com"
 CHUNK = 4 * 1024 * 1024
+#: The mailboxes' maximum message size (the default profile's 150 MiB, raw attachment bytes): a
+#: client starts a new draft rather than have the server refuse the attachment that would pass it
+#: (ErrorMessageSizeExceeded, as Exchange does).
+MAX_MESSAGE_SIZE = 150 * 1024 * 1024
 
 
 @dataclass
@@ -61,6 +68,43 @@ class Totals:
     verified: set[str] = field(default_factory=set)
 
 
+class Schedule:
+    """Workload time: wall time minus the pauses in which the clients wait while the server is
+    restarted and checked (so the check reads a quiet server, and the workload still runs
+    ``duration`` seconds with every kill inside it)."""
+
+    def __init__(self, duration: float) -> None:
+        self.started = time.monotonic()
+        self.duration = duration
+        self.gate = threading.Event()  # set: clients may start operations
+        self.gate.set()
+        self.kills_done = threading.Event()
+        self.paused = 0.0
+        self.pause_began: float | None = None
+
+    def elapsed(self) -> float:
+        now = time.monotonic()
+        current = now - self.pause_began if self.pause_began is not None else 0.0
+        return now - self.started - self.paused - current
+
+    def running(self) -> bool:
+        return self.elapsed() < self.duration or not self.kills_done.is_set()
+
+    def pause(self) -> None:
+        self.pause_began = time.monotonic()
+        self.gate.clear()
+
+    def resume(self) -> None:
+        assert self.pause_began is not None
+        self.paused += time.monotonic() - self.pause_began
+        self.pause_began = None
+        self.gate.set()
+
+    async def wait_gate(self) -> None:
+        while not self.gate.is_set():
+            await asyncio.sleep(0.1)
+
+
 class Server:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir = data_dir
@@ -68,6 +112,7 @@ class Server:
         self.root = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.up = False
+        self.kills = 0
 
     def start(self) -> None:
         log = open(self.data_dir.parent / "server.log", "ab")
@@ -85,6 +130,7 @@ class Server:
 
     def kill(self) -> None:
         self.up = False
+        self.kills += 1
         assert self.proc is not None
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -140,6 +186,7 @@ class Client:
         self.http = httpx.AsyncClient(base_url=server.root, timeout=120)
         self.token = ""
         self.draft: str | None = None
+        self.draft_bytes = 0
         self.mine: list[str] = []
 
     async def auth(self) -> dict[str, str]:
@@ -155,16 +202,19 @@ class Client:
             raise RuntimeError(f"{method} {path.split('?')[0][-60:]}: {response.status_code} {response.text[:200]}")
         return response
 
-    async def ensure_draft(self) -> str:
+    async def ensure_draft(self, adding: int = 0) -> str:
+        if self.draft is not None and self.draft_bytes + adding > MAX_MESSAGE_SIZE:
+            self.draft = None  # that one stays a draft, its attachments still checked
         if self.draft is None:
+            self.draft_bytes = 0
             to = [{"emailAddress": {"address": f"{self.rng.choice(USERS)}@{DOMAIN}"}}]
             created = await self.call("POST", "/v1.0/me/messages", 201, json={"subject": "load", "toRecipients": to})
             self.draft = created.json()["id"]
         return self.draft
 
     async def small_post(self) -> None:
-        draft = await self.ensure_draft()
         data = self.rng.randbytes(self.rng.randint(1024, 100 * 1024))
+        draft = await self.ensure_draft(len(data))
         body = {
             "@odata.type": "#microsoft.graph.fileAttachment",
             "name": _named(data),
@@ -174,10 +224,11 @@ class Client:
         self.acknowledge(f"/v1.0/me/messages/{draft}/attachments/{created.json()['id']}/$value", data)
         self.totals.posts += 1
         self.totals.bytes_up += len(data)
+        self.draft_bytes += len(data)
 
     async def upload(self) -> None:
-        draft = await self.ensure_draft()
         size = self.rng.randint(3_000_000, max(3_000_000, self.max_upload))
+        draft = await self.ensure_draft(size)
         data = self.rng.randbytes(size)
         session = await self.call(
             "POST",
@@ -198,6 +249,7 @@ class Client:
                 self.acknowledge(f"/v1.0/me/messages/{draft}/attachments/{attachment}/$value", data)
                 self.totals.uploads += 1
                 self.totals.bytes_up += size
+                self.draft_bytes += size
                 return
             if response.status_code != 200:
                 raise RuntimeError(f"PUT range: {response.status_code} {response.text[:200]}")
@@ -233,24 +285,29 @@ class Client:
         # the sent copy keeps its id and its attachments: still readable at the same paths
         return None
 
-    async def run(self, deadline: float) -> None:
+    async def run(self, schedule: Schedule) -> None:
         operations = [self.small_post] * 4 + [self.download] * 4 + [self.lists] * 2 + [self.upload, self.send]
-        while time.monotonic() < deadline:
+        # Until the duration is over and the last kill was made: every kill lands in the workload.
+        while schedule.running():
+            await schedule.wait_gate()
             operation = self.rng.choice(operations)
+            kills_before = self.server.kills
             try:
                 await operation()
             except (httpx.TransportError, RuntimeError) as exc:
-                if not self.server.up or isinstance(exc, httpx.TransportError) and not self.server.up:
+                if not self.server.up:
                     self.totals.interrupted += 1
                     await asyncio.sleep(0.2)
                     self.draft = None
                     continue
-                if isinstance(exc, httpx.TransportError):
-                    # a kill may have cut this request even if the server is back by now
+                if isinstance(exc, httpx.TransportError) and self.server.kills != kills_before:
+                    # a kill cut this request even if the server is back by now; with no kill
+                    # during the operation a failed connection or a timeout is an error
                     self.totals.interrupted += 1
                     self.draft = None
                     continue
-                self.totals.errors.append(str(exc))
+                self.totals.errors.append(f"{type(exc).__name__}: {exc}")
+                print(f"load: error: {self.totals.errors[-1]}", file=sys.stderr, flush=True)
                 self.draft = None
         await self.http.aclose()
 
@@ -302,41 +359,86 @@ async def _run(
     server.start()
     totals = Totals()
     rng = random.Random(seed_value)
-    started = time.monotonic()
-    deadline = started + duration
+    schedule = Schedule(duration)
+    started = schedule.started
     runners = [Client(n, server, totals, random.Random(rng.random()), max_upload) for n in range(clients)]
-    tasks = [asyncio.create_task(c.run(deadline)) for c in runners]
+    kills_done = schedule.kills_done
+    tasks = [asyncio.create_task(c.run(schedule)) for c in runners]
     warm: tuple[int, int] | None = None
-    kill_times = sorted(started + rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
+    # moments in workload time (the pauses for the checks do not count)
+    kill_times = sorted(rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
     restarts: list[dict[str, Any]] = []
+    peak = {"rss": 0, "fds": 0}
+    sampling = threading.Event()
+
+    def sampler() -> None:
+        # A thread, so that the busy event loop does not skip samples; peaks over the whole run.
+        while not sampling.wait(0.5):
+            rss, fds = server.rss_and_fds()
+            peak["rss"] = max(peak["rss"], rss)
+            peak["fds"] = max(peak["fds"], fds)
 
     def killer() -> None:
         # A thread, not a task: 64 busy clients starve the event loop, and kills must land during
         # the workload, at their drawn moments.
-        for when in kill_times:
-            time.sleep(max(0.0, when - time.monotonic()))
-            server.kill()
-            server.start()
-            problems = asyncio.run(verify_everything(server, totals, full=False))
-            restarts.append({"at": round(time.monotonic() - started, 1), "problems": problems[:5]})
-            totals.errors.extend(problems)
-            if verbose:
-                print(f"load: restart {len(restarts)}: {len(problems)} problems", file=sys.stderr)
+        try:
+            for when in kill_times:
+                while schedule.elapsed() < when:
+                    time.sleep(0.05)
+                killed_at = round(schedule.elapsed(), 1)
+                # The clients finish (or lose) the operation they are in, and start no other
+                # until the check is done; the kill lands among the operations in flight.
+                schedule.pause()
+                server.kill()
+                restart_began = time.monotonic()
+                server.start()
+                restarted_s = time.monotonic() - restart_began
+                problems = asyncio.run(verify_everything(server, totals, full=False))
+                check_s = time.monotonic() - restart_began - restarted_s
+                schedule.resume()
+                restarts.append(
+                    {
+                        "killed_at": killed_at,
+                        "restart_s": round(restarted_s, 1),
+                        "check_s": round(check_s, 1),
+                        "problems": problems[:5],
+                    }
+                )
+                totals.errors.extend(problems)
+                if verbose:
+                    print(
+                        f"load: kill {len(restarts)} at {killed_at} s of workload: restarted in {restarted_s:.1f} s, "
+                        f"checked in {check_s:.1f} s, {len(problems)} problems",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            kills_done.set()
 
+    sampling_thread = threading.Thread(target=sampler, daemon=True)
+    sampling_thread.start()
     try:
         killing = asyncio.create_task(asyncio.to_thread(killer))
-        while time.monotonic() < deadline:
+        while schedule.running():
             await asyncio.sleep(0.5)
-            if warm is None and time.monotonic() - started > min(30.0, duration * 0.1):
+            if warm is None and schedule.elapsed() > min(30.0, duration * 0.1) and server.up:
                 warm = server.rss_and_fds()
             elif verbose and int(time.monotonic() - started) % 30 == 0:
-                print(f"load: {totals.requests} requests, {len(totals.errors)} errors", file=sys.stderr)
+                print(
+                    f"load: {int(time.monotonic() - started)} s ({int(schedule.elapsed())} s of workload), "
+                    f"{totals.requests} requests, "
+                    f"{len(totals.errors)} errors, {totals.interrupted} cut by kills, {len(restarts)} kills",
+                    file=sys.stderr,
+                    flush=True,
+                )
         await killing
         await asyncio.gather(*tasks)
+        workload_s = schedule.elapsed()
         end = server.rss_and_fds()
         final_problems = await verify_everything(server, totals)
         totals.errors.extend(final_problems)
     finally:
+        sampling.set()
         server.stop()
     elapsed = time.monotonic() - started
     warm = warm or end
@@ -344,6 +446,8 @@ async def _run(
         "seed": seed_value,
         "clients": clients,
         "duration_s": round(elapsed, 1),
+        "workload_s": round(workload_s, 1),
+        "paused_for_checks_s": round(schedule.paused, 1),
         "kills": len(restarts),
         "requests": totals.requests,
         "requests_per_s": round(totals.requests / elapsed, 1),
@@ -358,6 +462,8 @@ async def _run(
         "first_errors": totals.errors[:5],
         "rss_mb_after_warmup": round(warm[0] / 1e6, 1),
         "rss_mb_end": round(end[0] / 1e6, 1),
+        "rss_mb_peak": round(peak["rss"] / 1e6, 1),
+        "fds_peak": peak["fds"],
         "fds_after_warmup": warm[1],
         "fds_end": end[1],
         "restarts": restarts,
