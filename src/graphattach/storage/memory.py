@@ -25,7 +25,7 @@ from graphattach.domain.models import (
     UploadSession,
     User,
 )
-from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage._common import EPOCH, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
 from graphattach.storage.interfaces import (
@@ -217,7 +217,7 @@ class MemoryMetadataStore:
         self._check_folder_refs(folder)
         self._folders[folder.id] = _clone(folder)
 
-    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+    async def delete_folder(self, user_id: str, folder_id: str, *, outbox: Outbox | None = None) -> list[str]:
         if self._folder(user_id, folder_id) is None:
             return []
         doomed = {folder_id}
@@ -232,6 +232,7 @@ class MemoryMetadataStore:
             keys |= self._drop_item(item_id)
         for fid in doomed:
             del self._folders[fid]
+        self._queue(outbox)
         return self._unreferenced(keys)
 
     # change tracking ----------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class MemoryMetadataStore:
         item = self._items.get(item_id)
         return item if item is not None and item.user_id == user_id else None
 
-    async def add_item(self, item: Item) -> None:
+    async def add_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         if item.id in self._items:
             raise Conflict(f"item {item.id!r} exists")
         if self._folder(item.user_id, item.folder_id) is None:
@@ -284,6 +285,7 @@ class MemoryMetadataStore:
         stored.has_attachments = False
         self._items[item.id] = stored
         self._changed(item.user_id, item.folder_id, item.id)
+        self._queue(outbox)
 
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         item = self._item(user_id, item_id)
@@ -310,7 +312,7 @@ class MemoryMetadataStore:
         page = found[skip:] if top is None else found[skip : skip + top]
         return [self._item_out(i) for i in page], len(found)
 
-    async def update_item(self, item: Item) -> None:
+    async def update_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         before = self._item(item.user_id, item.id)
         if before is None:
             raise RecordNotFound(item.id)
@@ -322,6 +324,7 @@ class MemoryMetadataStore:
         if before.folder_id != item.folder_id:
             self._changed(item.user_id, before.folder_id, item.id, removed=True)
         self._changed(item.user_id, item.folder_id, item.id)
+        self._queue(outbox)
 
     def _drop_item(self, item_id: str) -> set[str]:
         item = self._items.pop(item_id)
@@ -333,10 +336,12 @@ class MemoryMetadataStore:
                 keys.add(attachment.blob_key)
         return keys
 
-    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+    async def delete_item(self, user_id: str, item_id: str, *, outbox: Outbox | None = None) -> list[str]:
         if self._item(user_id, item_id) is None:
             return []
-        return self._unreferenced(self._drop_item(item_id))
+        keys = self._drop_item(item_id)
+        self._queue(outbox)
+        return self._unreferenced(keys)
 
     # attachments --------------------------------------------------------------------------------
 
@@ -358,6 +363,7 @@ class MemoryMetadataStore:
         max_count: int | None = None,
         max_total_size: int | None = None,
         announced: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         if announced and (attachment.blob_key is None or attachment.blob_key not in self._announced):
             raise AnnouncementLost(str(attachment.blob_key))
@@ -365,9 +371,16 @@ class MemoryMetadataStore:
         if announced:
             assert attachment.blob_key is not None
             del self._announced[attachment.blob_key]
+        self._queue(outbox)
 
     async def send_item(
-        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+        self,
+        draft: Item,
+        sent: Item | None,
+        copies: list[tuple[Item, list[Attachment]]],
+        sources: list[str],
+        *,
+        outbox: Outbox | None = None,
     ) -> list[str]:
         current = self._item(draft.user_id, draft.id)
         if current is None:
@@ -398,6 +411,7 @@ class MemoryMetadataStore:
                 self._attachments.setdefault(item.id, {})[attachment.id] = _clone(attachment)
                 self._attachment_item[attachment.id] = item.id
             self._changed(item.user_id, item.folder_id, item.id)
+        self._queue(outbox)
         return self._unreferenced(keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
@@ -418,7 +432,9 @@ class MemoryMetadataStore:
     async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
         return {i: await self.item_usage(user_id, i) for i in item_ids}
 
-    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+    async def delete_attachment(
+        self, user_id: str, item_id: str, attachment_id: str, *, outbox: Outbox | None = None
+    ) -> list[str] | None:
         if self._item(user_id, item_id) is None:
             return None
         attachment = self._attachments.get(item_id, {}).pop(attachment_id, None)
@@ -426,6 +442,7 @@ class MemoryMetadataStore:
             return None
         del self._attachment_item[attachment_id]
         self._attachment_changed(item_id)
+        self._queue(outbox)
         return self._unreferenced({attachment.blob_key} if attachment.blob_key is not None else set())
 
     # upload sessions ----------------------------------------------------------------------------
@@ -471,6 +488,7 @@ class MemoryMetadataStore:
         *,
         max_count: int | None = None,
         max_total_size: int | None = None,
+        outbox: Outbox | None = None,
     ) -> bool:
         session = self._sessions.get(session_id)
         if session is None or session.state != "active" or session.received != expected_received:
@@ -480,6 +498,7 @@ class MemoryMetadataStore:
         session.received = session.size
         session.attachment_id = attachment.id
         session.last_range = (expected_received, session.size - 1)
+        self._queue(outbox)
         return True
 
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
@@ -597,12 +616,42 @@ class MemoryMetadataStore:
 
     async def enqueue_notifications(self, notifications: list[Notification]) -> None:
         for notification in notifications:
+            self._append(notification)
+
+    def _append(self, notification: Notification) -> int:
+        queue = self._outbox.get(notification.subscription_id)
+        if queue is None:
+            return 0
+        self._outbox_seq += 1
+        stored = copy.deepcopy(notification)
+        stored.seq, stored.merge_into, stored.merged_body = self._outbox_seq, 0, None
+        queue.append(stored)
+        return self._outbox_seq
+
+    def _queue(self, outbox: Outbox | None) -> None:
+        """Queue what ``outbox`` decides, after the write's checks passed (nothing after it fails)."""
+        if outbox is None:
+            return
+        found = outbox.decide(self._generation, None)
+        if found is None:
+            mine = sorted(
+                (s for s in self._subscriptions.values() if s.user_id in outbox.user_ids),
+                key=lambda s: (as_utc(s.created), s.id),
+            )
+            found = outbox.decide(self._generation, [copy.deepcopy(s) for s in mine])
+        for notification in found or []:
+            merged = False
             queue = self._outbox.get(notification.subscription_id)
-            if queue is None:
-                continue
-            self._outbox_seq += 1
-            queue.append(copy.deepcopy(notification))
-            queue[-1].seq = self._outbox_seq
+            if notification.merge_into and notification.merged_body is not None and queue is not None:
+                _state, lease = self._delivery[notification.subscription_id]
+                target = next((n for n in queue if n.seq == notification.merge_into), None)
+                if target is not None and as_utc(lease) <= as_utc(outbox.now):
+                    target.body = copy.deepcopy(notification.merged_body)
+                    seq, merged = target.seq, True
+            if not merged:
+                seq = self._append(notification)
+            if seq and outbox.queued is not None:
+                outbox.queued(notification, seq, merged)
 
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         claims: list[Claim] = []

@@ -48,7 +48,7 @@ from graphattach.domain.models import (
     UploadSession,
     User,
 )
-from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage import sql
 from graphattach.storage._common import KeyedLocks, from_micros, to_micros
 from graphattach.storage._subscriptions import (
@@ -441,7 +441,7 @@ class SqliteMetadataStore:
 
         await self._run(run)
 
-    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+    async def delete_folder(self, user_id: str, folder_id: str, *, outbox: Outbox | None = None) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
                 tree = [
@@ -481,17 +481,19 @@ class SqliteMetadataStore:
                     "DELETE FROM folders WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
                     (user_id, folders),
                 )
+                _queue(conn, outbox)
                 return _unreferenced(conn, keys)
 
         return await self._run(run)
 
     # items --------------------------------------------------------------------------------------
 
-    async def add_item(self, item: Item) -> None:
+    async def add_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 with _transaction(conn):
                     _insert_item(conn, item)
+                    _queue(conn, outbox)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, item.folder_id) from exc
 
@@ -553,17 +555,18 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
-    async def update_item(self, item: Item) -> None:
+    async def update_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 with _transaction(conn):
                     _update_item(conn, item)
+                    _queue(conn, outbox)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, item.folder_id) from exc
 
         await self._run(run)
 
-    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+    async def delete_item(self, user_id: str, item_id: str, *, outbox: Outbox | None = None) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
                 keys = [
@@ -575,7 +578,9 @@ class SqliteMetadataStore:
                     )
                 ]
                 conn.execute("DELETE FROM attachments WHERE user_id = ? AND item_id = ?", (user_id, item_id))
-                conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
+                done = conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
+                if done.rowcount:
+                    _queue(conn, outbox)
                 return _unreferenced(conn, keys)
 
         return await self._run(run)
@@ -642,17 +647,25 @@ class SqliteMetadataStore:
         max_count: int | None = None,
         max_total_size: int | None = None,
         announced: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 if announced:
                     _consume_announcement(conn, attachment.blob_key)
                 _insert_attachment(conn, attachment, max_count, max_total_size)
+                _queue(conn, outbox)
 
         await self._run(run)
 
     async def send_item(
-        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+        self,
+        draft: Item,
+        sent: Item | None,
+        copies: list[tuple[Item, list[Attachment]]],
+        sources: list[str],
+        *,
+        outbox: Outbox | None = None,
     ) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):  # BEGIN IMMEDIATE: no other writer until the commit
@@ -690,6 +703,7 @@ class SqliteMetadataStore:
                             _insert_attachment(conn, attachment, None, None)
                 except sqlite3.IntegrityError as exc:
                     raise _integrity(exc, draft.id) from exc
+                _queue(conn, outbox)
                 return _unreferenced(conn, keys)
 
         return await self._run(run)
@@ -733,7 +747,9 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
-    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+    async def delete_attachment(
+        self, user_id: str, item_id: str, attachment_id: str, *, outbox: Outbox | None = None
+    ) -> list[str] | None:
         def run(conn: sqlite3.Connection) -> list[str] | None:
             with _transaction(conn):
                 row = conn.execute(
@@ -742,6 +758,7 @@ class SqliteMetadataStore:
                 ).fetchone()
                 if row is None:
                     return None
+                _queue(conn, outbox)
                 return _unreferenced(conn, [row[0]] if row[0] is not None else [])
 
         return await self._run(run)
@@ -833,6 +850,7 @@ class SqliteMetadataStore:
         *,
         max_count: int | None = None,
         max_total_size: int | None = None,
+        outbox: Outbox | None = None,
     ) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
             with _transaction(conn):
@@ -849,6 +867,7 @@ class SqliteMetadataStore:
                     " last_start = ?, last_end = ? WHERE id = ?",
                     (size, attachment.id, expected_received, size - 1, session_id),
                 )
+                _queue(conn, outbox)
                 return True
 
         return await self._run(run)
@@ -1258,6 +1277,42 @@ class SqliteMetadataStore:
             return [record_from(row) for row in rows]
 
         return await self._run(run)
+
+
+def _queue(conn: sqlite3.Connection, outbox: Outbox | None) -> None:
+    """Queue what ``outbox`` decides inside the caller's transaction (``Outbox``)."""
+    if outbox is None:
+        return
+    row = conn.execute("SELECT value FROM settings WHERE key = 'subscriptions_generation'").fetchone()
+    generation = int(row[0]) if row else 0
+    found = outbox.decide(generation, None)
+    if found is None:
+        rows = conn.execute(
+            "SELECT doc FROM subscriptions WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY created, id",
+            (_json_list(list(outbox.user_ids)),),
+        ).fetchall()
+        found = outbox.decide(generation, [decode_subscription(r[0]) for r in rows])
+    now = to_micros(outbox.now)
+    for n in found or []:
+        if n.merge_into and n.merged_body is not None:
+            # only into a notification still waiting and not leased to a dispatcher (one being
+            # POSTed would be deleted after its delivery with the merged change unsent)
+            done = conn.execute(
+                "UPDATE notification_outbox SET body = ? WHERE seq = ? AND subscription_id = ?"
+                " AND EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND lease_until <= ?)",
+                (encode_body(n.merged_body), n.merge_into, n.subscription_id, n.subscription_id, now),
+            )
+            if done.rowcount:
+                if outbox.queued is not None:
+                    outbox.queued(n, n.merge_into, True)
+                continue
+        inserted = conn.execute(
+            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created)"
+            " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?) RETURNING seq",
+            (n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created), n.subscription_id),
+        ).fetchone()
+        if inserted is not None and outbox.queued is not None:
+            outbox.queued(n, inserted[0], False)
 
 
 def _json_list(values: list[str]) -> str:
