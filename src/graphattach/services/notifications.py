@@ -73,6 +73,9 @@ log = logging.getLogger("graphattach.notifications")
 LEASE = timedelta(seconds=60)
 #: Subscriptions one dispatcher round claims at most (delivered concurrently).
 CLAIM_LIMIT = 32
+#: Notifications one POST carries at most (several subscriptions' runs for the same URL share a
+#: POST up to this; a subscription's run, at most ``MAX_BATCH`` of the store, is never split).
+MAX_POST = 100
 #: Seconds (real time) between housekeeping rounds: expiry, reauthorizationRequired.
 HOUSEKEEPING_INTERVAL = 5.0
 HOUSEKEEPING_LOCK = "graphattach:notifications"
@@ -365,7 +368,7 @@ class Dispatcher:
             return False
         self.in_flight += len(claims)
         try:
-            await asyncio.gather(*(self._deliver(claim) for claim in claims))
+            await self._deliver(claims)
         finally:
             self.in_flight -= len(claims)
         return True
@@ -392,25 +395,36 @@ class Dispatcher:
                         )
                         await lifecycle(self.ctx, sub, "reauthorizationRequired")
 
-    async def _deliver(self, claim: Claim) -> None:
-        """POST the claimed notifications, one POST per run of the same URL, in order."""
-        sub, state = claim.subscription, claim.delivery
-        delivered_through = 0
-        groups: list[list[Notification]] = []
-        for n in claim.notifications:
-            if groups and groups[-1][0].url == n.url:
-                groups[-1].append(n)
-            else:
-                groups.append([n])
-        failed: list[Notification] | None = None
-        for group in groups:
-            if not await self._post(sub, group, state.attempts + 1):
-                failed = group
-                break
-            delivered_through = group[-1].seq
+    async def _deliver(self, claims: list[Claim]) -> None:
+        """POST the claimed notifications: each subscription's in order, one run of the same URL
+        at a time; the runs of several subscriptions due at the same URL share one POST."""
+        queues = [_Queue(claim) for claim in claims]
+        waiting = [q for q in queues if q.runs]
+        while waiting:
+            by_url: dict[str, list[_Queue]] = {}
+            for queue in waiting:
+                by_url.setdefault(queue.head[0].url, []).append(queue)
+            posts: list[tuple[str, list[_Queue]]] = []
+            for url, sharing in by_url.items():
+                batch: list[_Queue] = []
+                size = 0
+                for queue in sharing:
+                    if batch and size + len(queue.head) > MAX_POST:
+                        posts.append((url, batch))
+                        batch, size = [], 0
+                    batch.append(queue)
+                    size += len(queue.head)
+                posts.append((url, batch))
+            await asyncio.gather(*(self._post(url, batch) for url, batch in posts))
+            waiting = [q for q in waiting if q.failed is None and q.runs]
+        await asyncio.gather(*(self._finish(queue) for queue in queues))
+
+    async def _finish(self, queue: _Queue) -> None:
+        """Record how far the subscription's queue got: delivered, or failed (retry or drop)."""
+        sub, state, failed = queue.claim.subscription, queue.claim.delivery, queue.failed
         now = self.ctx.clock.now()
         if failed is None:
-            await self.ctx.metadata.finish_delivery(sub.id, delivered_through, DeliveryState(now))
+            await self.ctx.metadata.finish_delivery(sub.id, queue.delivered_through, DeliveryState(now))
             if sub.state == "removed":
                 await self.ctx.metadata.delete_subscription(sub.id)
             return
@@ -418,21 +432,22 @@ class Dispatcher:
         failing_since = state.failing_since or failed[0].created
         if now - failing_since >= RETRY_PERIOD:
             # Graph retries for up to four hours, then drops; the app learns of it by ``missed``.
-            dropped_through = claim.notifications[-1].seq
-            await self.ctx.metadata.finish_delivery(sub.id, dropped_through, DeliveryState(now))
-            log.warning("dropped %d notifications of subscription %s", len(claim.notifications), sub.id)
+            dropped = queue.claim.notifications
+            await self.ctx.metadata.finish_delivery(sub.id, dropped[-1].seq, DeliveryState(now))
+            log.warning("dropped %d notifications of subscription %s", len(dropped), sub.id)
             if failed[0].kind == "change" and sub.state == "active":
                 await lifecycle(self.ctx, sub, "missed")
             elif sub.state == "removed":
                 await self.ctx.metadata.delete_subscription(sub.id)
             return
         retry = DeliveryState(now + backoff(attempts), attempts, failing_since)
-        await self.ctx.metadata.finish_delivery(sub.id, delivered_through, retry)
+        await self.ctx.metadata.finish_delivery(sub.id, queue.delivered_through, retry)
 
-    async def _post(self, sub: Subscription, group: list[Notification], attempt: int) -> bool:
-        values = [delivered(n.body, sub) for n in group]
+    async def _post(self, url: str, batch: list[_Queue]) -> None:
+        """One POST of the head runs of ``batch`` (subscriptions sharing ``url``); each queue
+        advances on a 2xx and fails otherwise. Each subscription's delivery log gets the attempt."""
+        values = [delivered(n.body, q.claim.subscription) for q in batch for n in q.head]
         body = dumps(notification_collection(values))
-        url = group[0].url
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -447,21 +462,49 @@ class Dispatcher:
         ok = status is not None and 200 <= status < 300
         if not ok and error is None:
             error = f"HTTP {status}"
-        with contextlib.suppress(Exception):  # the log must never fail a delivery
-            await self.ctx.metadata.add_delivery_record(
-                DeliveryRecord(
-                    subscription_id=sub.id,
-                    url=url,
-                    at=self.ctx.clock.now(),
-                    kind=group[0].kind,
-                    count=len(group),
-                    attempt=attempt,
-                    status=status,
-                    latency_ms=round(latency, 3),
-                    error=error,
+        at = self.ctx.clock.now()
+        for queue in batch:
+            head = queue.head
+            with contextlib.suppress(Exception):  # the log must never fail a delivery
+                await self.ctx.metadata.add_delivery_record(
+                    DeliveryRecord(
+                        subscription_id=queue.claim.subscription.id,
+                        url=url,
+                        at=at,
+                        kind=head[0].kind,
+                        count=len(head),
+                        attempt=queue.claim.delivery.attempts + 1,
+                        status=status,
+                        latency_ms=round(latency, 3),
+                        error=error,
+                    )
                 )
-            )
-        return ok
+            if ok:
+                queue.delivered_through = head[-1].seq
+                queue.runs.pop(0)
+            else:
+                queue.failed = head
+
+
+class _Queue:
+    """A claimed subscription's notifications as runs of the same URL, delivered one at a time."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.runs: list[list[Notification]] = []
+        for n in claim.notifications:
+            if self.runs and self.runs[-1][0].url == n.url:
+                self.runs[-1].append(n)
+            else:
+                self.runs.append([n])
+        #: The last delivered notification's number (0: none yet).
+        self.delivered_through = 0
+        #: The run whose POST failed.
+        self.failed: list[Notification] | None = None
+
+    @property
+    def head(self) -> list[Notification]:
+        return self.runs[0]
 
 
 def summary(record: DeliveryRecord) -> dict[str, Any]:
