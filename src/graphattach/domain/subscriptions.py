@@ -119,6 +119,9 @@ class Outbox:
     #: Told of each notification queued (its number, and whether it was merged into an earlier
     #: one), inside the transaction.
     queued: Callable[[Notification, int, bool], None] | None = None
+    #: Queue them held until then (server time; ``release_notifications`` ends the hold
+    #: sooner): a request still running may merge later changes into them.
+    hold_until: datetime | None = None
 
 
 @dataclass(slots=True)

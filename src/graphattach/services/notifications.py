@@ -71,6 +71,8 @@ log = logging.getLogger("graphattach.notifications")
 
 #: How long a dispatcher holds a subscription it claimed (a dead holder's lease runs out).
 LEASE = timedelta(seconds=60)
+#: How long a request's notifications are held at most if it never ends (its process died).
+HOLD = timedelta(seconds=60)
 #: Subscriptions one dispatcher round claims at most (delivered concurrently).
 CLAIM_LIMIT = 32
 #: Notifications one POST carries at most (several subscriptions' runs for the same URL share a
@@ -114,7 +116,8 @@ class _Operation:
     (number, body) of the latest notification, which a later change of the item merges into."""
 
     queued: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    woken: bool = False
+    #: Every notification it queued (held until it ends).
+    held: set[int] = field(default_factory=set)
 
 
 _operation: ContextVar[_Operation | None] = ContextVar("graphattach_notifying_operation", default=None)
@@ -135,7 +138,11 @@ async def changes(ctx: Context) -> AsyncIterator[None]:
         yield
     finally:
         _operation.reset(token)
-        if operation.queued:
+        if operation.held:
+            # held while the request ran (a dispatcher would otherwise claim a ``created`` the
+            # request's next write merges an ``updated`` into); a dead process's hold runs out
+            with contextlib.suppress(Exception):
+                await ctx.metadata.release_notifications(sorted(operation.held))
             dispatcher_of(ctx).wake()
 
 
@@ -174,8 +181,9 @@ def outbox(ctx: Context, *found: Change) -> Outbox:
         item_id = notification.body["resourceData"]["id"]
         body = notification.merged_body if merged and notification.merged_body is not None else notification.body
         operation.queued[(notification.subscription_id, item_id)] = (seq, body)
+        operation.held.add(seq)
 
-    return Outbox(user_ids, now, decide, queued)
+    return Outbox(user_ids, now, decide, queued, hold_until=None if operation is None else now + HOLD)
 
 
 def _active_by_user(subscriptions: list[Subscription]) -> dict[str, list[Subscription]]:

@@ -119,7 +119,15 @@ class RecordingOutbox:
         #: What ``decide`` answers without subscriptions: None (read them) or a cached answer.
         self.cached: list[Notification] | None = None
 
-    def outbox(self, *user_ids: str, n: int = 0, now: datetime = T0, merge_into: int = 0, merged_n: int = 0) -> Outbox:
+    def outbox(
+        self,
+        *user_ids: str,
+        n: int = 0,
+        now: datetime = T0,
+        merge_into: int = 0,
+        merged_n: int = 0,
+        hold_until: datetime | None = None,
+    ) -> Outbox:
         def decide(generation: int, subscriptions: list[Subscription] | None) -> list[Notification] | None:
             self.asked.append((generation, None if subscriptions is None else [s.id for s in subscriptions]))
             if subscriptions is None:
@@ -138,7 +146,7 @@ class RecordingOutbox:
         def queued(notification: Notification, seq: int, merged: bool) -> None:
             self.queued.append((notification.subscription_id, seq, merged))
 
-        return Outbox(user_ids, now, decide, queued)
+        return Outbox(user_ids, now, decide, queued, hold_until)
 
 
 def make_folder(user: User, kind: FolderKind = "mail", **changes: Any) -> Folder:
@@ -1566,6 +1574,33 @@ class MetadataStoreConformance:
             make_attachment(item), outbox=rec.outbox(user.id, n=5, now=now, merge_into=first, merged_n=6)
         )
         assert await self._waiting(metadata_store, now) == {sub.id: [3, 5]}
+
+    async def test_held_notifications_wait_for_their_release(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        sub = make_subscription(user.id)
+        await metadata_store.add_subscription(sub)
+        rec = RecordingOutbox()
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=1))
+        until = T0 + timedelta(seconds=60)
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=2, hold_until=until))
+        held = rec.queued[-1][1]
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=3))
+        # what comes before a held notification goes; it and what follows it wait
+        assert await self._waiting(metadata_store) == {sub.id: [1]}
+        now = T0 + timedelta(seconds=5)
+        claims = await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        await metadata_store.finish_delivery(sub.id, claims[0].notifications[-1].seq, DeliveryState(now))
+        assert await self._waiting(metadata_store) == {}
+        # released: everything goes, in order
+        await metadata_store.release_notifications([held])
+        assert await self._waiting(metadata_store) == {sub.id: [2, 3]}
+        claims = await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        await metadata_store.finish_delivery(sub.id, claims[0].notifications[-1].seq, DeliveryState(now))
+        # a hold nobody releases (its process died) ends at its time
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=4, hold_until=until))
+        assert await self._waiting(metadata_store) == {}
+        assert await self._waiting(metadata_store, until + timedelta(seconds=1)) == {sub.id: [4]}
 
     async def test_delivery_log(self, metadata_store: MetadataStore) -> None:
         for n in range(5):

@@ -251,9 +251,13 @@ class MetadataStore(Protocol):
         """Append to the outbox, in order (the store numbers them); notifications of a
         subscription that is gone are dropped."""
 
+    async def release_notifications(self, seqs: list[int]) -> None:
+        """End the hold (``Outbox.hold_until``) of these queued notifications."""
+
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         """Lease up to ``limit`` subscriptions whose next attempt is due and that no live lease
-        holds, with their waiting notifications oldest first. Across processes, one claimant wins."""
+        holds, with their waiting notifications oldest first, up to the first one still held
+        (none held at the head). Across processes, one claimant wins."""
 
     async def finish_delivery(self, subscription_id: str, delivered_through: int, state: DeliveryState) -> None:
         """Delete its notifications numbered up to ``delivered_through`` (0: none), store ``state``

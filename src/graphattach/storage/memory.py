@@ -93,6 +93,8 @@ class MemoryMetadataStore:
         self._delivery: dict[str, tuple[DeliveryState, datetime]] = {}
         self._outbox: dict[str, list[Notification]] = {}
         self._outbox_seq = 0
+        #: outbox number -> held until (``Outbox.hold_until``)
+        self._held: dict[int, datetime] = {}
         self._records: list[DeliveryRecord] = []
         self._generation = 0
         #: user id -> latest change number; (user id, folder id, item id) -> (number, removed).
@@ -618,7 +620,7 @@ class MemoryMetadataStore:
         for notification in notifications:
             self._append(notification)
 
-    def _append(self, notification: Notification) -> int:
+    def _append(self, notification: Notification, held_until: datetime | None = None) -> int:
         queue = self._outbox.get(notification.subscription_id)
         if queue is None:
             return 0
@@ -626,7 +628,21 @@ class MemoryMetadataStore:
         stored = copy.deepcopy(notification)
         stored.seq, stored.merge_into, stored.merged_body = self._outbox_seq, 0, None
         queue.append(stored)
+        if held_until is not None:
+            self._held[self._outbox_seq] = held_until
         return self._outbox_seq
+
+    async def release_notifications(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            self._held.pop(seq, None)
+
+    def _unheld(self, queue: list[Notification], now: datetime) -> list[Notification]:
+        """The waiting notifications before the first one still held."""
+        for index, n in enumerate(queue):
+            until = self._held.get(n.seq)
+            if until is not None and as_utc(until) > now:
+                return queue[:index]
+        return queue
 
     def _queue(self, outbox: Outbox | None) -> None:
         """Queue what ``outbox`` decides, after the write's checks passed (nothing after it fails)."""
@@ -649,7 +665,7 @@ class MemoryMetadataStore:
                     target.body = copy.deepcopy(notification.merged_body)
                     seq, merged = target.seq, True
             if not merged:
-                seq = self._append(notification)
+                seq = self._append(notification, outbox.hold_until)
             if seq and outbox.queued is not None:
                 outbox.queued(notification, seq, merged)
 
@@ -658,7 +674,9 @@ class MemoryMetadataStore:
         due = sorted(
             (state.next_attempt, sub_id)
             for sub_id, (state, lease) in self._delivery.items()
-            if self._outbox.get(sub_id) and as_utc(state.next_attempt) <= now and as_utc(lease) <= now
+            if self._unheld(self._outbox.get(sub_id) or [], now)
+            and as_utc(state.next_attempt) <= now
+            and as_utc(lease) <= now
         )
         for _, sub_id in due[:limit]:
             state, _lease = self._delivery[sub_id]
@@ -667,7 +685,7 @@ class MemoryMetadataStore:
                 Claim(
                     copy.deepcopy(self._subscriptions[sub_id]),
                     copy.deepcopy(state),
-                    copy.deepcopy(self._outbox[sub_id][:MAX_BATCH]),
+                    copy.deepcopy(self._unheld(self._outbox[sub_id], now)[:MAX_BATCH]),
                 )
             )
         return claims

@@ -936,6 +936,10 @@ class PostgresMetadataStore:
                 [(n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created)) for n in notifications],
             )
 
+    async def release_notifications(self, seqs: list[int]) -> None:
+        if seqs:
+            await self.pool.execute("UPDATE notification_outbox SET held_until = 0 WHERE seq = ANY($1::bigint[])", seqs)
+
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         now_us, lease_us = to_micros(now), to_micros(lease_until)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -943,7 +947,8 @@ class PostgresMetadataStore:
             rows = await conn.fetch(
                 "UPDATE subscriptions SET lease_until = $1 WHERE id IN ("
                 " SELECT s.id FROM subscriptions s WHERE s.next_attempt <= $2 AND s.lease_until <= $2"
-                " AND EXISTS (SELECT 1 FROM notification_outbox o WHERE o.subscription_id = s.id)"
+                " AND (SELECT o.held_until FROM notification_outbox o WHERE o.subscription_id = s.id"
+                "      ORDER BY o.seq LIMIT 1) <= $2"
                 " ORDER BY s.next_attempt LIMIT $3 FOR UPDATE SKIP LOCKED)"
                 " RETURNING doc, next_attempt, attempts, failing_since",
                 lease_us,
@@ -955,9 +960,12 @@ class PostgresMetadataStore:
                 sub = decode_subscription(row["doc"])
                 waiting = await conn.fetch(
                     "SELECT seq, subscription_id, url, kind, body, created FROM notification_outbox"
-                    " WHERE subscription_id = $1 ORDER BY seq LIMIT $2",
+                    " WHERE subscription_id = $1 AND seq < coalesce((SELECT min(h.seq) FROM notification_outbox h"
+                    "  WHERE h.subscription_id = $1 AND h.held_until > $3), 9223372036854775807)"
+                    " ORDER BY seq LIMIT $2",
                     sub.id,
                     MAX_BATCH,
+                    now_us,
                 )
                 state = DeliveryState(
                     from_micros(row["next_attempt"]),
@@ -1075,13 +1083,14 @@ async def _queue(conn: asyncpg.Connection, outbox: Outbox | None) -> None:
                     outbox.queued(n, n.merge_into, True)
                 continue
         seq = await conn.fetchval(
-            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created)"
-            " VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created, held_until)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
             n.subscription_id,
             n.url,
             n.kind,
             encode_body(n.body),
             to_micros(n.created),
+            0 if outbox.hold_until is None else to_micros(outbox.hold_until),
         )
         if outbox.queued is not None:
             outbox.queued(n, int(seq), False)

@@ -1191,6 +1191,19 @@ class SqliteMetadataStore:
 
         await self._run(run)
 
+    async def release_notifications(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "UPDATE notification_outbox SET held_until = 0 WHERE seq IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(seqs).decode(),),
+                )
+
+        await self._run(run)
+
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         now_us, lease_us = to_micros(now), to_micros(lease_until)
 
@@ -1199,18 +1212,21 @@ class SqliteMetadataStore:
                 rows = conn.execute(
                     "UPDATE subscriptions SET lease_until = ? WHERE id IN ("
                     " SELECT s.id FROM subscriptions s WHERE s.next_attempt <= ? AND s.lease_until <= ?"
-                    " AND EXISTS (SELECT 1 FROM notification_outbox o WHERE o.subscription_id = s.id)"
+                    " AND (SELECT o.held_until FROM notification_outbox o WHERE o.subscription_id = s.id"
+                    "      ORDER BY o.seq LIMIT 1) <= ?"
                     " ORDER BY s.next_attempt LIMIT ?)"
                     " RETURNING doc, next_attempt, attempts, failing_since",
-                    (lease_us, now_us, now_us, limit),
+                    (lease_us, now_us, now_us, now_us, limit),
                 ).fetchall()
                 claims = []
                 for row in rows:
                     sub = decode_subscription(row["doc"])
                     waiting = conn.execute(
                         "SELECT seq, subscription_id, url, kind, body, created FROM notification_outbox"
-                        " WHERE subscription_id = ? ORDER BY seq LIMIT ?",
-                        (sub.id, MAX_BATCH),
+                        " WHERE subscription_id = ?1 AND seq < coalesce((SELECT min(h.seq) FROM notification_outbox h"
+                        "  WHERE h.subscription_id = ?1 AND h.held_until > ?2), 9223372036854775807)"
+                        " ORDER BY seq LIMIT ?3",
+                        (sub.id, now_us, MAX_BATCH),
                     ).fetchall()
                     state = DeliveryState(
                         from_micros(row["next_attempt"]),
@@ -1293,6 +1309,7 @@ def _queue(conn: sqlite3.Connection, outbox: Outbox | None) -> None:
         ).fetchall()
         found = outbox.decide(generation, [decode_subscription(r[0]) for r in rows])
     now = to_micros(outbox.now)
+    held = 0 if outbox.hold_until is None else to_micros(outbox.hold_until)
     for n in found or []:
         if n.merge_into and n.merged_body is not None:
             # only into a notification still waiting and not leased to a dispatcher (one being
@@ -1307,9 +1324,9 @@ def _queue(conn: sqlite3.Connection, outbox: Outbox | None) -> None:
                     outbox.queued(n, n.merge_into, True)
                 continue
         inserted = conn.execute(
-            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created)"
-            " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?) RETURNING seq",
-            (n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created), n.subscription_id),
+            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created, held_until)"
+            " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?) RETURNING seq",
+            (n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created), held, n.subscription_id),
         ).fetchone()
         if inserted is not None and outbox.queued is not None:
             outbox.queued(n, inserted[0], False)
