@@ -1,6 +1,6 @@
 """Change-notification figures against real ``graphattach serve`` processes (embedded SQLite + files).
 
-    .venv/bin/python -m bench.notifications [--messages 200] [--rounds 12] [--posts 40]
+    .venv/bin/python -m bench.notifications [--messages 200] [--rounds 12] [--posts 40] [--warmup 600]
 
 1. latency: a receiver subscribed to Adele's messages; for each draft POST, the time from the
    moment the request left the client (before the server committed) and from the moment its 201
@@ -9,8 +9,8 @@
 2. the cost of an attachment POST (1 KiB file attachment, one client, sequential) on three
    servers started alike: ``none`` (no subscription), ``other mailbox`` (1,000 subscriptions on
    Megan's messages) and ``same mailbox`` (1,000 on Adele's events, which a message change does
-   not match: the server looks at them and queues nothing), all three with the same history of
-   subscriptions made and deleted. The servers take turns, ``--posts``
+   not match: the server looks at them and queues nothing), each after ``--warmup`` untimed
+   attachment POSTs. The servers take turns, ``--posts``
    POSTs each per round in a rotating order, so that the drift of a shared machine hits all
    three alike; each figure is the median over rounds of a round's mean time per POST, and the
    ratios are to ``none`` in the same run.
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--posts", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=600, help="untimed attachment POSTs per server first")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="graphattach-bench-notify-") as scratch:
@@ -142,20 +143,21 @@ def main(argv: list[str] | None = None) -> int:
                     latency(http, none.server.root, none.adele, args.messages) if args.messages else ([0.0], [0.0])
                 )
                 print(f"latency: median {statistics.median(from_request):.1f} ms", file=sys.stderr, flush=True)
-                # Every server gets the same history (1,000 subscriptions on Megan's messages and
-                # 1,000 on Adele's events), then drops those it should not have: a young SQLite
-                # file (WAL not yet grown to its checkpoint size, each commit extending it) made
-                # POSTs up to twice slower than on a server with the same records and more past.
-                made: dict[str, dict[str, list[str]]] = {t.name: {"megan": [], "adele": []} for t in targets}
-                for _ in range(SUBSCRIPTIONS):
-                    for t in targets:
-                        made[t.name]["megan"].append(subscribe(http, t.server.root, t.megan, sink.url, "me/messages"))
-                        made[t.name]["adele"].append(subscribe(http, t.server.root, t.adele, sink.url, "me/events"))
-                for t, drop in ((none, ("megan", "adele")), (other, ("adele",)), (same, ("megan",))):
-                    for who in drop:
-                        auth = t.megan if who == "megan" else t.adele
-                        for sub in made[t.name][who]:
-                            http.delete(f"{t.server.root}/v1.0/subscriptions/{sub}", headers=auth).raise_for_status()
+                # The same history of writes on every server first: a young SQLite file (its WAL
+                # not yet grown to the checkpoint size, so each commit extends it) made POSTs up
+                # to twice slower than an older one with the same records.
+                for target in targets:
+                    target.post_attachments(args.warmup)
+                started = time.perf_counter()
+                for n in range(SUBSCRIPTIONS):
+                    subscribe(http, other.server.root, other.megan, sink.url, "me/messages")
+                    subscribe(http, same.server.root, same.adele, sink.url, "me/events")
+                    if n % 100 == 99:
+                        print(
+                            f"{n + 1} subscriptions each, {time.perf_counter() - started:.0f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                 for target in targets:  # warm up: first drafts, caches, connections
                     target.post_attachments(10)
                     target.round_ms.clear()

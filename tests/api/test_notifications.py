@@ -436,3 +436,22 @@ async def test_subscriptions_sharing_a_url_share_a_post(
         )
     sizes = sorted(len(p.body["value"]) for p in receiver.received[before:] if isinstance(p.body, dict))
     assert sizes == [1, 2]
+
+
+async def test_a_create_that_fails_part_way_notifies_nothing(graph: Graph, receiver: Receiver) -> None:
+    """A message whose second attachment is refused is not created (the request is all or
+    nothing): its ``created`` and ``deleted`` cancel out in the outbox."""
+    sub = await subscribe(graph, receiver, change_type="created,updated,deleted")
+    try:
+        bad = {"@odata.type": "#microsoft.graph.fileAttachment", "name": "b.txt", "contentBytes": "%%% not base64"}
+        failed = await graph.post(
+            "/me/messages",
+            json={"subject": unique("doomed"), "attachments": [file_attachment("a.txt", b"one"), bad]},
+        )
+        assert failed.status_code == 400, failed.text
+        fine = (await graph.post("/me/messages", json={"subject": unique("fine")})).json()
+        await wait_for(receiver, about(fine["id"]))
+        mine = [n for n in receiver.notifications() if n["subscriptionId"] == sub["id"]]
+        assert [(n["changeType"], n["resourceData"]["id"]) for n in mine] == [("created", fine["id"])]
+    finally:
+        await graph.delete(f"/subscriptions/{sub['id']}")

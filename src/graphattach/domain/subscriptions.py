@@ -93,6 +93,9 @@ class Notification:
     #: per request) if it is still waiting and not being delivered, else queues ``body``.
     merge_into: int = 0
     merged_body: dict[str, Any] | None = None
+    #: With ``merge_into``: the two cancel out (an item created and deleted in one request): the
+    #: store deletes the earlier one and queues nothing, under the same conditions.
+    cancels: bool = False
 
 
 #: ``decide(generation, subscriptions)``: see ``Outbox``.

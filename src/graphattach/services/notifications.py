@@ -178,9 +178,12 @@ def outbox(ctx: Context, *found: Change) -> Outbox:
             # outside a request (the store may call from its thread): wake the dispatcher soon
             loop.call_soon_threadsafe(wake)
             return
-        item_id = notification.body["resourceData"]["id"]
+        key = (notification.subscription_id, notification.body["resourceData"]["id"])
+        if merged and notification.cancels:
+            operation.queued.pop(key, None)
+            return
         body = notification.merged_body if merged and notification.merged_body is not None else notification.body
-        operation.queued[(notification.subscription_id, item_id)] = (seq, body)
+        operation.queued[key] = (seq, body)
         operation.held.add(seq)
 
     return Outbox(user_ids, now, decide, queued, hold_until=None if operation is None else now + HOLD)
@@ -224,6 +227,9 @@ def _notifications(
                 # earlier change type with the item's latest etag
                 notification.merge_into = earlier[0]
                 notification.merged_body = {**earlier[1], "resourceData": body["resourceData"]}
+            elif earlier is not None and change_type == "deleted" and earlier[1]["changeType"] == "created":
+                # created and deleted in one operation (a create that failed part-way): nothing
+                notification.merge_into, notification.cancels = earlier[0], True
             outbox.append(notification)
     return outbox
 

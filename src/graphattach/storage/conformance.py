@@ -127,6 +127,7 @@ class RecordingOutbox:
         merge_into: int = 0,
         merged_n: int = 0,
         hold_until: datetime | None = None,
+        cancels: bool = False,
     ) -> Outbox:
         def decide(generation: int, subscriptions: list[Subscription] | None) -> list[Notification] | None:
             self.asked.append((generation, None if subscriptions is None else [s.id for s in subscriptions]))
@@ -138,8 +139,8 @@ class RecordingOutbox:
                     continue
                 notification = make_notification(sub, n)
                 if merge_into:
-                    notification.merge_into = merge_into
-                    notification.merged_body = {**notification.body, "n": merged_n}
+                    notification.merge_into, notification.cancels = merge_into, cancels
+                    notification.merged_body = None if cancels else {**notification.body, "n": merged_n}
                 found.append(notification)
             return found
 
@@ -1568,6 +1569,13 @@ class MetadataStoreConformance:
         )
         assert rec.queued[-1][1] > first and rec.queued[-1][2] is False
         await metadata_store.finish_delivery(sub.id, first, DeliveryState(now))
+        assert await self._waiting(metadata_store, now) == {sub.id: [3]}
+        # created and deleted in one operation cancel out
+        await metadata_store.add_item(other := make_item(inbox), outbox=rec.outbox(user.id, n=7, now=now))
+        await metadata_store.delete_item(
+            user.id, other.id, outbox=rec.outbox(user.id, n=8, now=now, merge_into=rec.queued[-1][1], cancels=True)
+        )
+        assert rec.queued[-1][2] is True
         assert await self._waiting(metadata_store, now) == {sub.id: [3]}
         # merging into a notification already delivered queues the change instead
         await metadata_store.add_attachment(

@@ -658,12 +658,16 @@ class MemoryMetadataStore:
         for notification in found or []:
             merged = False
             queue = self._outbox.get(notification.subscription_id)
-            if notification.merge_into and notification.merged_body is not None and queue is not None:
+            if notification.merge_into and queue is not None:
                 _state, lease = self._delivery[notification.subscription_id]
                 target = next((n for n in queue if n.seq == notification.merge_into), None)
                 if target is not None and as_utc(lease) <= as_utc(outbox.now):
-                    target.body = copy.deepcopy(notification.merged_body)
-                    seq, merged = target.seq, True
+                    if notification.cancels:
+                        queue.remove(target)
+                        seq, merged = target.seq, True
+                    elif notification.merged_body is not None:
+                        target.body = copy.deepcopy(notification.merged_body)
+                        seq, merged = target.seq, True
             if not merged:
                 seq = self._append(notification, outbox.hold_until)
             if seq and outbox.queued is not None:

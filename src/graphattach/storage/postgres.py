@@ -1071,13 +1071,20 @@ async def _queue(conn: asyncpg.Connection, outbox: Outbox | None) -> None:
         lease = leases.get(n.subscription_id)
         if lease is None:
             continue  # gone: its notifications go with it
-        if n.merge_into and n.merged_body is not None and lease <= now:
-            status = await conn.execute(
-                "UPDATE notification_outbox SET body = $1 WHERE seq = $2 AND subscription_id = $3",
-                encode_body(n.merged_body),
-                n.merge_into,
-                n.subscription_id,
-            )
+        if n.merge_into and (n.cancels or n.merged_body is not None) and lease <= now:
+            if n.cancels:
+                status = await conn.execute(
+                    "DELETE FROM notification_outbox WHERE seq = $1 AND subscription_id = $2",
+                    n.merge_into,
+                    n.subscription_id,
+                )
+            else:
+                status = await conn.execute(
+                    "UPDATE notification_outbox SET body = $1 WHERE seq = $2 AND subscription_id = $3",
+                    encode_body(n.merged_body or {}),
+                    n.merge_into,
+                    n.subscription_id,
+                )
             if _rowcount(status):
                 if outbox.queued is not None:
                     outbox.queued(n, n.merge_into, True)

@@ -1311,14 +1311,20 @@ def _queue(conn: sqlite3.Connection, outbox: Outbox | None) -> None:
     now = to_micros(outbox.now)
     held = 0 if outbox.hold_until is None else to_micros(outbox.hold_until)
     for n in found or []:
-        if n.merge_into and n.merged_body is not None:
+        if n.merge_into and (n.cancels or n.merged_body is not None):
             # only into a notification still waiting and not leased to a dispatcher (one being
             # POSTed would be deleted after its delivery with the merged change unsent)
-            done = conn.execute(
-                "UPDATE notification_outbox SET body = ? WHERE seq = ? AND subscription_id = ?"
-                " AND EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND lease_until <= ?)",
-                (encode_body(n.merged_body), n.merge_into, n.subscription_id, n.subscription_id, now),
-            )
+            unleased = " AND EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND lease_until <= ?)"
+            if n.cancels:
+                done = conn.execute(
+                    "DELETE FROM notification_outbox WHERE seq = ? AND subscription_id = ?" + unleased,
+                    (n.merge_into, n.subscription_id, n.subscription_id, now),
+                )
+            else:
+                done = conn.execute(
+                    "UPDATE notification_outbox SET body = ? WHERE seq = ? AND subscription_id = ?" + unleased,
+                    (encode_body(n.merged_body or {}), n.merge_into, n.subscription_id, n.subscription_id, now),
+                )
             if done.rowcount:
                 if outbox.queued is not None:
                     outbox.queued(n, n.merge_into, True)
