@@ -386,3 +386,72 @@ async def test_move_and_copy(graph: Graph, receiver: Receiver) -> None:
         await graph.delete(f"/me/messages/{moved.json()['id']}")
     finally:
         await graph.delete(f"/subscriptions/{sub['id']}")
+
+
+async def test_subscriptions_sharing_a_url_share_a_post(
+    inprocess_graph: Graph, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph's ``value`` array mixes subscriptions that share a notificationUrl
+    (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks): the runs of every
+    subscription due at one URL go in one POST (bounded), each subscription's in order, and a
+    failed POST is retried per subscription."""
+    graph = inprocess_graph
+    first = await subscribe(graph, receiver, change_type="created")
+    second = await subscribe(graph, receiver, change_type="created,updated")
+    mine = {first["id"], second["id"]}
+    # one change, one transaction: both subscriptions' notifications are due together
+    draft = (await graph.post("/me/messages", json={"subject": unique("shared")})).json()
+    await wait_for(receiver, about(draft["id"]))
+    posts = [p.body["value"] for p in receiver.received if isinstance(p.body, dict)]
+    assert [sorted(n["subscriptionId"] for n in values) for values in posts] == [sorted(mine)]
+    for n in posts[0]:
+        assert n["clientState"] == "secret-state" and n["resourceData"]["id"] == draft["id"]
+
+    # a failed POST counts against each subscription in it; each is retried, in its own order
+    receiver.behaviour.status = 500
+    made = [(await graph.post("/me/messages", json={"subject": unique(f"r{n}")})).json()["id"] for n in range(3)]
+    for sub in mine:
+        log = await wait_deliveries(graph, sub, 2)
+        assert log[-1]["status"] == 500 and log[-1]["attempt"] == 1
+    receiver.behaviour.status = 202
+    await advance(graph, 31)
+    await wait_for(receiver, lambda n: n["resourceData"]["id"] == made[-1] and n["subscriptionId"] == first["id"])
+    await wait_for(receiver, lambda n: n["resourceData"]["id"] == made[-1] and n["subscriptionId"] == second["id"])
+    for sub in mine:
+        ids = [n["resourceData"]["id"] for n in receiver.notifications() if n["subscriptionId"] == sub]
+        assert ids == [draft["id"], *made]
+        log = await wait_deliveries(graph, sub, 3)  # the log is written after the receiver answered
+        assert log[2]["status"] == 202 and log[2]["attempt"] == 2 and log[2]["count"] == 3
+
+    # bounded: with room for two notifications per POST, three subscriptions take two POSTs
+    from graphattach.services import notifications
+
+    third = await subscribe(graph, receiver, change_type="created")
+    monkeypatch.setattr(notifications, "MAX_POST", 2)
+    before = len(receiver.received)
+    last = (await graph.post("/me/messages", json={"subject": unique("bounded")})).json()
+    for sub in (*mine, third["id"]):
+        await wait_for(
+            receiver, lambda n, sub=sub: n["resourceData"]["id"] == last["id"] and n["subscriptionId"] == sub
+        )
+    sizes = sorted(len(p.body["value"]) for p in receiver.received[before:] if isinstance(p.body, dict))
+    assert sizes == [1, 2]
+
+
+async def test_a_create_that_fails_part_way_notifies_nothing(graph: Graph, receiver: Receiver) -> None:
+    """A message whose second attachment is refused is not created (the request is all or
+    nothing): its ``created`` and ``deleted`` cancel out in the outbox."""
+    sub = await subscribe(graph, receiver, change_type="created,updated,deleted")
+    try:
+        bad = {"@odata.type": "#microsoft.graph.fileAttachment", "name": "b.txt", "contentBytes": "%%% not base64"}
+        failed = await graph.post(
+            "/me/messages",
+            json={"subject": unique("doomed"), "attachments": [file_attachment("a.txt", b"one"), bad]},
+        )
+        assert failed.status_code == 400, failed.text
+        fine = (await graph.post("/me/messages", json={"subject": unique("fine")})).json()
+        await wait_for(receiver, about(fine["id"]))
+        mine = [n for n in receiver.notifications() if n["subscriptionId"] == sub["id"]]
+        assert [(n["changeType"], n["resourceData"]["id"]) for n in mine] == [("created", fine["id"])]
+    finally:
+        await graph.delete(f"/subscriptions/{sub['id']}")

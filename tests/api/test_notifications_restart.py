@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from graphattach.testing.receiver import Receiver
-from tests.api.notification_support import about, subscribe, wait_for
+from tests.api.notification_support import about, file_attachment, subscribe, wait_for
 from tests.api.test_messages import unique
 from tests.helpers import Graph, ServerProcess
 
@@ -52,5 +52,40 @@ async def test_a_delivery_cut_by_a_crash_is_made_after_restart(request: pytest.F
                 ids = [n["resourceData"]["id"] for n in receiver.notifications()]
                 # at least once, and in order
                 assert ids.index(in_flight["id"]) < ids.index(queued["id"])
+    finally:
+        server.stop()
+
+
+async def test_a_change_acknowledged_just_before_a_crash_is_notified_after_restart(
+    request: pytest.FixtureRequest, data_dir: Path
+) -> None:
+    """The notification is queued in the transaction of the change: SIGKILL right after the 201 of
+    an attachment POST (the receiver refusing meanwhile, so nothing left before the crash), and
+    the restarted server delivers it."""
+    from tests.engines import stack_server_args
+
+    args, env = stack_server_args(request)
+    server = ServerProcess(data_dir, *args, env=env).start()
+    try:
+        with Receiver() as receiver:
+            async with httpx.AsyncClient(timeout=60) as http:
+                graph = Graph(http, server.root, "server")
+                sub = await subscribe(graph, receiver, change_type="updated")
+                draft = (await graph.post("/me/messages", json={"subject": unique("crash")})).json()
+                receiver.behaviour.status = 503
+                added = await graph.post(f"/me/messages/{draft['id']}/attachments", json=file_attachment("a.txt", b"x"))
+                assert added.status_code == 201, added.text
+                server.kill()  # SIGKILL
+            assert not [n for n in receiver.notifications() if about(draft["id"])(n)]
+            receiver.behaviour.status = 202
+            server.start()
+            async with httpx.AsyncClient(timeout=60) as http:
+                graph = Graph(http, server.root, "server")
+                # past a lease or a backoff the killed process may have left
+                await graph.admin("POST", "/clock", json={"advanceSeconds": 120})
+                notification = await wait_for(receiver, about(draft["id"], "updated"))
+                assert notification["subscriptionId"] == sub["id"]
+                etag = (await graph.get(f"/me/messages/{draft['id']}")).json()["@odata.etag"]
+                assert notification["resourceData"]["@odata.etag"] == etag
     finally:
         server.stop()

@@ -6,6 +6,7 @@ Graph's properties of a subscription that the server does not reason about live 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -87,6 +88,43 @@ class Notification:
     body: dict[str, Any]
     created: datetime
     seq: int = 0
+    #: A change of an item whose notification an earlier write of the same operation queued:
+    #: the store replaces that notification's body by ``merged_body`` (one notification per item
+    #: per request) if it is still waiting and not being delivered, else queues ``body``.
+    merge_into: int = 0
+    merged_body: dict[str, Any] | None = None
+    #: With ``merge_into``: the two cancel out (an item created and deleted in one request): the
+    #: store deletes the earlier one and queues nothing, under the same conditions.
+    cancels: bool = False
+
+
+#: ``decide(generation, subscriptions)``: see ``Outbox``.
+Decide = Callable[[int, "list[Subscription] | None"], "list[Notification] | None"]
+
+
+@dataclass(slots=True)
+class Outbox:
+    """The notifications one store write makes, decided and queued inside the write's own
+    transaction: a committed change has its notifications, a failed one has none.
+
+    The store reads its subscription generation in the transaction and calls ``decide(generation,
+    None)``; the caller answers from its cache of the mailbox's subscriptions when the cache is of
+    that generation (nothing read: the common case, a mailbox without subscriptions, costs one
+    small read), else None, and the store calls ``decide(generation, subscriptions)`` again with
+    those mailboxes' subscriptions (every state) read in the same transaction."""
+
+    #: The mailboxes whose items the write changes (a send: the sender's and the recipients').
+    user_ids: tuple[str, ...]
+    #: The server's time: a subscription whose lease runs past it is being delivered (a
+    #: notification of it is then not merged into but queued after).
+    now: datetime
+    decide: Decide
+    #: Told of each notification queued (its number, and whether it was merged into an earlier
+    #: one), inside the transaction.
+    queued: Callable[[Notification, int, bool], None] | None = None
+    #: Queue them held until then (server time; ``release_notifications`` ends the hold
+    #: sooner): a request still running may merge later changes into them.
+    hold_until: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -110,7 +110,7 @@ def save_interrupted() -> GraphError:
 _LIMIT_RETRIES = 8
 
 
-async def _insert_limited(ctx: Context, user: User, attachment: Attachment, announced: bool) -> None:
+async def _insert_limited(ctx: Context, user: User, attachment: Attachment, announced: bool, item: Item) -> None:
     for _ in range(_LIMIT_RETRIES):
         existing = await ctx.metadata.item_usage(attachment.user_id, attachment.item_id)
         if existing.count >= MAX_ATTACHMENTS:
@@ -123,6 +123,7 @@ async def _insert_limited(ctx: Context, user: User, attachment: Attachment, anno
                 max_count=MAX_ATTACHMENTS,
                 max_total_size=size_allowance(existing, attachment, user.max_message_size),
                 announced=announced,
+                outbox=notifications.outbox(ctx, notifications.updated(item)),
             )
             return
         except LimitExceeded as exc:
@@ -132,17 +133,18 @@ async def _insert_limited(ctx: Context, user: User, attachment: Attachment, anno
     raise message_size_exceeded()
 
 
-async def insert(
-    ctx: Context, user: User, attachment: Attachment, *, limited: bool = True, item: Item | None = None
-) -> None:
-    """Store the record with Exchange's limits; on any failure delete the attachment's blob.
-    A blob-backed attachment's key must have been announced (``announce_blobs``)."""
+async def insert(ctx: Context, user: User, attachment: Attachment, *, item: Item, limited: bool = True) -> None:
+    """Store the record with Exchange's limits (and the ``updated`` notification of ``item`` in
+    the same transaction); on any failure delete the attachment's blob. A blob-backed
+    attachment's key must have been announced (``announce_blobs``)."""
     announced = attachment.blob_key is not None
     try:
         if limited:
-            await _insert_limited(ctx, user, attachment, announced)
+            await _insert_limited(ctx, user, attachment, announced, item)
         else:
-            await ctx.metadata.add_attachment(attachment, announced=announced)
+            await ctx.metadata.add_attachment(
+                attachment, announced=announced, outbox=notifications.outbox(ctx, notifications.updated(item))
+            )
     except AnnouncementLost:
         await _discard(ctx, attachment)
         raise save_interrupted() from None
@@ -155,7 +157,6 @@ async def insert(
     except BaseException:
         await _discard(ctx, attachment)
         raise
-    await notifications.attachments_changed(ctx, attachment.user_id, attachment.item_id, item=item)
 
 
 async def _discard(ctx: Context, attachment: Attachment) -> None:
@@ -273,10 +274,11 @@ async def get(ctx: Context, item: Item, attachment_id: str) -> Attachment:
 
 
 async def delete(ctx: Context, item: Item, attachment_id: str) -> None:
-    freed = await ctx.metadata.delete_attachment(item.user_id, item.id, check_id(attachment_id))
+    freed = await ctx.metadata.delete_attachment(
+        item.user_id, item.id, check_id(attachment_id), outbox=notifications.outbox(ctx, notifications.updated(item))
+    )
     if freed is None:
         raise ItemNotFound()
-    await notifications.attachments_changed(ctx, item.user_id, item.id, item=item)
     await ctx.free_blobs(freed)
 
 
@@ -368,14 +370,18 @@ async def copy_attachments(ctx: Context, source: Item, target: Item) -> list[Att
         if origin in source_ids and origin not in copies:
             copies[origin] = attachment
         else:
-            freed = await ctx.metadata.delete_attachment(target.user_id, target.id, attachment.id)
+            freed = await ctx.metadata.delete_attachment(
+                target.user_id,
+                target.id,
+                attachment.id,
+                outbox=notifications.outbox(ctx, notifications.updated(target)),
+            )
             if freed:
                 await ctx.free_blobs(freed)
     result: list[Attachment] = []
     for original in originals:
         existing = copies.get(original.id)
         result.append(existing if existing is not None else await _copy_one(ctx, original, target))
-    await notifications.attachments_changed(ctx, target.user_id, target.id, item=target)
     return result
 
 

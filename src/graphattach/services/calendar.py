@@ -96,10 +96,9 @@ async def update_event(ctx: Context, user: User, event: Item, changes: dict[str,
         updated = replace(event, data=items.apply_changes(event.data, changes))
         items.touch(updated, ctx.clock.now())
         try:
-            await ctx.metadata.update_item(updated)
+            await ctx.metadata.update_item(updated, outbox=notifications.outbox(ctx, notifications.updated(updated)))
         except RecordNotFound:
             raise ItemNotFound() from None
-        await notifications.item_updated(ctx, updated)
     event = await reload(ctx, event)
     removed = before - _attendee_addresses(event)
     await propagate_to_attendees(ctx, user, event, removed=removed)
@@ -171,13 +170,11 @@ async def propagate_to_attendees(
                 change_key=items.new_change_key(),
                 data=_copy_data(organizer, event, None),
             )
-            await ctx.metadata.add_item(copy)
-            await notifications.item_created(ctx, copy)
+            await ctx.metadata.add_item(copy, outbox=notifications.outbox(ctx, notifications.created(copy)))
         else:
             copy = replace(copy, data=_copy_data(organizer, event, copy.data))
             items.touch(copy, now)
-            await ctx.metadata.update_item(copy)
-            await notifications.item_updated(ctx, copy)
+            await ctx.metadata.update_item(copy, outbox=notifications.outbox(ctx, notifications.updated(copy)))
         await mirror_attachments(ctx, event, copy)
     if removed:
         await cancel_copies(ctx, event, removed)
@@ -202,8 +199,7 @@ async def cancel_copies(ctx: Context, event: Item, addresses: set[str]) -> None:
         subject = copy.data.get("subject") or ""
         cancelled = replace(copy, data={**copy.data, "isCancelled": True, "subject": f"Canceled: {subject}".rstrip()})
         items.touch(cancelled, now)
-        await ctx.metadata.update_item(cancelled)
-        await notifications.item_updated(ctx, cancelled)
+        await ctx.metadata.update_item(cancelled, outbox=notifications.outbox(ctx, notifications.updated(cancelled)))
 
 
 # ---- calendars and calendar groups --------------------------------------------------------------------
@@ -279,9 +275,8 @@ async def delete_calendar(ctx: Context, user: User, calendar: Folder) -> None:
     for event in found:
         if event.data.get("isOrganizer", True):
             await cancel_copies(ctx, event, _attendee_addresses(event))
-    keys = await ctx.metadata.delete_folder(user.id, calendar.id)
-    for event in found:
-        await notifications.item_deleted(ctx, event)
+    gone = notifications.outbox(ctx, *(notifications.deleted(event) for event in found))
+    keys = await ctx.metadata.delete_folder(user.id, calendar.id, outbox=gone)
     await ctx.free_blobs(keys)
 
 

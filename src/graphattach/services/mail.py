@@ -109,8 +109,7 @@ async def insert_item(
         change_key=items.new_change_key(),
         data=data,
     )
-    await ctx.metadata.add_item(item)
-    await notifications.item_created(ctx, item)
+    await ctx.metadata.add_item(item, outbox=notifications.outbox(ctx, notifications.created(item)))
     if attachments:
         try:
             await add_attachments(ctx, user, item, attachments, version=version)
@@ -150,17 +149,17 @@ async def update_message(ctx: Context, item: Item, changes: dict[str, Any]) -> I
         updated = replace(item, data=items.apply_changes(item.data, changes))
         items.touch(updated, ctx.clock.now())
         try:
-            await ctx.metadata.update_item(updated)
+            await ctx.metadata.update_item(updated, outbox=notifications.outbox(ctx, notifications.updated(updated)))
         except RecordNotFound:
             raise ItemNotFound() from None
-        await notifications.item_updated(ctx, updated)
     return await reload(ctx, item)
 
 
 async def delete_item(ctx: Context, item: Item) -> None:
     """Delete a message or event and its attachments; free the bytes nothing references any more."""
-    keys = await ctx.metadata.delete_item(item.user_id, item.id)
-    await notifications.item_deleted(ctx, item)
+    keys = await ctx.metadata.delete_item(
+        item.user_id, item.id, outbox=notifications.outbox(ctx, notifications.deleted(item))
+    )
     await ctx.free_blobs(keys)
 
 
@@ -205,8 +204,7 @@ async def copy_message(ctx: Context, user: User, item: Item, destination: Folder
         change_key=items.new_change_key(),
         data=dict(item.data),
     )
-    await ctx.metadata.add_item(copy)
-    await notifications.item_created(ctx, copy)
+    await ctx.metadata.add_item(copy, outbox=notifications.outbox(ctx, notifications.created(copy)))
     try:
         await copy_attachments(ctx, item, copy)
     except BaseException:
@@ -413,20 +411,20 @@ async def send_draft(ctx: Context, user: User, draft: Item, *, save_to_sent_item
             attachment.blob_key = original.blob_key
             attachments.append(attachment)
         copies.append((copy, attachments))
+    made = [
+        notifications.deleted(draft) if sent is None else notifications.updated(sent, previous_folder=draft.folder_id),
+        *(notifications.created(copy) for copy, _ in copies),
+    ]
     try:
-        freed = await ctx.metadata.send_item(draft, sent, copies, [a.id for a in originals])
+        freed = await ctx.metadata.send_item(
+            draft, sent, copies, [a.id for a in originals], outbox=notifications.outbox(ctx, *made)
+        )
     except RecordNotFound:
         raise ItemNotFound() from None
     except Conflict:
         raise IrresolvableConflict(
             "The message changed while it was being sent; nothing was sent. Retry the request."
         ) from None
-    if sent is not None:
-        await notifications.item_updated(ctx, sent, previous_folder=draft.folder_id)
-    else:
-        await notifications.item_deleted(ctx, draft)
-    for copy, _ in copies:
-        await notifications.item_created(ctx, copy)
     await ctx.free_blobs(freed)
     if sent is None:
         return None
@@ -560,9 +558,8 @@ async def delete_folder(ctx: Context, user: User, folder: Folder) -> None:
     if is_distinguished(folder):
         raise DeleteDistinguishedFolder()
     doomed = await items_in_tree(ctx, user, folder)
-    keys = await ctx.metadata.delete_folder(user.id, folder.id)
-    for item in doomed:
-        await notifications.item_deleted(ctx, item)
+    gone = notifications.outbox(ctx, *(notifications.deleted(item) for item in doomed))
+    keys = await ctx.metadata.delete_folder(user.id, folder.id, outbox=gone)
     await ctx.free_blobs(keys)
 
 

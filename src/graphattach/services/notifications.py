@@ -1,13 +1,14 @@
 """Change notifications: what changed (recorded by the services where items change), which
 subscriptions it concerns, and the dispatcher that POSTs the outbox to receivers.
 
-Recording. The services call ``item_created`` / ``item_updated`` / ``item_deleted`` right after
-the store committed the change. Inside ``changes(ctx)`` (an operation made of several store
-writes: a message created with its attachments, a send that moves the draft and delivers copies)
-they are collected and coalesced per item, so that a new message with three attachments is one
-``created``, not one ``created`` and three ``updated``. The notifications are written to the
-store's outbox before the request that caused them is answered: an acknowledged change is never
-without its notification, and the outbox survives a restart.
+Recording. Every store write that changes items takes an ``outbox(ctx, change...)``: the store
+decides the notifications (matching the mailbox's subscriptions, cached per process by the
+store's subscription generation) and queues them in the write's own transaction, so a committed
+change always has its notifications, a failed one has none, and the outbox survives a restart.
+Inside ``changes(ctx)`` (a request: a message created with its attachments, a send, a batch) a
+later change of an item merges into the notification an earlier write queued while it still
+waits, so that a new message with three attachments is one ``created``, not one ``created`` and
+three ``updated``.
 
 Matching. A subscription on a mailbox's messages (or events) sees every change of that kind; one
 on a folder sees items that enter it as ``created``, leave it as ``deleted`` and change in it as
@@ -17,7 +18,9 @@ subscriptions (https://learn.microsoft.com/graph/outlook-change-notifications-ov
 Delivery (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks). Every
 process runs a dispatcher; the store leases each subscription with waiting notifications to one
 of them at a time (``claim_notifications``), which keeps a subscription's notifications in order
-and delivers each once. One POST carries all a subscription's waiting notifications for one URL.
+and delivers each once. One POST carries the waiting notifications of every subscription claimed
+in the round that shares its URL (Graph mixes subscriptions in one ``value`` array), at most
+``MAX_POST`` of them, each subscription's in order; a failed POST counts against each of them.
 A receiver must answer 2xx within 3 seconds; otherwise the attempt failed and the subscription's
 queue waits (``backoff``) and is tried again, for up to four hours, after which its waiting
 notifications are dropped and a ``missed`` lifecycle notification goes to the
@@ -35,7 +38,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from graphattach.domain.models import Item, replace
@@ -47,6 +50,7 @@ from graphattach.domain.subscriptions import (
     DeliveryRecord,
     DeliveryState,
     Notification,
+    Outbox,
     Subscription,
     backoff,
 )
@@ -67,8 +71,13 @@ log = logging.getLogger("graphattach.notifications")
 
 #: How long a dispatcher holds a subscription it claimed (a dead holder's lease runs out).
 LEASE = timedelta(seconds=60)
+#: How long a request's notifications are held at most if it never ends (its process died).
+HOLD = timedelta(seconds=60)
 #: Subscriptions one dispatcher round claims at most (delivered concurrently).
 CLAIM_LIMIT = 32
+#: Notifications one POST carries at most (several subscriptions' runs for the same URL share a
+#: POST up to this; a subscription's run, at most ``MAX_BATCH`` of the store, is never split).
+MAX_POST = 100
 #: Seconds (real time) between housekeeping rounds: expiry, reauthorizationRequired.
 HOUSEKEEPING_INTERVAL = 5.0
 HOUSEKEEPING_LOCK = "graphattach:notifications"
@@ -88,76 +97,141 @@ class Change:
     change_key: str
 
 
-_pending: ContextVar[list[Change] | None] = ContextVar("graphattach_pending_changes", default=None)
+def created(item: Item) -> Change:
+    return Change(item.user_id, item.id, item.kind, None, item.folder_id, item.change_key)
 
 
-async def item_created(ctx: Context, item: Item) -> None:
-    await _record(ctx, Change(item.user_id, item.id, item.kind, None, item.folder_id, item.change_key))
+def updated(item: Item, *, previous_folder: str | None = None) -> Change:
+    """The item changed (an attachment added or removed too), or moved from ``previous_folder``."""
+    return Change(item.user_id, item.id, item.kind, previous_folder or item.folder_id, item.folder_id, item.change_key)
 
 
-async def item_updated(ctx: Context, item: Item, *, previous_folder: str | None = None) -> None:
-    before = previous_folder or item.folder_id
-    await _record(ctx, Change(item.user_id, item.id, item.kind, before, item.folder_id, item.change_key))
+def deleted(item: Item) -> Change:
+    return Change(item.user_id, item.id, item.kind, item.folder_id, None, item.change_key)
 
 
-async def item_deleted(ctx: Context, item: Item) -> None:
-    await _record(ctx, Change(item.user_id, item.id, item.kind, item.folder_id, None, item.change_key))
+@dataclass(slots=True)
+class _Operation:
+    """What one operation (a request, ``changes``) queued so far: (subscription id, item id) →
+    (number, body) of the latest notification, which a later change of the item merges into."""
+
+    queued: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    #: Every notification it queued (held until it ends).
+    held: set[int] = field(default_factory=set)
 
 
-#: A folder or kind not known when the change was recorded (an attachment added to an item): read
-#: from the store at publication, and only when a subscription might care.
-UNKNOWN = "\x00unknown"
-
-
-async def attachments_changed(ctx: Context, user_id: str, item_id: str, *, item: Item | None = None) -> None:
-    """An attachment was added to or removed from the item: an ``updated`` of the item (``item``,
-    when the caller has it, saves reading it back)."""
-    if item is not None:
-        await _record(ctx, Change(user_id, item_id, item.kind, item.folder_id, item.folder_id, item.change_key))
-        return
-    await _record(ctx, Change(user_id, item_id, UNKNOWN, UNKNOWN, UNKNOWN, ""))
-
-
-async def _record(ctx: Context, change: Change) -> None:
-    pending = _pending.get()
-    if pending is not None:
-        pending.append(change)
-        return
-    await publish(ctx, [change])
+_operation: ContextVar[_Operation | None] = ContextVar("graphattach_notifying_operation", default=None)
 
 
 @asynccontextmanager
 async def changes(ctx: Context) -> AsyncIterator[None]:
-    """Collect the changes of a compound operation and publish them, coalesced, at its end (also
-    when it fails part-way: what was committed was committed)."""
-    if _pending.get() is not None:
+    """One operation made of several store writes (a message created with its attachments, a
+    send, a batch): a later change of an item merges into the notification an earlier write
+    queued, so a new message with three attachments is one ``created``; the dispatcher is woken
+    at the end."""
+    if _operation.get() is not None:
         yield
         return
-    collected: list[Change] = []
-    token = _pending.set(collected)
+    operation = _Operation()
+    token = _operation.set(operation)
     try:
         yield
     finally:
-        _pending.reset(token)
-        if collected:
-            await publish(ctx, coalesce(collected))
+        _operation.reset(token)
+        if operation.held:
+            # held while the request ran (a dispatcher would otherwise claim a ``created`` the
+            # request's next write merges an ``updated`` into); a dead process's hold runs out
+            with contextlib.suppress(Exception):
+                await ctx.metadata.release_notifications(sorted(operation.held))
+            dispatcher_of(ctx).wake()
 
 
-def coalesce(found: list[Change]) -> list[Change]:
-    """One change per item: where it was before the first and after the last."""
-    merged: dict[tuple[str, str], Change] = {}
+def outbox(ctx: Context, *found: Change) -> Outbox:
+    """The ``Outbox`` a store write takes for the changes ``found``: the notifications are
+    decided and queued in the write's transaction (a committed change always has them)."""
+    cache = _cache(ctx)
+    operation = _operation.get()
+    now = ctx.clock.now()
+    tenant_id = ctx.tenant_id
+    user_ids = tuple(dict.fromkeys(c.user_id for c in found))
+
+    def decide(generation: int, subscriptions: list[Subscription] | None) -> list[Notification] | None:
+        if subscriptions is None:
+            if generation != cache.generation or any(u not in cache.by_user for u in user_ids):
+                return None
+        else:
+            if generation > cache.generation:
+                cache.generation, cache.by_user = generation, {}
+            if generation == cache.generation:
+                mine = _active_by_user(subscriptions)
+                for user_id in user_ids:
+                    cache.by_user[user_id] = mine.get(user_id, {})
+        by_user = cache.by_user if subscriptions is None else _active_by_user(subscriptions)
+        return _notifications(found, by_user, now, tenant_id, operation)
+
+    loop, wake = asyncio.get_running_loop(), dispatcher_of(ctx).wake
+
+    def queued(notification: Notification, seq: int, merged: bool) -> None:
+        if operation is None:
+            # outside a request (the store may call from its thread): wake the dispatcher soon
+            loop.call_soon_threadsafe(wake)
+            return
+        key = (notification.subscription_id, notification.body["resourceData"]["id"])
+        if merged and notification.cancels:
+            operation.queued.pop(key, None)
+            return
+        body = notification.merged_body if merged and notification.merged_body is not None else notification.body
+        operation.queued[key] = (seq, body)
+        operation.held.add(seq)
+
+    return Outbox(user_ids, now, decide, queued, hold_until=None if operation is None else now + HOLD)
+
+
+def _active_by_user(subscriptions: list[Subscription]) -> dict[str, dict[str, list[Subscription]]]:
+    """The active ones by mailbox and item kind (a message change never looks at the mailbox's
+    event subscriptions)."""
+    found: dict[str, dict[str, list[Subscription]]] = {}
+    for sub in subscriptions:
+        if sub.state == "active":
+            found.setdefault(sub.user_id, {}).setdefault(sub.item_kind, []).append(sub)
+    return found
+
+
+def _notifications(
+    found: tuple[Change, ...],
+    by_user: dict[str, dict[str, list[Subscription]]],
+    now: datetime,
+    tenant_id: str,
+    operation: _Operation | None,
+) -> list[Notification]:
+    outbox: list[Notification] = []
     for change in found:
-        key = (change.user_id, change.item_id)
-        first = merged.get(key)
-        if first is None:
-            merged[key] = replace(change)
-        elif change.after != UNKNOWN:
-            first.after, first.change_key = change.after, change.change_key
-            if first.item_kind == UNKNOWN:
-                first.item_kind = change.item_kind
-            if first.before == UNKNOWN:
-                first.before = change.before
-    return [c for c in merged.values() if c.before is not None or c.after is not None]
+        for sub in by_user.get(change.user_id, {}).get(change.item_kind, ()):
+            if sub.expires <= now:
+                continue
+            change_type = change_type_for(sub, change)
+            if change_type is None or change_type not in sub.change_types:
+                continue
+            body = change_notification(
+                change_type=change_type,
+                user_id=change.user_id,
+                item_kind=change.item_kind,
+                item_id=change.item_id,
+                change_key=change.change_key,
+                tenant_id=tenant_id,
+            )
+            notification = Notification(sub.id, sub.notification_url, "change", body, created=now)
+            earlier = None if operation is None else operation.queued.get((sub.id, change.item_id))
+            if earlier is not None and change_type == "updated" and earlier[1]["changeType"] != "deleted":
+                # created (or updated) then updated in one operation: one notification, the
+                # earlier change type with the item's latest etag
+                notification.merge_into = earlier[0]
+                notification.merged_body = {**earlier[1], "resourceData": body["resourceData"]}
+            elif earlier is not None and change_type == "deleted" and earlier[1]["changeType"] == "created":
+                # created and deleted in one operation (a create that failed part-way): nothing
+                notification.merge_into, notification.cancels = earlier[0], True
+            outbox.append(notification)
+    return outbox
 
 
 def change_type_for(sub: Subscription, change: Change) -> str | None:
@@ -177,70 +251,22 @@ def change_type_for(sub: Subscription, change: Change) -> str | None:
     return None
 
 
-async def publish(ctx: Context, found: list[Change]) -> None:
-    """Queue the notifications ``found`` means for the subscriptions of the mailboxes concerned."""
-    if not found:
-        return
-    now = ctx.clock.now()
-    cache = await _cache(ctx)
-    outbox: list[Notification] = []
-    for change in found:
-        subs = cache.by_user.get(change.user_id)
-        if subs is None:
-            subs = cache.by_user[change.user_id] = [
-                s for s in await ctx.metadata.list_subscriptions(change.user_id) if s.state == "active"
-            ]
-        if not subs:
-            continue
-        if UNKNOWN in (change.item_kind, change.before, change.after):
-            item = await ctx.metadata.get_item(change.user_id, change.item_id)
-            if item is None:
-                continue  # deleted meanwhile: its deletion notifies
-            change = replace(
-                change,
-                item_kind=item.kind,
-                before=item.folder_id if change.before == UNKNOWN else change.before,
-                after=item.folder_id if change.after == UNKNOWN else change.after,
-                change_key=item.change_key,
-            )
-        for sub in subs:
-            if sub.expires <= now:
-                continue
-            change_type = change_type_for(sub, change)
-            if change_type is None or change_type not in sub.change_types:
-                continue
-            body = change_notification(
-                change_type=change_type,
-                user_id=change.user_id,
-                item_kind=change.item_kind,
-                item_id=change.item_id,
-                change_key=change.change_key,
-                tenant_id=ctx.tenant_id,
-            )
-            outbox.append(Notification(sub.id, sub.notification_url, "change", body, created=now))
-    if outbox:
-        await ctx.metadata.enqueue_notifications(outbox)
-        dispatcher_of(ctx).wake()
-
-
 @dataclass(slots=True)
 class _Cache:
-    """Each mailbox's active subscriptions as of ``generation`` (the store's counter of
-    subscription changes): a change is matched without reading and decoding every subscription of
-    its mailbox each time (1,000 on one mailbox made attachment POSTs 60 % slower)."""
+    """Each mailbox's active subscriptions by item kind as of ``generation`` (the store's counter of
+    subscription changes, read in each write's transaction): a change is matched without reading
+    and decoding every subscription of its mailbox each time (1,000 on one mailbox made
+    attachment POSTs 60 % slower), and a mailbox without subscriptions costs no read at all."""
 
     generation: int = -1
-    by_user: dict[str, list[Subscription]] = field(default_factory=dict)
+    by_user: dict[str, dict[str, list[Subscription]]] = field(default_factory=dict)
 
 
-async def _cache(ctx: Context) -> _Cache:
+def _cache(ctx: Context) -> _Cache:
     cache = ctx.extensions.get("subscription_cache")
     if cache is None:
         cache = ctx.extensions["subscription_cache"] = _Cache()
     assert isinstance(cache, _Cache)
-    generation = await ctx.metadata.subscriptions_generation()
-    if generation != cache.generation:
-        cache.generation, cache.by_user = generation, {}
     return cache
 
 
@@ -356,7 +382,7 @@ class Dispatcher:
             return False
         self.in_flight += len(claims)
         try:
-            await asyncio.gather(*(self._deliver(claim) for claim in claims))
+            await self._deliver(claims)
         finally:
             self.in_flight -= len(claims)
         return True
@@ -383,25 +409,36 @@ class Dispatcher:
                         )
                         await lifecycle(self.ctx, sub, "reauthorizationRequired")
 
-    async def _deliver(self, claim: Claim) -> None:
-        """POST the claimed notifications, one POST per run of the same URL, in order."""
-        sub, state = claim.subscription, claim.delivery
-        delivered_through = 0
-        groups: list[list[Notification]] = []
-        for n in claim.notifications:
-            if groups and groups[-1][0].url == n.url:
-                groups[-1].append(n)
-            else:
-                groups.append([n])
-        failed: list[Notification] | None = None
-        for group in groups:
-            if not await self._post(sub, group, state.attempts + 1):
-                failed = group
-                break
-            delivered_through = group[-1].seq
+    async def _deliver(self, claims: list[Claim]) -> None:
+        """POST the claimed notifications: each subscription's in order, one run of the same URL
+        at a time; the runs of several subscriptions due at the same URL share one POST."""
+        queues = [_Queue(claim) for claim in claims]
+        waiting = [q for q in queues if q.runs]
+        while waiting:
+            by_url: dict[str, list[_Queue]] = {}
+            for queue in waiting:
+                by_url.setdefault(queue.head[0].url, []).append(queue)
+            posts: list[tuple[str, list[_Queue]]] = []
+            for url, sharing in by_url.items():
+                batch: list[_Queue] = []
+                size = 0
+                for queue in sharing:
+                    if batch and size + len(queue.head) > MAX_POST:
+                        posts.append((url, batch))
+                        batch, size = [], 0
+                    batch.append(queue)
+                    size += len(queue.head)
+                posts.append((url, batch))
+            await asyncio.gather(*(self._post(url, batch) for url, batch in posts))
+            waiting = [q for q in waiting if q.failed is None and q.runs]
+        await asyncio.gather(*(self._finish(queue) for queue in queues))
+
+    async def _finish(self, queue: _Queue) -> None:
+        """Record how far the subscription's queue got: delivered, or failed (retry or drop)."""
+        sub, state, failed = queue.claim.subscription, queue.claim.delivery, queue.failed
         now = self.ctx.clock.now()
         if failed is None:
-            await self.ctx.metadata.finish_delivery(sub.id, delivered_through, DeliveryState(now))
+            await self.ctx.metadata.finish_delivery(sub.id, queue.delivered_through, DeliveryState(now))
             if sub.state == "removed":
                 await self.ctx.metadata.delete_subscription(sub.id)
             return
@@ -409,21 +446,22 @@ class Dispatcher:
         failing_since = state.failing_since or failed[0].created
         if now - failing_since >= RETRY_PERIOD:
             # Graph retries for up to four hours, then drops; the app learns of it by ``missed``.
-            dropped_through = claim.notifications[-1].seq
-            await self.ctx.metadata.finish_delivery(sub.id, dropped_through, DeliveryState(now))
-            log.warning("dropped %d notifications of subscription %s", len(claim.notifications), sub.id)
+            dropped = queue.claim.notifications
+            await self.ctx.metadata.finish_delivery(sub.id, dropped[-1].seq, DeliveryState(now))
+            log.warning("dropped %d notifications of subscription %s", len(dropped), sub.id)
             if failed[0].kind == "change" and sub.state == "active":
                 await lifecycle(self.ctx, sub, "missed")
             elif sub.state == "removed":
                 await self.ctx.metadata.delete_subscription(sub.id)
             return
         retry = DeliveryState(now + backoff(attempts), attempts, failing_since)
-        await self.ctx.metadata.finish_delivery(sub.id, delivered_through, retry)
+        await self.ctx.metadata.finish_delivery(sub.id, queue.delivered_through, retry)
 
-    async def _post(self, sub: Subscription, group: list[Notification], attempt: int) -> bool:
-        values = [delivered(n.body, sub) for n in group]
+    async def _post(self, url: str, batch: list[_Queue]) -> None:
+        """One POST of the head runs of ``batch`` (subscriptions sharing ``url``); each queue
+        advances on a 2xx and fails otherwise. Each subscription's delivery log gets the attempt."""
+        values = [delivered(n.body, q.claim.subscription) for q in batch for n in q.head]
         body = dumps(notification_collection(values))
-        url = group[0].url
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -438,21 +476,49 @@ class Dispatcher:
         ok = status is not None and 200 <= status < 300
         if not ok and error is None:
             error = f"HTTP {status}"
-        with contextlib.suppress(Exception):  # the log must never fail a delivery
-            await self.ctx.metadata.add_delivery_record(
-                DeliveryRecord(
-                    subscription_id=sub.id,
-                    url=url,
-                    at=self.ctx.clock.now(),
-                    kind=group[0].kind,
-                    count=len(group),
-                    attempt=attempt,
-                    status=status,
-                    latency_ms=round(latency, 3),
-                    error=error,
+        at = self.ctx.clock.now()
+        for queue in batch:
+            head = queue.head
+            with contextlib.suppress(Exception):  # the log must never fail a delivery
+                await self.ctx.metadata.add_delivery_record(
+                    DeliveryRecord(
+                        subscription_id=queue.claim.subscription.id,
+                        url=url,
+                        at=at,
+                        kind=head[0].kind,
+                        count=len(head),
+                        attempt=queue.claim.delivery.attempts + 1,
+                        status=status,
+                        latency_ms=round(latency, 3),
+                        error=error,
+                    )
                 )
-            )
-        return ok
+            if ok:
+                queue.delivered_through = head[-1].seq
+                queue.runs.pop(0)
+            else:
+                queue.failed = head
+
+
+class _Queue:
+    """A claimed subscription's notifications as runs of the same URL, delivered one at a time."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.runs: list[list[Notification]] = []
+        for n in claim.notifications:
+            if self.runs and self.runs[-1][0].url == n.url:
+                self.runs[-1].append(n)
+            else:
+                self.runs.append([n])
+        #: The last delivered notification's number (0: none yet).
+        self.delivered_through = 0
+        #: The run whose POST failed.
+        self.failed: list[Notification] | None = None
+
+    @property
+    def head(self) -> list[Notification]:
+        return self.runs[0]
 
 
 def summary(record: DeliveryRecord) -> dict[str, Any]:

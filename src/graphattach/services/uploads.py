@@ -402,9 +402,16 @@ async def _store(
         content_length=session.size,
         blob_key=session.blob_key,
     )
+    item = await ctx.metadata.get_item(session.user_id, session.item_id)
+    if item is None:
+        raise ItemNotFound()  # the item was deleted meanwhile; the session stays as it was
     try:
         done = await ctx.metadata.complete_session(
-            session.id, session.received, attachment, max_count=limits.MAX_ATTACHMENTS_PER_ITEM
+            session.id,
+            session.received,
+            attachment,
+            max_count=limits.MAX_ATTACHMENTS_PER_ITEM,
+            outbox=notifications.outbox(ctx, notifications.updated(item)),
         )
     except RecordNotFound:
         raise ItemNotFound() from None  # the item was deleted meanwhile; the session stays as it was
@@ -412,7 +419,6 @@ async def _store(
         raise too_many_attachments() from None
     if not done:
         raise IrresolvableConflict()
-    await notifications.attachments_changed(ctx, session.user_id, session.item_id)
     completed = replace(
         session,
         received=session.size,

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User, replace
-from graphattach.domain.subscriptions import DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage.interfaces import (
     AnnouncementLost,
     BlobStore,
@@ -105,6 +105,49 @@ def make_notification(sub: Subscription, n: int = 0, **changes: Any) -> Notifica
     }
     fields.update(changes)
     return Notification(**fields)
+
+
+class RecordingOutbox:
+    """Outboxes for store writes that notify every active subscription of the mailboxes (body
+    ``{"n": n}``) and record what the store asked and queued."""
+
+    def __init__(self) -> None:
+        #: (generation, ids of the subscriptions given, or None) of each ``decide`` call.
+        self.asked: list[tuple[int, list[str] | None]] = []
+        #: (subscription id, number, merged) of each notification queued.
+        self.queued: list[tuple[str, int, bool]] = []
+        #: What ``decide`` answers without subscriptions: None (read them) or a cached answer.
+        self.cached: list[Notification] | None = None
+
+    def outbox(
+        self,
+        *user_ids: str,
+        n: int = 0,
+        now: datetime = T0,
+        merge_into: int = 0,
+        merged_n: int = 0,
+        hold_until: datetime | None = None,
+        cancels: bool = False,
+    ) -> Outbox:
+        def decide(generation: int, subscriptions: list[Subscription] | None) -> list[Notification] | None:
+            self.asked.append((generation, None if subscriptions is None else [s.id for s in subscriptions]))
+            if subscriptions is None:
+                return self.cached
+            found = []
+            for sub in subscriptions:
+                if sub.state != "active":
+                    continue
+                notification = make_notification(sub, n)
+                if merge_into:
+                    notification.merge_into, notification.cancels = merge_into, cancels
+                    notification.merged_body = None if cancels else {**notification.body, "n": merged_n}
+                found.append(notification)
+            return found
+
+        def queued(notification: Notification, seq: int, merged: bool) -> None:
+            self.queued.append((notification.subscription_id, seq, merged))
+
+        return Outbox(user_ids, now, decide, queued, hold_until)
 
 
 def make_folder(user: User, kind: FolderKind = "mail", **changes: Any) -> Folder:
@@ -1493,6 +1536,148 @@ class MetadataStoreConformance:
         claimed = [c.subscription.id for claims in results for c in claims]
         assert sorted(claimed) == sorted(s.id for s in subs)
 
+    async def _waiting(self, store: MetadataStore, at: datetime = T0 + timedelta(seconds=5)) -> dict[str, list[int]]:
+        """The ``n`` of every waiting notification by subscription (claimed, then released)."""
+        found: dict[str, list[int]] = {}
+        for claim in await store.claim_notifications(at, at + timedelta(seconds=60), 100):
+            found[claim.subscription.id] = [n.body["n"] for n in claim.notifications]
+            await store.finish_delivery(claim.subscription.id, 0, DeliveryState(T0))
+        return found
+
+    async def test_writes_queue_their_notifications_in_their_transaction(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        sub = make_subscription(user.id)
+        removed = make_subscription(user.id, state="removed", created=T0 + timedelta(seconds=1))
+        elsewhere = make_subscription("someone-else")
+        for s in (sub, removed, elsewhere):
+            await metadata_store.add_subscription(s)
+        generation = await metadata_store.subscriptions_generation()
+        rec = RecordingOutbox()
+        item = make_item(inbox)
+        await metadata_store.add_item(item, outbox=rec.outbox(user.id, n=1))
+        # asked first without subscriptions (a cache may answer), then with the mailbox's own
+        assert rec.asked == [(generation, None), (generation, [sub.id, removed.id])]
+        assert [q[0] for q in rec.queued] == [sub.id] and rec.queued[0][2] is False
+        item = replace(item, change_key="CQAAABYAAAB")
+        await metadata_store.update_item(item, outbox=rec.outbox(user.id, n=2))
+        attachment = make_attachment(item)
+        await metadata_store.add_attachment(attachment, outbox=rec.outbox(user.id, n=3))
+        assert await metadata_store.delete_attachment(user.id, item.id, attachment.id, outbox=rec.outbox(user.id, n=4))
+        session = make_session(item, size=10)
+        await metadata_store.add_session(session)
+        done = make_attachment(item, blob_key=session.blob_key, content_length=10)
+        assert await metadata_store.complete_session(session.id, 0, done, outbox=rec.outbox(user.id, n=5))
+        other, other_inbox = await self.mailbox(metadata_store)
+        theirs = make_subscription(other.id, created=T0 + timedelta(seconds=2))
+        await metadata_store.add_subscription(theirs)
+        copy = make_item(other_inbox)
+        await metadata_store.send_item(item, None, [(copy, [])], [done.id], outbox=rec.outbox(user.id, other.id, n=6))
+        await metadata_store.delete_item(other.id, copy.id, outbox=rec.outbox(other.id, n=7))
+        doomed_folder = make_folder(user, display_name="Doomed")
+        await metadata_store.add_folder(doomed_folder)
+        await metadata_store.add_item(make_item(doomed_folder))
+        await metadata_store.delete_folder(user.id, doomed_folder.id, outbox=rec.outbox(user.id, n=8))
+        assert await self._waiting(metadata_store) == {sub.id: [1, 2, 3, 4, 5, 6, 8], theirs.id: [6, 7]}
+        # a cached answer: the store reads no subscription
+        rec.asked, rec.cached = [], []
+        await metadata_store.add_item(make_item(inbox), outbox=rec.outbox(user.id, n=9))
+        assert rec.asked == [(await metadata_store.subscriptions_generation(), None)]
+        assert await self._waiting(metadata_store) == {sub.id: [1, 2, 3, 4, 5, 6, 8], theirs.id: [6, 7]}
+
+    async def test_a_failed_write_queues_nothing(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        sub = make_subscription(user.id)
+        await metadata_store.add_subscription(sub)
+        rec = RecordingOutbox()
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item), max_count=1)
+        with pytest.raises(LimitExceeded):
+            await metadata_store.add_attachment(make_attachment(item), max_count=1, outbox=rec.outbox(user.id, n=1))
+        with pytest.raises(RecordNotFound):
+            await metadata_store.add_item(make_item(inbox, folder_id="no-such-folder"), outbox=rec.outbox(user.id))
+        with pytest.raises(Conflict):
+            await metadata_store.add_item(item, outbox=rec.outbox(user.id))
+        with pytest.raises(RecordNotFound):
+            await metadata_store.update_item(make_item(inbox), outbox=rec.outbox(user.id))
+        await metadata_store.announce_blobs(["announced"])
+        await metadata_store.withdraw_blobs(["announced"])
+        with pytest.raises(AnnouncementLost):
+            await metadata_store.add_attachment(
+                make_attachment(item, blob_key="announced"), announced=True, outbox=rec.outbox(user.id)
+            )
+        with pytest.raises(Conflict):
+            await metadata_store.send_item(replace(item, change_key="stale"), None, [], [], outbox=rec.outbox(user.id))
+        assert (
+            await metadata_store.complete_session("missing", 0, make_attachment(item), outbox=rec.outbox(user.id))
+            is False
+        )
+        assert await metadata_store.delete_attachment(user.id, item.id, "missing", outbox=rec.outbox(user.id)) is None
+        assert await metadata_store.delete_item(user.id, "missing", outbox=rec.outbox(user.id)) == []
+        assert rec.queued == []
+        assert await self._waiting(metadata_store) == {}
+
+    async def test_a_later_change_merges_into_a_waiting_notification(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        sub = make_subscription(user.id)
+        await metadata_store.add_subscription(sub)
+        rec = RecordingOutbox()
+        item = make_item(inbox)
+        await metadata_store.add_item(item, outbox=rec.outbox(user.id, n=1))
+        first = rec.queued[-1][1]
+        await metadata_store.add_attachment(
+            make_attachment(item), outbox=rec.outbox(user.id, merge_into=first, merged_n=2)
+        )
+        assert rec.queued[-1] == (sub.id, first, True)
+        now = T0 + timedelta(seconds=5)
+        claims = await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        assert [n.body["n"] for n in claims[0].notifications] == [2]
+        # being delivered (leased): a later change is queued after it, not merged into it
+        await metadata_store.add_attachment(
+            make_attachment(item), outbox=rec.outbox(user.id, n=3, now=now, merge_into=first, merged_n=4)
+        )
+        assert rec.queued[-1][1] > first and rec.queued[-1][2] is False
+        await metadata_store.finish_delivery(sub.id, first, DeliveryState(now))
+        assert await self._waiting(metadata_store, now) == {sub.id: [3]}
+        # created and deleted in one operation cancel out
+        await metadata_store.add_item(other := make_item(inbox), outbox=rec.outbox(user.id, n=7, now=now))
+        await metadata_store.delete_item(
+            user.id, other.id, outbox=rec.outbox(user.id, n=8, now=now, merge_into=rec.queued[-1][1], cancels=True)
+        )
+        assert rec.queued[-1][2] is True
+        assert await self._waiting(metadata_store, now) == {sub.id: [3]}
+        # merging into a notification already delivered queues the change instead
+        await metadata_store.add_attachment(
+            make_attachment(item), outbox=rec.outbox(user.id, n=5, now=now, merge_into=first, merged_n=6)
+        )
+        assert await self._waiting(metadata_store, now) == {sub.id: [3, 5]}
+
+    async def test_held_notifications_wait_for_their_release(self, metadata_store: MetadataStore) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        sub = make_subscription(user.id)
+        await metadata_store.add_subscription(sub)
+        rec = RecordingOutbox()
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=1))
+        until = T0 + timedelta(seconds=60)
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=2, hold_until=until))
+        held = rec.queued[-1][1]
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=3))
+        # what comes before a held notification goes; it and what follows it wait
+        assert await self._waiting(metadata_store) == {sub.id: [1]}
+        now = T0 + timedelta(seconds=5)
+        claims = await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        await metadata_store.finish_delivery(sub.id, claims[0].notifications[-1].seq, DeliveryState(now))
+        assert await self._waiting(metadata_store) == {}
+        # released: everything goes, in order
+        await metadata_store.release_notifications([held])
+        assert await self._waiting(metadata_store) == {sub.id: [2, 3]}
+        claims = await metadata_store.claim_notifications(now, now + timedelta(seconds=60), 10)
+        await metadata_store.finish_delivery(sub.id, claims[0].notifications[-1].seq, DeliveryState(now))
+        # a hold nobody releases (its process died) ends at its time
+        await metadata_store.add_attachment(make_attachment(item), outbox=rec.outbox(user.id, n=4, hold_until=until))
+        assert await self._waiting(metadata_store) == {}
+        assert await self._waiting(metadata_store, until + timedelta(seconds=1)) == {sub.id: [4]}
+
     async def test_delivery_log(self, metadata_store: MetadataStore) -> None:
         for n in range(5):
             await metadata_store.add_delivery_record(
@@ -1898,6 +2083,17 @@ class PersistentMetadataStoreConformance(MetadataStoreConformance):
         now = T0 + timedelta(seconds=5)
         claims = await store.claim_notifications(now, now + timedelta(seconds=60), 10)
         assert [n.body["n"] for n in claims[0].notifications] == [7]
+
+    async def test_reopen_keeps_a_committed_write_s_notification(
+        self, metadata_store: MetadataStore, reopen_metadata_store: ReopenMetadata
+    ) -> None:
+        user, inbox = await self.mailbox(metadata_store)
+        sub = make_subscription(user.id)
+        await metadata_store.add_subscription(sub)
+        item = await self.item_in(metadata_store, inbox)
+        await metadata_store.add_attachment(make_attachment(item), outbox=RecordingOutbox().outbox(user.id, n=11))
+        store = await reopen_metadata_store(metadata_store)
+        assert await self._waiting(store) == {sub.id: [11]}
 
     # locks across stores and processes ----------------------------------------------------------
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from graphattach.domain.models import Attachment, Folder, FolderKind, Item, ItemKind, UploadSession, User
-from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage.errors import AnnouncementLost, Conflict, LimitExceeded, RecordNotFound
 
 #: The setting ``MetadataStore.reset`` counts resets in (absent: never reset).
@@ -81,11 +81,14 @@ class MetadataStore(Protocol):
         """Folders of ``kind`` directly under ``parent_id`` (None: top level), oldest first."""
 
     async def update_folder(self, folder: Folder) -> None: ...
-    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
-        """Delete a folder, its subfolders, their items and attachments; return freed blob keys."""
+    async def delete_folder(self, user_id: str, folder_id: str, *, outbox: Outbox | None = None) -> list[str]:
+        """Delete a folder, its subfolders, their items and attachments; return freed blob keys.
+
+        Every write that changes items takes an ``outbox``: the change notifications it makes,
+        queued in the same transaction (nothing queued when the write fails or changes nothing)."""
 
     # items (messages and events)
-    async def add_item(self, item: Item) -> None: ...
+    async def add_item(self, item: Item, *, outbox: Outbox | None = None) -> None: ...
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         """The item with ``has_attachments`` derived from its non-inline attachments."""
 
@@ -100,10 +103,10 @@ class MetadataStore(Protocol):
     ) -> tuple[list[Item], int]:
         """Items of ``kind`` in the given folders (None: all), newest first, and the total count."""
 
-    async def update_item(self, item: Item) -> None:
+    async def update_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         """Replace fields and data of an existing item; ``RecordNotFound`` if it is gone."""
 
-    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+    async def delete_item(self, user_id: str, item_id: str, *, outbox: Outbox | None = None) -> list[str]:
         """Delete an item and its attachments; return the blob keys no record references any more."""
 
     # change tracking (delta queries)
@@ -127,6 +130,7 @@ class MetadataStore(Protocol):
         max_count: int | None = None,
         max_total_size: int | None = None,
         announced: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         """Insert, atomically checking the item's attachment count and total ``size`` against the
         limits (``LimitExceeded``); ``RecordNotFound`` if the item is gone. With ``announced``, the
@@ -148,7 +152,9 @@ class MetadataStore(Protocol):
     async def mailbox_usage(self, user_id: str) -> MailboxUsage:
         """What one mailbox holds, as aggregate queries (no records built)."""
 
-    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+    async def delete_attachment(
+        self, user_id: str, item_id: str, attachment_id: str, *, outbox: Outbox | None = None
+    ) -> list[str] | None:
         """Delete; None if absent, else the blob keys no record references any more."""
 
     # upload sessions. A session that ended (``end_session``) stays as a record of how it ended,
@@ -184,6 +190,7 @@ class MetadataStore(Protocol):
         *,
         max_count: int | None = None,
         max_total_size: int | None = None,
+        outbox: Outbox | None = None,
     ) -> bool:
         """In one transaction: insert ``attachment`` (whose blob is the session's) and mark the
         session completed with ``received = size``. False if the session moved meanwhile.
@@ -206,7 +213,13 @@ class MetadataStore(Protocol):
         session is gone; return how many. Stores whose locks leave nothing return 0."""
 
     async def send_item(
-        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+        self,
+        draft: Item,
+        sent: Item | None,
+        copies: list[tuple[Item, list[Attachment]]],
+        sources: list[str],
+        *,
+        outbox: Outbox | None = None,
     ) -> list[str]:
         """Send ``draft`` in one transaction: check that it is unchanged (its ``change_key``, and
         ``sources`` are the ids of its attachments in order; else ``Conflict``; ``RecordNotFound`` if it
@@ -262,9 +275,13 @@ class MetadataStore(Protocol):
         """Append to the outbox, in order (the store numbers them); notifications of a
         subscription that is gone are dropped."""
 
+    async def release_notifications(self, seqs: list[int]) -> None:
+        """End the hold (``Outbox.hold_until``) of these queued notifications."""
+
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         """Lease up to ``limit`` subscriptions whose next attempt is due and that no live lease
-        holds, with their waiting notifications oldest first. Across processes, one claimant wins."""
+        holds, with their waiting notifications oldest first, up to the first one still held
+        (none held at the head). Across processes, one claimant wins."""
 
     async def finish_delivery(self, subscription_id: str, delivered_through: int, state: DeliveryState) -> None:
         """Delete its notifications numbered up to ``delivered_through`` (0: none), store ``state``

@@ -35,7 +35,7 @@ from graphattach.domain.models import (
     User,
     replace,
 )
-from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage._common import EPOCH, KeyedLocks, as_utc, fold
 from graphattach.storage._subscriptions import MAX_BATCH
 from graphattach.storage.errors import StorageFull
@@ -112,6 +112,8 @@ class MemoryMetadataStore:
         self._delivery: dict[str, tuple[DeliveryState, datetime]] = {}
         self._outbox: dict[str, list[Notification]] = {}
         self._outbox_seq = 0
+        #: outbox number -> held until (``Outbox.hold_until``)
+        self._held: dict[int, datetime] = {}
         self._records: list[DeliveryRecord] = []
         self._generation = 0
         #: user id -> latest change number; (user id, folder id, item id) -> (number, removed).
@@ -148,6 +150,7 @@ class MemoryMetadataStore:
         "_delivery",
         "_outbox",
         "_outbox_seq",
+        "_held",
         "_records",
         "_marks",
         "_versions",
@@ -164,6 +167,8 @@ class MemoryMetadataStore:
         for name in self._STATE:
             setattr(self, name, state[name])
         self._generation += 1
+        # as ``reset``: delta tokens of before it are stale (410 SyncStateNotFound)
+        self._settings[RESET_GENERATION] = str(int(self._settings.get(RESET_GENERATION, "0")) + 1)
 
     # settings -----------------------------------------------------------------------------------
 
@@ -277,7 +282,7 @@ class MemoryMetadataStore:
         self._check_folder_refs(folder)
         self._folders[folder.id] = _clone(folder)
 
-    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+    async def delete_folder(self, user_id: str, folder_id: str, *, outbox: Outbox | None = None) -> list[str]:
         if self._folder(user_id, folder_id) is None:
             return []
         doomed = {folder_id}
@@ -292,6 +297,7 @@ class MemoryMetadataStore:
             keys |= self._drop_item(item_id)
         for fid in doomed:
             del self._folders[fid]
+        self._queue(outbox)
         return self._unreferenced(keys)
 
     # change tracking ----------------------------------------------------------------------------
@@ -335,7 +341,7 @@ class MemoryMetadataStore:
         item = self._items.get(item_id)
         return item if item is not None and item.user_id == user_id else None
 
-    async def add_item(self, item: Item) -> None:
+    async def add_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         if item.id in self._items:
             raise Conflict(f"item {item.id!r} exists")
         if self._folder(item.user_id, item.folder_id) is None:
@@ -344,6 +350,7 @@ class MemoryMetadataStore:
         stored.has_attachments = False
         self._items[item.id] = stored
         self._changed(item.user_id, item.folder_id, item.id)
+        self._queue(outbox)
 
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         item = self._item(user_id, item_id)
@@ -370,7 +377,7 @@ class MemoryMetadataStore:
         page = found[skip:] if top is None else found[skip : skip + top]
         return [self._item_out(i) for i in page], len(found)
 
-    async def update_item(self, item: Item) -> None:
+    async def update_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         before = self._item(item.user_id, item.id)
         if before is None:
             raise RecordNotFound(item.id)
@@ -382,6 +389,7 @@ class MemoryMetadataStore:
         if before.folder_id != item.folder_id:
             self._changed(item.user_id, before.folder_id, item.id, removed=True)
         self._changed(item.user_id, item.folder_id, item.id)
+        self._queue(outbox)
 
     def _drop_item(self, item_id: str) -> set[str]:
         item = self._items.pop(item_id)
@@ -393,10 +401,12 @@ class MemoryMetadataStore:
                 keys.add(attachment.blob_key)
         return keys
 
-    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+    async def delete_item(self, user_id: str, item_id: str, *, outbox: Outbox | None = None) -> list[str]:
         if self._item(user_id, item_id) is None:
             return []
-        return self._unreferenced(self._drop_item(item_id))
+        keys = self._drop_item(item_id)
+        self._queue(outbox)
+        return self._unreferenced(keys)
 
     # attachments --------------------------------------------------------------------------------
 
@@ -418,6 +428,7 @@ class MemoryMetadataStore:
         max_count: int | None = None,
         max_total_size: int | None = None,
         announced: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         if announced and (attachment.blob_key is None or attachment.blob_key not in self._announced):
             raise AnnouncementLost(str(attachment.blob_key))
@@ -425,9 +436,16 @@ class MemoryMetadataStore:
         if announced:
             assert attachment.blob_key is not None
             del self._announced[attachment.blob_key]
+        self._queue(outbox)
 
     async def send_item(
-        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+        self,
+        draft: Item,
+        sent: Item | None,
+        copies: list[tuple[Item, list[Attachment]]],
+        sources: list[str],
+        *,
+        outbox: Outbox | None = None,
     ) -> list[str]:
         current = self._item(draft.user_id, draft.id)
         if current is None:
@@ -458,6 +476,7 @@ class MemoryMetadataStore:
                 self._attachments.setdefault(item.id, {})[attachment.id] = _clone(attachment)
                 self._attachment_item[attachment.id] = item.id
             self._changed(item.user_id, item.folder_id, item.id)
+        self._queue(outbox)
         return self._unreferenced(keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
@@ -478,7 +497,9 @@ class MemoryMetadataStore:
     async def items_usage(self, user_id: str, item_ids: list[str]) -> dict[str, ItemUsage]:
         return {i: await self.item_usage(user_id, i) for i in item_ids}
 
-    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+    async def delete_attachment(
+        self, user_id: str, item_id: str, attachment_id: str, *, outbox: Outbox | None = None
+    ) -> list[str] | None:
         if self._item(user_id, item_id) is None:
             return None
         attachment = self._attachments.get(item_id, {}).pop(attachment_id, None)
@@ -486,6 +507,7 @@ class MemoryMetadataStore:
             return None
         del self._attachment_item[attachment_id]
         self._attachment_changed(item_id)
+        self._queue(outbox)
         return self._unreferenced({attachment.blob_key} if attachment.blob_key is not None else set())
 
     # upload sessions ----------------------------------------------------------------------------
@@ -536,6 +558,7 @@ class MemoryMetadataStore:
         *,
         max_count: int | None = None,
         max_total_size: int | None = None,
+        outbox: Outbox | None = None,
     ) -> bool:
         session = self._live_session(session_id)
         if session is None or session.state != "active" or session.received != expected_received:
@@ -545,6 +568,7 @@ class MemoryMetadataStore:
         session.received = session.size
         session.attachment_id = attachment.id
         session.last_range = (expected_received, session.size - 1)
+        self._queue(outbox)
         return True
 
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
@@ -683,19 +707,69 @@ class MemoryMetadataStore:
 
     async def enqueue_notifications(self, notifications: list[Notification]) -> None:
         for notification in notifications:
+            self._append(notification)
+
+    def _append(self, notification: Notification, held_until: datetime | None = None) -> int:
+        queue = self._outbox.get(notification.subscription_id)
+        if queue is None:
+            return 0
+        self._outbox_seq += 1
+        stored = copy.deepcopy(notification)
+        stored.seq, stored.merge_into, stored.merged_body = self._outbox_seq, 0, None
+        queue.append(stored)
+        if held_until is not None:
+            self._held[self._outbox_seq] = held_until
+        return self._outbox_seq
+
+    async def release_notifications(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            self._held.pop(seq, None)
+
+    def _unheld(self, queue: list[Notification], now: datetime) -> list[Notification]:
+        """The waiting notifications before the first one still held."""
+        for index, n in enumerate(queue):
+            until = self._held.get(n.seq)
+            if until is not None and as_utc(until) > now:
+                return queue[:index]
+        return queue
+
+    def _queue(self, outbox: Outbox | None) -> None:
+        """Queue what ``outbox`` decides, after the write's checks passed (nothing after it fails)."""
+        if outbox is None:
+            return
+        found = outbox.decide(self._generation, None)
+        if found is None:
+            mine = sorted(
+                (s for s in self._subscriptions.values() if s.user_id in outbox.user_ids),
+                key=lambda s: (as_utc(s.created), s.id),
+            )
+            found = outbox.decide(self._generation, [copy.deepcopy(s) for s in mine])
+        for notification in found or []:
+            merged = False
             queue = self._outbox.get(notification.subscription_id)
-            if queue is None:
-                continue
-            self._outbox_seq += 1
-            queue.append(copy.deepcopy(notification))
-            queue[-1].seq = self._outbox_seq
+            if notification.merge_into and queue is not None:
+                _state, lease = self._delivery[notification.subscription_id]
+                target = next((n for n in queue if n.seq == notification.merge_into), None)
+                if target is not None and as_utc(lease) <= as_utc(outbox.now):
+                    if notification.cancels:
+                        queue.remove(target)
+                        seq, merged = target.seq, True
+                    elif notification.merged_body is not None:
+                        target.body = copy.deepcopy(notification.merged_body)
+                        seq, merged = target.seq, True
+            if not merged:
+                seq = self._append(notification, outbox.hold_until)
+            if seq and outbox.queued is not None:
+                outbox.queued(notification, seq, merged)
 
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         claims: list[Claim] = []
         due = sorted(
             (state.next_attempt, sub_id)
             for sub_id, (state, lease) in self._delivery.items()
-            if self._outbox.get(sub_id) and as_utc(state.next_attempt) <= now and as_utc(lease) <= now
+            if self._unheld(self._outbox.get(sub_id) or [], now)
+            and as_utc(state.next_attempt) <= now
+            and as_utc(lease) <= now
         )
         for _, sub_id in due[:limit]:
             state, _lease = self._delivery[sub_id]
@@ -704,7 +778,7 @@ class MemoryMetadataStore:
                 Claim(
                     copy.deepcopy(self._subscriptions[sub_id]),
                     copy.deepcopy(state),
-                    copy.deepcopy(self._outbox[sub_id][:MAX_BATCH]),
+                    copy.deepcopy(self._unheld(self._outbox[sub_id], now)[:MAX_BATCH]),
                 )
             )
         return claims

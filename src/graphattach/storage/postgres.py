@@ -50,7 +50,7 @@ from graphattach.domain.models import (
     UploadSession,
     User,
 )
-from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage import sql
 from graphattach.storage._common import KeyedLocks, as_utc, fold, from_micros, to_micros
 from graphattach.storage._subscriptions import (
@@ -350,7 +350,7 @@ class PostgresMetadataStore:
         if _rowcount(status) != 1:
             raise RecordNotFound(folder.id)
 
-    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+    async def delete_folder(self, user_id: str, folder_id: str, *, outbox: Outbox | None = None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             tree: list[str] = [
                 r[0]
@@ -380,13 +380,19 @@ class PostgresMetadataStore:
             )
             await conn.execute("DELETE FROM items WHERE user_id = $1 AND folder_id = ANY($2::text[])", user_id, tree)
             await conn.execute("DELETE FROM folders WHERE user_id = $1 AND id = ANY($2::text[])", user_id, tree)
+            await _queue(conn, outbox)
             return await _unreferenced(conn, keys)
 
     # items --------------------------------------------------------------------------------------
 
-    async def add_item(self, item: Item) -> None:
+    async def add_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         async with self.pool.acquire() as conn:
-            await _insert_item(conn, item)
+            if outbox is None:
+                await _insert_item(conn, item)
+                return
+            async with conn.transaction():
+                await _insert_item(conn, item)
+                await _queue(conn, outbox)
 
     async def get_item(self, user_id: str, item_id: str) -> Item | None:
         row = await self.pool.fetchrow(
@@ -440,11 +446,16 @@ class PostgresMetadataStore:
         )
         return [_item(r) for r in rows]
 
-    async def update_item(self, item: Item) -> None:
+    async def update_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         async with self.pool.acquire() as conn:
-            await _update_item(conn, item)
+            if outbox is None:
+                await _update_item(conn, item)
+                return
+            async with conn.transaction():
+                await _update_item(conn, item)
+                await _queue(conn, outbox)
 
-    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+    async def delete_item(self, user_id: str, item_id: str, *, outbox: Outbox | None = None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             keys = [
                 r[0]
@@ -455,7 +466,9 @@ class PostgresMetadataStore:
                 )
                 if r[0] is not None
             ]
-            await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", user_id, item_id)
+            status = await conn.execute("DELETE FROM items WHERE user_id = $1 AND id = $2", user_id, item_id)
+            if _rowcount(status):
+                await _queue(conn, outbox)
             return await _unreferenced(conn, keys)
 
     # change tracking (kept by triggers, migrations/postgres/0003_item_changes.sql) ----------------
@@ -511,6 +524,7 @@ class PostgresMetadataStore:
         max_count: int | None = None,
         max_total_size: int | None = None,
         announced: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             if announced:
@@ -520,9 +534,16 @@ class PostgresMetadataStore:
                 if attachment.blob_key is None or _rowcount(status) != 1:
                     raise AnnouncementLost(str(attachment.blob_key))
             await _insert_attachment(conn, attachment, max_count, max_total_size)
+            await _queue(conn, outbox)
 
     async def send_item(
-        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+        self,
+        draft: Item,
+        sent: Item | None,
+        copies: list[tuple[Item, list[Attachment]]],
+        sources: list[str],
+        *,
+        outbox: Outbox | None = None,
     ) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             # The draft row FOR UPDATE holds off attachment inserts (they lock it too); its
@@ -561,6 +582,7 @@ class PostgresMetadataStore:
                 await _insert_item(conn, item)
                 for attachment in attachments:
                     await _insert_attachment(conn, attachment, None, None)
+            await _queue(conn, outbox)
             return await _unreferenced(conn, keys)
 
     async def get_attachment(self, user_id: str, item_id: str, attachment_id: str) -> Attachment | None:
@@ -598,7 +620,9 @@ class PostgresMetadataStore:
         found = {r[0]: ItemUsage(int(r[1]), int(r[2]), int(r[3])) for r in rows}
         return {i: found.get(i, ItemUsage(0, 0, 0)) for i in item_ids}
 
-    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+    async def delete_attachment(
+        self, user_id: str, item_id: str, attachment_id: str, *, outbox: Outbox | None = None
+    ) -> list[str] | None:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "DELETE FROM attachments WHERE user_id = $1 AND item_id = $2 AND id = $3 RETURNING blob_key",
@@ -608,6 +632,7 @@ class PostgresMetadataStore:
             )
             if row is None:
                 return None
+            await _queue(conn, outbox)
             return await _unreferenced(conn, [row[0]] if row[0] is not None else [])
 
     # upload sessions ----------------------------------------------------------------------------
@@ -688,6 +713,7 @@ class PostgresMetadataStore:
         *,
         max_count: int | None = None,
         max_total_size: int | None = None,
+        outbox: Outbox | None = None,
     ) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             size = await conn.fetchval(
@@ -708,6 +734,7 @@ class PostgresMetadataStore:
                 size - 1,
                 session_id,
             )
+            await _queue(conn, outbox)
             return True
 
     async def set_session_state(self, session_id: str, state: str) -> UploadSession | None:
@@ -926,6 +953,8 @@ class PostgresMetadataStore:
 
     async def delete_subscription(self, subscription_id: str) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
+            # the subscription row first, as a write queueing for it does (``_queue``): no deadlock
+            await conn.execute("SELECT 1 FROM subscriptions WHERE id = $1 FOR UPDATE", subscription_id)
             await conn.execute("DELETE FROM notification_outbox WHERE subscription_id = $1", subscription_id)
             done = await conn.execute("DELETE FROM subscriptions WHERE id = $1", subscription_id)
             await conn.execute(
@@ -944,6 +973,10 @@ class PostgresMetadataStore:
                 [(n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created)) for n in notifications],
             )
 
+    async def release_notifications(self, seqs: list[int]) -> None:
+        if seqs:
+            await self.pool.execute("UPDATE notification_outbox SET held_until = 0 WHERE seq = ANY($1::bigint[])", seqs)
+
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         now_us, lease_us = to_micros(now), to_micros(lease_until)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -951,7 +984,8 @@ class PostgresMetadataStore:
             rows = await conn.fetch(
                 "UPDATE subscriptions SET lease_until = $1 WHERE id IN ("
                 " SELECT s.id FROM subscriptions s WHERE s.next_attempt <= $2 AND s.lease_until <= $2"
-                " AND EXISTS (SELECT 1 FROM notification_outbox o WHERE o.subscription_id = s.id)"
+                " AND (SELECT o.held_until FROM notification_outbox o WHERE o.subscription_id = s.id"
+                "      ORDER BY o.seq LIMIT 1) <= $2"
                 " ORDER BY s.next_attempt LIMIT $3 FOR UPDATE SKIP LOCKED)"
                 " RETURNING doc, next_attempt, attempts, failing_since",
                 lease_us,
@@ -963,9 +997,12 @@ class PostgresMetadataStore:
                 sub = decode_subscription(row["doc"])
                 waiting = await conn.fetch(
                     "SELECT seq, subscription_id, url, kind, body, created FROM notification_outbox"
-                    " WHERE subscription_id = $1 ORDER BY seq LIMIT $2",
+                    " WHERE subscription_id = $1 AND seq < coalesce((SELECT min(h.seq) FROM notification_outbox h"
+                    "  WHERE h.subscription_id = $1 AND h.held_until > $3), 9223372036854775807)"
+                    " ORDER BY seq LIMIT $2",
                     sub.id,
                     MAX_BATCH,
+                    now_us,
                 )
                 state = DeliveryState(
                     from_micros(row["next_attempt"]),
@@ -1040,6 +1077,67 @@ async def _unreferenced(conn: asyncpg.Connection, keys: Iterable[str]) -> list[s
     if not wanted:
         return []
     return [r[0] for r in await conn.fetch(_UNREFERENCED, wanted)]
+
+
+async def _queue(conn: asyncpg.Connection, outbox: Outbox | None) -> None:
+    """Queue what ``outbox`` decides inside the caller's transaction (``Outbox``)."""
+    if outbox is None:
+        return
+    value = await conn.fetchval("SELECT value FROM settings WHERE key = 'subscriptions_generation'")
+    generation = int(value) if value is not None else 0
+    found = outbox.decide(generation, None)
+    if found is None:
+        rows = await conn.fetch(
+            "SELECT doc FROM subscriptions WHERE user_id = ANY($1::text[]) ORDER BY created, id", list(outbox.user_ids)
+        )
+        found = outbox.decide(generation, [decode_subscription(r[0]) for r in rows])
+    if not found:
+        return
+    # The subscriptions stay share-locked until the commit (in id order, as everywhere): a claim
+    # (FOR UPDATE SKIP LOCKED) passes them by meanwhile, so it never hands out part of what this
+    # transaction queues, nor delivers (and deletes up to) a number above one not yet committed.
+    leases = {
+        r[0]: r[1]
+        for r in await conn.fetch(
+            "SELECT id, lease_until FROM subscriptions WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE",
+            sorted({n.subscription_id for n in found}),
+        )
+    }
+    now = to_micros(outbox.now)
+    for n in found:
+        lease = leases.get(n.subscription_id)
+        if lease is None:
+            continue  # gone: its notifications go with it
+        if n.merge_into and (n.cancels or n.merged_body is not None) and lease <= now:
+            if n.cancels:
+                status = await conn.execute(
+                    "DELETE FROM notification_outbox WHERE seq = $1 AND subscription_id = $2",
+                    n.merge_into,
+                    n.subscription_id,
+                )
+            else:
+                status = await conn.execute(
+                    "UPDATE notification_outbox SET body = $1 WHERE seq = $2 AND subscription_id = $3",
+                    encode_body(n.merged_body or {}),
+                    n.merge_into,
+                    n.subscription_id,
+                )
+            if _rowcount(status):
+                if outbox.queued is not None:
+                    outbox.queued(n, n.merge_into, True)
+                continue
+        seq = await conn.fetchval(
+            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created, held_until)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+            n.subscription_id,
+            n.url,
+            n.kind,
+            encode_body(n.body),
+            to_micros(n.created),
+            0 if outbox.hold_until is None else to_micros(outbox.hold_until),
+        )
+        if outbox.queued is not None:
+            outbox.queued(n, int(seq), False)
 
 
 async def _insert_item(conn: asyncpg.Connection, item: Item) -> None:

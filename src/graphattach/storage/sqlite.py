@@ -51,7 +51,7 @@ from graphattach.domain.models import (
     UploadSession,
     User,
 )
-from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Subscription
+from graphattach.domain.subscriptions import Claim, DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage import sql
 from graphattach.storage._common import KeyedLocks, from_micros, to_micros
 from graphattach.storage._subscriptions import (
@@ -448,7 +448,7 @@ class SqliteMetadataStore:
 
         await self._run(run)
 
-    async def delete_folder(self, user_id: str, folder_id: str) -> list[str]:
+    async def delete_folder(self, user_id: str, folder_id: str, *, outbox: Outbox | None = None) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
                 tree = [
@@ -488,17 +488,19 @@ class SqliteMetadataStore:
                     "DELETE FROM folders WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
                     (user_id, folders),
                 )
+                _queue(conn, outbox)
                 return _unreferenced(conn, keys)
 
         return await self._run(run)
 
     # items --------------------------------------------------------------------------------------
 
-    async def add_item(self, item: Item) -> None:
+    async def add_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 with _transaction(conn):
                     _insert_item(conn, item)
+                    _queue(conn, outbox)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, item.folder_id) from exc
 
@@ -560,17 +562,18 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
-    async def update_item(self, item: Item) -> None:
+    async def update_item(self, item: Item, *, outbox: Outbox | None = None) -> None:
         def run(conn: sqlite3.Connection) -> None:
             try:
                 with _transaction(conn):
                     _update_item(conn, item)
+                    _queue(conn, outbox)
             except sqlite3.IntegrityError as exc:
                 raise _integrity(exc, item.folder_id) from exc
 
         await self._run(run)
 
-    async def delete_item(self, user_id: str, item_id: str) -> list[str]:
+    async def delete_item(self, user_id: str, item_id: str, *, outbox: Outbox | None = None) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):
                 keys = [
@@ -582,7 +585,9 @@ class SqliteMetadataStore:
                     )
                 ]
                 conn.execute("DELETE FROM attachments WHERE user_id = ? AND item_id = ?", (user_id, item_id))
-                conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
+                done = conn.execute("DELETE FROM items WHERE user_id = ? AND id = ?", (user_id, item_id))
+                if done.rowcount:
+                    _queue(conn, outbox)
                 return _unreferenced(conn, keys)
 
         return await self._run(run)
@@ -649,17 +654,25 @@ class SqliteMetadataStore:
         max_count: int | None = None,
         max_total_size: int | None = None,
         announced: bool = False,
+        outbox: Outbox | None = None,
     ) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 if announced:
                     _consume_announcement(conn, attachment.blob_key)
                 _insert_attachment(conn, attachment, max_count, max_total_size)
+                _queue(conn, outbox)
 
         await self._run(run)
 
     async def send_item(
-        self, draft: Item, sent: Item | None, copies: list[tuple[Item, list[Attachment]]], sources: list[str]
+        self,
+        draft: Item,
+        sent: Item | None,
+        copies: list[tuple[Item, list[Attachment]]],
+        sources: list[str],
+        *,
+        outbox: Outbox | None = None,
     ) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
             with _transaction(conn):  # BEGIN IMMEDIATE: no other writer until the commit
@@ -697,6 +710,7 @@ class SqliteMetadataStore:
                             _insert_attachment(conn, attachment, None, None)
                 except sqlite3.IntegrityError as exc:
                     raise _integrity(exc, draft.id) from exc
+                _queue(conn, outbox)
                 return _unreferenced(conn, keys)
 
         return await self._run(run)
@@ -740,7 +754,9 @@ class SqliteMetadataStore:
 
         return await self._run(run)
 
-    async def delete_attachment(self, user_id: str, item_id: str, attachment_id: str) -> list[str] | None:
+    async def delete_attachment(
+        self, user_id: str, item_id: str, attachment_id: str, *, outbox: Outbox | None = None
+    ) -> list[str] | None:
         def run(conn: sqlite3.Connection) -> list[str] | None:
             with _transaction(conn):
                 row = conn.execute(
@@ -749,6 +765,7 @@ class SqliteMetadataStore:
                 ).fetchone()
                 if row is None:
                     return None
+                _queue(conn, outbox)
                 return _unreferenced(conn, [row[0]] if row[0] is not None else [])
 
         return await self._run(run)
@@ -840,6 +857,7 @@ class SqliteMetadataStore:
         *,
         max_count: int | None = None,
         max_total_size: int | None = None,
+        outbox: Outbox | None = None,
     ) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
             with _transaction(conn):
@@ -857,6 +875,7 @@ class SqliteMetadataStore:
                     " last_start = ?, last_end = ? WHERE id = ?",
                     (size, attachment.id, expected_received, size - 1, session_id),
                 )
+                _queue(conn, outbox)
                 return True
 
         return await self._run(run)
@@ -1214,6 +1233,19 @@ class SqliteMetadataStore:
 
         await self._run(run)
 
+    async def release_notifications(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "UPDATE notification_outbox SET held_until = 0 WHERE seq IN (SELECT value FROM json_each(?))",
+                    (orjson.dumps(seqs).decode(),),
+                )
+
+        await self._run(run)
+
     async def claim_notifications(self, now: datetime, lease_until: datetime, limit: int) -> list[Claim]:
         now_us, lease_us = to_micros(now), to_micros(lease_until)
 
@@ -1222,18 +1254,21 @@ class SqliteMetadataStore:
                 rows = conn.execute(
                     "UPDATE subscriptions SET lease_until = ? WHERE id IN ("
                     " SELECT s.id FROM subscriptions s WHERE s.next_attempt <= ? AND s.lease_until <= ?"
-                    " AND EXISTS (SELECT 1 FROM notification_outbox o WHERE o.subscription_id = s.id)"
+                    " AND (SELECT o.held_until FROM notification_outbox o WHERE o.subscription_id = s.id"
+                    "      ORDER BY o.seq LIMIT 1) <= ?"
                     " ORDER BY s.next_attempt LIMIT ?)"
                     " RETURNING doc, next_attempt, attempts, failing_since",
-                    (lease_us, now_us, now_us, limit),
+                    (lease_us, now_us, now_us, now_us, limit),
                 ).fetchall()
                 claims = []
                 for row in rows:
                     sub = decode_subscription(row["doc"])
                     waiting = conn.execute(
                         "SELECT seq, subscription_id, url, kind, body, created FROM notification_outbox"
-                        " WHERE subscription_id = ? ORDER BY seq LIMIT ?",
-                        (sub.id, MAX_BATCH),
+                        " WHERE subscription_id = ?1 AND seq < coalesce((SELECT min(h.seq) FROM notification_outbox h"
+                        "  WHERE h.subscription_id = ?1 AND h.held_until > ?2), 9223372036854775807)"
+                        " ORDER BY seq LIMIT ?3",
+                        (sub.id, now_us, MAX_BATCH),
                     ).fetchall()
                     state = DeliveryState(
                         from_micros(row["next_attempt"]),
@@ -1300,6 +1335,49 @@ class SqliteMetadataStore:
             return [record_from(row) for row in rows]
 
         return await self._run(run)
+
+
+def _queue(conn: sqlite3.Connection, outbox: Outbox | None) -> None:
+    """Queue what ``outbox`` decides inside the caller's transaction (``Outbox``)."""
+    if outbox is None:
+        return
+    row = conn.execute("SELECT value FROM settings WHERE key = 'subscriptions_generation'").fetchone()
+    generation = int(row[0]) if row else 0
+    found = outbox.decide(generation, None)
+    if found is None:
+        rows = conn.execute(
+            "SELECT doc FROM subscriptions WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY created, id",
+            (_json_list(list(outbox.user_ids)),),
+        ).fetchall()
+        found = outbox.decide(generation, [decode_subscription(r[0]) for r in rows])
+    now = to_micros(outbox.now)
+    held = 0 if outbox.hold_until is None else to_micros(outbox.hold_until)
+    for n in found or []:
+        if n.merge_into and (n.cancels or n.merged_body is not None):
+            # only into a notification still waiting and not leased to a dispatcher (one being
+            # POSTed would be deleted after its delivery with the merged change unsent)
+            unleased = " AND EXISTS (SELECT 1 FROM subscriptions WHERE id = ? AND lease_until <= ?)"
+            if n.cancels:
+                done = conn.execute(
+                    "DELETE FROM notification_outbox WHERE seq = ? AND subscription_id = ?" + unleased,
+                    (n.merge_into, n.subscription_id, n.subscription_id, now),
+                )
+            else:
+                done = conn.execute(
+                    "UPDATE notification_outbox SET body = ? WHERE seq = ? AND subscription_id = ?" + unleased,
+                    (encode_body(n.merged_body or {}), n.merge_into, n.subscription_id, n.subscription_id, now),
+                )
+            if done.rowcount:
+                if outbox.queued is not None:
+                    outbox.queued(n, n.merge_into, True)
+                continue
+        inserted = conn.execute(
+            "INSERT INTO notification_outbox (subscription_id, url, kind, body, created, held_until)"
+            " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = ?) RETURNING seq",
+            (n.subscription_id, n.url, n.kind, encode_body(n.body), to_micros(n.created), held, n.subscription_id),
+        ).fetchone()
+        if inserted is not None and outbox.queued is not None:
+            outbox.queued(n, inserted[0], False)
 
 
 def _json_list(values: list[str]) -> str:
