@@ -235,7 +235,7 @@ def test_a_marker_installs_faults_and_throttling_for_one_test(pytester: pytest.P
     pytester.path.joinpath("rules.json").write_text(json.dumps({"rules": [rule]}))
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6, errors=1)
-    result.stdout.fnmatch_lines(["*Invalid fault rule: 'rules?0?.match.operation'*", "ERROR *::test_f_a_bad_rule"])
+    result.stdout.fnmatch_lines(["*Invalid fault rule: 'rules?0?.match.operation'*", "ERROR *::test_f_a_bad_rule*"])
     urls = _urls(result.stdout.str())
     assert len(urls) == 2 and urls[0] == urls[1]  # the same server: faults do not start another
 
