@@ -172,6 +172,10 @@ class Server:
         return rss, fds
 
 
+#: Seconds between two samples of the server's RSS in the report's ``rss_series``.
+SAMPLE_EVERY = 30.0
+
+
 def _named(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32] + ".bin"
 
@@ -369,14 +373,20 @@ async def _run(
     kill_times = sorted(rng.uniform(duration * 0.05, duration * 0.95) for _ in range(crashes))
     restarts: list[dict[str, Any]] = []
     peak = {"rss": 0, "fds": 0}
+    #: (seconds of workload, RSS MB, fds) every ``SAMPLE_EVERY`` seconds: flat or growing.
+    series: list[tuple[int, float, int]] = []
     sampling = threading.Event()
 
     def sampler() -> None:
         # A thread, so that the busy event loop does not skip samples; peaks over the whole run.
+        next_sample = 0.0
         while not sampling.wait(0.5):
             rss, fds = server.rss_and_fds()
             peak["rss"] = max(peak["rss"], rss)
             peak["fds"] = max(peak["fds"], fds)
+            if schedule.elapsed() >= next_sample and rss:
+                series.append((int(schedule.elapsed()), round(rss / 1e6, 1), fds))
+                next_sample += SAMPLE_EVERY
 
     def killer() -> None:
         # A thread, not a task: 64 busy clients starve the event loop, and kills must land during
@@ -466,6 +476,7 @@ async def _run(
         "fds_peak": peak["fds"],
         "fds_after_warmup": warm[1],
         "fds_end": end[1],
+        "rss_series": series,
         "restarts": restarts,
     }
     if not totals.errors:

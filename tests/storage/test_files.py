@@ -195,3 +195,69 @@ async def test_missing_root_has_no_keys(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "never-opened")
     assert [k async for k in store.keys()] == []
     assert await store.size("k") is None
+
+
+# the blob is the journal: torn records and torn ranges -----------------------------------------
+
+SIZE = 4 * 1024 * 1024
+
+
+async def _three_ranges(store: FileBlobStore) -> bytes:
+    data = os.urandom(3_000_000)
+    for start, end in ((0, 1_000_000), (1_000_000, 2_000_000), (2_000_000, 3_000_000)):
+        await store.append("s", _chunks(data[start:end]), offset=start, length=end - start, size=SIZE)
+    return data
+
+
+def _poke(store: FileBlobStore, position: int, data: bytes) -> None:
+    with open(store._locate("s").path, "r+b") as handle:
+        handle.seek(position)
+        handle.write(data)
+
+
+async def test_a_session_blob_is_its_bytes_then_two_record_slots(store: FileBlobStore) -> None:
+    await _three_ranges(store)
+    assert os.path.getsize(store._locate("s").path) == SIZE + 2 * files._RECORD_SLOT
+
+
+async def test_torn_newest_range_bytes_fall_back_to_the_range_before(store: FileBlobStore) -> None:
+    await _three_ranges(store)
+    _poke(store, 2_500_000, b"\0" * 4096)  # a sync cut short: the newest range's bytes did not all land
+    found = await store.progress("s", SIZE)
+    assert found is not None and (found.received, found.last_range) == (2_000_000, (1_000_000, 1_999_999))
+    # what the metadata store already knew is taken as it is (those bytes were acknowledged)
+    trusted = await store.progress("s", SIZE, known=3_000_000)
+    assert trusted is not None and trusted.received == 3_000_000
+
+
+async def test_torn_newest_record_falls_back_to_the_range_before(store: FileBlobStore) -> None:
+    await _three_ranges(store)
+    # the third range wrote slot 0 (the second range was in slot 1)
+    _poke(store, SIZE + 10, b"\xff\xff")
+    found = await store.progress("s", SIZE)
+    assert found is not None and found.received == 2_000_000
+
+
+async def test_a_range_after_a_torn_one_writes_over_it(store: FileBlobStore) -> None:
+    data = await _three_ranges(store)
+    _poke(store, SIZE, b"\0" * files._RECORD_SLOT)  # the newest record is gone: back to 2,000,000
+    found = await store.progress("s", SIZE)
+    assert found is not None and found.received == 2_000_000
+    again = await store.append("s", _chunks(data[2_000_000:]), offset=2_000_000, length=1_000_000, size=SIZE)
+    assert again == 3_000_000
+    found = await store.progress("s", SIZE)
+    assert found is not None and found.received == 3_000_000
+    assert b"".join([c async for c in store.read("s", end=3_000_000)]) == data
+
+
+async def test_no_record_means_no_progress(store: FileBlobStore) -> None:
+    assert await store.progress("absent", SIZE) is None
+    await store.write("s", _chunks(b"x" * 1000))  # a blob written whole, as a restore does
+    assert await store.progress("s", SIZE) is None
+
+
+async def test_append_past_the_end_of_a_session_blob_is_refused(store: FileBlobStore) -> None:
+    with pytest.raises(files.RecordNotFound):
+        await store.append("absent", _chunks(b"x"), offset=5, length=1, size=10)
+    await store.append("s", _chunks(b"abc"), offset=0, length=3, size=SIZE)
+    assert await store.append("s", _chunks(b"d"), offset=3, length=1, size=SIZE) == 4

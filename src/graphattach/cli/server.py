@@ -64,7 +64,8 @@ def _tls_files(data_dir: Path, host: str) -> tuple[Path, Path]:
 
 
 def _prepare_store(settings: Settings) -> str:
-    """Open the store once before the workers start: migrate, seed the demo tenant, read the tenant id."""
+    """Open the store once before the workers start: migrate, seed the demo tenant, bring upload
+    sessions up to their blobs, read the tenant id."""
     if settings.in_memory:
         from graphattach.composition import new_tenant_id
 
@@ -72,9 +73,13 @@ def _prepare_store(settings: Settings) -> str:
     import asyncio
 
     from graphattach.composition import context_for
+    from graphattach.services.uploads import recover_sessions
 
     async def prepare() -> str:
         async with context_for(settings) as ctx:
+            # After a crash of the machine or the database, an upload session's row may lag
+            # behind the ranges its blob holds: the blob is the journal.
+            await recover_sessions(ctx)
             return ctx.tenant_id
 
     return asyncio.run(prepare())

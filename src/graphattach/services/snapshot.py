@@ -81,16 +81,19 @@ async def export(ctx: Context) -> AsyncIterator[bytes]:
     for session in await ctx.metadata.list_sessions_expiring_before(_FAR_FUTURE, limit=1 << 30):
         if session.blob_key not in written and await ctx.blobs.size(session.blob_key) is not None:
             written.add(session.blob_key)
-            async for line in _blob(ctx, session.blob_key):
+            # The acknowledged bytes only: past them a session's blob holds its range records.
+            async for line in _blob(ctx, session.blob_key, session.received):
                 yield emit(line)
         yield emit(fmt.record_line("session", session))
     yield fmt.end_line(count, digest.hexdigest())
 
 
-async def _blob(ctx: Context, key: str) -> AsyncIterator[bytes]:
+async def _blob(ctx: Context, key: str, length: int | None = None) -> AsyncIterator[bytes]:
     size = await ctx.blobs.size(key) or 0
+    if length is not None:
+        size = min(size, length)
     yield fmt.blob_line(key, size)
-    async for chunk in ctx.blobs.read(key, chunk_size=fmt.CHUNK):
+    async for chunk in ctx.blobs.read(key, end=size, chunk_size=fmt.CHUNK):
         yield fmt.chunk_line(bytes(chunk))
 
 

@@ -1,12 +1,16 @@
 """Upload sessions: create one on a message or event, take byte ranges, report, cancel, sweep.
 
-Durability: the bytes of a range go straight from the request stream into the session's blob
-(``BlobStore.write`` truncates to the acknowledged length first, so whatever a crash or a
-disconnect left past it is dropped), and only after ``write`` returned (fdatasync) is the new
-length committed (``advance_session``). The final range commits the attachment and the
-completion in one transaction (``complete_session``); the attachment takes over the session's
-blob, nothing is copied. So after a crash at any point the attachment is either wholly there or
-absent, and ``nextExpectedRanges`` reports exactly the acknowledged bytes. One lock per session
+Durability: the blob is the journal. The bytes of a range go straight from the request stream
+into the session's blob, and ``BlobStore.append`` makes them durable together with a record of
+the range, in one sync (one ``fdatasync``; one PutObject per part on S3); only then is the new
+length written to the session's row (``advance_session``), which is not synced: a killed
+process loses nothing, and after a crash of the machine or the database ``recover_sessions``
+takes each session's progress from its blob. Bytes a crash or a disconnect left past the
+acknowledged length belong to no record: the next range writes over them. The final range
+commits the attachment and the completion in one transaction (``complete_session``); the
+attachment takes over the session's blob, nothing is copied. So after a crash at any point the
+attachment is either wholly there or absent, and ``nextExpectedRanges`` reports the acknowledged
+bytes. One lock per session
 (``lock_session``, across processes) serialises the PUTs and the cancel of a session.
 
 What happens on each request is decided by the state machine in ``domain/upload_session.py``.
@@ -374,14 +378,20 @@ async def _store(
     _check_message_size(usage, rng.end + 1)
     counter = [0]
     try:
-        new_length = await ctx.blobs.write(
-            session.blob_key, _counted(chunks, counter), offset=session.received, limit=rng.length
+        # The one durable write of the range (the blob records it); the session's row follows
+        # without a sync of its own.
+        new_length = await ctx.blobs.append(
+            session.blob_key,
+            _counted(chunks, counter),
+            offset=session.received,
+            length=rng.length,
+            size=session.size,
+            final=complete,
         )
     except ValueError:
-        # more bytes than Content-Length said: write() kept nothing past the acknowledged bytes
+        # more bytes than Content-Length said: the range left the session's progress as it was
         raise _content_size_error(counter[0], rng.length, session, profile) from None
     if new_length != rng.end + 1:
-        await ctx.blobs.write(session.blob_key, _nothing(), offset=session.received)
         raise _content_size_error(counter[0], rng.length, session, profile)
     if not complete:
         if not await ctx.metadata.advance_session(session.id, session.received, rng.end + 1, (rng.start, rng.end)):
@@ -427,11 +437,6 @@ async def _store(
         last_range=(session.received, session.size - 1),
     )
     return PutAnswer(completed, created=True, location=_location(ctx, completed), outcome=Outcome.COMPLETE)
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover
 
 
 async def _head(ctx: Context, key: str, size: int = 16) -> bytes:
@@ -489,3 +494,27 @@ async def forget_session(ctx: Context, session: UploadSession, state: str) -> bo
     if session.blob_key not in await ctx.metadata.referenced_blob_keys([session.blob_key]):
         await ctx.blobs.delete(session.blob_key)
     return True
+
+
+async def recover_sessions(ctx: Context) -> int:
+    """Bring every active session's progress up to what its blob durably holds (a crash of the
+    machine or of the database may have lost the last unsynced ``advance_session`` commits, never
+    the ranges: ``BlobStore.append``). Run when the server starts; returns how many moved."""
+    moved = 0
+    far = ctx.clock.now() + timedelta(days=36500)
+    for session in await ctx.metadata.list_sessions_expiring_before(far, limit=1 << 30):
+        if session.state != "active":
+            continue
+        found = await ctx.blobs.progress(session.blob_key, session.size, known=session.received)
+        if found is None or not session.received < found.received < session.size:
+            continue
+        async with ctx.metadata.lock_session(session.id):
+            if await ctx.metadata.advance_session(session.id, session.received, found.received, found.last_range):
+                log.warning(
+                    "upload session %s: progress %d -> %d bytes, from its blob",
+                    session.id,
+                    session.received,
+                    found.received,
+                )
+                moved += 1
+    return moved

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ from graphattach.domain.models import Attachment, Folder, FolderKind, Item, Item
 from graphattach.domain.subscriptions import DeliveryRecord, DeliveryState, Notification, Outbox, Subscription
 from graphattach.storage.interfaces import (
     AnnouncementLost,
+    BlobProgress,
     BlobStore,
     Conflict,
     ItemUsage,
@@ -1794,6 +1796,60 @@ class BlobStoreConformance:
             await blob_store.write("k", endless(), offset=7, limit=10_000)
         assert await _read_all(blob_store, "k") == b"123abcd"
 
+    # upload-session ranges -------------------------------------------------------------------------
+
+    async def test_append_ranges_then_final(self, blob_store: BlobStore) -> None:
+        data = bytes(range(256)) * 40  # 10,240 bytes in three ranges
+        assert await blob_store.append("s", _chunks(data[:4000]), offset=0, length=4000, size=len(data)) == 4000
+        assert await blob_store.append("s", _chunks(data[4000:9000]), offset=4000, length=5000, size=len(data)) == 9000
+        assert await _read_all(blob_store, "s", end=9000) == data[:9000]
+        found = await blob_store.progress("s", len(data))
+        assert found is None or found == BlobProgress(9000, (4000, 8999))
+        assert (found is not None) is self.persistent
+        assert await blob_store.append(
+            "s", _chunks(data[9000:]), offset=9000, length=1240, size=len(data), final=True
+        ) == len(data)
+        assert await blob_store.size("s") == len(data)  # a plain blob: its records are gone
+        assert await _read_all(blob_store, "s") == data
+        assert await blob_store.progress("s", len(data)) is None
+
+    async def test_append_short_or_long_body_leaves_progress(self, blob_store: BlobStore) -> None:
+        size = 3 * 1024 * 1024
+        first = b"a" * 1000
+        await blob_store.append("s", _chunks(first), offset=0, length=1000, size=size)
+        before = await blob_store.progress("s", size)
+        # a short body: the bytes that came are no part of the session
+        assert await blob_store.append("s", _chunks(b"b" * 10), offset=1000, length=600_000, size=size) == 1010
+        assert await blob_store.progress("s", size) == before
+        # more than announced
+        with pytest.raises(ValueError):
+            await blob_store.append("s", _chunks(b"c" * 700_000), offset=1000, length=600_000, size=size)
+        assert await blob_store.progress("s", size) == before
+        # a client that goes away midway
+        with pytest.raises(ConnectionResetError):
+            await blob_store.append(
+                "s",
+                _failing([b"d" * 1000, b"d" * 600_000], ConnectionResetError()),
+                offset=1000,
+                length=2_000_000,
+                size=size,
+            )
+        assert await blob_store.progress("s", size) == before
+        # the range again, whole: it takes the place of whatever the failed ones left
+        second = b"e" * 5000
+        assert await blob_store.append("s", _chunks(second), offset=1000, length=5000, size=size) == 6000
+        assert await _read_all(blob_store, "s", end=6000) == first + second
+        found = await blob_store.progress("s", size)
+        assert found is None or found == BlobProgress(6000, (1000, 5999))
+
+    async def test_append_checks_the_range(self, blob_store: BlobStore) -> None:
+        with pytest.raises(ValueError):
+            await blob_store.append("s", _chunks(b"x"), offset=0, length=11, size=10)
+        with pytest.raises(ValueError):
+            await blob_store.append("s", _chunks(b"x"), offset=0, length=1, size=10, final=True)
+        with pytest.raises(ValueError):
+            await blob_store.append("s", _chunks(b"x"), offset=-1, length=1, size=10)
+
     async def test_large_write_of_small_chunks(self, blob_store: BlobStore) -> None:
         pieces = [bytes([i % 251]) * 1000 for i in range(3000)]  # about 3 MB in 1 kB chunks
         expected = b"".join(pieces)
@@ -2173,6 +2229,21 @@ class PersistentBlobStoreConformance(BlobStoreConformance):
     """For backends that keep bytes across close and open: also provide ``reopen_blob_store``."""
 
     persistent: ClassVar[bool] = True
+
+    async def test_progress_survives_reopen(self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs) -> None:
+        size = 5 * 1024 * 1024
+        data = bytes(range(256)) * (size // 256)
+        cuts = [0, 1_000_000, 1_000_001, 4_200_000]
+        for start, end in itertools.pairwise(cuts):
+            await blob_store.append("s", _chunks(data[start:end]), offset=start, length=end - start, size=size)
+        store = await reopen_blob_store(blob_store)
+        assert await store.progress("s", size) == BlobProgress(4_200_000, (1_000_001, 4_199_999))
+        assert await store.progress("s", size, known=4_200_000) == BlobProgress(4_200_000, (1_000_001, 4_199_999))
+        assert await _read_all(store, "s", end=4_200_000) == data[:4_200_000]
+        await store.append(
+            "s", _chunks(data[4_200_000:]), offset=4_200_000, length=size - 4_200_000, size=size, final=True
+        )
+        assert await _read_all(store, "s") == data
 
     async def test_reopen_keeps_blobs(self, blob_store: BlobStore, reopen_blob_store: ReopenBlobs) -> None:
         await blob_store.write("a", _chunks(b"alpha"))

@@ -15,6 +15,16 @@ copy), so memory stays bounded whatever the total size; opening the blob rides a
 first write, and the ``fdatasync`` and the close with its last, so a small write costs one
 thread hop. A write that is cancelled waits for its
 thread before closing the file descriptor.
+
+Upload sessions (``append``): the blob is its own journal, so that an acknowledged range costs
+one ``fdatasync``. A session's blob holds its ``size`` bytes at their offsets and, past them, two
+64-byte record slots; each range writes its bytes, then a record (its start, its end and the CRC-32
+of its bytes) into the slot that does not hold the newest record, then syncs once. The newest
+record whose bytes check out is how far the session durably got, whatever the metadata store
+says (``progress``): a crash in the middle of a sync can tear the newest record or its bytes, but
+never the one before it, whose bytes were synced before the new range began and which the new
+range does not overwrite. The final range cuts the slots off (``ftruncate`` to ``size``), so the
+attachment that takes the blob over reads a plain file.
 """
 
 from __future__ import annotations
@@ -28,7 +38,9 @@ import hashlib
 import os
 import secrets
 import shutil
+import struct
 import sys
+import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +48,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from graphattach.storage._common import as_utc
-from graphattach.storage.interfaces import BlobChunk, RecordNotFound
+from graphattach.storage.interfaces import BlobChunk, BlobProgress, RecordNotFound
 
 __all__ = ["FileBlobStore"]
 
@@ -49,6 +61,11 @@ _MAX_NAME = 200
 _SIDECAR = ".key"
 _COPY_BLOCK = 1024 * 1024
 _IOV_MAX = 1024
+#: A range record: magic, start, end (exclusive), CRC-32 of the range's bytes; then the CRC-32 of those.
+_RECORD = struct.Struct("<4sQQI")
+_RECORD_MAGIC = b"GAr1"
+#: Bytes per record slot; a session blob has two, right after its ``size`` bytes.
+_RECORD_SLOT = 64
 
 
 async def _in_thread(fn: Callable[..., R], *args: Any, cleanup: Callable[[R], Any] | None = None) -> R:
@@ -170,6 +187,86 @@ class _Writer:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+class _RangeWriter(_Writer):
+    """The file side of one ``FileBlobStore.append``: the range's bytes go to ``offset`` without
+    truncating anything, and the last write adds the range's record (or, for the ``final`` range,
+    cuts the records off) before the one ``fdatasync``. See ``RANGE_RECORD``."""
+
+    __slots__ = ("appended", "crc", "final", "length", "size", "slot")
+
+    def __init__(
+        self, store: FileBlobStore, location: _Location, key: str, offset: int, length: int, size: int, final: bool
+    ) -> None:
+        super().__init__(store, location, key, offset)
+        self.length = length
+        self.size = size
+        self.final = final
+        self.appended = 0
+        self.crc = 0
+        self.slot = 0
+
+    def _open(self) -> int:
+        if self.fd < 0:
+            self.fd, self.slot = self.store._open_for_append(self.location, self.key, self.offset, self.size)
+        return self.fd
+
+    def write(self, units: list[_Data], last: bool) -> None:
+        fd = self._open()
+        for data in units:
+            _write_all(fd, data)
+            for piece in data if isinstance(data, list) else (data,):
+                self.crc = zlib.crc32(piece, self.crc)
+                self.appended += len(piece)
+        if not last:
+            if self.store.durable:
+                _start_writeback(fd)
+            return
+        if self.appended == self.length:
+            if self.final:
+                os.ftruncate(fd, self.size)  # a plain blob of ``size`` bytes from now on
+            else:
+                record = _pack_record(self.offset, self.offset + self.length, self.crc)
+                os.pwrite(fd, record, self.size + self.slot * _RECORD_SLOT)
+            if self.store.durable:
+                _datasync(fd)
+        # else: a short body. No record names these bytes, so they count for nothing: the next
+        # range at ``offset`` writes over them.
+        self.close()
+
+    def discard(self) -> None:
+        """Nothing to cut: bytes past the newest record are not part of the blob's progress."""
+
+
+def _pack_record(start: int, end: int, crc: int) -> bytes:
+    body = _RECORD.pack(_RECORD_MAGIC, start, end, crc)
+    return (body + zlib.crc32(body).to_bytes(4, "little")).ljust(_RECORD_SLOT, b"\0")
+
+
+def _unpack_record(raw: bytes, size: int) -> tuple[int, int, int] | None:
+    """``(start, end, crc)`` of a whole, well-formed record for a blob of ``size`` bytes, else None."""
+    if len(raw) < _RECORD.size + 4:
+        return None
+    body, check = raw[: _RECORD.size], raw[_RECORD.size : _RECORD.size + 4]
+    if zlib.crc32(body).to_bytes(4, "little") != check:
+        return None
+    magic, start, end, crc = _RECORD.unpack(body)
+    if magic != _RECORD_MAGIC or not 0 <= start < end < size:
+        return None
+    return start, end, crc
+
+
+def _crc_of(fd: int, start: int, end: int) -> int:
+    crc = 0
+    position = start
+    while position < end:
+        data = os.pread(fd, min(_COPY_BLOCK, end - position), position)
+        if not data:
+            break
+        crc = zlib.crc32(data, crc)
+        position += len(data)
+    return crc if position == end else -1
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -324,6 +421,42 @@ class FileBlobStore:
             raise
         return fd, created
 
+    def _open_for_append(self, location: _Location, key: str, offset: int, size: int) -> tuple[int, int]:
+        """Open a session blob to write at ``offset`` (nothing is truncated); returns ``(fd, slot)``,
+        the slot being the one that does not hold the newest record."""
+        if not location.directory.exists():
+            location.directory.mkdir(parents=True, exist_ok=True)
+            if self.durable:
+                _fsync_dir(self.root)
+        flags = os.O_RDWR | os.O_CLOEXEC
+        created = False
+        try:
+            fd = os.open(location.path, flags)
+        except FileNotFoundError:
+            if offset > 0:
+                raise RecordNotFound(key) from None
+            fd = os.open(location.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+        try:
+            stat = os.fstat(fd)
+            if stat.st_size < offset:
+                raise ValueError(f"blob {key!r} has {stat.st_size} bytes, fewer than offset {offset}")
+            if stat.st_nlink > 1:
+                shared, fd = fd, -1
+                os.close(shared)
+                fd = self._unshare(location, offset)
+            slots = os.pread(fd, 2 * _RECORD_SLOT, size) if stat.st_size > size else b""
+            ends = [found[1] if (found := _unpack_record(slots[i * _RECORD_SLOT :], size)) else -1 for i in range(2)]
+            slot = 0 if ends[0] <= ends[1] else 1
+            os.lseek(fd, offset, os.SEEK_SET)
+            if created and self.durable:
+                _fsync_dir(location.directory)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+        return fd, slot
+
     def _unshare(self, location: _Location, length: int) -> int:
         """Replace a hard-linked blob by a private copy of its first ``length`` bytes; return an fd."""
         temp = location.directory / f".tmp-{secrets.token_hex(8)}"
@@ -363,7 +496,10 @@ class FileBlobStore:
     async def write(self, key: str, chunks: AsyncIterable[bytes], *, offset: int = 0, limit: int | None = None) -> int:
         if offset < 0:
             raise ValueError("offset must not be negative")
-        writer = _Writer(self, self._locate(key), key, offset)
+        return await self._stream(_Writer(self, self._locate(key), key, offset), chunks, offset, limit)
+
+    async def _stream(self, writer: _Writer, chunks: AsyncIterable[bytes], offset: int, limit: int | None) -> int:
+        """Feed ``chunks`` to ``writer`` in ``BUFFER_SIZE`` gathers; the new length of the blob."""
         length = offset
         received = 0
         # Chunks wait here (not copied) until BUFFER_SIZE bytes are gathered; the file is opened
@@ -411,6 +547,37 @@ class FileBlobStore:
                 writer.close()
             raise
         return length
+
+    async def append(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int, length: int, size: int, final: bool = False
+    ) -> int:
+        if offset < 0 or length < 0 or offset + length > size or (final and offset + length != size):
+            raise ValueError("the range must lie within the blob's size (and end at it when final)")
+        writer = _RangeWriter(self, self._locate(key), key, offset, length, size, final)
+        return await self._stream(writer, chunks, offset, length)
+
+    async def progress(self, key: str, size: int, *, known: int = 0) -> BlobProgress | None:
+        location = self._locate(key)
+
+        def run() -> BlobProgress | None:
+            try:
+                fd = os.open(location.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            try:
+                if os.fstat(fd).st_size <= size:
+                    return None
+                slots = os.pread(fd, 2 * _RECORD_SLOT, size)
+                found = [r for i in range(2) if (r := _unpack_record(slots[i * _RECORD_SLOT :], size))]
+                for start, end, crc in sorted(found, key=lambda r: r[1], reverse=True):
+                    # Bytes up to ``known`` were acknowledged already: only newer ones are checked.
+                    if end <= known or _crc_of(fd, start, end) == crc:
+                        return BlobProgress(end, (start, end - 1))
+                return None
+            finally:
+                os.close(fd)
+
+        return await _in_thread(run)
 
     # reading ------------------------------------------------------------------------------------
 

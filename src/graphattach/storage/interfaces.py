@@ -180,7 +180,10 @@ class MetadataStore(Protocol):
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
-        """Compare-and-set ``received`` on an active session; False if it moved meanwhile."""
+        """Compare-and-set ``received`` on an active session; False if it moved meanwhile. It need
+        not be durable on return (the range it records is, in the session's blob: ``BlobStore.append``),
+        but it must survive the death of this process: only a crash of the machine or of the
+        database may lose it, and then ``BlobStore.progress`` says how far the session got."""
 
     async def complete_session(
         self,
@@ -299,6 +302,16 @@ class MetadataStore(Protocol):
 BlobChunk = bytes | bytearray
 
 
+@dataclass(frozen=True, slots=True)
+class BlobProgress:
+    """How far an upload session's blob durably got, read from the blob itself (``BlobStore.progress``)."""
+
+    #: Bytes ``[0, received)`` are durable, at the end of an acknowledged range.
+    received: int
+    #: The inclusive byte range of the last range that got there.
+    last_range: tuple[int, int]
+
+
 class BlobStore(Protocol):
     """Byte sequences under opaque keys. Writes are durable when they return."""
 
@@ -311,6 +324,26 @@ class BlobStore(Protocol):
         ``chunks``, make it durable, and return the new length. With ``limit``, stop with
         ``ValueError`` as soon as more than ``limit`` bytes arrive (nothing past ``offset`` kept).
         If ``chunks`` raises, the bytes past ``offset`` are discarded and the error propagates."""
+
+    async def append(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int, length: int, size: int, final: bool = False
+    ) -> int:
+        """Write one upload-session range, ``length`` bytes at ``offset`` of a blob that will hold
+        ``size`` bytes (created when ``offset == 0``), and return ``offset`` + the bytes received.
+
+        Only when exactly ``length`` bytes came is the range durable on return, with the store's
+        one durable write, and recorded in the blob so that ``progress`` finds it after a crash
+        (the metadata store's copy of the session's progress may lag). ``final`` is the range that
+        ends at ``size``: the blob is then a plain blob of ``size`` bytes. A short body, more than
+        ``length`` bytes (``ValueError``) or an error of ``chunks`` leaves the blob's progress as
+        it was. Bytes between an acknowledged range and ``offset`` never exist: ``offset`` is
+        the session's progress."""
+
+    async def progress(self, key: str, size: int, *, known: int = 0) -> BlobProgress | None:
+        """How far the session blob ``key`` (of ``size`` bytes) durably got, from the ranges
+        ``append`` recorded in it; None when it holds no record (absent, completed, never
+        appended to, or a store that keeps nothing across a restart). Ranges ending past
+        ``known`` are checked against their bytes."""
 
     def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 1024 * 1024

@@ -45,6 +45,7 @@ from graphattach.storage.interfaces import (
     RESET_GENERATION,
     AnnouncementLost,
     BlobChunk,
+    BlobProgress,
     Conflict,
     ItemChange,
     ItemUsage,
@@ -971,6 +972,21 @@ class MemoryBlobStore:
             blob.mtime = _wall_clock()
         return await self._move(key, blob, offset, chunk, iterator, limit)
 
+    async def append(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int, length: int, size: int, final: bool = False
+    ) -> int:
+        """``write`` at ``offset`` (nothing here survives the process, so nothing is recorded)."""
+        if offset < 0 or length < 0 or offset + length > size or (final and offset + length != size):
+            raise ValueError("the range must lie within the blob's size (and end at it when final)")
+        new_length = await self.write(key, chunks, offset=offset, limit=length)
+        if new_length != offset + length:
+            await self.write(key, _no_chunks(), offset=offset)  # a short body: the range never happened
+        return new_length
+
+    async def progress(self, key: str, size: int, *, known: int = 0) -> BlobProgress | None:
+        """None: this store's sessions never lag behind their blobs."""
+        return None
+
     async def _move(
         self, key: str, blob: _Blob, offset: int, chunk: bytes, rest: AsyncIterator[bytes], limit: int | None
     ) -> int:
@@ -1090,6 +1106,11 @@ class _Source:
         except BaseException:
             self.failed = True
             raise
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
 
 
 async def _pieces(data: bytearray, start: int, stop: int) -> AsyncIterator[bytes]:

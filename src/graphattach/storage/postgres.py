@@ -694,8 +694,14 @@ class PostgresMetadataStore:
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
         # A concurrent writer of the row makes this wait, then re-check the WHERE on its version.
+        # The commit does not wait for the WAL flush (synchronous_commit off for this transaction,
+        # set by the one-row FROM item, in the same round trip): the blob store made the range
+        # durable as its parts, and after a database crash that loses this commit the session's
+        # progress comes back from them (``services.uploads.recover_sessions``).
+        # https://www.postgresql.org/docs/current/wal-async-commit.html
         status = await self.pool.execute(
             "UPDATE upload_sessions SET received = $1, last_start = $2, last_end = $3"
+            " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit"
             " WHERE id = $4 AND state = 'active' AND received = $5 AND ended IS NULL",
             received,
             last_range[0],

@@ -81,6 +81,7 @@ from urllib.parse import urlparse
 
 from graphattach.storage._common import as_utc
 from graphattach.storage.errors import RecordNotFound
+from graphattach.storage.interfaces import BlobProgress
 
 __all__ = ["S3BlobStore", "parse_s3_url"]
 
@@ -364,6 +365,70 @@ class S3BlobStore:
             await _finish(self._cut(name, offset))
             raise
         return position
+
+    async def append(
+        self, key: str, chunks: AsyncIterable[bytes], *, offset: int, length: int, size: int, final: bool = False
+    ) -> int:
+        """One upload-session range as parts from ``offset`` on, with no listing: the session's
+        progress says nothing durable lies past ``offset`` but leftovers of a range that was never
+        acknowledged, which the new parts replace (same offsets) or the chain from 0 never reaches.
+        The ``final`` range lists the blob once and deletes what is not part of its ``size`` bytes."""
+        if offset < 0 or length < 0 or offset + length > size or (final and offset + length != size):
+            raise ValueError("the range must lie within the blob's size (and end at it when final)")
+        name = self._name(key)
+        if offset == 0:
+            await self._ensure_sidecar(key, name)
+        position = offset
+        received = 0
+        made: list[str] = []
+        buffer = bytearray()
+        try:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > length:
+                    raise ValueError(f"more than {length} bytes")
+                view = memoryview(chunk)
+                while view:
+                    room = self.part_size - len(buffer)
+                    buffer += view[:room]
+                    view = view[room:]
+                    if len(buffer) >= self.part_size:
+                        made.append(self._part_key(name, position))
+                        await self._put(made[-1], bytes(buffer))
+                        position += len(buffer)
+                        buffer.clear()
+            if buffer and received == length:
+                made.append(self._part_key(name, position))
+                await self._put(made[-1], bytes(buffer))
+                position += len(buffer)
+        except BaseException:
+            await _finish(self._delete_keys(list(reversed(made))))
+            raise
+        if received != length:
+            await self._delete_keys(list(reversed(made)))  # a short body: the range never happened
+            return offset + received
+        if final:
+            parts = await self._parts(name)
+            kept, total = self._contiguous(parts)
+            if total < size:
+                raise OSError(f"the parts of blob {key!r} hold {total} of its {size} bytes")
+            chain = {p.key for p in kept if p.offset < size}
+            await self._delete_keys(sorted((p.key for p in parts if p.key not in chain), reverse=True))
+        return position
+
+    async def progress(self, key: str, size: int, *, known: int = 0) -> BlobProgress | None:
+        """The parts from 0 up to the first gap (each is one whole PutObject, so each holds the
+        bytes a client sent for its offsets): a listing, made only when a crash may have left the
+        metadata store behind."""
+        kept, _ = self._contiguous(await self._parts(self._name(key)))
+        end, last = 0, None
+        for part in kept:
+            if part.offset + part.size > size or part.size == 0:
+                break
+            end, last = part.offset + part.size, part
+        if last is None or end == size:
+            return None  # nothing, or every byte: a completed blob records no progress
+        return BlobProgress(end, (last.offset, end - 1))
 
     # reading ------------------------------------------------------------------------------------
 

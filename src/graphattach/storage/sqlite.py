@@ -839,13 +839,21 @@ class SqliteMetadataStore:
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
-            with _transaction(conn):
-                cursor = conn.execute(
-                    "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
-                    " WHERE id = ? AND state = 'active' AND received = ? AND ended IS NULL",
-                    (received, last_range[0], last_range[1], session_id, expected_received),
-                )
-                return cursor.rowcount == 1
+            # Not synced (WAL, synchronous=NORMAL for this one commit): the blob store made the
+            # range durable and recorded it (``BlobStore.append``), so after an OS crash that
+            # loses this commit the session's progress comes back from the blob
+            # (``services.uploads.recover_sessions``); a killed process loses nothing either way.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with _transaction(conn):
+                    cursor = conn.execute(
+                        "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
+                        " WHERE id = ? AND state = 'active' AND received = ? AND ended IS NULL",
+                        (received, last_range[0], last_range[1], session_id, expected_received),
+                    )
+                    return cursor.rowcount == 1
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
 
         return await self._run(run)
 
