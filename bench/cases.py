@@ -132,6 +132,8 @@ class Env:
     nginx: Nginx | None = None
     tus: Tus | None = None
     ga: GraphServer | None = None
+    #: graphattach runs ``--in-memory``: the floor syncs nothing either (``?no-sync``).
+    in_memory: bool = False
     #: Notes from setup (e.g. which attachment the download cases read), by case key.
     notes: dict[str, str] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
@@ -312,6 +314,13 @@ class FloorCase(Case):
     any Python server on granian that syncs what it acknowledges, on this machine."""
 
     target = "physical"
+    #: The label against ``--in-memory`` graphattach (the floor syncs nothing then).
+    label_no_sync = ""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(env)
+        if env.in_memory and self.label_no_sync:
+            self.label = self.label_no_sync
 
     @property
     def server(self) -> Server | None:
@@ -319,6 +328,10 @@ class FloorCase(Case):
 
     def setup(self) -> None:
         self.floor = FloorServer(self.env.workdir).start_and_wait()
+
+    def path(self, path: str) -> str:
+        """``path`` on the floor; against ``--in-memory`` graphattach, one that syncs nothing."""
+        return f"{path}?no-sync" if self.env.in_memory else path
 
     def after_run(self) -> None:
         with Conn("127.0.0.1", self.floor.port) as c:
@@ -330,7 +343,8 @@ class FloorCase(Case):
 
 class FloorUploadBig(FloorCase):
     workload = "upload_big"
-    label = "durable floor: 4 MiB PUTs on one connection, append + fdatasync + SQLite commit, no-op app"
+    label = "durable floor: 4 MiB PUTs on one connection, append + one fdatasync + unsynced SQLite commit, no-op app"
+    label_no_sync = "no-sync floor: 4 MiB PUTs on one connection, append to a file, nothing synced, no-op app"
 
     def run(self) -> Sample:
         data = self.env.data[: self.env.sizes.big]
@@ -338,14 +352,15 @@ class FloorUploadBig(FloorCase):
         with Conn("127.0.0.1", self.floor.port) as c:
             start = time.perf_counter()
             for offset in range(0, len(data), CHUNK):
-                expect(c.request("PUT", "/big", headers, data[offset : offset + CHUNK]), "floor PUT", 200)
+                expect(c.request("PUT", self.path("/big"), headers, data[offset : offset + CHUNK]), "floor PUT", 200)
             s = time.perf_counter() - start
         return Sample(rate(len(data), s), s)
 
 
 class FloorTinyPuts(FloorCase):
     workload = "tiny_puts"
-    label = "durable floor: 1 KiB PUT, append + fdatasync + SQLite commit, no-op app"
+    label = "durable floor: 1 KiB PUT, append + one fdatasync + unsynced SQLite commit, no-op app"
+    label_no_sync = "no-sync floor: 1 KiB PUT, append to a file, nothing synced, no-op app"
     unit = "PUT/s"
 
     def run(self) -> Sample:
@@ -356,7 +371,11 @@ class FloorTinyPuts(FloorCase):
             start = time.perf_counter()
             deadline = start + sizes.tiny_seconds
             while done < sizes.tiny_puts and time.perf_counter() <= deadline:
-                expect(c.request("PUT", "/tiny", {"Content-Type": "application/octet-stream"}, body), "floor PUT", 200)
+                expect(
+                    c.request("PUT", self.path("/tiny"), {"Content-Type": "application/octet-stream"}, body),
+                    "floor PUT",
+                    200,
+                )
                 done += 1
             s = time.perf_counter() - start
         return Sample(done / s, s, extra={"requests": done})
@@ -365,6 +384,7 @@ class FloorTinyPuts(FloorCase):
 class FloorPostSmall(FloorCase):
     workload = "post_small"
     label = "durable floor: POST 1 MiB base64 JSON, orjson + pybase64, fdatasync and SQLite commit in threads, echo"
+    label_no_sync = "no-sync floor: POST 1 MiB base64 JSON, orjson + pybase64, kept in memory, echo"
     unit = "req/s"
 
     def setup(self) -> None:
@@ -377,8 +397,10 @@ class FloorPostSmall(FloorCase):
         sizes = self.env.sizes
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
 
+        path = self.path("/post")
+
         def one(conn: Conn, _: int) -> None:
-            expect(conn.request("POST", "/post", headers, self.body), "floor POST", 201)
+            expect(conn.request("POST", path, headers, self.body), "floor POST", 201)
 
         port = self.floor.port
         return load(sizes.post_concurrency, sizes.post_seconds, sizes.post_max, lambda: Conn("127.0.0.1", port), one)

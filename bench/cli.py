@@ -37,6 +37,12 @@ def parser() -> argparse.ArgumentParser:
         help="output directory (default bench/results, smoke: bench/results/tmp/smoke)",
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (data dirs, server logs)")
+    p.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="graphattach serve --in-memory, held against a floor that syncs nothing "
+        "(default output: bench/results/memory)",
+    )
     p.add_argument("--allow-missing-anchors", action="store_true", help="run without nginx or @tus/server when missing")
     p.add_argument("--budget", type=float, default=None, help="seconds after which remaining runs are skipped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -53,6 +59,12 @@ def crash_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed for the kill points")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (default bench/results/crash.json)")
     p.add_argument("--keep", action="store_true", help="keep the data directory")
+    p.add_argument(
+        "--stack",
+        choices=["embedded", "postgres-s3"],
+        default="embedded",
+        help="embedded SQLite + files (default), or a throwaway PostgreSQL + moto S3 server",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     return p
 
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.crash import run_crash
 
         ns = crash_parser().parse_args(args[1:])
-        return run_crash(ns.trials, ns.size, ns.seed, ns.out, keep=ns.keep, verbose=not ns.quiet)
+        return run_crash(ns.trials, ns.size, ns.seed, ns.out, keep=ns.keep, verbose=not ns.quiet, stack=ns.stack)
     if args and args[0] == "chaos":
         from bench.chaos import run_chaos
 
@@ -141,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=ns.keep,
         allow_missing_anchors=ns.allow_missing_anchors,
         verbose=not ns.quiet,
+        in_memory=ns.in_memory,
     )
     if ns.budget is not None:
         opts.budget_seconds = ns.budget

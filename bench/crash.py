@@ -249,8 +249,66 @@ def run_trial(
     return trial
 
 
+class _Stack:
+    """Where the server keeps its data: embedded (SQLite + files under the data directory) or a
+    throwaway PostgreSQL cluster + moto S3 server (``--stack postgres-s3``)."""
+
+    def __init__(self, name: str, workdir: Path) -> None:
+        self.name = name
+        self.cluster: Any = None
+        self.moto: Any = None
+        self.extra: list[str] = []
+        self.env: dict[str, str] = {}
+        self.blobs_url = ""
+        if name == "postgres-s3":
+            from tests.engines import MotoServer, PostgresCluster
+
+            self.cluster = PostgresCluster.start()
+            self.moto = MotoServer.start(workdir)
+            self.env = self.moto.env()
+            self.blobs_url = self.moto.url("crash")
+            self.extra = ["--store", self.cluster.create_database("crash"), "--blobs", self.blobs_url]
+
+    def count_blobs(self, data_dir: Path) -> tuple[int, int]:
+        """Blobs, and temporary files (always 0 on S3)."""
+        if not self.blobs_url:
+            return count_blob_files(data_dir / "blobs")
+        import asyncio
+
+        from graphattach.storage.s3 import S3BlobStore
+
+        async def count() -> int:
+            store = S3BlobStore(self.blobs_url)
+            await store.open()
+            try:
+                return len([key async for key in store.keys()])
+            finally:
+                await store.close()
+
+        saved = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            return asyncio.run(count()), 0
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def stop(self) -> None:
+        if self.moto is not None:
+            self.moto.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
 def run_crash(
-    trials: int, size: int, seed: int | None, out: Path | None, *, keep: bool = False, verbose: bool = True
+    trials: int,
+    size: int,
+    seed: int | None,
+    out: Path | None,
+    *,
+    keep: bool = False,
+    verbose: bool = True,
+    stack: str = "embedded",
 ) -> int:
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
@@ -261,7 +319,9 @@ def run_crash(
     _log(verbose, f"crash: {trials} trials of {size / 1e6:.0f} MB, seed {seed}, data dir {data_dir}")
     data = memoryview(random.Random(seed).randbytes(size))
     digest = hashlib.sha256(data).hexdigest()
-    server = GraphServer(data_dir, workdir / "graphattach.log", port=free_port())
+    stores = _Stack(stack, workdir)
+    report.notes.append(f"stack: {stack}")
+    server = GraphServer(data_dir, workdir / "graphattach.log", port=free_port(), extra=stores.extra, env=stores.env)
     status = 1
     try:
         server.start_and_wait()
@@ -287,8 +347,7 @@ def run_crash(
                 if any(code in trial.problem for code in ("HTTP 400", "HTTP 404", "HTTP 405")):
                     report.notes.append("upload sessions are not available on this build: " + trial.problem[:300])
                     break
-        blobs = data_dir / "blobs"
-        report.blob_files_before_sweep, report.temp_files_before_sweep = count_blob_files(blobs)
+        report.blob_files_before_sweep, report.temp_files_before_sweep = stores.count_blobs(data_dir)
         with Graph(server.port, token) as g:
             referenced = 0
             for t in report.trials:
@@ -303,7 +362,7 @@ def run_crash(
                 report.notes.append(f"POST /_graphattach/clock answered {r.status}")
             r = g.admin("POST", "/sweep", {})
             report.sweep_status = f"{r.status} {r.text()[:200]}"
-        report.blob_files_after_sweep, report.temp_files_after_sweep = count_blob_files(blobs)
+        report.blob_files_after_sweep, report.temp_files_after_sweep = stores.count_blobs(data_dir)
         if r.status in (200, 202, 204):
             report.orphans = report.blob_files_after_sweep + report.temp_files_after_sweep - referenced
         else:
@@ -325,6 +384,7 @@ def run_crash(
         )
     finally:
         server.stop()
+        stores.stop()
         report.elapsed_s = round(time.monotonic() - started, 1)
         path = out or RESULTS / "crash.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,11 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
 
 - ``PUT /{name}``: append the body to the file of that path as it arrives (one ``os.write`` per
   chunk granian hands over), ``fdatasync`` it, commit the new length to SQLite (WAL,
-  ``synchronous=FULL``), answer a small JSON status: the two syncs per acknowledged range an
-  upload session needs (the bytes, then the session's progress).
+  ``synchronous=NORMAL``: not synced), answer a small JSON status: the one sync per acknowledged
+  range of an upload session whose blob is its journal (the bytes; the session's row follows
+  unsynced). ``PUT /{name}?two-syncs`` commits with ``synchronous=FULL`` instead: the two syncs
+  per range of the earlier design (the bytes, then the session's progress). With ``?no-sync``
+  (a PUT or a POST) nothing is synced and nothing committed: the floor of ``--in-memory``.
 - ``POST /post``: parse the JSON body with orjson, decode ``contentBytes`` with pybase64, write
   the bytes to a new file with ``fdatasync``, commit a row, and answer 201 echoing the JSON with
   ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
@@ -49,6 +52,9 @@ def _open() -> None:
     db.execute("CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, name TEXT, size INTEGER)")
     db.execute("INSERT OR REPLACE INTO progress VALUES (1, 0)")
     _state["db"] = db
+    lazy = sqlite3.connect(_DIR / f"floor-{os.getpid()}.db", isolation_level=None, check_same_thread=False)
+    lazy.execute("PRAGMA synchronous = NORMAL")
+    _state["lazy_db"] = lazy
     _state["fds"] = {}
     _state["db_thread"] = ThreadPoolExecutor(1)
 
@@ -69,8 +75,9 @@ async def _answer(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _put(receive: Any, path: str) -> bytes:
-    """Append the body to the file as it arrives, fdatasync, commit the new length."""
+async def _put(receive: Any, path: str, mode: bytes) -> bytes:
+    """Append the body to the file as it arrives, fdatasync, commit the new length (synced only
+    in mode ``two-syncs``; in mode ``no-sync`` neither the sync nor the commit)."""
     fds = _state["fds"]
     fd = fds.get(path)
     if fd is None:
@@ -81,9 +88,11 @@ async def _put(receive: Any, path: str) -> bytes:
         message = await receive()
         os.write(fd, message.get("body", b""))
         more = message.get("more_body", False)
-    os.fdatasync(fd)
     received = os.lseek(fd, 0, os.SEEK_CUR)
-    db = _state["db"]
+    if mode == b"no-sync":
+        return b'{"nextExpectedRanges":["%d"]}' % received
+    os.fdatasync(fd)
+    db = _state["db"] if mode == b"two-syncs" else _state["lazy_db"]
     db.execute("BEGIN IMMEDIATE")
     db.execute("UPDATE progress SET received = ? WHERE id = 1", (received,))
     db.execute("COMMIT")
@@ -106,13 +115,16 @@ def _insert(name: str, size: int) -> None:
     db.execute("COMMIT")
 
 
-async def _post(body: bytes) -> bytes:
+async def _post(body: bytes, sync: bool = True) -> bytes:
     payload = orjson.loads(body)
     content = pybase64.b64decode(payload["contentBytes"], validate=True)
     name = f"post-{os.getpid()}-{next(_names)}.bin"
     loop = asyncio.get_running_loop()
     # Concurrent requests overlap their syncs: the file in any thread, the commit in the one
     # thread that owns the SQLite connection.
+    if not sync:  # the floor of --in-memory: the bytes are kept, nothing is written
+        _state.setdefault("kept", {})[name] = content
+        return orjson.dumps({"id": name, "size": len(content), "contentBytes": payload["contentBytes"]})
     await loop.run_in_executor(None, _write_file, name, content)
     await loop.run_in_executor(_state["db_thread"], _insert, name, len(content))
     return orjson.dumps({"id": name, "size": len(content), "contentBytes": payload["contentBytes"]})
@@ -149,17 +161,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["method"] == "PUT":
-        await _answer(send, 200, await _put(receive, scope["path"]))
+        await _answer(send, 200, await _put(receive, scope["path"], scope.get("query_string", b"")))
         return
     body = await _body(receive)
     if scope["method"] == "GET" and scope["path"].startswith("/download/"):
         await _download(send, int(scope["path"].rsplit("/", 1)[1]))
     elif scope["method"] == "POST":
-        await _answer(send, 201, await _post(body))
+        await _answer(send, 201, await _post(body, scope.get("query_string", b"") != b"no-sync"))
     elif scope["method"] == "DELETE":  # clean up between runs
         for fd in _state["fds"].values():
             os.close(fd)
         _state["fds"].clear()
+        _state.pop("kept", None)
         for entry in os.scandir(_DIR):
             if entry.name.startswith(("post-", "put-")):
                 os.unlink(entry.path)

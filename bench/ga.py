@@ -36,11 +36,19 @@ def graphattach_command() -> list[str]:
 class GraphServer(Server):
     """``graphattach serve --data-dir DIR --port PORT`` (embedded storage, default profile)."""
 
-    def __init__(self, data_dir: Path, log_path: Path, *, port: int | None = None, extra: list[str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        port: int | None = None,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.port = port or free_port()
         self.data_dir = data_dir
         cmd = [*graphattach_command(), "serve", "--data-dir", str(data_dir), "--port", str(self.port), *(extra or [])]
-        super().__init__("graphattach", cmd, log_path)
+        super().__init__("graphattach", cmd, log_path, env=env)
 
     @property
     def root(self) -> str:

@@ -85,6 +85,8 @@ class Options:
     budget_seconds: float = 14 * 60
     seed: int = 20240601
     verbose: bool = True
+    #: graphattach ``--in-memory``, and a floor that syncs nothing (the anchors sync nothing either).
+    in_memory: bool = False
 
 
 def log(opts: Options, msg: str) -> None:
@@ -171,7 +173,8 @@ class Runner:
         )
         log(opts, f"bench: {meta['mode']} mode, {meta['runs']} run(s) per case; test data {length / 1e6:.0f} MB")
         data = memoryview(random.Random(opts.seed).randbytes(length))
-        env = self.env = C.Env(sizes=sizes, data=data, workdir=self.workdir, smoke=opts.smoke)
+        env = self.env = C.Env(sizes=sizes, data=data, workdir=self.workdir, smoke=opts.smoke, in_memory=opts.in_memory)
+        meta["in_memory"] = opts.in_memory
         try:
             self._start_anchors(env, meta)
             if self.wanted("physical"):
@@ -264,7 +267,10 @@ class Runner:
         if env.ga is not None:
             env.ga.stop()
         env.ga = GraphServer(
-            self.workdir / "ga-data", self.workdir / "graphattach.log", port=self.ga_port
+            self.workdir / "ga-data",
+            self.workdir / "graphattach.log",
+            port=self.ga_port,
+            extra=["--in-memory"] if self.opts.in_memory else None,
         ).start_and_wait()
 
     def _group(self, group: list[C.Case]) -> None:
@@ -365,7 +371,7 @@ def run_suite(opts: Options) -> tuple[dict[str, Any], int]:
 
     runner = Runner(opts)
     results = runner.run()
-    out = opts.out or (RESULTS / "tmp" / "smoke" if opts.smoke else RESULTS)
+    out = opts.out or (RESULTS / "tmp" / "smoke" if opts.smoke else RESULTS / "memory" if opts.in_memory else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     written = report.write_all(results, out)
     for path in written:
