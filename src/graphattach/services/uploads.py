@@ -496,25 +496,31 @@ async def forget_session(ctx: Context, session: UploadSession, state: str) -> bo
     return True
 
 
-async def recover_sessions(ctx: Context) -> int:
+async def recover_sessions(ctx: Context, *, concurrency: int = 16) -> int:
     """Bring every active session's progress up to what its blob durably holds (a crash of the
     machine or of the database may have lost the last unsynced ``advance_session`` commits, never
-    the ranges: ``BlobStore.append``). Run when the server starts; returns how many moved."""
-    moved = 0
+    the ranges: ``BlobStore.append``). Run when the server starts, ``concurrency`` sessions at a
+    time (on S3 each is a listing); returns how many moved."""
     far = ctx.clock.now() + timedelta(days=36500)
-    for session in await ctx.metadata.list_sessions_expiring_before(far, limit=1 << 30):
-        if session.state != "active":
-            continue
-        found = await ctx.blobs.progress(session.blob_key, session.size, known=session.received)
-        if found is None or not session.received < found.received < session.size:
-            continue
-        async with ctx.metadata.lock_session(session.id):
-            if await ctx.metadata.advance_session(session.id, session.received, found.received, found.last_range):
+    sessions = [s for s in await ctx.metadata.list_sessions_expiring_before(far, limit=1 << 30) if s.state == "active"]
+    slots = asyncio.Semaphore(concurrency)
+
+    async def recover(session: UploadSession) -> bool:
+        async with slots:
+            found = await ctx.blobs.progress(session.blob_key, session.size, known=session.received)
+            if found is None or not session.received < found.received < session.size:
+                return False
+            async with ctx.metadata.lock_session(session.id):
+                moved = await ctx.metadata.advance_session(
+                    session.id, session.received, found.received, found.last_range
+                )
+            if moved:
                 log.warning(
                     "upload session %s: progress %d -> %d bytes, from its blob",
                     session.id,
                     session.received,
                     found.received,
                 )
-                moved += 1
-    return moved
+            return moved
+
+    return sum(await asyncio.gather(*(recover(s) for s in sessions)))
