@@ -395,21 +395,25 @@ class FileBlobStore:
 
     # writing ------------------------------------------------------------------------------------
 
-    def _open_for_write(self, location: _Location, key: str, offset: int) -> tuple[int, bool]:
-        """Open the blob, truncated to ``offset``; returns ``(fd, created)``."""
+    def _open_for_write(self, location: _Location, key: str, offset: int, *, truncate: bool = True) -> tuple[int, bool]:
+        """Open the blob at ``offset``, truncated there unless ``truncate`` is False (an upload
+        range, whose records lie past its bytes); returns ``(fd, created)``."""
         created_dir = False
-        if not location.directory.exists():
-            location.directory.mkdir(parents=True, exist_ok=True)
-            created_dir = True
         if location.sidecar is not None and not location.sidecar.exists():
+            if not location.directory.exists():
+                location.directory.mkdir(parents=True, exist_ok=True)
+                created_dir = True
             self._write_sidecar(location, key)
-        flags = os.O_WRONLY | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CLOEXEC
         created = False
         try:
             fd = os.open(location.path, flags)
         except FileNotFoundError:
             if offset > 0:
                 raise RecordNotFound(key) from None
+            if not location.directory.exists():
+                location.directory.mkdir(parents=True, exist_ok=True)
+                created_dir = True
             fd = os.open(location.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
             created = True
         try:
@@ -421,13 +425,13 @@ class FileBlobStore:
                 shared, fd = fd, -1
                 os.close(shared)
                 fd = self._unshare(location, offset)
-            else:
+            elif truncate:
                 os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
+            if created_dir and self.durable:
+                _fsync_dir(self.root)
             if created and self.durable:
                 _fsync_dir(location.directory)
-                if created_dir:
-                    _fsync_dir(self.root)
         except BaseException:
             if fd >= 0:
                 os.close(fd)
@@ -437,38 +441,14 @@ class FileBlobStore:
     def _open_for_append(self, location: _Location, key: str, offset: int, size: int) -> tuple[int, int]:
         """Open a session blob to write at ``offset`` (nothing is truncated); returns ``(fd, slot)``,
         the slot being the one that does not hold the newest record."""
-        flags = os.O_RDWR | os.O_CLOEXEC
-        created = False
+        fd, _created = self._open_for_write(location, key, offset, truncate=False)
         try:
-            fd = os.open(location.path, flags)
-        except FileNotFoundError:
-            if offset > 0:
-                raise RecordNotFound(key) from None
-            if not location.directory.exists():
-                location.directory.mkdir(parents=True, exist_ok=True)
-                if self.durable:
-                    _fsync_dir(self.root)
-            fd = os.open(location.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
-            created = True
-        try:
-            stat = os.fstat(fd)
-            if stat.st_size < offset:
-                raise ValueError(f"blob {key!r} has {stat.st_size} bytes, fewer than offset {offset}")
-            if stat.st_nlink > 1:
-                shared, fd = fd, -1
-                os.close(shared)
-                fd = self._unshare(location, offset)
-            slots = os.pread(fd, 2 * _RECORD_SLOT, size) if stat.st_size > size else b""
-            ends = [found[1] if (found := _unpack_record(slots[i * _RECORD_SLOT :], size)) else -1 for i in range(2)]
-            slot = 0 if ends[0] <= ends[1] else 1
-            os.lseek(fd, offset, os.SEEK_SET)
-            if created and self.durable:
-                _fsync_dir(location.directory)
+            slots = os.pread(fd, 2 * _RECORD_SLOT, size)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
             raise
-        return fd, slot
+        ends = [found[1] if (found := _unpack_record(slots[i * _RECORD_SLOT :], size)) else -1 for i in range(2)]
+        return fd, 0 if ends[0] <= ends[1] else 1
 
     def _unshare(self, location: _Location, length: int) -> int:
         """Replace a hard-linked blob by a private copy of its first ``length`` bytes; return an fd."""

@@ -341,30 +341,50 @@ class S3BlobStore:
         for part in kept:
             if part.offset < offset < part.offset + part.size:
                 await self._put(part.key, await self._get_range(part.key, 0, offset - part.offset))
-        position = offset
-        received = 0
-        buffer = bytearray()
         try:
-            async for chunk in chunks:
-                received += len(chunk)
-                if limit is not None and received > limit:
-                    raise ValueError(f"more than {limit} bytes")
-                view = memoryview(chunk)
-                while view:
-                    room = self.part_size - len(buffer)
-                    buffer += view[:room]
-                    view = view[room:]
-                    if len(buffer) >= self.part_size:
-                        await self._put(self._part_key(name, position), bytes(buffer))
-                        position += len(buffer)
-                        buffer.clear()
-            if buffer or position == 0:
-                await self._put(self._part_key(name, position), bytes(buffer))
-                position += len(buffer)
+            position, _received = await self._put_parts(name, chunks, offset, limit, [], empty_part=offset == 0)
         except BaseException:
             await _finish(self._cut(name, offset))
             raise
         return position
+
+    async def _put_parts(
+        self,
+        name: str,
+        chunks: AsyncIterable[bytes],
+        offset: int,
+        limit: int | None,
+        made: list[str],
+        *,
+        empty_part: bool = False,
+        whole: int | None = None,
+    ) -> tuple[int, int]:
+        """Cut ``chunks`` into parts of at most ``part_size`` bytes from ``offset`` on and put them
+        in order, adding each key to ``made``; returns ``(position after the last part, bytes
+        received)``. ``ValueError`` past ``limit`` bytes. The last, partial part is put only when
+        ``whole`` bytes came (if given); ``empty_part`` puts an empty part when nothing came."""
+        position = offset
+        received = 0
+        buffer = bytearray()
+        async for chunk in chunks:
+            received += len(chunk)
+            if limit is not None and received > limit:
+                raise ValueError(f"more than {limit} bytes")
+            view = memoryview(chunk)
+            while view:
+                room = self.part_size - len(buffer)
+                buffer += view[:room]
+                view = view[room:]
+                if len(buffer) >= self.part_size:
+                    made.append(self._part_key(name, position))
+                    await self._put(made[-1], bytes(buffer))
+                    position += len(buffer)
+                    buffer.clear()
+        if (buffer and (whole is None or received == whole)) or (empty_part and position == offset):
+            made.append(self._part_key(name, position))
+            await self._put(made[-1], bytes(buffer))
+            position += len(buffer)
+        return position, received
 
     async def append(
         self, key: str, chunks: AsyncIterable[bytes], *, offset: int, length: int, size: int, final: bool = False
@@ -378,29 +398,9 @@ class S3BlobStore:
         name = self._name(key)
         if offset == 0:
             await self._ensure_sidecar(key, name)
-        position = offset
-        received = 0
         made: list[str] = []
-        buffer = bytearray()
         try:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > length:
-                    raise ValueError(f"more than {length} bytes")
-                view = memoryview(chunk)
-                while view:
-                    room = self.part_size - len(buffer)
-                    buffer += view[:room]
-                    view = view[room:]
-                    if len(buffer) >= self.part_size:
-                        made.append(self._part_key(name, position))
-                        await self._put(made[-1], bytes(buffer))
-                        position += len(buffer)
-                        buffer.clear()
-            if buffer and received == length:
-                made.append(self._part_key(name, position))
-                await self._put(made[-1], bytes(buffer))
-                position += len(buffer)
+            position, received = await self._put_parts(name, chunks, offset, length, made, whole=length)
         except BaseException:
             await _finish(self._delete_keys(list(reversed(made))))
             raise
