@@ -174,11 +174,6 @@ class SqliteMetadataStore:
         #: lock file goes when the lock is released).
         self._held: set[str] = set()
         self._retired: set[str] = set()
-        #: A read-only connection used on the event loop itself, for the one read of every
-        #: upload range (``session_usage``): a primary-key read costs less than a hop to the
-        #: store's thread (bench/README.md). None until first used, or after it failed.
-        self._reader: sqlite3.Connection | None = None
-        self._reader_failed = False
 
     # plumbing -----------------------------------------------------------------------------------
 
@@ -248,9 +243,6 @@ class SqliteMetadataStore:
 
     async def close(self) -> None:
         conn, executor = self._conn, self._executor
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
         if conn is None or executor is None:
             return
         try:
@@ -841,26 +833,7 @@ class SqliteMetadataStore:
                 return SessionUsage(None, None, 0)
             return SessionUsage(_session(row), row["usage_max"], row["usage_bytes"])
 
-        reader = self._on_loop_reader()
-        if reader is not None:
-            try:
-                return run(reader)
-            except sqlite3.OperationalError:  # busy (a WAL reset in another process): wait in the thread
-                pass
         return await self._run(run)
-
-    def _on_loop_reader(self) -> sqlite3.Connection | None:
-        """The event loop's read-only connection (WAL: it never waits for a writer; a busy
-        database fails it at once instead of blocking the loop), opened on first use."""
-        if self._reader is None and not self._reader_failed and self._conn is not None:
-            try:
-                reader = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-                reader.row_factory = sqlite3.Row
-                reader.execute("PRAGMA query_only = ON")
-                self._reader = reader
-            except sqlite3.Error:
-                self._reader_failed = True
-        return self._reader
 
     async def advance_session(
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
