@@ -834,8 +834,10 @@ def ga_big_attachment(case: GaCase) -> tuple[str, str, int]:
     In smoke mode, when upload sessions are not available, a POSTed 1 MiB attachment stands in.
     """
     state = case.env.state
-    if "big_attachment" in state:
-        return state["big_attachment"]  # type: ignore[no-any-return]
+    # Kept per server process: each workload starts graphattach again, and ``--in-memory`` starts empty.
+    cached = state.get("big_attachment")
+    if cached is not None and cached[0] is case.env.ga:
+        return cached[1]  # type: ignore[no-any-return]
     g = case.g
     message = g.create_draft("bench download")
     data = case.env.data[: case.env.sizes.big]
@@ -852,7 +854,7 @@ def ga_big_attachment(case: GaCase) -> tuple[str, str, int]:
         attachment = g.post_attachment(message, file_attachment_json("bench-download.bin", raw))
         size = len(raw)
         case.env.notes["download"] = f"smoke: a POSTed {size} B attachment (createUploadSession answered {status})"
-    state["big_attachment"] = (message, attachment, size)
+    state["big_attachment"] = (case.env.ga, (message, attachment, size))
     return message, attachment, size
 
 
