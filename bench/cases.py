@@ -35,6 +35,7 @@ from bench.ga import (
 )
 from bench.httpc import Conn, target_of
 from bench.procs import Server, free_port
+from graphattach.protocol.attachments import STREAM_CHUNK
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -266,6 +267,24 @@ class LoopbackSendfile(Case):
 
     def run(self) -> Sample:
         n, s = physical.loopback_tcp(self.env.sizes.tcp_total, sendfile_from=self.path)
+        return Sample(rate(n, s), s, extra={"bytes": n})
+
+    def teardown(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class PageCacheRead(Case):
+    target = "physical"
+    workload = "page_cache_read"
+    label = "read from the page cache (1.5 MiB reads into fresh buffers)"
+
+    def setup(self) -> None:
+        self.path = self.env.workdir / "page-cache.bin"
+        self.path.write_bytes(self.env.data)
+        physical.page_cache_read(self.path, len(self.env.data), chunk=STREAM_CHUNK)  # warm
+
+    def run(self) -> Sample:
+        n, s = physical.page_cache_read(self.path, self.env.sizes.tcp_total, chunk=STREAM_CHUNK)
         return Sample(rate(n, s), s, extra={"bytes": n})
 
     def teardown(self) -> None:
@@ -974,7 +993,7 @@ WORKLOADS: list[tuple[str, str, str]] = [
     ("post_small", "POST a ~1 MiB attachment", "req/s"),
 ]
 
-PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, LoopbackTcp, LoopbackSendfile]
+PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, PageCacheRead, LoopbackTcp, LoopbackSendfile]
 CASES: dict[str, list[type[Case]]] = {
     "upload_big": [FloorUploadBig, NginxPutBig, TusUploadBig, GaUploadBig],
     "upload_concurrent": [NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],

@@ -1,4 +1,5 @@
-"""The physical limit: disk writes (page cache, and fdatasync every 4 MiB) and loopback TCP.
+"""The physical limit: disk writes (page cache, and fdatasync every 4 MiB), reads from the page
+cache, and loopback TCP.
 
 Loopback TCP is measured between two processes (the receiver is a forked child), once with
 ``send`` from memory (two copies, like a server writing from a buffer) and once with ``sendfile``
@@ -44,6 +45,26 @@ def disk_write(
         os.close(fd)
         path.unlink()
     return written, elapsed
+
+
+def page_cache_read(path: Path, total: int, *, chunk: int) -> tuple[int, float]:
+    """Read ``path`` (already in the page cache) into a fresh ``chunk``-byte buffer per read, as
+    a server streaming a file does, until ``total`` bytes; (bytes, seconds). The copy out of the
+    page cache is what any server that does not ``sendfile`` pays for each byte it sends."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        read = 0
+        start = time.perf_counter()
+        while read < total:
+            buffer = bytearray(min(chunk, total - read))
+            got = os.preadv(fd, [buffer], read % size)
+            if got <= 0:
+                raise RuntimeError(f"{path} ended early")
+            read += got
+        return read, time.perf_counter() - start
+    finally:
+        os.close(fd)
 
 
 def _receiver(listener: socket.socket) -> int:
