@@ -312,6 +312,10 @@ class Runner:
                 res = self._result(case)
                 try:
                     case.before_run()
+                    # Untimed: the dirty pages of earlier runs go to the disk now. nginx and
+                    # @tus/server sync nothing, and the kernel's write-back of their files would
+                    # otherwise compete with the next run's own fdatasync.
+                    os.sync()
                     server = case.server
                     cpu0 = time.process_time()
                     with Monitor(server.procs if server is not None else None) as usage:

@@ -623,6 +623,25 @@ async def test_outlook_answers_404_to_puts_after_completion(graph: Graph) -> Non
     assert_graph_error(await graph.http.delete(url), 404, "ErrorItemNotFound")
 
 
+@pytest.mark.parametrize("profile", ["outlook", "lenient"])
+async def test_deleting_an_uploaded_attachment_frees_its_bytes_at_once(settings: Settings, profile: str) -> None:
+    """The completed session stays on record (for a retried final range) without holding on to
+    the bytes of an attachment that was deleted: with ``--in-memory`` they were RAM."""
+    async with inprocess(dataclasses.replace(settings, profile=profile)) as graph:
+        assert graph.ctx is not None
+        total = 4 * MiB
+        item = await new_item(graph)
+        url = await upload_url(graph, item, total)
+        before = {k async for k in graph.ctx.blobs.keys()}
+        done = await upload_all(graph, url, payload(total, seed=11), 3 * MiB)
+        assert done.status_code == 201
+        assert len({k async for k in graph.ctx.blobs.keys()} - before) == 1
+        [attachment] = (await graph.get(f"/me/messages/{item}/attachments?$select=id")).json()["value"]
+        deleted = await graph.delete(f"/me/messages/{item}/attachments/{attachment['id']}")
+        assert deleted.status_code == 204, deleted.text
+        assert {k async for k in graph.ctx.blobs.keys()} == before
+
+
 async def test_lenient_ranges_and_repeated_final_puts(lenient: Graph) -> None:
     graph = lenient
     total = 12 * MiB

@@ -1047,10 +1047,13 @@ class MetadataStoreConformance:
         again = make_attachment(item, blob_key=session.blob_key)
         assert await metadata_store.complete_session(session.id, 2000, again) is False
         assert await metadata_store.list_attachments(user.id, item.id) == [attachment]
-        # the blob now belongs to the attachment (and the completed session record)
-        assert await metadata_store.delete_attachment(user.id, item.id, attachment.id) == []
-        await metadata_store.delete_session(session.id)
+        # the blob now belongs to the attachment alone: the completed session record, kept for
+        # retries of the final range, does not hold the bytes of a deleted attachment
+        assert await metadata_store.referenced_blob_keys([session.blob_key]) == {session.blob_key}
+        assert await metadata_store.delete_attachment(user.id, item.id, attachment.id) == [session.blob_key]
         assert await metadata_store.referenced_blob_keys([session.blob_key]) == set()
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None and stored.state == "completed"
 
     async def test_complete_session_checks_limits_atomically(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)

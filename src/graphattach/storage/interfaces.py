@@ -234,7 +234,7 @@ class MetadataStore(Protocol):
 
     # blobs that records reference (for orphan reclamation)
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """Those of ``keys`` that an attachment or an upload session (not ended) references, or that an
+        """Those of ``keys`` that an attachment or an upload session (neither ended nor completed: a completed one's bytes are its attachment's) references, or that an
         insert in flight announced: one snapshot, so a key an insert commits meanwhile is in it."""
 
     async def announce_blobs(self, keys: list[str]) -> None:

@@ -637,7 +637,8 @@ class MemoryMetadataStore:
 
     def _blob_refs(self) -> set[str]:
         refs = {a.blob_key for atts in self._attachments.values() for a in atts.values() if a.blob_key is not None}
-        refs |= {s.blob_key for s in self._sessions.values() if s.ended is None}
+        # A completed session's bytes are its attachment's: they go when the attachment goes.
+        refs |= {s.blob_key for s in self._sessions.values() if s.ended is None and s.state != "completed"}
         return refs
 
     def _unreferenced(self, keys: set[str]) -> list[str]:

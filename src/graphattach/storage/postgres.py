@@ -133,7 +133,7 @@ _ITEM_COLUMNS = """
 _UNREFERENCED = """
     SELECT DISTINCT k COLLATE "C" AS k FROM unnest($1::text[]) AS k
     WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)
-      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k AND ended IS NULL)
+      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k AND ended IS NULL AND state <> 'completed')
       AND NOT EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = k)
     ORDER BY 1
 """
@@ -864,7 +864,7 @@ class PostgresMetadataStore:
         rows = await self.pool.fetch(
             "SELECT DISTINCT k FROM unnest($1::text[]) AS k"
             " WHERE EXISTS (SELECT 1 FROM attachments WHERE blob_key = k)"
-            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k AND ended IS NULL)"
+            " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = k AND ended IS NULL AND state <> 'completed')"
             " OR EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = k)",
             list(keys),
         )

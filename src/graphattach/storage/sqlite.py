@@ -137,7 +137,7 @@ _ITEM_USAGE_SQL = (
 _UNREFERENCED = """
     SELECT DISTINCT value FROM json_each(?)
     WHERE NOT EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)
-      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value AND ended IS NULL)
+      AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value AND ended IS NULL AND state <> 'completed')
       AND NOT EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = value)
     ORDER BY value
 """
@@ -1083,7 +1083,7 @@ class SqliteMetadataStore:
             rows = conn.execute(
                 "SELECT DISTINCT value FROM json_each(?) WHERE"
                 " EXISTS (SELECT 1 FROM attachments WHERE blob_key = value)"
-                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value AND ended IS NULL)"
+                " OR EXISTS (SELECT 1 FROM upload_sessions WHERE blob_key = value AND ended IS NULL AND state <> 'completed')"
                 " OR EXISTS (SELECT 1 FROM blob_announcements WHERE blob_key = value)",
                 (_json_list(keys),),
             )
