@@ -872,8 +872,12 @@ class PostgresMetadataStore:
 
     async def announce_blobs(self, keys: list[str]) -> None:
         if keys:
+            # Without waiting for the WAL flush (as ``advance_session``): an announcement must be
+            # visible, not durable; one lost in a database crash leaves an orphan the sweeper removes.
             await self.pool.execute(
-                "INSERT INTO blob_announcements (blob_key) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                "INSERT INTO blob_announcements (blob_key)"
+                " SELECT unnest($1::text[]) FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit"
+                " ON CONFLICT DO NOTHING",
                 list(keys),
             )
 

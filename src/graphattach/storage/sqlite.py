@@ -160,6 +160,18 @@ def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[
         raise
 
 
+@contextmanager
+def _unsynced(conn: sqlite3.Connection) -> Iterator[None]:
+    """Commits in here are not synced (WAL, ``synchronous=NORMAL``): visible to every connection
+    at once and kept if the process is killed, but an OS crash may lose them. For commits whose
+    loss is repaired from elsewhere; the next synced commit syncs them too."""
+    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA synchronous = FULL")
+
+
 class SqliteMetadataStore:
     """``MetadataStore`` on the SQLite file at ``path`` (created if absent)."""
 
@@ -839,21 +851,17 @@ class SqliteMetadataStore:
         self, session_id: str, expected_received: int, received: int, last_range: tuple[int, int]
     ) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
-            # Not synced (WAL, synchronous=NORMAL for this one commit): the blob store made the
-            # range durable and recorded it (``BlobStore.append``), so after an OS crash that
-            # loses this commit the session's progress comes back from the blob
-            # (``services.uploads.recover_sessions``); a killed process loses nothing either way.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            try:
-                with _transaction(conn):
-                    cursor = conn.execute(
-                        "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
-                        " WHERE id = ? AND state = 'active' AND received = ? AND ended IS NULL",
-                        (received, last_range[0], last_range[1], session_id, expected_received),
-                    )
-                    return cursor.rowcount == 1
-            finally:
-                conn.execute("PRAGMA synchronous = FULL")
+            # Not synced: the blob store made the range durable and recorded it
+            # (``BlobStore.append``), so after an OS crash that loses this commit the session's
+            # progress comes back from the blob (``services.uploads.recover_sessions``); a killed
+            # process loses nothing either way.
+            with _unsynced(conn), _transaction(conn):
+                cursor = conn.execute(
+                    "UPDATE upload_sessions SET received = ?, last_start = ?, last_end = ?"
+                    " WHERE id = ? AND state = 'active' AND received = ? AND ended IS NULL",
+                    (received, last_range[0], last_range[1], session_id, expected_received),
+                )
+                return cursor.rowcount == 1
 
         return await self._run(run)
 
@@ -1097,7 +1105,11 @@ class SqliteMetadataStore:
         now = time.time_ns() // 1000
 
         def run(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
+            # Not synced: an announcement keeps the sweeper off a blob while its insert is in
+            # flight, which needs the commit visible, not durable. An OS crash that loses it
+            # leaves the blob unreferenced, an orphan the sweeper removes, as it must: the
+            # insert, which syncs (and so syncs this too), never happened.
+            with _unsynced(conn), _transaction(conn):
                 conn.executemany(
                     "INSERT INTO blob_announcements (blob_key, announced) VALUES (?, ?) ON CONFLICT DO NOTHING",
                     [(key, now) for key in keys],
