@@ -402,7 +402,7 @@ class FloorTinyPuts(FloorCase):
 
 class FloorPostSmall(FloorCase):
     workload = "post_small"
-    label = "durable floor: POST 1 MiB base64 JSON, orjson + pybase64, fdatasync and SQLite commit in threads, echo"
+    label = "durable floor: POST 1 MiB base64 JSON, orjson + pybase64, fdatasync, directory fsync and SQLite commit in threads, echo"
     label_no_sync = "no-sync floor: POST 1 MiB base64 JSON, orjson + pybase64, kept in memory, echo"
     unit = "req/s"
 

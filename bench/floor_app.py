@@ -10,8 +10,9 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   per range of the earlier design (the bytes, then the session's progress). With ``?no-sync``
   (a PUT or a POST) nothing is synced and nothing committed: the floor of ``--in-memory``.
 - ``POST /post``: parse the JSON body with orjson, decode ``contentBytes`` with pybase64, write
-  the bytes to a new file with ``fdatasync``, commit a row, and answer 201 echoing the JSON with
-  ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
+  the bytes to a new file with ``fdatasync``, ``fsync`` its directory (a new file's name is on
+  disk only once its directory is synced: https://man7.org/linux/man-pages/man2/fsync.2.html),
+  commit a row, and answer 201 echoing the JSON with ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
 - ``GET /download/{size}``: send ``size`` random bytes from memory, in pieces of graphattach's
   stream chunk (1.5 MiB, ``STREAM_CHUNK`` in src/graphattach/protocol/attachments.py): the most
   granian takes from a Python app, with no file read at all. ``$value`` is held against it.
@@ -106,6 +107,11 @@ def _write_file(name: str, content: bytes) -> None:
         os.fdatasync(fd)
     finally:
         os.close(fd)
+    directory = os.open(_DIR, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _insert(name: str, size: int) -> None:
