@@ -234,8 +234,9 @@ class MetadataStore(Protocol):
 
     # blobs that records reference (for orphan reclamation)
     async def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """Those of ``keys`` that an attachment or an upload session (neither ended nor completed: a completed one's bytes are its attachment's) references, or that an
-        insert in flight announced: one snapshot, so a key an insert commits meanwhile is in it."""
+        """Those of ``keys`` that an attachment or an upload session references (neither ended nor
+        completed: a completed session's bytes are its attachment's), or that an insert in flight
+        announced: one snapshot, so a key an insert commits meanwhile is in it."""
 
     async def announce_blobs(self, keys: list[str]) -> None:
         """Record that an insert is about to write these new blob keys. Until the insert commits
