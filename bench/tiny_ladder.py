@@ -12,9 +12,14 @@ that stops it:
 4. ``put``: a 1 KiB ``PUT`` into the same session: plus the session lock, the body, the blob's
    append with its ``fdatasync``, and the session row's advance.
 
+On disk a fifth rung, ``floor-nosync``, is the floor's PUT without its sync and commit: the
+difference between the two floors is what the sync (and the unsynced commit) costs a request. A PUT must do all a status
+``GET`` does and wait for that sync, so ``1 / (1 / status + sync)`` bounds it (the ``bound``
+line): what the PUT could reach if its write path cost nothing beyond the floor's write.
+
 The rungs take turns for ``--rounds`` rounds of ``--seconds`` each (at most ``--requests``);
-printed: the median rate per rung with its range, the server's CPU µs per request, and each rung
-as a share of the floor. Asserts nothing.
+printed: the median rate per rung with its range, the server's CPU µs per request, each rung
+as a share of the floor, and the PUT against the bound. Asserts nothing.
 
     .venv/bin/python -m bench.tiny_ladder                   # embedded storage
     .venv/bin/python -m bench.tiny_ladder --in-memory --rounds 3
@@ -36,7 +41,7 @@ from bench.ga import Graph, GraphServer, expect, put_range
 from bench.httpc import Conn, target_of
 
 KiB = 1024
-RUNGS = ("floor", "stack", "status", "put")
+RUNGS = ("floor", "floor-nosync", "stack", "status", "put")
 
 
 def _timed(one: Callable[[int], None], seconds: float, limit: int, cpu: Callable[[], float]) -> tuple[float, float]:
@@ -86,6 +91,13 @@ def main() -> None:
                     expect(c.request("PUT", f"/tiny{suffix}", {}, body), "floor PUT", 200)
 
                 results["floor"].append(_timed(floor_put, opts.seconds, opts.requests, floor.procs.cpu))
+            if not opts.in_memory:
+                with Conn("127.0.0.1", floor.port) as c:
+
+                    def floor_nosync(i: int, c: Conn = c) -> None:
+                        expect(c.request("PUT", "/tiny-nosync?no-sync", {}, body), "floor PUT", 200)
+
+                    results["floor-nosync"].append(_timed(floor_nosync, opts.seconds, opts.requests, floor.procs.cpu))
             with Conn("127.0.0.1", ga.port) as c:
 
                 def health(i: int, c: Conn = c) -> None:
@@ -119,14 +131,24 @@ def main() -> None:
     floor_rate = statistics.median(r for r, _ in results["floor"])
     summary = {}
     for rung in RUNGS:
+        if not results[rung]:
+            continue  # floor-nosync: the floor syncs nothing with --in-memory already
         rates = [r for r, _ in results[rung]]
         cpus = [c for _, c in results[rung]]
         median = statistics.median(rates)
         summary[rung] = {"median": median, "min": min(rates), "max": max(rates), "cpu_us": statistics.median(cpus)}
         print(
-            f"  {rung:7s} {median:8,.0f} req/s ({min(rates):,.0f}-{max(rates):,.0f}), server CPU "
+            f"  {rung:12s} {median:8,.0f} req/s ({min(rates):,.0f}-{max(rates):,.0f}), server CPU "
             f"{statistics.median(cpus):6,.0f} µs/request, {median / floor_rate * 100:4.0f} % of the floor"
         )
+    # What the sync costs a request (none in memory), added to the status GET's time.
+    sync = 1 / floor_rate - 1 / summary["floor-nosync"]["median"] if "floor-nosync" in summary else 0.0
+    bound = 1 / (1 / summary["status"]["median"] + max(sync, 0.0))
+    summary["bound"] = {"median": bound, "sync_us": sync * 1e6}
+    print(
+        f"  {'bound':12s} {bound:8,.0f} req/s: the status GET plus the floor's write ({sync * 1e6:,.0f} µs), "
+        f"{bound / floor_rate * 100:4.0f} % of the floor; the PUT reaches {summary['put']['median'] / bound * 100:.0f} % of it"
+    )
     if opts.out:
         opts.out.write_text(json.dumps({"in_memory": opts.in_memory, "load": load, "rungs": summary}, indent=2) + "\n")
 
