@@ -77,3 +77,10 @@ def test_every_workload_runs(smoke: dict) -> None:
     for workload in ("post_small", "upload_big", "upload_concurrent", "tiny_puts", "download_big", "content_bytes"):
         result = results[f"graphattach.{workload}"]
         assert result["status"] == "ok", (workload, result["note"])
+
+
+def test_the_1_kib_puts_measure_their_bound(smoke: dict) -> None:
+    """The floor's PUT without its sync, and status GETs on the upload URL: the report's bound."""
+    results = smoke["results"]
+    assert all(e["no_sync_rate"] > 0 for e in results["physical.tiny_puts"]["extra"])
+    assert all(e["status_rate"] > 0 for e in results["graphattach.tiny_puts"]["extra"])

@@ -1,0 +1,87 @@
+"""The benchmark report's targets: each held against its reference, and against the ceiling
+measured in the same run where one bounds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from bench.report import checks, markdown, tiny_put_bound
+
+
+def _result(median: float, extra: list[dict[str, Any]] | None = None, unit: str = "PUT/s") -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "summary": {"median": median, "min": median, "max": median, "runs": 1},
+        "extra": extra or [{}],
+        "unit": unit,
+        "label": "x",
+        "note": "",
+    }
+
+
+def _results() -> dict[str, Any]:
+    return {
+        "physical.tiny_puts": _result(800, [{"no_sync_rate": 1500}, {"no_sync_rate": 1700}, {}]),
+        "graphattach.tiny_puts": _result(400, [{"status_rate": 900}, {"status_rate": 1100}, {"status_rate": 1000}]),
+        "physical.upload_big": _result(300, unit="MB/s"),
+        "physical.disk_write_fdatasync": _result(800, unit="MB/s"),
+        "tus.upload_big": _result(250, unit="MB/s"),
+        "graphattach.upload_big": _result(280, unit="MB/s"),
+        "physical.post_small": _result(100, unit="req/s"),
+        "graphattach.post_small": _result(95, unit="req/s"),
+    }
+
+
+def test_the_1_kib_bound_is_the_status_get_plus_the_floors_write() -> None:
+    results = _results()
+    # the floor's write: 1/800 - 1/1600 s (the medians of the runs that measured it)
+    assert tiny_put_bound(results, in_memory=False) == pytest.approx(1 / (1 / 1000 + 1 / 800 - 1 / 1600))
+    assert tiny_put_bound(results, in_memory=True) == pytest.approx(1000)
+    del results["physical.tiny_puts"]["extra"]
+    assert tiny_put_bound(results, in_memory=False) is None
+
+
+def test_a_miss_past_its_ceiling_is_told_apart_from_graphattachs_own() -> None:
+    by_name = {c.name: c for c in checks(_results())}
+    vs_disk = by_name["Upload, one big file vs the disk (fdatasync every 4 MiB)"]
+    assert vs_disk.ok is False and vs_disk.ceiling_ok is False  # the floor reaches 38 % of the disk
+    assert "past the ceiling" in vs_disk.verdict and "**" not in vs_disk.verdict
+    vs_tus = by_name["Upload, one big file vs @tus/server"]
+    assert vs_tus.ok is False and vs_tus.ceiling_ok is False  # 1.12× against a floor at 1.2×
+    tiny = by_name["1 KiB PUTs vs the one-sync floor"]
+    assert tiny.ok is False and tiny.ceiling_ok is False  # the bound is 615 of the floor's 800: 77 %
+    assert "77 %" in tiny.ceiling
+    post = by_name["POST ~1 MiB attachment vs the durable floor"]
+    assert post.ok is True and post.verdict == "met"
+    results = _results()
+    results["graphattach.post_small"] = _result(50, unit="req/s")
+    post = {c.name: c for c in checks(results)}["POST ~1 MiB attachment vs the durable floor"]
+    assert post.ceiling == "" and post.verdict.startswith("**missed by 44 %")
+
+
+def test_a_ceiling_that_reaches_the_target_leaves_the_miss_graphattachs() -> None:
+    results = _results()
+    results["tus.upload_big"] = _result(150, unit="MB/s")  # the floor 2×, graphattach 1.33×: target 1.5×
+    results["graphattach.upload_big"] = _result(200, unit="MB/s")
+    check = {c.name: c for c in checks(results)}["Upload, one big file vs @tus/server"]
+    assert check.ok is False and check.ceiling_ok is True
+    assert check.verdict.startswith("**missed by")
+
+
+def test_the_markdown_has_the_ceiling_column() -> None:
+    data = {
+        "meta": {
+            "started": "now",
+            "mode": "full",
+            "runs": 1,
+            "command": "bench/run",
+            "machine": {"cpus": 2, "mem_total_mb": 1, "kernel": "6", "loadavg_start": [0.0]},
+            "versions": {},
+            "git": {"commit": "0123456789ab", "branch": "main"},
+        },
+        "results": _results(),
+    }
+    text = markdown(data)
+    assert "| check | measured (medians) | target | ceiling in this run | result |" in text
+    assert "status GET + the floor's write: 77 % (615)" in text
