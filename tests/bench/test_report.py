@@ -46,7 +46,8 @@ def test_a_miss_past_its_ceiling_is_told_apart_from_graphattachs_own() -> None:
     by_name = {c.name: c for c in checks(_results())}
     vs_disk = by_name["Upload, one big file vs the disk (fdatasync every 4 MiB)"]
     assert vs_disk.ok is False and vs_disk.ceiling_ok is False  # the floor reaches 38 % of the disk
-    assert "past the ceiling" in vs_disk.verdict and "**" not in vs_disk.verdict
+    assert "the target is past the ceiling" in vs_disk.verdict and "**" not in vs_disk.verdict
+    assert "graphattach at 93 % of the ceiling" in vs_disk.verdict  # 280 of the floor's 300
     vs_tus = by_name["Upload, one big file vs @tus/server"]
     assert vs_tus.ok is False and vs_tus.ceiling_ok is False  # 1.12× against a floor at 1.2×
     tiny = by_name["1 KiB PUTs vs the one-sync floor"]
