@@ -1009,6 +1009,31 @@ class MetadataStoreConformance:
         missing = await metadata_store.session_usage("missing")
         assert (missing.session, missing.max_message_size, missing.attachment_bytes) == (None, None, 0)
 
+    async def test_records_handed_out_are_the_callers(self, metadata_store: MetadataStore) -> None:
+        """Changing a session or an attachment the store returned changes nothing stored (the
+        in-memory store copies records; a shallow copy for the flat ones)."""
+        _user, inbox = await self.mailbox(metadata_store)
+        item = await self.item_in(metadata_store, inbox)
+        session = make_session(item)
+        await metadata_store.add_session(session)
+        for got in (
+            await metadata_store.get_session(session.id),
+            (await metadata_store.session_usage(session.id)).session,
+        ):
+            assert got is not None
+            got.received, got.state, got.last_range = 99, "completed", (0, 98)
+        stored = await metadata_store.get_session(session.id)
+        assert stored is not None and (stored.received, stored.state, stored.last_range) == (0, "active", None)
+        attachment = make_attachment(item, content_length=10, size=100)
+        await metadata_store.add_attachment(attachment)
+        listed = await metadata_store.list_attachments(item.user_id, item.id)
+        listed[0].content_length = 5000
+        listed[0].data["changed"] = True
+        usage = await metadata_store.session_usage(session.id)
+        assert usage.attachment_bytes == 10
+        again = await metadata_store.get_attachment(item.user_id, item.id, attachment.id)
+        assert again is not None and again.content_length == 10 and "changed" not in again.data
+
     async def test_concurrent_advances_one_wins(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)
         item = await self.item_in(metadata_store, inbox)
