@@ -159,20 +159,27 @@ def _extra_median(results: dict[str, Any], key: str, field: str) -> float | None
     return statistics.median(values) if values else None
 
 
+def put_bound(status: float, floor: float | None = None, floor_nosync: float | None = None) -> float:
+    """The most a 1 KiB PUT can reach (req/s): it does all that a status GET on its upload URL
+    does (``status`` req/s), then the floor's write, which costs a request the floor's PUT less
+    the same PUT without its sync and commit (nothing when no floors are given: in memory the
+    floor syncs nothing)."""
+    write = max(1 / floor - 1 / floor_nosync, 0.0) if floor and floor_nosync else 0.0
+    return 1 / (1 / status + write)
+
+
 def tiny_put_bound(results: dict[str, Any], in_memory: bool) -> float | None:
-    """The most a 1 KiB PUT can reach: it does all that a status GET on its upload URL does, then
-    the floor's write, which costs a request the floor's PUT less the same PUT without its sync
-    and commit (nothing in memory, where the floor syncs nothing)."""
+    """``put_bound`` from a suite run's figures; None where they were not measured."""
     status = _extra_median(results, "graphattach.tiny_puts", "status_rate")
     if status is None:
         return None
     if in_memory:
-        return status
+        return put_bound(status)
     floor = _median(results, "physical.tiny_puts")
     nosync = _extra_median(results, "physical.tiny_puts", "no_sync_rate")
     if floor is None or nosync is None:
         return None
-    return 1 / (1 / status + max(1 / floor - 1 / nosync, 0.0))
+    return put_bound(status, floor, nosync)
 
 
 def _serial(*rates: float | None) -> float | None:

@@ -13,9 +13,10 @@ that stops it:
    append with its ``fdatasync``, and the session row's advance.
 
 On disk a fifth rung, ``floor-nosync``, is the floor's PUT without its sync and commit: the
-difference between the two floors is what the sync (and the unsynced commit) costs a request. A PUT must do all a status
-``GET`` does and wait for that sync, so ``1 / (1 / status + sync)`` bounds it (the ``bound``
-line): what the PUT could reach if its write path cost nothing beyond the floor's write.
+difference between the two floors is what the floor's write costs a request. A PUT must do all
+a status ``GET`` does and then that write, so ``1 / (1 / status + write)`` bounds it (the
+``bound`` line, ``bench.report.put_bound``): what the PUT could reach if its write path cost
+nothing beyond the floor's.
 
 The rungs take turns for ``--rounds`` rounds of ``--seconds`` each (at most ``--requests``);
 printed: the median rate per rung with its range, the server's CPU µs per request, each rung
@@ -39,6 +40,7 @@ from pathlib import Path
 from bench.cases import FloorServer
 from bench.ga import Graph, GraphServer, expect, put_range
 from bench.httpc import Conn, target_of
+from bench.report import put_bound
 
 KiB = 1024
 RUNGS = ("floor", "floor-nosync", "stack", "status", "put")
@@ -141,9 +143,10 @@ def main() -> None:
             f"  {rung:12s} {median:8,.0f} req/s ({min(rates):,.0f}-{max(rates):,.0f}), server CPU "
             f"{statistics.median(cpus):6,.0f} µs/request, {median / floor_rate * 100:4.0f} % of the floor"
         )
-    # What the sync costs a request (none in memory), added to the status GET's time.
-    sync = 1 / floor_rate - 1 / summary["floor-nosync"]["median"] if "floor-nosync" in summary else 0.0
-    bound = 1 / (1 / summary["status"]["median"] + max(sync, 0.0))
+    # What the floor's write costs a request (none in memory), added to the status GET's time.
+    nosync = summary["floor-nosync"]["median"] if "floor-nosync" in summary else None
+    sync = 1 / floor_rate - 1 / nosync if nosync else 0.0
+    bound = put_bound(summary["status"]["median"], floor_rate, nosync)
     summary["bound"] = {"median": bound, "sync_us": sync * 1e6}
     print(
         f"  {'bound':12s} {bound:8,.0f} req/s: the status GET plus the floor's write ({sync * 1e6:,.0f} µs), "

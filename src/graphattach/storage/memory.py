@@ -494,9 +494,7 @@ class MemoryMetadataStore:
         return _clone(attachment) if attachment else None
 
     async def list_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
-        if self._item(user_id, item_id) is None:
-            return []
-        return [_clone(a) for a in self._attachments.get(item_id, {}).values()]
+        return [_clone(a) for a in self._stored_attachments(user_id, item_id)]
 
     def _stored_attachments(self, user_id: str, item_id: str) -> list[Attachment]:
         """The item's attachments as stored (not copies: read them, never hand them out)."""
