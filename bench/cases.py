@@ -145,6 +145,8 @@ class Case:
     target = ""
     label = ""
     unit = "MB/s"
+    #: Run only against ``--in-memory`` graphattach.
+    only_in_memory = False
 
     def __init__(self, env: Env) -> None:
         self.env = env
@@ -374,6 +376,32 @@ class FloorUploadBig(FloorCase):
                 expect(c.request("PUT", self.path("/big"), headers, data[offset : offset + CHUNK]), "floor PUT", 200)
             s = time.perf_counter() - start
         return Sample(rate(len(data), s), s)
+
+
+class FloorUploadConcurrent(FloorCase):
+    """The no-sync floor's answer to 32 uploads at once: how much a Python server on granian gains
+    from concurrent uploads on this machine when nothing is synced, the ceiling of
+    ``--in-memory``'s concurrency target. Not run on disk: this floor syncs on its event loop, so
+    its syncs would not overlap as graphattach's do."""
+
+    workload = "upload_concurrent"
+    label_no_sync = "no-sync floor: uploads at once, 4 MiB PUTs each, append to a file, nothing synced, no-op app"
+    only_in_memory = True
+
+    def run(self) -> Sample:
+        sizes = self.env.sizes
+        headers = {"Content-Type": "application/octet-stream"}
+
+        def one(i: int) -> None:
+            data = slice_for(self.env.data, i, sizes.concurrent_size)
+            with Conn("127.0.0.1", self.floor.port) as c:
+                for offset in range(0, len(data), CHUNK):
+                    expect(
+                        c.request("PUT", self.path(f"/c{i}"), headers, data[offset : offset + CHUNK]), "floor PUT", 200
+                    )
+
+        _, s = concurrently(sizes.concurrent, one)
+        return Sample(rate(sizes.concurrent * sizes.concurrent_size, s), s)
 
 
 class FloorTinyPuts(FloorCase):
@@ -1021,7 +1049,7 @@ WORKLOADS: list[tuple[str, str, str]] = [
 PHYSICAL_CASES: list[type[Case]] = [DiskWrite, DiskWriteSync, PageCacheRead, LoopbackTcp, LoopbackSendfile]
 CASES: dict[str, list[type[Case]]] = {
     "upload_big": [FloorUploadBig, NginxPutBig, TusUploadBig, GaUploadBig],
-    "upload_concurrent": [NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],
+    "upload_concurrent": [FloorUploadConcurrent, NginxPutConcurrent, TusUploadConcurrent, GaUploadConcurrent],
     "tiny_puts": [FloorTinyPuts, TusTinyPatches, GaTinyPuts],
     "download_big": [FloorDownloadBig, NginxGetBig, TusGetBig, GaValue],
     "content_bytes": [GaContentBytes],

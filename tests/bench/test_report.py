@@ -86,3 +86,16 @@ def test_the_markdown_has_the_ceiling_column() -> None:
     text = markdown(data)
     assert "| check | measured (medians) | target | ceiling in this run | result |" in text
     assert "status GET + the floor's write: 77 % (615)" in text
+
+
+def test_in_memory_concurrency_is_held_against_the_no_sync_floors_own_gain() -> None:
+    results = _results()
+    results["physical.upload_concurrent"] = _result(330, unit="MB/s")  # the floor: 1.1× its single upload
+    results["graphattach.upload_concurrent"] = _result(280, unit="MB/s")  # 1.0× graphattach's single upload
+    check = {c.name: c for c in checks(results, in_memory=True)}["Concurrent uploads, aggregate vs one upload"]
+    assert check.ok is False and check.ceiling_ok is False
+    assert check.ceiling == "no-sync floor's own: 1.10×"
+    assert "graphattach at 91 % of the ceiling" in check.verdict  # 1.0× of the floor's 1.1×
+    # on disk the no-sync floor bounds nothing (graphattach's syncs overlap, the floor's would not)
+    on_disk = {c.name: c for c in checks(results)}["Concurrent uploads, aggregate vs one upload"]
+    assert on_disk.ceiling == "" and on_disk.ceiling_ok is None

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
+import mmap
+import os
+import pickle
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from graphattach.storage.conformance import BlobStoreConformance, MetadataStoreConformance
 from graphattach.storage.errors import StorageFull
-from graphattach.storage.memory import SPILL_PREFIX, MemoryBlobStore, MemoryMetadataStore, remove_stale_spill_dirs
+from graphattach.storage.memory import (
+    SPILL_PREFIX,
+    MemoryBlobStore,
+    MemoryMetadataStore,
+    _populate,
+    _Reserved,
+    remove_stale_spill_dirs,
+)
 
 
 class TestMemoryMetadataStore(MetadataStoreConformance):
@@ -44,6 +56,19 @@ class TestCappedMemoryBlobStore(BlobStoreConformance):
 
 
 TINY_LIMIT = 100
+
+
+class TestReservingMemoryBlobStore(BlobStoreConformance):
+    """The same contract with every upload session's blob in a mapping of its size (``_Reserved``)
+    from its first range, as sessions of 1 MiB and more are, with a limit that some fit under."""
+
+    @pytest.fixture
+    async def blob_store(self, tmp_path: Path) -> AsyncIterator[MemoryBlobStore]:
+        store = MemoryBlobStore(64 * 1024, spill_parent=tmp_path, reserve_min=1)
+        await store.open()
+        yield store
+        assert store.resident_bytes <= 64 * 1024
+        await store.close()
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -187,3 +212,77 @@ async def test_no_checkpoint_while_blobs_are_spilled(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         store.checkpoint()
     await store.close()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("extend"), st.binary(max_size=40)),
+            st.tuples(st.just("cut"), st.integers(min_value=0, max_value=120)),
+        ),
+        max_size=30,
+    ),
+    st.integers(min_value=0, max_value=130),
+    st.integers(min_value=0, max_value=130),
+)
+def test_a_reserved_blob_behaves_as_a_bytearray(ops: list[tuple[str, object]], start: int, stop: int) -> None:
+    reserved, model = _Reserved(120), bytearray()
+    for op, arg in ops:
+        if op == "extend":
+            assert isinstance(arg, bytes)
+            if len(model) + len(arg) > 120:
+                with pytest.raises(ValueError):
+                    reserved.extend(arg)
+                continue
+            reserved.extend(arg)
+            model.extend(arg)
+        else:
+            assert isinstance(arg, int)
+            del reserved[arg:]
+            del model[arg:]
+        assert len(reserved) == len(model)
+        assert reserved[start:stop] == bytes(model[start:stop])
+    assert pickle.loads(pickle.dumps(reserved)) == model
+
+
+async def test_an_upload_session_holds_its_size_from_its_first_range() -> None:
+    store = MemoryBlobStore(reserve_min=1024)
+    await store.open()
+    body = os.urandom(3000)
+    assert await store.append("s", _chunks(body[:1000]), offset=0, length=1000, size=3000) == 1000
+    assert store.resident_bytes == 3000  # the mapping's whole size, counted once
+    # a short range leaves the blob as it was
+    assert await store.append("s", _chunks(body[1000:1500]), offset=1000, length=1000, size=3000) == 1500
+    assert await store.size("s") == 1000
+    assert await store.append("s", _chunks(body[1000:]), offset=1000, length=2000, size=3000, final=True) == 3000
+    assert await _read(store, "s") == body
+    assert store.resident_bytes == 3000
+    await store.copy("s", "t")
+    assert await _read(store, "t") == body and store.resident_bytes == 6000
+    checkpoint = store.checkpoint()
+    await store.delete("s")
+    await store.delete("t")
+    assert store.resident_bytes == 0
+    store.restore(checkpoint)
+    assert await _read(store, "s") == body and store.resident_bytes == 6000
+    await store.close()
+
+
+async def test_a_session_larger_than_the_room_left_grows_and_spills(tmp_path: Path) -> None:
+    store = MemoryBlobStore(2000, spill_parent=tmp_path, reserve_min=1024)
+    await store.open()
+    body = os.urandom(3000)
+    await store.append("s", _chunks(body[:1500]), offset=0, length=1500, size=3000)
+    assert store.resident_bytes == 1500  # no mapping: it would not fit
+    await store.append("s", _chunks(body[1500:]), offset=1500, length=1500, size=3000, final=True)
+    assert store.spill_dir is not None and store.resident_bytes == 0
+    assert await _read(store, "s") == body
+    await store.close()
+
+
+def test_the_helper_faults_a_mapping_in_without_touching_its_bytes() -> None:
+    mapping = mmap.mmap(-1, 3 * 1024 * 1024)
+    mapping[:5] = b"kept!"
+    _populate(mapping, len(mapping))  # returns at once where the kernel has no MADV_POPULATE_WRITE
+    assert mapping[:5] == b"kept!" and mapping[-1:] == b"\0"
+    mapping.close()  # no export is left on it
