@@ -914,21 +914,29 @@ _SPILL_LOCKLESS_GRACE = 60.0
 _MOVE_PIECE = 1024 * 1024
 
 
-#: glibc's ``M_MMAP_THRESHOLD`` option of ``mallopt``, and the value this store sets.
+#: glibc's ``M_TRIM_THRESHOLD`` and ``M_MMAP_THRESHOLD`` options of ``mallopt``, and the values
+#: this store sets.
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_TRIM_THRESHOLD = 32 * 1024 * 1024
 _MMAP_THRESHOLD = 4 * 1024 * 1024
 _heap_fixed = False
 
 
 def _map_large_allocations() -> None:
-    """Have glibc map every allocation of 4 MiB or more on its own (once per process).
+    """Have glibc map every allocation of 4 MiB or more on its own, and keep up to 32 MiB free
+    at the top of its heap (once per process).
 
     A blob here is a byte array that grows as its ranges arrive. glibc raises its mmap threshold
     each time it frees a mapped block (up to 32 MiB), so after the first blobs are deleted the
     next ones grow inside the heap, where every growth may copy and the holes they leave stay
     part of the process: 32 concurrent 16 MiB uploads took 762 MB for 536 MB of blobs from
     the second round on, and 582 MB with the threshold fixed (bench/README.md). Mapped blocks
-    grow with ``mremap`` and go back to the system when freed.
+    grow with ``mremap`` and go back to the system when freed. Fixing that threshold leaves the
+    trim threshold at 128 KiB (glibc no longer raises it with the other), so each request's
+    buffers of a megabyte or so (a POST's body, its decoded bytes, its answer) were handed back
+    at every free and faulted in again at the next request: 1,476 page faults per 1 MiB POST,
+    592 with the trim threshold at 32 MiB (bench/README.md).
     https://man7.org/linux/man-pages/man3/mallopt.3.html
     """
     global _heap_fixed
@@ -943,6 +951,7 @@ def _map_large_allocations() -> None:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 class MemoryBlobStore:
