@@ -19,9 +19,9 @@ import pickle
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -834,7 +834,7 @@ class _Reserved:
         self._map = mmap.mmap(-1, capacity)
         self.length = 0
         if _madvise is not None:
-            threading.Thread(target=_populate, args=(self._map, capacity), daemon=True).start()
+            _prefaulter().submit(_populate, self._map, capacity)
 
     @property
     def capacity(self) -> int:
@@ -878,6 +878,18 @@ _MADV_POPULATE_WRITE = 23
 _POPULATE_PIECE = 4 * 1024 * 1024
 #: Upload sessions at least this large get a reserved mapping (every session: 3 MB is Graph's minimum).
 RESERVE_MIN = 1024 * 1024
+
+
+_prefault_threads: ThreadPoolExecutor | None = None
+
+
+def _prefaulter() -> ThreadPoolExecutor:
+    """The threads that fault reserved mappings in (made at first use: after a server's fork).
+    A queue, not a thread per session: starting a thread waits for it to run, on the loop."""
+    global _prefault_threads
+    if _prefault_threads is None:
+        _prefault_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="graphattach-prefault")
+    return _prefault_threads
 
 
 def _populate(mapping: mmap.mmap, size: int) -> None:
