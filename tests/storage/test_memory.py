@@ -6,6 +6,7 @@ import pickle
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from graphattach.storage import memory as _memory
 from graphattach.storage.conformance import BlobStoreConformance, MetadataStoreConformance
 from graphattach.storage.errors import StorageFull
 from graphattach.storage.memory import (
@@ -284,7 +286,7 @@ async def test_a_session_larger_than_the_room_left_grows_and_spills(tmp_path: Pa
 def test_the_helper_faults_a_mapping_in_without_touching_its_bytes() -> None:
     mapping = mmap.mmap(-1, 3 * 1024 * 1024)
     mapping[:5] = b"kept!"
-    _populate(mapping, len(mapping))  # returns at once where the kernel has no MADV_POPULATE_WRITE
+    _populate(mapping, 0, len(mapping))  # returns at once where the kernel has no MADV_POPULATE_WRITE
     assert mapping[:5] == b"kept!" and mapping[-1:] == b"\0"
     mapping.close()  # no export is left on it
 
@@ -310,3 +312,37 @@ print(faults() - before)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     # 50 buffers of 512 pages each: 25,600 faults when each is given back and faulted in again
     assert int(out) < 2000, out
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * mmap.PAGESIZE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+async def test_an_abandoned_session_holds_what_was_uploaded_not_its_size() -> None:
+    store = MemoryBlobStore(None)  # no limit: nothing else bounds a reservation
+    await store.open()
+    before = _rss()
+    size = 256 * 1024 * 1024
+    await store.append("s", _chunks(os.urandom(1024 * 1024)), offset=0, length=1024 * 1024, size=size)
+    grown = 0
+    for _ in range(50):  # until the helper threads are done
+        time.sleep(0.02)
+        grown, previous = _rss() - before, grown
+        if grown == previous:
+            break
+    assert grown < 96 * 1024 * 1024, grown  # the range and at most the fault-ahead window (64 MiB)
+    await store.delete("s")
+    await store.close()
+
+
+def test_the_fault_ahead_window_moves_with_the_writes() -> None:
+    reserved = _Reserved(100 * 1024 * 1024)
+    chunk = bytes(4 * 1024 * 1024)
+    for _ in range(20):
+        reserved.extend(chunk)
+        ahead = reserved._faulted - len(reserved)
+        if _memory._madvise is not None:
+            assert 0 < ahead <= _memory._FAULT_AHEAD or reserved._faulted == reserved.capacity
+    assert reserved[0:4] == b"\0\0\0\0" and len(reserved) == 80 * 1024 * 1024
