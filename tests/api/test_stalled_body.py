@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -104,12 +105,15 @@ def test_a_stalled_put_never_holds_up_the_sweep_of_other_sessions(patient_server
     with httpx.Client(base_url=patient_server.root, timeout=HANG) as http:
         report: dict[str, int] = {}
         # The stalled PUT takes its session's lock a moment after its headers arrive; a sweep
-        # that comes first simply forgets that session. Try again until the PUT held the lock.
-        for _ in range(20):
+        # that comes first simply forgets that session. Try again until the PUT held the lock,
+        # each try giving it longer (on a loaded machine, and on PostgreSQL where the lock is a
+        # round trip, a moment may be a second).
+        for attempt in range(20):
             token = _token(http)
             stalled_url = _upload_url(http, token, SIZE)
             other_url = _upload_url(http, token, SIZE)
             sock = _stalled_put(patient_server, stalled_url)
+            time.sleep(0.1 * attempt)
             try:
                 assert http.post("/_graphattach/clock", json={"advanceSeconds": 6 * 3600 + 60}).status_code == 200
                 swept = http.post("/_graphattach/sweep")  # answers (a hang is an httpx timeout)
