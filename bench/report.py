@@ -169,8 +169,12 @@ def put_bound(status: float, floor: float | None = None, floor_nosync: float | N
     does (``status`` req/s), then the floor's write, which costs a request the floor's PUT less
     the same PUT without its sync and commit (nothing when no floors are given: in memory the
     floor syncs nothing)."""
-    write = max(1 / floor - 1 / floor_nosync, 0.0) if floor and floor_nosync else 0.0
-    return 1 / (1 / status + write)
+    return 1 / (1 / status + floor_write(floor, floor_nosync))
+
+
+def floor_write(floor: float | None, floor_nosync: float | None) -> float:
+    """Seconds the floor's write (sync and commit) adds to a request: 0 without both floors."""
+    return max(1 / floor - 1 / floor_nosync, 0.0) if floor and floor_nosync else 0.0
 
 
 def tiny_put_bound(results: dict[str, Any], in_memory: bool) -> float | None:
@@ -349,8 +353,8 @@ def markdown(data: dict[str, Any]) -> str:
             other = _median(results, f"{target}.{workload}")
             cells.append(f"{ga / other:.2f}" if other else "–")
         ref = PHYSICAL_REFERENCE.get(workload)
-        if meta.get("in_memory") and f"physical.{workload}" in results and workload == "upload_concurrent":
-            ref = (workload, "no-sync floor")
+        if workload == "upload_concurrent" and meta.get("in_memory"):
+            ref = (workload, _chart_label("physical.upload_concurrent"))  # the floor's own, in memory only
         phys = _median(results, f"physical.{ref[0]}") if ref else None
         cells.append(f"{ga / phys:.2f} ({ref[1]})" if ref and phys else "–")
         lines.append(f"| {title} | {_fmt(ga, 1)} {unit} | {' | '.join(cells)} |")

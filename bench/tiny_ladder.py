@@ -40,7 +40,7 @@ from pathlib import Path
 from bench.cases import FloorServer
 from bench.ga import Graph, GraphServer, expect, put_range
 from bench.httpc import Conn, target_of
-from bench.report import put_bound
+from bench.report import floor_write, put_bound
 
 KiB = 1024
 RUNGS = ("floor", "floor-nosync", "stack", "status", "put")
@@ -145,7 +145,7 @@ def main() -> None:
         )
     # What the floor's write costs a request (none in memory), added to the status GET's time.
     nosync = summary["floor-nosync"]["median"] if "floor-nosync" in summary else None
-    sync = 1 / floor_rate - 1 / nosync if nosync else 0.0
+    sync = floor_write(floor_rate, nosync)
     bound = put_bound(summary["status"]["median"], floor_rate, nosync)
     summary["bound"] = {"median": bound, "sync_us": sync * 1e6}
     print(

@@ -879,15 +879,20 @@ class _Reserved:
         return bytearray, (self[0 : self.length],)
 
 
-#: ``madvise`` through ctypes (which releases the GIL), on Linux; None elsewhere.
-_madvise: Any = None
-if sys.platform.startswith("linux"):
+def _libc_function(name: str, argtypes: list[Any]) -> Any:
+    """``name`` of the C library through ctypes (which releases the GIL), on Linux; else None."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        _madvise = ctypes.CDLL(None, use_errno=True).madvise
-        _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        _madvise.restype = ctypes.c_int
-    except (OSError, AttributeError):  # pragma: no cover - a libc without madvise
-        _madvise = None
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # musl has no mallopt
+        return None
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
+
+
+_madvise: Any = _libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
 _MADV_POPULATE_WRITE = 23
 #: Bytes faulted in ahead of a reserved blob's writes (the helper runs 3× faster than uploads here).
 _FAULT_AHEAD = 64 * 1024 * 1024
@@ -970,16 +975,12 @@ def _map_large_allocations() -> None:
     https://man7.org/linux/man-pages/man3/mallopt.3.html
     """
     global _heap_fixed
-    if _heap_fixed or not sys.platform.startswith("linux"):
+    if _heap_fixed:
         return
     _heap_fixed = True
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt  # glibc (musl has none: it maps large blocks anyway)
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])  # musl maps large blocks anyway
+    if mallopt is None:
         return
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
     mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
