@@ -1,12 +1,15 @@
 """A/B of two builds on 1 KiB upload PUTs (msgraph-core's tiny ranges), interleaved in one run.
 
-Each round starts ``graphattach serve`` (embedded SQLite + files, fresh data dir) once per build,
+Each round starts ``graphattach serve`` (embedded SQLite + files, fresh data dir; ``--in-memory``:
+the in-memory stores) once per build,
 ``PYTHONPATH`` pointing at that build's ``src`` (same interpreter and dependencies), uploads
 ``--puts`` ranges of 1 KiB into one session on one keep-alive connection, and records PUT/s and
 the server tree's CPU seconds per PUT (which shared-machine load disturbs less than the rate).
-Prints medians and ranges per build. Asserts nothing.
+Prints medians and ranges per build, and the median of the per-round B/A ratios (robuster than
+two medians on a shared machine). Asserts nothing.
 
     .venv/bin/python -m bench.ab_tiny --a /tmp/base/src --b src --rounds 6 --puts 2000
+    .venv/bin/python -m bench.ab_tiny --a /tmp/base/src --b src --in-memory
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ KiB = 1024
 SESSION_MIN = 3 * 1024 * 1024
 
 
-def one_round(src: Path, puts: int, scratch: Path) -> tuple[float, float]:
+def one_round(src: Path, puts: int, scratch: Path, in_memory: bool = False) -> tuple[float, float]:
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=scratch))
-    server = GraphServer(data_dir, scratch / "server.log")
+    server = GraphServer(data_dir, scratch / "server.log", extra=["--in-memory"] if in_memory else None)
     server.env = {"PYTHONPATH": str(src.resolve())}
     server.start_and_wait()
     try:
@@ -56,14 +59,19 @@ def main() -> None:
     parser.add_argument("--b", type=Path, required=True, help="the src directory of build B")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--puts", type=int, default=2000)
+    parser.add_argument("--in-memory", action="store_true", help="serve both builds with --in-memory")
     opts = parser.parse_args()
     results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
         for n in range(opts.rounds):
             order = ("A", "B") if n % 2 == 0 else ("B", "A")
             for build in order:
-                results[build].append(one_round(opts.a if build == "A" else opts.b, opts.puts, Path(scratch)))
-    print(f"{opts.puts} PUTs of 1 KiB per round, {opts.rounds} rounds, builds alternated; load {os.getloadavg()}")
+                src = opts.a if build == "A" else opts.b
+                results[build].append(one_round(src, opts.puts, Path(scratch), opts.in_memory))
+    mode = "--in-memory" if opts.in_memory else "embedded storage"
+    print(
+        f"{opts.puts} PUTs of 1 KiB per round, {opts.rounds} rounds, {mode}, builds alternated; load {os.getloadavg()}"
+    )
     for build, rounds in results.items():
         rates, cpus = [r[0] for r in rounds], [r[1] for r in rounds]
         print(
@@ -71,6 +79,8 @@ def main() -> None:
             f" ({min(rates):.0f}-{max(rates):.0f}), server CPU {statistics.median(cpus):.0f} µs/PUT"
             f" ({min(cpus):.0f}-{max(cpus):.0f})"
         )
+    ratios = [b[0] / a[0] for a, b in zip(results["A"], results["B"], strict=True)]
+    print(f"B/A PUT/s per round: median {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,17 @@ def _initial_operation(scope: Scope) -> str:
     return UNKNOWN_OPERATION
 
 
+def _declared_length(declared: bytes | None) -> int | None:
+    """The ``Content-Length`` as a number (None: absent or not a number)."""
+    if declared is None:
+        return None
+    try:
+        length = int(declared)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
 class GraphMiddleware:
     def __init__(
         self, app: ASGIApp, now: Callable[[], datetime], body_timeout: Callable[[], float] = lambda: 0.0
@@ -83,6 +94,7 @@ class GraphMiddleware:
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         has_body = chunked or (declared is not None and declared.strip() not in (b"0", b""))
+        length = _declared_length(declared) if not chunked else None
         body_state = {"done": not has_body, "read": 0, "stalled": False}
         started = False
         idle = self.body_timeout()
@@ -103,6 +115,12 @@ class GraphMiddleware:
                 body_state["read"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     body_state["done"] = True
+                elif length is not None and body_state["read"] >= length:
+                    # The declared length has arrived: the body is complete. Servers (granian)
+                    # still send an empty last message, and waiting for it costs a round trip
+                    # between the server's I/O thread and the event loop on every request.
+                    body_state["done"] = True
+                    message = {**message, "more_body": False}
             elif message["type"] == "http.disconnect":
                 body_state["done"] = True
             return message
