@@ -112,10 +112,10 @@ async def test_without_a_usable_length_the_server_ends_the_body(headers: list[tu
 # against a real server
 
 
-@pytest.fixture
+@pytest.fixture(params=["granian", "uvicorn"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     args, env = stack_server_args(request)
-    process = ServerProcess(tmp_path / "data", *args, "--sweep-interval", "0", env=env)
+    process = ServerProcess(tmp_path / "data", *args, "--server", request.param, "--sweep-interval", "0", env=env)
     process.start()
     yield process
     process.stop()
