@@ -140,16 +140,19 @@ def test_small_ranges_on_one_connection_stay_in_step(server: ServerProcess) -> N
     data = os.urandom(size)
     position = 0
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        for step in range(40):
-            piece = data[position : position + KiB]
+
+        def put(piece: bytes, start: int) -> tuple[int, bytes]:
             head = (
                 f"PUT {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(piece)}\r\n"
-                f"Content-Range: bytes {position}-{position + len(piece) - 1}/{size}\r\n\r\n"
+                f"Content-Range: bytes {start}-{start + len(piece) - 1}/{size}\r\n\r\n"
             )
             sock.sendall(head.encode("latin-1") + piece)
-            status, body = _read_response(sock)
+            return _read_response(sock)
+
+        for step in range(40):
+            status, body = put(data[position : position + KiB], position)
             assert status == 200, body
-            position += len(piece)
+            position += KiB
             expected = httpx.Response(200, content=body).json()["nextExpectedRanges"]
             assert [e.split("-")[0] for e in expected] == [str(position)], expected
             if step % 10 == 9:
@@ -157,13 +160,7 @@ def test_small_ranges_on_one_connection_stay_in_step(server: ServerProcess) -> N
                 status, body = _read_response(sock)
                 assert status == 200 and b'"nextExpectedRanges":["%d' % position in body, body
         # the rest in one range on the same connection completes the file
-        rest = data[position:]
-        head = (
-            f"PUT {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(rest)}\r\n"
-            f"Content-Range: bytes {position}-{size - 1}/{size}\r\n\r\n"
-        )
-        sock.sendall(head.encode("latin-1") + rest)
-        status, body = _read_response(sock)
+        status, body = put(data[position:], position)
         assert status == 201, body
     with httpx.Client(base_url=server.root, timeout=30) as http:
         listed = http.get(f"/v1.0/me/messages/{item}/attachments", headers=headers).json()["value"]
