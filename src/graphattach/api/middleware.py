@@ -6,6 +6,9 @@
 - a ``GraphError`` or any unexpected exception becomes ``{"error": {...}}``;
 - a request body the app did not read is drained when small, else the connection is closed, so
   a keep-alive client never has its next request parsed from the leftovers (seen on the wire with pooled connections);
+- a request body ends once its ``Content-Length`` bytes have arrived: the app never waits for the
+  empty last message a server may send after them (with granian, a round trip between its I/O
+  thread and the event loop per request: bench/README.md);
 - a request body that stops arriving for ``body_idle_timeout`` seconds ends the read with
   ``BodyTimeout`` (408, then the connection is closed): a stalled client never holds an upload
   session's lock, or a worker, for longer than that.
