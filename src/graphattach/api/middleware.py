@@ -97,7 +97,7 @@ class GraphMiddleware:
         declared = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         has_body = chunked or (declared is not None and declared.strip() not in (b"0", b""))
-        length = _declared_length(declared) if not chunked else None
+        length = _declared_length(declared)
         body_state = {"done": not has_body, "read": 0, "stalled": False}
         started = False
         idle = self.body_timeout()
@@ -118,7 +118,7 @@ class GraphMiddleware:
                 body_state["read"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     body_state["done"] = True
-                elif length is not None and body_state["read"] >= length:
+                elif length is not None and not chunked and body_state["read"] >= length:
                     # The declared length has arrived: the body is complete. Servers (granian)
                     # still send an empty last message, and waiting for it costs a round trip
                     # between the server's I/O thread and the event loop on every request.
@@ -134,10 +134,7 @@ class GraphMiddleware:
                 return False
             if body_state["stalled"]:
                 return True
-            try:
-                remaining = int(declared) - body_state["read"] if declared is not None else None
-            except ValueError:
-                remaining = None
+            remaining = length - body_state["read"] if length is not None else None
             if remaining is None or remaining > UNREAD_LIMIT:
                 return True
             try:
