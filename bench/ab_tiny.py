@@ -1,15 +1,18 @@
-"""A/B of two builds on 1 KiB upload PUTs (msgraph-core's tiny ranges), interleaved in one run.
+"""A/B of two builds on upload PUTs, interleaved in one run: 1 KiB ranges (msgraph-core's tiny
+ranges) by default, any size with ``--range-kib`` (4096: the big upload's 4 MiB ranges).
 
 Each round starts ``graphattach serve`` (embedded SQLite + files, fresh data dir; ``--in-memory``:
 the in-memory stores) once per build,
 ``PYTHONPATH`` pointing at that build's ``src`` (same interpreter and dependencies), uploads
-``--puts`` ranges of 1 KiB into one session on one keep-alive connection, and records PUT/s and
+``--puts`` ranges of ``--range-kib`` KiB into one session on one keep-alive connection (a new
+session, on a new draft, whenever one is full), and records PUT/s and
 the server tree's CPU seconds per PUT (which shared-machine load disturbs less than the rate).
 Prints medians and ranges per build, and the median of the per-round B/A ratios (robuster than
 two medians on a shared machine). Asserts nothing.
 
     .venv/bin/python -m bench.ab_tiny --a /tmp/base/src --b src --rounds 6 --puts 2000
     .venv/bin/python -m bench.ab_tiny --a /tmp/base/src --b src --in-memory
+    .venv/bin/python -m bench.ab_tiny --a /tmp/base/src --b src --range-kib 4096 --puts 144
 """
 
 from __future__ import annotations
@@ -27,27 +30,40 @@ from bench.httpc import Conn
 
 KiB = 1024
 SESSION_MIN = 3 * 1024 * 1024
+#: The most one session takes: Graph's 150 MB attachment limit, in whole ranges.
+SESSION_MAX = 150_000_000
+WARM_UP = 50
 
 
-def one_round(src: Path, puts: int, scratch: Path, in_memory: bool = False) -> tuple[float, float]:
+def one_round(src: Path, puts: int, scratch: Path, in_memory: bool = False, range_kib: int = 1) -> tuple[float, float]:
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=scratch))
     server = GraphServer(data_dir, scratch / "server.log", extra=["--in-memory"] if in_memory else None)
     server.env = {"PYTHONPATH": str(src.resolve())}
     server.start_and_wait()
+    step = range_kib * KiB
+    per_session = SESSION_MAX // step
+    warm_up = min(WARM_UP, per_session)
     try:
-        total = max(puts * KiB, SESSION_MIN)
-        data = memoryview(random.Random(1).randbytes(total))
         with Graph(server.port) as graph:
-            url = graph.create_session(graph.create_draft(), total).upload_url
-        with Conn.for_url(url) as conn:
-            for i in range(50):  # warm-up
-                expect(put_range(conn, url, data[i * KiB : (i + 1) * KiB], i * KiB, total), "warm-up PUT", 200)
-            cpu0 = server.procs.cpu()
-            started = time.perf_counter()
-            for i in range(50, 50 + puts):
-                expect(put_range(conn, url, data[i * KiB : (i + 1) * KiB], i * KiB, total), f"PUT #{i}", 200)
+            total = min(max((warm_up + puts) * step, SESSION_MIN), per_session * step)
+            data = memoryview(random.Random(1).randbytes(total))
+            url, done, cpu0, started = "", total, 0.0, 0.0
+            conn: Conn | None = None
+            for i in range(warm_up + puts):
+                if done + step > total:  # a new session, on its own draft (the message size limit)
+                    if conn is not None:
+                        conn.close()
+                    url, done = graph.create_session(graph.create_draft(), total).upload_url, 0
+                    conn = Conn.for_url(url)
+                if i == warm_up:
+                    cpu0, started = server.procs.cpu(), time.perf_counter()
+                assert conn is not None
+                expect(put_range(conn, url, data[done : done + step], done, total), f"PUT #{i}", 200, 201)
+                done += step
             seconds = time.perf_counter() - started
             cpu = server.procs.cpu() - cpu0
+            if conn is not None:
+                conn.close()
     finally:
         server.stop()
     return puts / seconds, cpu / puts * 1e6
@@ -60,6 +76,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--puts", type=int, default=2000)
     parser.add_argument("--in-memory", action="store_true", help="serve both builds with --in-memory")
+    parser.add_argument("--range-kib", type=int, default=1, help="KiB per range (4096: the big upload's ranges)")
     opts = parser.parse_args()
     results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
@@ -67,10 +84,10 @@ def main() -> None:
             order = ("A", "B") if n % 2 == 0 else ("B", "A")
             for build in order:
                 src = opts.a if build == "A" else opts.b
-                results[build].append(one_round(src, opts.puts, Path(scratch), opts.in_memory))
+                results[build].append(one_round(src, opts.puts, Path(scratch), opts.in_memory, opts.range_kib))
     mode = "--in-memory" if opts.in_memory else "embedded storage"
     print(
-        f"{opts.puts} PUTs of 1 KiB per round, {opts.rounds} rounds, {mode}, builds alternated; load {os.getloadavg()}"
+        f"{opts.puts} PUTs of {opts.range_kib} KiB per round, {opts.rounds} rounds, {mode}, builds alternated; load {os.getloadavg()}"
     )
     for build, rounds in results.items():
         rates, cpus = [r[0] for r in rounds], [r[1] for r in rounds]

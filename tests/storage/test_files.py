@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -218,6 +219,19 @@ def _poke(store: FileBlobStore, position: int, data: bytes) -> None:
 async def test_a_session_blob_is_its_bytes_then_two_record_slots(store: FileBlobStore) -> None:
     await _three_ranges(store)
     assert os.path.getsize(store._locate("s").path) == SIZE + 2 * files._RECORD_SLOT
+
+
+async def test_records_carry_zlibs_crc32_whichever_library_computes_it(store: FileBlobStore) -> None:
+    # The on-disk format does not depend on the CRC library: a blob written with zlib's crc32 is
+    # read back by zlib-ng's, and the other way round.
+    data = await _three_ranges(store)
+    with open(store._locate("s").path, "rb") as handle:
+        handle.seek(SIZE)
+        slots = handle.read(2 * files._RECORD_SLOT)
+    records = [files._unpack_record(slots[i * files._RECORD_SLOT :], SIZE) for i in range(2)]
+    assert (2_000_000, 3_000_000, zlib.crc32(data[2_000_000:])) in records
+    assert (1_000_000, 2_000_000, zlib.crc32(data[1_000_000:2_000_000])) in records
+    assert files.crc32(data, 7) == zlib.crc32(data, 7)
 
 
 async def test_torn_newest_range_bytes_fall_back_to_the_range_before(store: FileBlobStore) -> None:

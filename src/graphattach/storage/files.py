@@ -40,7 +40,6 @@ import secrets
 import shutil
 import struct
 import sys
-import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +50,14 @@ from graphattach.storage._common import as_utc
 from graphattach.storage.interfaces import BlobChunk, BlobProgress, RecordNotFound
 
 __all__ = ["FileBlobStore"]
+
+try:
+    # The same CRC-32 as zlib's, about ten times faster here (0.08 vs 0.85 ms per 4 MiB range,
+    # bench/README.md): every acknowledged range is checksummed whole.
+    # https://github.com/pycompression/python-zlib-ng
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - a platform without a zlib-ng wheel
+    from zlib import crc32
 
 R = TypeVar("R")
 
@@ -219,7 +226,7 @@ class _RangeWriter(_Writer):
         for data in units:
             _write_all(fd, data)
             for piece in data if isinstance(data, list) else (data,):
-                self.crc = zlib.crc32(piece, self.crc)
+                self.crc = crc32(piece, self.crc)
                 self.appended += len(piece)
         if not last:
             if self.store.durable:
@@ -243,7 +250,7 @@ class _RangeWriter(_Writer):
 
 def _pack_record(start: int, end: int, crc: int) -> bytes:
     body = _RECORD.pack(_RECORD_MAGIC, start, end, crc)
-    return (body + zlib.crc32(body).to_bytes(4, "little")).ljust(_RECORD_SLOT, b"\0")
+    return (body + crc32(body).to_bytes(4, "little")).ljust(_RECORD_SLOT, b"\0")
 
 
 def _unpack_record(raw: bytes, size: int) -> tuple[int, int, int] | None:
@@ -251,7 +258,7 @@ def _unpack_record(raw: bytes, size: int) -> tuple[int, int, int] | None:
     if len(raw) < _RECORD.size + 4:
         return None
     body, check = raw[: _RECORD.size], raw[_RECORD.size : _RECORD.size + 4]
-    if zlib.crc32(body).to_bytes(4, "little") != check:
+    if crc32(body).to_bytes(4, "little") != check:
         return None
     magic, start, end, crc = _RECORD.unpack(body)
     if magic != _RECORD_MAGIC or not 0 <= start < end < size:
@@ -266,7 +273,7 @@ def _crc_of(fd: int, start: int, end: int) -> int:
         data = os.pread(fd, min(_COPY_BLOCK, end - position), position)
         if not data:
             break
-        crc = zlib.crc32(data, crc)
+        crc = crc32(data, crc)
         position += len(data)
     return crc if position == end else -1
 
