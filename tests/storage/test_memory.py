@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
 import pickle
@@ -346,3 +347,110 @@ def test_the_fault_ahead_window_moves_with_the_writes() -> None:
         if _memory._madvise is not None:
             assert 0 < ahead <= _memory._FAULT_AHEAD or reserved._faulted == reserved.capacity
     assert reserved[0:4] == b"\0\0\0\0" and len(reserved) == 80 * 1024 * 1024
+
+
+# the pool of faulted-in mappings ----------------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+async def _session(store: MemoryBlobStore, key: str, body: bytes, size: int) -> None:
+    assert await store.append(key, _chunks(body), offset=0, length=len(body), size=size) == len(body)
+
+
+async def test_a_deleted_session_blob_gives_its_mapping_to_the_next_session() -> None:
+    store = MemoryBlobStore(None)
+    await store.open()
+    first = os.urandom(8 * MiB)
+    await _session(store, "a", first, 12 * MiB)
+    mapping = store._blobs["a"].data._map  # type: ignore[union-attr]
+    await store.delete("a")
+    assert store._pool.kept_bytes >= 8 * MiB and store.resident_bytes == 0
+    second = os.urandom(5 * MiB)
+    await _session(store, "b", second[: 2 * MiB], 6 * MiB)  # a smaller session: the mapping shrinks to it
+    reserved = store._blobs["b"].data
+    assert isinstance(reserved, _Reserved) and reserved._map is mapping and reserved.capacity == 6 * MiB
+    assert store._pool.kept_bytes == 0 and store.resident_bytes == 6 * MiB
+    # the deleted blob's bytes past the new blob's own are never read
+    assert await store.size("b") == 2 * MiB and await _read(store, "b") == second[: 2 * MiB]
+    assert await store.append("b", _chunks(second[2 * MiB :]), offset=2 * MiB, length=3 * MiB, size=6 * MiB) == 5 * MiB
+    assert await _read(store, "b") == second
+    assert pickle.loads(pickle.dumps(reserved)) == second
+    await store.close()
+
+
+async def test_a_blob_being_read_keeps_its_mapping_until_the_reader_is_done() -> None:
+    store = MemoryBlobStore(None)
+    await store.open()
+    first = os.urandom(8 * MiB)
+    await _session(store, "a", first, 8 * MiB)
+    reader = store.read("a", chunk_size=MiB)
+    got = [await anext(reader)]
+    await store.delete("a")  # deleted while a download is half way
+    assert store._pool.kept_bytes == 0
+    await _session(store, "b", os.urandom(8 * MiB), 8 * MiB)  # a fresh mapping, not the one being read
+    got += [piece async for piece in reader]
+    assert b"".join(got) == first
+    del reader
+    assert store._pool.kept_bytes >= 8 * MiB  # given back once the reader let go
+    await store.close()
+    assert store._pool.kept_bytes == 0
+
+
+async def test_kept_mappings_go_before_any_blob_spills(tmp_path: Path) -> None:
+    store = MemoryBlobStore(20 * MiB, spill_parent=tmp_path)
+    await store.open()
+    await _session(store, "a", os.urandom(8 * MiB), 8 * MiB)
+    await store.delete("a")
+    assert store._pool.kept_bytes >= 8 * MiB
+    await store.write("big", _chunks(os.urandom(16 * MiB)))  # fits only without the kept mapping
+    assert store.spill_dir is None and store._pool.kept_bytes == 0 and store.resident_bytes == 16 * MiB
+    await store.close()
+
+
+async def test_kept_mappings_stay_within_the_pool_limit_and_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryBlobStore(None)
+    await store.open()
+    store._pool.limit = 20 * MiB
+    for key in ("a", "b", "c"):
+        await _session(store, key, os.urandom(8 * MiB), 8 * MiB)
+    for key in ("a", "b", "c"):
+        await store.delete(key)
+    assert store._pool.kept_bytes == 16 * MiB  # the oldest went to make room
+    monkeypatch.setattr(_memory, "POOL_IDLE", 0.0)
+    await _session(store, "d", os.urandom(MiB), 8 * MiB)
+    reserved = store._blobs["d"].data
+    assert isinstance(reserved, _Reserved) and store._pool.kept_bytes == 0  # expired, none reused
+    await store.close()
+
+
+async def test_an_idle_pool_gives_its_mappings_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_memory, "POOL_IDLE", 0.05)
+    store = MemoryBlobStore(None)
+    await store.open()
+    await _session(store, "a", os.urandom(8 * MiB), 8 * MiB)
+    await store.delete("a")
+    assert store._pool.kept_bytes >= 8 * MiB
+    await asyncio.sleep(0.5)  # the pool's timer, with no other store call
+    assert store._pool.kept_bytes == 0
+    await store.close()
+
+
+async def test_sessions_reuse_the_kept_mappings_of_a_store_at_its_limit(tmp_path: Path) -> None:
+    # A round of uploads filled the limit and was deleted: the next round takes every mapping over.
+    store = MemoryBlobStore(24 * MiB, spill_parent=tmp_path)
+    await store.open()
+    for key in ("a", "b"):
+        await _session(store, key, os.urandom(12 * MiB), 12 * MiB)
+    old = {store._blobs[key].data._map for key in ("a", "b")}  # type: ignore[union-attr]
+    for key in ("a", "b"):
+        await store.delete(key)
+    assert store._pool.kept_bytes == 24 * MiB
+    bodies = {key: os.urandom(12 * MiB) for key in ("c", "d")}
+    for key, body in bodies.items():
+        await _session(store, key, body, 12 * MiB)
+    assert {store._blobs[key].data._map for key in ("c", "d")} == old  # type: ignore[union-attr]
+    assert store.spill_dir is None and store._pool.kept_bytes == 0 and store.resident_bytes == 24 * MiB
+    for key, body in bodies.items():
+        assert await _read(store, key) == body
+    await store.close()

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -830,14 +830,32 @@ class _Reserved:
     ``len``, slices, ``extend`` and ``del data[n:]``; it pickles as a ``bytearray``.
     """
 
-    __slots__ = ("_map", "length", "_faulted")
+    __slots__ = ("_map", "length", "_faulted", "_pending", "_pool")
 
-    def __init__(self, capacity: int) -> None:
-        self._map = mmap.mmap(-1, capacity)
+    def __init__(
+        self, capacity: int, pool: _MappingPool | None = None, taken: tuple[mmap.mmap, int] | None = None
+    ) -> None:
+        """A new mapping of ``capacity`` bytes, or ``taken`` from ``pool`` (its mapping, resized to
+        ``capacity``, and how many bytes of it are faulted in); ``pool`` gets it back at the end."""
         self.length = 0
-        #: The end of what was handed to the helper threads to fault in.
-        self._faulted = 0
+        #: The last piece handed to the helper threads (done: the mapping is theirs no more).
+        self._pending: Future[None] | None = None
+        self._pool = pool
+        if taken is not None:
+            self._map, resident = taken
+        else:
+            self._map, resident = mmap.mmap(-1, capacity), 0
+        #: The end of what was handed to the helper threads to fault in (or was faulted in when
+        #: the mapping came from the pool).
+        self._faulted = resident // mmap.PAGESIZE * mmap.PAGESIZE
         self._fault_ahead()
+
+    def __del__(self) -> None:
+        # The blob is gone and nothing reads it any more (a reader holds this object): its
+        # mapping, with the pages it faulted in, may serve the next session.
+        pool, mapping = getattr(self, "_pool", None), getattr(self, "_map", None)
+        if pool is not None and mapping is not None:
+            pool.give(mapping, max(self.length, self._faulted), self._pending)
 
     @property
     def capacity(self) -> int:
@@ -866,7 +884,7 @@ class _Reserved:
         size = len(self._map)
         end = min(size, (self.length + _FAULT_AHEAD) // mmap.PAGESIZE * mmap.PAGESIZE)
         if end > self._faulted:
-            _prefaulter().submit(_populate, self._map, self._faulted, end)
+            self._pending = _prefaulter().submit(_populate, self._map, self._faulted, end)
             self._faulted = end
 
     def __delitem__(self, part: slice) -> None:
@@ -900,6 +918,98 @@ _FAULT_AHEAD = 64 * 1024 * 1024
 _POPULATE_PIECE = 4 * 1024 * 1024
 #: Upload sessions at least this large get a reserved mapping (every session: 3 MB is Graph's minimum).
 RESERVE_MIN = 1024 * 1024
+
+
+#: Bytes of faulted-in mappings a store keeps for its next sessions (``_MappingPool``), at most:
+#: its ``memory_limit`` when it has one (what it keeps counts against the limit).
+POOL_BYTES = 512 * 1024 * 1024
+#: A kept mapping unused for this long goes back to the system.
+POOL_IDLE = 30.0
+#: Mappings with fewer bytes faulted in than this are not kept.
+_POOL_MIN = 4 * 1024 * 1024
+
+
+class _MappingPool:
+    """Mappings of session blobs that are gone, kept with their pages faulted in, for the next
+    sessions' blobs (resized to fit with ``mremap``).
+
+    Faulting a fresh page in costs more here than writing it: on this machine the helper threads
+    spent about 0.17 CPU-s on the pages of each 150 MB upload, more than the event loop spent on
+    its bytes (bench/README.md). A test suite uploads, deletes (or resets) and uploads again;
+    the pages of one upload can take the next one's bytes as they are. A kept mapping holds a
+    deleted blob's bytes, which no reader sees: a blob reads only up to its own length, and only
+    a blob nobody references any more (``_Reserved.__del__``) gives its mapping back. At most
+    ``limit`` bytes are kept, each for ``POOL_IDLE`` seconds; ``release`` gives them all back.
+    """
+
+    def __init__(self, limit: int = POOL_BYTES) -> None:
+        self.limit = limit
+        #: (mapping, bytes faulted in, when kept, its last helper task), oldest first.
+        self._kept: list[tuple[mmap.mmap, int, float, Future[None] | None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(resident for _, resident, _, _ in self._kept)
+
+    def give(self, mapping: mmap.mmap, resident: int, pending: Future[None] | None) -> None:
+        resident = min(resident, len(mapping))
+        if resident < _POOL_MIN or resident > self.limit or mapping.closed:
+            return
+        self._expire()
+        self.shrink_to(self.limit - resident)
+        self._kept.append((mapping, resident, time.monotonic(), pending))
+        self._schedule_expiry()
+
+    def take(self, size: int) -> tuple[mmap.mmap, int] | None:
+        """A kept mapping resized to ``size`` bytes and how many of them are faulted in, or None."""
+        self._expire()
+        # The one with the most faulted-in bytes that serve this size, whose helper is done with
+        # it (a mapping a helper thread still faults in must not move).
+        ready = [k for k in self._kept if k[3] is None or k[3].done()]
+        if not ready:
+            return None
+        best = max(ready, key=lambda k: min(k[1], size))
+        self._kept.remove(best)
+        mapping, resident = best[0], best[1]
+        try:
+            mapping.resize(size)
+        except (BufferError, OSError, SystemError, ValueError):  # pragma: no cover - mremap refused
+            return None
+        return mapping, min(resident, size)
+
+    def shrink_to(self, room: int) -> None:
+        """Give kept mappings back to the system, oldest first, until at most ``room`` bytes are kept."""
+        while self._kept and self.kept_bytes > room:
+            self._kept.pop(0)
+
+    def release(self) -> None:
+        """Give every kept mapping back to the system (their memory goes when the last reference does)."""
+        self.shrink_to(0)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        cutoff = time.monotonic() - POOL_IDLE
+        self._kept = [k for k in self._kept if k[2] > cutoff]
+
+    def _schedule_expiry(self) -> None:
+        """Come back when the oldest kept mapping is due (only with a running event loop; without
+        one, what is due goes at the next ``give`` or ``take``)."""
+        if self._timer is not None or not self._kept:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.0, self._kept[0][2] + POOL_IDLE - time.monotonic()) + 0.1
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._expire()
+        self._schedule_expiry()
 
 
 _prefault_threads: ThreadPoolExecutor | None = None
@@ -996,7 +1106,8 @@ class MemoryBlobStore:
     same way (``--extentMemoryLimit``, https://github.com/Azure/Azurite#command-line-options). If
     even the spill fails (the disk is full), writes raise ``StorageFull``. An upload session's
     blob of at least ``reserve_min`` bytes that fits under the limit takes its whole size at its
-    first range (``_Reserved``); the rest grow range by range.
+    first range (``_Reserved``); the rest grow range by range. When such a blob is gone, its
+    mapping is kept for the next session's (``_MappingPool``), within the limit.
     """
 
     def __init__(
@@ -1018,6 +1129,8 @@ class MemoryBlobStore:
         self._spill_lock: int | None = None
         #: Keys whose bytes are in the spill directory (never also in ``_blobs``, but during a move).
         self._spilled: set[str] = set()
+        #: Faulted-in mappings of deleted session blobs, for the next sessions (within the limit).
+        self._pool = _MappingPool(POOL_BYTES if memory_limit is None else min(POOL_BYTES, memory_limit))
 
     async def open(self) -> None:
         _map_large_allocations()
@@ -1026,6 +1139,7 @@ class MemoryBlobStore:
 
     async def close(self) -> None:
         self._drop_spill()
+        self._pool.release()
 
     async def reset(self) -> None:
         self._blobs.clear()
@@ -1084,7 +1198,15 @@ class MemoryBlobStore:
             raise self._full(exc) from exc
 
     def _fits(self, size: int) -> bool:
-        return self.memory_limit is None or self.resident_bytes + size <= self.memory_limit
+        """Whether ``size`` more bytes fit under the limit; kept mappings make room for them
+        (they go back to the system, oldest first) before any blob has to spill."""
+        if self.memory_limit is None:
+            return True
+        room = self.memory_limit - self.resident_bytes - size
+        if room < 0:
+            return False
+        self._pool.shrink_to(room)
+        return True
 
     # the protocol -----------------------------------------------------------------------------------
 
@@ -1155,9 +1277,12 @@ class MemoryBlobStore:
         if offset < 0 or length < 0 or offset + length > size or (final and offset + length != size):
             raise ValueError("the range must lie within the blob's size (and end at it when final)")
         if offset == 0 and size >= max(self.reserve_min, 1) and key not in self._blobs and key not in self._spilled:
+            taken = self._pool.take(size)  # out of the pool first: its memory is this blob's now
             if self._fits(size):
-                self._blobs[key] = _Blob(_Reserved(size), _wall_clock())
+                self._blobs[key] = _Blob(_Reserved(size, self._pool, taken), _wall_clock())
                 self.resident_bytes += size
+            elif taken is not None:
+                self._pool.give(taken[0], taken[1], None)
         new_length = await self.write(key, chunks, offset=offset, limit=length)
         if new_length != offset + length:
             await self.write(key, _no_chunks(), offset=offset)  # a short body: the range never happened
