@@ -198,9 +198,26 @@ def _serial(*rates: float | None) -> float | None:
     return 1 / sum(1 / r for r in rates if r)
 
 
-def checks(results: dict[str, Any], in_memory: bool = False) -> list[Check]:
+def _lowest(*ceilings: Ceiling | None) -> Ceiling | None:
+    """The tightest of the bounds that were measured."""
+    found = [c for c in ceilings if c is not None and c.value is not None]
+    return min(found, key=lambda c: c.value or 0.0) if found else None
+
+
+def cpu_ceiling(results: dict[str, Any], cpus: int | None) -> Ceiling | None:
+    """What uploads at once can gain over the single upload at the single upload's CPU cost per
+    byte: the machine's CPUs over those it kept busy (server, client and kernel) during that
+    upload. None where either was not measured."""
+    busy = _summary(results, "graphattach.upload_big", "cores_busy")
+    if not cpus or not busy:
+        return None
+    return Ceiling(cpus / busy, f"the {cpus} CPUs ({busy:.2f} busy in the single upload)", ratio=True)
+
+
+def checks(results: dict[str, Any], in_memory: bool = False, cpus: int | None = None) -> list[Check]:
     """The targets of the one-sync design (each workload held against its floor, measured in the
-    same run); with ``in_memory``, those of ``graphattach serve --in-memory``."""
+    same run); with ``in_memory``, those of ``graphattach serve --in-memory``. ``cpus``: the
+    machine's, for the bound on uploads at once."""
     m: Callable[[str], float | None] = lambda key: _median(results, key)  # noqa: E731
     floor = "no-sync floor" if in_memory else "durable floor"
     floor_concurrent, floor_single = m("physical.upload_concurrent"), m("physical.upload_big")
@@ -211,10 +228,13 @@ def checks(results: dict[str, Any], in_memory: bool = False) -> list[Check]:
             m("graphattach.upload_big"),
             1.3,
             "single upload",
-            # in memory: what the no-sync floor gains from the same uploads at once
-            Ceiling(floor_concurrent / floor_single, "no-sync floor's own", ratio=True)
-            if in_memory and floor_concurrent and floor_single
-            else None,
+            _lowest(
+                # in memory: what the no-sync floor gains from the same uploads at once
+                Ceiling(floor_concurrent / floor_single, "no-sync floor's own", ratio=True)
+                if in_memory and floor_concurrent and floor_single
+                else None,
+                cpu_ceiling(results, cpus),
+            ),
         ),
         _max_check(
             # --in-memory keeps the blobs themselves in RAM, up to its memory limit (then spills)
@@ -333,7 +353,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines.append("")
     lines.append("| check | measured (medians) | target | ceiling in this run | result |")
     lines.append("|---|---|---|---|---|")
-    for c in checks(results, bool(meta.get("in_memory"))):
+    for c in checks(results, bool(meta.get("in_memory")), meta.get("machine", {}).get("cpus")):
         lines.append(f"| {c.name} | {c.measured} | {c.target} | {c.ceiling or '–'} | {c.verdict} |")
     lines.append("")
     lines.append("### Ratios of graphattach to each anchor")
@@ -457,7 +477,7 @@ def chart(data: dict[str, Any], path: Path) -> str | None:
         ax.axis("off")
     if len(flat) > len(panels):
         lines = ["Targets (medians)", ""]
-        for c in checks(results, bool(data["meta"].get("in_memory"))):
+        for c in checks(results, bool(data["meta"].get("in_memory")), data["meta"].get("machine", {}).get("cpus")):
             verdict = "n/a" if c.ok is None else ("met" if c.ok else "MISSED")
             lines.append(f"{verdict:>6}  {c.name}")
             lines.append(f"        {c.measured}; target {c.target}")

@@ -47,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.engines import MotoServer, PostgresCluster
 from tests.helpers import ServerProcess
 
+from bench.procs import machine_busy
+
 MiB = 1024 * 1024
 PUBLIC_URL = "http://graph.bench.test:8765"
 UPLOAD_ORIGIN = "http://uploads.bench.test:8765"
@@ -97,16 +99,6 @@ def _postmaster_pid(cluster: PostgresCluster) -> int | None:
         return None
 
 
-def _machine_busy() -> float:
-    """CPU seconds the whole machine spent busy (every process, ours or not), from /proc/stat."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class CpuMeter:
     """CPU seconds used by named process trees between ``start`` and ``stop``; ``machine`` is every
@@ -119,7 +111,7 @@ class CpuMeter:
     def _sample(self) -> dict[str, float]:
         sample = {name: sum(_cpu_of(p) for root in roots for p in _tree(root)) for name, roots in self.roots.items()}
         sample["client"] = _cpu_of(os.getpid())
-        sample["machine"] = _machine_busy()
+        sample["machine"] = machine_busy()
         return sample
 
     def start(self) -> None:

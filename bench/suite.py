@@ -27,7 +27,7 @@ from bench import cases as C
 from bench.anchors import Nginx, Tus, find_nginx, find_tus
 from bench.ga import GraphServer
 from bench.httpc import ConnectionBroken, HTTPError
-from bench.procs import MiB, Monitor, free_port
+from bench.procs import MiB, Monitor, free_port, machine_busy
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,6 +54,8 @@ class CaseResult:
     vm_hwm_mb: float | None = None
     p50_ms: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+    #: The machine's busy CPUs over each run (every process: server, client, kernel, others).
+    cores_busy: list[float] = field(default_factory=list)
     extra: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
 
@@ -61,7 +63,7 @@ class CaseResult:
         out: dict[str, Any] = {"runs": len(self.values)}
         if self.values:
             out.update(median=statistics.median(self.values), min=min(self.values), max=max(self.values))
-        for name in ("server_cpu_s", "client_cpu_s", "p50_ms", "p99_ms", "seconds"):
+        for name in ("server_cpu_s", "client_cpu_s", "p50_ms", "p99_ms", "seconds", "cores_busy"):
             vals = getattr(self, name)
             if vals:
                 out[name] = statistics.median(vals)
@@ -321,10 +323,12 @@ class Runner:
                     # otherwise compete with the next run's own fdatasync.
                     os.sync()
                     server = case.server
-                    cpu0 = time.process_time()
+                    cpu0, machine0, wall0 = time.process_time(), machine_busy(), time.perf_counter()
                     with Monitor(server.procs if server is not None else None) as usage:
                         sample = case.run()
                     client_cpu = time.process_time() - cpu0
+                    wall = time.perf_counter() - wall0
+                    cores_busy = (machine_busy() - machine0) / wall if wall > 0 else 0.0
                     case.after_run()
                 except Exception as exc:
                     self._fail(case, exc, f"run {r + 1}")
@@ -333,6 +337,7 @@ class Runner:
                 res.values.append(sample.value)
                 res.seconds.append(sample.seconds)
                 res.client_cpu_s.append(client_cpu)
+                res.cores_busy.append(cores_busy)
                 res.extra.append(sample.extra)
                 if server is not None:
                     res.server_cpu_s.append(usage.cpu_s)

@@ -99,3 +99,22 @@ def test_in_memory_concurrency_is_held_against_the_no_sync_floors_own_gain() -> 
     # on disk the no-sync floor bounds nothing (graphattach's syncs overlap, the floor's would not)
     on_disk = {c.name: c for c in checks(results)}["Concurrent uploads, aggregate vs one upload"]
     assert on_disk.ceiling == "" and on_disk.ceiling_ok is None
+
+
+def test_uploads_at_once_are_bounded_by_the_cpus_the_single_upload_left_idle() -> None:
+    results = _results()
+    results["graphattach.upload_big"]["summary"]["cores_busy"] = 1.6  # of 2: at most 1.25× more
+    results["graphattach.upload_concurrent"] = _result(320, unit="MB/s")  # 1.14× the single upload
+    check = {c.name: c for c in checks(results, cpus=2)}["Concurrent uploads, aggregate vs one upload"]
+    assert check.ok is False and check.ceiling_ok is False
+    assert check.ceiling == "the 2 CPUs (1.60 busy in the single upload): 1.25×"
+    assert "graphattach at 91 % of the ceiling" in check.verdict
+    # in memory the tighter of that and the no-sync floor's own gain
+    results["physical.upload_concurrent"] = _result(390, unit="MB/s")  # the floor: 1.3× its single upload
+    check = {c.name: c for c in checks(results, in_memory=True, cpus=2)}["Concurrent uploads, aggregate vs one upload"]
+    assert check.ceiling.startswith("the 2 CPUs")
+    results["physical.upload_concurrent"] = _result(330, unit="MB/s")  # 1.1×
+    check = {c.name: c for c in checks(results, in_memory=True, cpus=2)}["Concurrent uploads, aggregate vs one upload"]
+    assert check.ceiling == "no-sync floor's own: 1.10×"
+    # without the machine's figures, no CPU bound
+    assert {c.name: c for c in checks(results, cpus=None)}["Concurrent uploads, aggregate vs one upload"].ceiling == ""
