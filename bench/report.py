@@ -375,6 +375,8 @@ def markdown(data: dict[str, Any]) -> str:
         ref = PHYSICAL_REFERENCE.get(workload)
         if workload == "upload_concurrent" and meta.get("in_memory"):
             ref = (workload, _chart_label("physical.upload_concurrent"))  # the floor's own, in memory only
+        if ref and meta.get("in_memory") and ref[1] == "durable floor":
+            ref = (ref[0], "no-sync floor")  # against --in-memory the floor syncs nothing
         phys = _median(results, f"physical.{ref[0]}") if ref else None
         cells.append(f"{ga / phys:.2f} ({ref[1]})" if ref and phys else "–")
         lines.append(f"| {title} | {_fmt(ga, 1)} {unit} | {' | '.join(cells)} |")
