@@ -826,8 +826,9 @@ class _Reserved:
     faults the mapping in from another thread without the GIL; where it is missing the writes
     fault the pages in themselves, as before. At most ``_FAULT_AHEAD`` bytes past the written
     ones are faulted in, so RAM still grows with what was uploaded, not with the declared size
-    (an abandoned session holds little). Supports what the store does with a ``bytearray``:
-    ``len``, slices, ``extend`` and ``del data[n:]``; it pickles as a ``bytearray``.
+    (an abandoned session holds little). When nothing references the blob any more, its mapping
+    goes to the store's ``_MappingPool`` for the next session. Supports what the store does with a
+    ``bytearray``: ``len``, slices, ``extend`` and ``del data[n:]``; it pickles as a ``bytearray``.
     """
 
     __slots__ = ("_map", "length", "_faulted", "_pending", "_pool")
