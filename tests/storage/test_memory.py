@@ -355,7 +355,13 @@ MiB = 1024 * 1024
 
 
 async def _session(store: MemoryBlobStore, key: str, body: bytes, size: int) -> None:
+    """A session blob of ``size`` holding ``body``, its helper threads done with its mapping (a
+    mapping they still fault in is not taken over: under load they may lag)."""
     assert await store.append(key, _chunks(body), offset=0, length=len(body), size=size) == len(body)
+    reserved = store._blobs[key].data
+    assert isinstance(reserved, _Reserved)
+    for pending in reserved._pending:
+        pending.result(timeout=30)
 
 
 async def test_a_deleted_session_blob_gives_its_mapping_to_the_next_session() -> None:

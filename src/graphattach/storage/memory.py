@@ -839,8 +839,9 @@ class _Reserved:
         """A new mapping of ``capacity`` bytes, or ``taken`` from ``pool`` (its mapping, resized to
         ``capacity``, and how many bytes of it are faulted in); ``pool`` gets it back at the end."""
         self.length = 0
-        #: The last piece handed to the helper threads (done: the mapping is theirs no more).
-        self._pending: Future[None] | None = None
+        #: The pieces handed to the helper threads and maybe not done (all done: the mapping is
+        #: theirs no more).
+        self._pending: list[Future[None]] = []
         self._pool = pool
         if taken is not None:
             self._map, resident = taken
@@ -885,7 +886,8 @@ class _Reserved:
         size = len(self._map)
         end = min(size, (self.length + _FAULT_AHEAD) // mmap.PAGESIZE * mmap.PAGESIZE)
         if end > self._faulted:
-            self._pending = _prefaulter().submit(_populate, self._map, self._faulted, end)
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(_prefaulter().submit(_populate, self._map, self._faulted, end))
             self._faulted = end
 
     def __delitem__(self, part: slice) -> None:
@@ -945,21 +947,21 @@ class _MappingPool:
 
     def __init__(self, limit: int = POOL_BYTES) -> None:
         self.limit = limit
-        #: (mapping, bytes faulted in, when kept, its last helper task), oldest first.
-        self._kept: list[tuple[mmap.mmap, int, float, Future[None] | None]] = []
+        #: (mapping, bytes faulted in, when kept, its helper tasks maybe not done), oldest first.
+        self._kept: list[tuple[mmap.mmap, int, float, list[Future[None]]]] = []
         self._timer: asyncio.TimerHandle | None = None
 
     @property
     def kept_bytes(self) -> int:
         return sum(resident for _, resident, _, _ in self._kept)
 
-    def give(self, mapping: mmap.mmap, resident: int, pending: Future[None] | None) -> None:
+    def give(self, mapping: mmap.mmap, resident: int, pending: list[Future[None]]) -> None:
         resident = min(resident, len(mapping))
         if resident < _POOL_MIN or resident > self.limit or mapping.closed:
             return
         self._expire()
         self.shrink_to(self.limit - resident)
-        self._kept.append((mapping, resident, time.monotonic(), pending))
+        self._kept.append((mapping, resident, time.monotonic(), [f for f in pending if not f.done()]))
         self._schedule_expiry()
 
     def take(self, size: int) -> tuple[mmap.mmap, int] | None:
@@ -967,7 +969,7 @@ class _MappingPool:
         self._expire()
         # The one with the most faulted-in bytes that serve this size, whose helper is done with
         # it (a mapping a helper thread still faults in must not move).
-        ready = [k for k in self._kept if k[3] is None or k[3].done()]
+        ready = [k for k in self._kept if all(f.done() for f in k[3])]
         if not ready:
             return None
         best = max(ready, key=lambda k: min(k[1], size))
@@ -1283,7 +1285,7 @@ class MemoryBlobStore:
                 self._blobs[key] = _Blob(_Reserved(size, self._pool, taken), _wall_clock())
                 self.resident_bytes += size
             elif taken is not None:
-                self._pool.give(taken[0], taken[1], None)
+                self._pool.give(taken[0], taken[1], [])
         new_length = await self.write(key, chunks, offset=offset, limit=length)
         if new_length != offset + length:
             await self.write(key, _no_chunks(), offset=offset)  # a short body: the range never happened
