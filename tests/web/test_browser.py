@@ -265,6 +265,9 @@ def test_a_token_minted_in_the_page_can_be_copied(ui: UiServer, page: Page) -> N
     page.eval("document.querySelector('#mint').submit()")
     token = page.wait_for("document.querySelector('#token') && document.querySelector('#token').value")
     assert token.count(".") == 2  # a JWT
+    # The field is there while the page still parses; the click handler comes with app.js, a
+    # deferred script: click once the page has loaded (a click before it does nothing).
+    assert page.wait_for("document.readyState === 'complete'")
     page.eval("document.querySelector('button[data-copy-from=token]').click()")
     assert page.wait_for("document.querySelector('button[data-copy-from=token]').dataset.copied === '1'")
     assert_clean(page, start, "tenant, token minted")
