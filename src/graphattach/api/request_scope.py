@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,7 +27,7 @@ UNJOURNALED = ("/_graphattach/requests", "/_graphattach/permissions-report")
 #: Headers whose values are credentials (Dev Proxy redacts the same kind in its HAR files).
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "x-graphattach-admin-key"})
 _SECRET_QUERY = re.compile(r"((?:^|&)(?:authtoken|client_secret|password|refresh_token|assertion|code)=)[^&]*", re.I)
-_TEXTUAL = (b"json", b"text/", b"xml", b"x-www-form-urlencoded", b"javascript")
+_TEXTUAL = re.compile(rb"json|text/|xml|x-www-form-urlencoded|javascript")
 REDACTED = "REDACTED"
 
 
@@ -40,38 +40,59 @@ _AUTHTOKEN_IN_TEXT = re.compile(rb"(authtoken=)[^\"&\s\\]*")
 
 
 def redact_query(query: str) -> str:
-    return _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, query)
+    if "=" not in query:
+        return query
+    return _SECRET_QUERY.sub(_redact_match, query)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    return match.group(1) + REDACTED
+
+
+#: What a body holds whenever ``_SECRET_JSON`` may match it: a kept body is searched for these
+#: first (a byte search), and the regular expression runs only where one is found.
+_SECRET_JSON_HINTS = (b'password"', b'secret"', b'token"', b'assertion"')
 
 
 def redact_body(body: bytes) -> bytes:
     """Credentials in a kept body (form fields, JSON string members) replaced by ``REDACTED``."""
     if not body:
         return body
-    body = _SECRET_JSON.sub(rb"\1" + REDACTED.encode() + rb"\2", body)
+    if any(hint in body for hint in _SECRET_JSON_HINTS):
+        body = _SECRET_JSON.sub(rb"\1" + REDACTED.encode() + rb"\2", body)
     # upload URLs carry their credential (createUploadSession's uploadUrl)
-    body = _AUTHTOKEN_IN_TEXT.sub(rb"\1" + REDACTED.encode(), body)
+    if b"authtoken=" in body:
+        body = _AUTHTOKEN_IN_TEXT.sub(rb"\1" + REDACTED.encode(), body)
     if b"=" in body and not body.lstrip().startswith((b"{", b"[")):
         body = redact_query(body.decode("latin-1")).encode("latin-1")
     return body
 
 
-def _headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    out = []
-    for name, value in raw:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in _SECRET_HEADERS:
-            scheme = text.split(" ", 1)[0] if " " in text and key == "authorization" else ""
-            text = f"{scheme} {REDACTED}".strip()
-        out.append((key, text))
-    return out
+_SECRET_HEADER_NAMES = frozenset(name.encode() for name in _SECRET_HEADERS)
+_REDACTED_BYTES = REDACTED.encode()
 
 
-def _textual(headers: list[tuple[str, str]]) -> bool:
-    for name, value in headers:
-        if name == "content-type":
-            return any(kind.decode() in value.lower() for kind in _TEXTUAL)
-    return False
+def _redacted(name: bytes, value: bytes) -> bytes:
+    """A credential header's value as kept: ``Bearer REDACTED`` for an authorization with a
+    scheme, else ``REDACTED``."""
+    if name.lower() == b"authorization" and b" " in value:
+        return value.split(b" ", 1)[0] + b" " + _REDACTED_BYTES
+    return _REDACTED_BYTES
+
+
+def kept_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """ASGI headers as the journal keeps them, still bytes (decoded when an entry is read:
+    ``JournalEntry.request_headers``) with each credential's value redacted; and whether their
+    ``Content-Type`` is textual (a body worth keeping)."""
+    kept = list(raw)
+    textual = False
+    for index, (name, value) in enumerate(kept):
+        lowered = name.lower()
+        if lowered == b"content-type":
+            textual = _TEXTUAL.search(value.lower()) is not None
+        elif lowered in _SECRET_HEADER_NAMES:
+            kept[index] = (name, _redacted(name, value))
+    return kept, textual
 
 
 class RequestScopeMiddleware:
@@ -99,10 +120,9 @@ class RequestScopeMiddleware:
         query = scope.get("query_string", b"").decode("latin-1")
         entry = book.open(ctx.clock.now(), scope.get("method", ""), scope.get("path", ""), redact_query(query))
         entry.scheme = scope.get("scheme", "http")
-        entry.request_headers = _headers(scope.get("headers", []))
-        entry.host = next((v for k, v in entry.request_headers if k == "host"), "")
+        entry.raw_request_headers, textual_request = kept_headers(scope.get("headers", ()))
         limit = book.body_limit
-        keep_request = limit > 0 and _textual(entry.request_headers)
+        keep_request = limit > 0 and textual_request
         request_body = bytearray()
         response_body = bytearray()
         keep_response = False
@@ -121,8 +141,8 @@ class RequestScopeMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 entry.status = int(message["status"])
-                entry.response_headers = _headers(list(message.get("headers", [])))
-                keep_response = limit > 0 and _textual(entry.response_headers)
+                entry.raw_response_headers, textual_response = kept_headers(message.get("headers", ()))
+                keep_response = limit > 0 and textual_response
             elif kind == "http.response.body":
                 body = message.get("body", b"")
                 entry.bytes_out += len(body)

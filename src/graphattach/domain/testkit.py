@@ -20,7 +20,6 @@ class JournalEntry:
     path: str
     query: str
     scheme: str = "http"
-    host: str = ""
     status: int = 0
     request_id: str = ""
     client_request_id: str = ""
@@ -39,8 +38,12 @@ class JournalEntry:
     duration_ms: float = 0.0
     #: What the fault layer did to the request (a fault rule, a throttling 429), if anything.
     fault: str | None = None
-    request_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    #: The headers as they came and went (ASGI's name and value bytes), credentials already
+    #: redacted; read them decoded through ``request_headers`` and ``response_headers``. Kept
+    #: raw because most entries are never read, and decoding every header of every request was
+    #: a third of what the journal cost a request (bench/README.md).
+    raw_request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    raw_response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     request_body: bytes = b""
     response_body: bytes = b""
 
@@ -48,6 +51,27 @@ class JournalEntry:
     def permission(self) -> str | None:
         """The least privileged permission the call needed."""
         return self.accepted[0] if self.accepted else None
+
+    @property
+    def request_headers(self) -> list[tuple[str, str]]:
+        """The request's headers, names in lowercase (credentials redacted)."""
+        return _decoded(self.raw_request_headers)
+
+    @property
+    def response_headers(self) -> list[tuple[str, str]]:
+        """The response's headers, names in lowercase (credentials redacted)."""
+        return _decoded(self.raw_response_headers)
+
+    @property
+    def host(self) -> str:
+        """The request's ``Host`` header ("" without one)."""
+        return next(
+            (value.decode("latin-1") for name, value in self.raw_request_headers if name.lower() == b"host"), ""
+        )
+
+
+def _decoded(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
 
 
 @dataclass(slots=True)

@@ -236,9 +236,16 @@ async def put_range(
     ``PREFETCH_LIMIT`` bytes is read at once."""
     header_error, rng, length = headers.error, headers.range, headers.length
     prefetch: asyncio.Task[list[bytes]] | None = None
-    if header_error is None and length is not None and length <= min(PREFETCH_LIMIT, ctx.settings.max_upload_chunk):
+    if (
+        header_error is None
+        and length is not None
+        and length <= min(PREFETCH_LIMIT, ctx.settings.max_upload_chunk)
+        and not ctx.metadata.answers_inline
+    ):
         # A small body is read while the lock and the session are fetched, not after: with
         # msgraph-core's 1 KiB ranges that wait is as long as the write (bench/README.md, A/B runs).
+        # A store that answers inline leaves nothing to overlap: the task would only cost its
+        # own scheduling and a turn of the event loop.
         prefetch = asyncio.ensure_future(_read_small(chunks, length))
         prefetch.add_done_callback(_retrieve)
         chunks = _prefetched(prefetch)

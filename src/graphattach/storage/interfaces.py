@@ -45,6 +45,10 @@ class ItemChange:
 class MetadataStore(Protocol):
     """Records of users, folders, items, attachments and upload sessions."""
 
+    #: True when the store answers on the event loop without waiting (no thread, no network):
+    #: then nothing is gained by doing other work while a call is under way.
+    answers_inline: bool
+
     async def open(self) -> None:
         """Connect and apply pending schema migrations."""
 

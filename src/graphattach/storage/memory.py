@@ -99,6 +99,8 @@ def _wall_clock() -> datetime:
 class MemoryMetadataStore:
     """``MetadataStore`` over dicts; ``lock_session`` is an ``asyncio.Lock`` per session id."""
 
+    answers_inline = True
+
     def __init__(self) -> None:
         self._locks = KeyedLocks()
         self._user_changes = itertools.count(1)
