@@ -40,8 +40,8 @@ class JournalEntry:
     fault: str | None = None
     #: The headers as they came and went (ASGI's name and value bytes), credentials already
     #: redacted; read them decoded through ``request_headers`` and ``response_headers``. Kept
-    #: raw because most entries are never read, and decoding every header of every request was
-    #: a third of what the journal cost a request (bench/README.md).
+    #: raw because most entries are never read: decoding them on every request was much of
+    #: what the journal cost a request (bench/README.md, A/B table).
     raw_request_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     raw_response_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     request_body: bytes = b""

@@ -156,7 +156,7 @@ def _integrity(exc: asyncpg.IntegrityConstraintViolationError, what: str) -> Exc
 class PostgresMetadataStore:
     """``MetadataStore`` on the PostgreSQL database at ``url`` (``postgresql://user@host:port/db``)."""
 
-    answers_inline = False  # every call runs in the store's thread, or over the network
+    answers_inline = False  # every call goes over the network
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -175,7 +175,7 @@ def _unsynced(conn: sqlite3.Connection) -> Iterator[None]:
 class SqliteMetadataStore:
     """``MetadataStore`` on the SQLite file at ``path`` (created if absent)."""
 
-    answers_inline = False  # every call runs in the store's thread, or over the network
+    answers_inline = False  # every call runs in the store's thread
 
     def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
