@@ -62,9 +62,10 @@ def build_app(ctx: Context | None = None, settings: Settings | None = None) -> S
                 await close_context(context)
 
     routes: list[Any] = [
+        # first: the router tries routes in order, and upload ranges are the most frequent request
+        *upload_origin.ROUTES,
         Route("/v1.0/{path:path}", graph_v1, methods=GRAPH_METHODS),
         Route("/beta/{path:path}", graph_beta, methods=GRAPH_METHODS),
-        *upload_origin.ROUTES,
         *admin.ROUTES,
         *testkit.ROUTES,
         *faults.ROUTES,

@@ -47,6 +47,14 @@ DIAGNOSTIC = (
 )
 
 
+#: The headers every answer carries whatever the request.
+_CONSTANT_HEADERS = (
+    (b"x-ms-ags-diagnostic", DIAGNOSTIC.encode()),
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"cache-control", b"private"),
+)
+
+
 def _initial_operation(scope: Scope) -> str:
     """The operation name known from the path alone; the Graph endpoint refines it after parsing."""
     path: str = scope.get("path", "")
@@ -84,9 +92,17 @@ class GraphMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        declared = transfer_encoding = client_id = None
+        for name, value in scope.get("headers", ()):
+            name = name.lower()
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                transfer_encoding = value
+            elif name == b"client-request-id":
+                client_id = value
         request_id = ids.new_guid()
-        client_request_id = headers.get(b"client-request-id", b"").decode("latin-1").strip() or request_id
+        client_request_id = (client_id or b"").decode("latin-1").strip() or request_id
         scope.setdefault("state", {})
         scope["state"]["request_id"] = request_id
         scope["state"]["client_request_id"] = client_request_id
@@ -94,8 +110,7 @@ class GraphMiddleware:
         # The server's own send: the fault layer closes the connection through it (``drop``).
         scope["state"]["server_send"] = send
 
-        declared = headers.get(b"content-length")
-        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        chunked = transfer_encoding is not None and b"chunked" in transfer_encoding.lower()
         has_body = chunked or (declared is not None and declared.strip() not in (b"0", b""))
         length = _declared_length(declared)
         body_state = {"done": not has_body, "read": 0, "stalled": False}
@@ -151,9 +166,7 @@ class GraphMiddleware:
                 extra = [
                     (b"request-id", request_id.encode()),
                     (b"client-request-id", client_request_id.encode("latin-1")),
-                    (b"x-ms-ags-diagnostic", DIAGNOSTIC.encode()),
-                    (b"strict-transport-security", b"max-age=31536000"),
-                    (b"cache-control", b"private"),
+                    *_CONSTANT_HEADERS,
                 ]
                 if await drain_or_close():
                     extra.append((b"connection", b"close"))

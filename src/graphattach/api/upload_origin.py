@@ -8,12 +8,13 @@ blob store.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from graphattach.api.call import drop, stream_body
+from graphattach.api.call import drop
 from graphattach.api.responses import empty, graph_json
 from graphattach.domain.errors import GraphError
 from graphattach.domain.models import UploadSession
@@ -50,6 +51,18 @@ def _upload_path(request: Request) -> UploadPath:
     return parsed
 
 
+def _authtoken(request: Request) -> str | None:
+    """The ``authtoken`` query parameter (the last one, as ``request.query_params`` reads it),
+    without building the request's whole query-parameter map."""
+    query: bytes = request.scope.get("query_string", b"")
+    if b"authtoken" not in query and b"%" not in query:  # a name may come percent-encoded
+        return None
+    values = [
+        value for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if name == "authtoken"
+    ]
+    return values[-1] if values else None
+
+
 class BodyStream:
     """The request body as an async iterator that can be drained after a refusal.
 
@@ -59,7 +72,7 @@ class BodyStream:
     """
 
     def __init__(self, request: Request) -> None:
-        self._chunks = stream_body(request)
+        self._chunks = request.stream()
         self.done = False
 
     def __aiter__(self) -> BodyStream:
@@ -69,7 +82,10 @@ class BodyStream:
         if self.done:
             raise StopAsyncIteration
         try:
-            return await self._chunks.__anext__()
+            chunk = await self._chunks.__anext__()
+            while not chunk:  # Starlette's stream ends with an empty chunk: not a piece of the body
+                chunk = await self._chunks.__anext__()
+            return chunk
         except BaseException:
             self.done = True
             raise
@@ -83,9 +99,7 @@ async def upload_session(request: Request) -> Response:
     body = BodyStream(request)
     try:
         path = _upload_path(request)
-        claims = uploads.authenticate(
-            ctx, path, request.query_params.get("authtoken"), request.headers.get("authorization")
-        )
+        claims = uploads.authenticate(ctx, path, _authtoken(request), request.headers.get("authorization"))
         if request.method == "GET":
             return _status_response(ctx, await uploads.status(ctx, path, claims))
         if request.method == "DELETE":
