@@ -297,9 +297,9 @@ class FloorServer(Server):
     """``granian --interface asgi bench.floor_app:app``: the durable floor (bench/floor_app.py),
     one worker on HTTP/1.1 like ``graphattach serve``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, app: str = "bench.floor_app:app", name: str = "floor") -> None:
         self.port = free_port()
-        directory = workdir / "floor"
+        directory = workdir / name
         cmd = [
             sys.executable,
             "-m",
@@ -314,10 +314,10 @@ class FloorServer(Server):
             str(self.port),
             "--log-level",
             "warning",
-            "bench.floor_app:app",
+            app,
         ]
         root = Path(__file__).resolve().parent.parent
-        super().__init__("floor", cmd, workdir / "floor.log", env={"FLOOR_DIR": str(directory)}, cwd=root)
+        super().__init__(name, cmd, workdir / f"{name}.log", env={"FLOOR_DIR": str(directory)}, cwd=root)
 
     def start_and_wait(self) -> FloorServer:
         self.start()

@@ -17,7 +17,8 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   stream chunk (1.5 MiB, ``STREAM_CHUNK`` in src/graphattach/protocol/attachments.py): the most
   granian takes from a Python app, with no file read at all. ``$value`` is held against it.
 
-No routing, no middleware, no checks. A PUT runs inline on the event loop (its client waits for
+No routing, no middleware, no checks. Beside it, ``framework``: the same PUT through Starlette
+(below), to tell what the framework costs from what graphattach's own work does. A PUT runs inline on the event loop (its client waits for
 each answer: a thread hop would only add latency, and the writes land in the page cache); a POST writes its file and commits in threads
 so that concurrent POSTs overlap their syncs.
 Started by ``bench/cases.py`` as ``granian --interface asgi bench.floor_app:app`` with
@@ -30,12 +31,19 @@ import asyncio
 import itertools
 import os
 import sqlite3
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pybase64
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 _DIR = Path(os.environ.get("FLOOR_DIR", "."))
 _state: dict[str, Any] = {}
@@ -88,20 +96,31 @@ async def _answer(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _put(receive: Any, path: str, mode: bytes, length: int | None) -> bytes:
-    """Append the body to the file as it arrives, fdatasync, commit the new length (synced only
-    in mode ``two-syncs``; in mode ``no-sync`` neither the sync nor the commit)."""
+def _put_file(path: str) -> int:
+    """The open file of the PUT path ``path``."""
     fds = _state["fds"]
     fd = fds.get(path)
     if fd is None:
         name = f"put-{os.getpid()}-{len(fds)}.bin"
         fd = fds[path] = os.open(_DIR / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return fd
+
+
+async def _put(receive: Any, path: str, mode: bytes, length: int | None) -> bytes:
+    """Append the body to the file as it arrives, fdatasync, commit the new length (synced only
+    in mode ``two-syncs``; in mode ``no-sync`` neither the sync nor the commit)."""
+    fd = _put_file(path)
     more = True
     arrived = 0
     while more and (length is None or arrived < length):
         message = await receive()
         arrived += os.write(fd, message.get("body", b""))
         more = message.get("more_body", False)
+    return _settle(fd, mode)
+
+
+def _settle(fd: int, mode: bytes) -> bytes:
+    """What a PUT does once its body is in the file: the sync and the commit (as ``mode`` says)."""
     received = os.lseek(fd, 0, os.SEEK_CUR)
     if mode == b"no-sync":
         return b'{"nextExpectedRanges":["%d"]}' % received
@@ -198,3 +217,59 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await _answer(send, 200, b"{}")
     else:
         await _answer(send, 200, b"{}")
+
+
+# The framework floor ------------------------------------------------------------------------------
+
+
+class _BodyEndsAtLength:
+    """A body ends once its ``Content-Length`` bytes have arrived, as graphattach's middleware
+    ends it (granian's empty last message would cost another round trip to its I/O thread)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        length = _length(scope) if scope["type"] == "http" else None
+        if length is None:
+            await self.app(scope, receive, send)
+            return
+        arrived = 0
+
+        async def until_length() -> Any:
+            nonlocal arrived
+            message = await receive()
+            arrived += len(message.get("body", b""))
+            if message.get("more_body", False) and arrived >= length:
+                message = {**message, "more_body": False}
+            return message
+
+        await self.app(scope, until_length, send)
+
+
+async def _framework_put(request: Request) -> Response:
+    fd = _put_file(request.url.path)
+    async for chunk in request.stream():
+        os.write(fd, chunk)
+    return Response(_settle(fd, request.scope.get("query_string", b"")), media_type="application/json")
+
+
+async def _framework_get(request: Request) -> Response:
+    return Response(b"{}", media_type="application/json")
+
+
+@asynccontextmanager
+async def _framework_lifespan(app: Starlette) -> AsyncIterator[None]:
+    _open()
+    yield
+
+
+#: The floor's PUT through Starlette (what graphattach's API layer is built on): a router, a
+#: ``Request`` whose body is read with ``request.stream()``, a ``Response``, and a middleware
+#: that ends the body at its declared length. Served as ``bench.floor_app:framework``; the
+#: ``framework`` rung of ``bench.tiny_ladder`` is what Starlette itself adds to the floor's PUT.
+framework = Starlette(
+    routes=[Route("/{name}", _framework_put, methods=["PUT"]), Route("/", _framework_get)],
+    middleware=[Middleware(_BodyEndsAtLength)],
+    lifespan=_framework_lifespan,
+)

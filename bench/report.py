@@ -338,8 +338,11 @@ def markdown(data: dict[str, Any]) -> str:
         "(a shared machine: absolute figures drift, ratios within one run hold)."
     )
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    uncommitted = ", with uncommitted changes" if meta["git"].get("uncommitted") else ""
     anchors = "; ".join(f"{TARGET_NAMES[k]}: {v}" for k, v in meta.get("anchors", {}).items())
-    lines.append(f"Versions: {versions}; {anchors}; commit {meta['git']['commit'][:10]} ({meta['git']['branch']}).")
+    lines.append(
+        f"Versions: {versions}; {anchors}; commit {meta['git']['commit'][:10]} ({meta['git']['branch']}{uncommitted})."
+    )
     lines.append("")
     lines.append("### Targets")
     lines.append("")

@@ -167,7 +167,14 @@ class Runner:
                 "loadavg_start": os.getloadavg(),
             },
             "versions": _versions(),
-            "git": {"commit": _git("rev-parse", "HEAD"), "branch": _git("rev-parse", "--abbrev-ref", "HEAD")},
+            "git": {
+                "commit": _git("rev-parse", "HEAD"),
+                "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
+                # Changes to the code measured that no commit holds yet (the results and prose aside).
+                "uncommitted": bool(
+                    _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!*.md")
+                ),
+            },
             "command": " ".join(["python -m bench", *sys.argv[1:]]),
         }
         length = max(

@@ -5,14 +5,17 @@ that stops it:
 
 1. ``floor``: the durable floor's 1 KiB PUT (bench/floor_app.py: granian, a no-op app, the one
    ``fdatasync`` and an unsynced SQLite commit; ``?no-sync`` with ``--in-memory``);
-2. ``stack``: ``GET /_graphattach/health`` on graphattach: granian, Starlette and graphattach's
+2. ``framework``: the floor's PUT through Starlette (``bench.floor_app:framework``: a router, a
+   ``Request`` read with ``request.stream()``, a ``Response``, the body ended at its declared
+   length as graphattach ends it): what the framework graphattach is built on adds;
+3. ``stack``: ``GET /_graphattach/health`` on graphattach: granian, Starlette and graphattach's
    middleware (request journal, Graph headers, fault layer, router), a constant answer;
-3. ``status``: ``GET`` on an upload URL: the stack, plus the upload URL's signature check, the
+4. ``status``: ``GET`` on an upload URL: the stack, plus the upload URL's signature check, the
    session's read and the status body (what every PUT also does);
-4. ``put``: a 1 KiB ``PUT`` into the same session: plus the session lock, the body, the blob's
+5. ``put``: a 1 KiB ``PUT`` into the same session: plus the session lock, the body, the blob's
    append with its ``fdatasync``, and the session row's advance.
 
-On disk a fifth rung, ``floor-nosync``, is the floor's PUT without its sync and commit: the
+On disk a sixth rung, ``floor-nosync``, is the floor's PUT without its sync and commit: the
 difference between the two floors is what the floor's write costs a request. A PUT must do all
 a status ``GET`` does and then that write, so ``1 / (1 / status + write)`` bounds it (the
 ``bound`` line, ``bench.report.put_bound``): what the PUT could reach if its write path cost
@@ -43,7 +46,7 @@ from bench.httpc import Conn, target_of
 from bench.report import floor_write, put_bound
 
 KiB = 1024
-RUNGS = ("floor", "floor-nosync", "stack", "status", "put")
+RUNGS = ("floor", "floor-nosync", "framework", "stack", "status", "put")
 
 
 def _timed(one: Callable[[int], None], seconds: float, limit: int, cpu: Callable[[], float]) -> tuple[float, float]:
@@ -72,6 +75,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="tiny-ladder-"))
     floor = FloorServer(scratch).start_and_wait()
+    framework = FloorServer(scratch, app="bench.floor_app:framework", name="framework").start_and_wait()
     ga = GraphServer(
         scratch / "ga-data", scratch / "graphattach.log", extra=["--in-memory"] if opts.in_memory else None
     )
@@ -82,7 +86,8 @@ def main() -> None:
         with Graph(ga.port) as graph:
             token = graph.token
             # One session big enough for every PUT of every round.
-            total = (opts.requests * opts.rounds + 1) * KiB
+            # (at least 3 MiB: Graph refuses a session for less than 2 MiB)
+            total = max((opts.requests * opts.rounds + 1) * KiB, 3 * KiB * KiB)
             url = graph.create_session(graph.create_draft("tiny ladder"), total).upload_url
         offset = 0
         suffix = "?no-sync" if opts.in_memory else ""
@@ -100,6 +105,12 @@ def main() -> None:
                         expect(c.request("PUT", "/tiny-nosync?no-sync", {}, body), "floor PUT", 200)
 
                     results["floor-nosync"].append(_timed(floor_nosync, opts.seconds, opts.requests, floor.procs.cpu))
+            with Conn("127.0.0.1", framework.port) as c:
+
+                def framework_put(i: int, c: Conn = c) -> None:
+                    expect(c.request("PUT", f"/tiny{suffix}", {}, body), "framework PUT", 200)
+
+                results["framework"].append(_timed(framework_put, opts.seconds, opts.requests, framework.procs.cpu))
             with Conn("127.0.0.1", ga.port) as c:
 
                 def health(i: int, c: Conn = c) -> None:
@@ -125,6 +136,7 @@ def main() -> None:
                 offset = int(json.loads(answer.body)["nextExpectedRanges"][0].split("-")[0])
     finally:
         ga.stop()
+        framework.stop()
         floor.stop()
 
     load = os.getloadavg()

@@ -86,6 +86,10 @@ def test_the_markdown_has_the_ceiling_column() -> None:
     text = markdown(data)
     assert "| check | measured (medians) | target | ceiling in this run | result |" in text
     assert "status GET + the floor's write: 77 % (615)" in text
+    assert "commit 0123456789 (main)." in text
+    # a run of code that no commit holds says so
+    data["meta"]["git"]["uncommitted"] = True
+    assert "commit 0123456789 (main, with uncommitted changes)." in markdown(data)
 
 
 def test_in_memory_concurrency_is_held_against_the_no_sync_floors_own_gain() -> None:

@@ -506,6 +506,11 @@ class FileBlobStore:
         # in the same thread hop as the first write, so a small body costs one hop in all.
         pending: list[bytes] = []
         pending_size = 0
+        # The first full gather is held until more comes: a body in one piece (a POST's decoded
+        # bytes) then goes in the same hop as its sync, one hop instead of two and no write-back
+        # of its own (bench/README.md, A/B table). Later gathers go as they fill.
+        held: list[_Data] | None = None
+        started = False
         # One write may run in its thread while the next chunks arrive (at most one: memory stays
         # bounded by about two BUFFER_SIZE per write).
         inflight: asyncio.Future[None] | None = None
@@ -530,13 +535,19 @@ class FileBlobStore:
                     length += len(chunk)
                 else:
                     pending, pending_size = [chunk], len(chunk)
+                if not started:
+                    started = True
+                    held = units
+                    continue
+                if held is not None:
+                    units, held = [*held, *units], None
                 if inflight is not None:
                     await _settle(inflight)
                 inflight = loop.run_in_executor(None, writer.write, units, False)
             if inflight is not None:
                 await _settle(inflight)
                 inflight = None
-            await _in_thread(writer.write, [pending] if pending else [], True)
+            await _in_thread(writer.write, [*(held or []), *([pending] if pending else [])], True)
             length += pending_size
         except BaseException:
             try:
