@@ -16,10 +16,10 @@ import argparse
 import os
 import queue
 import random
-import statistics
 import tempfile
 from pathlib import Path
 
+from bench.ab_tiny import alternate, report
 from bench.cases import POSTS_PER_MESSAGE, load
 from bench.ga import Graph, GraphServer, expect, file_attachment_json, seg
 from bench.httpc import Conn
@@ -73,26 +73,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--in-memory", action="store_true", help="serve both builds with --in-memory")
     opts = parser.parse_args()
-    results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
-        for n in range(opts.rounds):
-            for build in ("A", "B") if n % 2 == 0 else ("B", "A"):
-                src = opts.a if build == "A" else opts.b
-                results[build].append(one_round(src, Path(scratch), opts.secs, opts.concurrency, opts.in_memory))
+        results = alternate(
+            opts.rounds,
+            opts.a,
+            opts.b,
+            lambda src: one_round(src, Path(scratch), opts.secs, opts.concurrency, opts.in_memory),
+        )
     mode = "--in-memory" if opts.in_memory else "embedded storage"
     print(
         f"1 MiB POSTs, {opts.concurrency} connections, {opts.secs:g} s per round, {opts.rounds} rounds, {mode},"
         f" builds alternated; load {os.getloadavg()}"
     )
-    for build, rounds in results.items():
-        rates, cpus = [r[0] for r in rounds], [r[1] for r in rounds]
-        print(
-            f"{build} ({opts.a if build == 'A' else opts.b}): {statistics.median(rates):.0f} POST/s"
-            f" ({min(rates):.0f}-{max(rates):.0f}), server CPU {statistics.median(cpus):.2f} ms/POST"
-            f" ({min(cpus):.2f}-{max(cpus):.2f})"
-        )
-    ratios = [b[0] / a[0] for a, b in zip(results["A"], results["B"], strict=True)]
-    print(f"B/A POST/s per round: median {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
+    report(results, opts.a, opts.b, "POST", "ms", 2)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.ga import Graph, GraphServer, expect, put_range
@@ -82,6 +83,30 @@ def one_round(src: Path, puts: int, scratch: Path, in_memory: bool = False, rang
     return puts / seconds, cpu / puts * 1e6
 
 
+def alternate(
+    rounds: int, a: Path, b: Path, one: Callable[[Path], tuple[float, float]]
+) -> dict[str, list[tuple[float, float]]]:
+    """Run ``one(src)`` for builds A and B, ``rounds`` times each, alternating which goes first."""
+    results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+    for n in range(rounds):
+        for build in ("A", "B") if n % 2 == 0 else ("B", "A"):
+            results[build].append(one(a if build == "A" else b))
+    return results
+
+
+def report(results: dict[str, list[tuple[float, float]]], a: Path, b: Path, what: str, cpu: str, digits: int) -> None:
+    """Print each build's median rate and CPU per request (``cpu``: its unit) and the per-round B/A ratio."""
+    for build, rounds in results.items():
+        rates, cpus = [r[0] for r in rounds], [r[1] for r in rounds]
+        print(
+            f"{build} ({a if build == 'A' else b}): {statistics.median(rates):.0f} {what}/s"
+            f" ({min(rates):.0f}-{max(rates):.0f}), server CPU {statistics.median(cpus):.{digits}f} {cpu}/{what}"
+            f" ({min(cpus):.{digits}f}-{max(cpus):.{digits}f})"
+        )
+    ratios = [rb[0] / ra[0] for ra, rb in zip(results["A"], results["B"], strict=True)]
+    print(f"B/A {what}/s per round: median {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--a", type=Path, required=True, help="the src directory of build A")
@@ -91,26 +116,18 @@ def main() -> None:
     parser.add_argument("--in-memory", action="store_true", help="serve both builds with --in-memory")
     parser.add_argument("--range-kib", type=int, default=1, help="KiB per range (4096: the big upload's ranges)")
     opts = parser.parse_args()
-    results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
-        for n in range(opts.rounds):
-            order = ("A", "B") if n % 2 == 0 else ("B", "A")
-            for build in order:
-                src = opts.a if build == "A" else opts.b
-                results[build].append(one_round(src, opts.puts, Path(scratch), opts.in_memory, opts.range_kib))
+        results = alternate(
+            opts.rounds,
+            opts.a,
+            opts.b,
+            lambda src: one_round(src, opts.puts, Path(scratch), opts.in_memory, opts.range_kib),
+        )
     mode = "--in-memory" if opts.in_memory else "embedded storage"
     print(
         f"{opts.puts} PUTs of {opts.range_kib} KiB per round, {opts.rounds} rounds, {mode}, builds alternated; load {os.getloadavg()}"
     )
-    for build, rounds in results.items():
-        rates, cpus = [r[0] for r in rounds], [r[1] for r in rounds]
-        print(
-            f"{build} ({opts.a if build == 'A' else opts.b}): {statistics.median(rates):.0f} PUT/s"
-            f" ({min(rates):.0f}-{max(rates):.0f}), server CPU {statistics.median(cpus):.0f} µs/PUT"
-            f" ({min(cpus):.0f}-{max(cpus):.0f})"
-        )
-    ratios = [b[0] / a[0] for a, b in zip(results["A"], results["B"], strict=True)]
-    print(f"B/A PUT/s per round: median {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+    report(results, opts.a, opts.b, "PUT", "µs", 0)
 
 
 if __name__ == "__main__":
