@@ -512,7 +512,7 @@ class FileBlobStore:
         held: list[_Data] | None = None
         started = False
         # One write may run in its thread while the next chunks arrive (at most one: memory stays
-        # bounded by about two BUFFER_SIZE per write).
+        # bounded by about two BUFFER_SIZE per write, three while the held gather's write runs).
         inflight: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
         try:
