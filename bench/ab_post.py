@@ -12,14 +12,13 @@ Asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import queue
 import random
 import tempfile
 from pathlib import Path
 
-from bench.ab_tiny import alternate, report
+from bench.ab_tiny import ab_parser, alternate, report
 from bench.cases import POSTS_PER_MESSAGE, load
 from bench.ga import Graph, GraphServer, expect, file_attachment_json, seg
 from bench.httpc import Conn
@@ -65,13 +64,9 @@ def one_round(src: Path, scratch: Path, secs: float, concurrency: int, in_memory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--a", type=Path, required=True, help="the src directory of build A")
-    parser.add_argument("--b", type=Path, required=True, help="the src directory of build B")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser = ab_parser(__doc__)
     parser.add_argument("--secs", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--in-memory", action="store_true", help="serve both builds with --in-memory")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
         results = alternate(

@@ -107,13 +107,19 @@ def report(results: dict[str, list[tuple[float, float]]], a: Path, b: Path, what
     print(f"B/A {what}/s per round: median {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def ab_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options every A/B tool takes: the two builds, the rounds, the storage."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--a", type=Path, required=True, help="the src directory of build A")
     parser.add_argument("--b", type=Path, required=True, help="the src directory of build B")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--puts", type=int, default=2000)
     parser.add_argument("--in-memory", action="store_true", help="serve both builds with --in-memory")
+    return parser
+
+
+def main() -> None:
+    parser = ab_parser(__doc__)
+    parser.add_argument("--puts", type=int, default=2000)
     parser.add_argument("--range-kib", type=int, default=1, help="KiB per range (4096: the big upload's ranges)")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as scratch:
