@@ -18,9 +18,10 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   granian takes from a Python app, with no file read at all. ``$value`` is held against it.
 
 No routing, no middleware, no checks. Beside it, ``framework``: the same PUT through Starlette
-(below), to tell what the framework costs from what graphattach's own work does. A PUT runs inline on the event loop (its client waits for
-each answer: a thread hop would only add latency, and the writes land in the page cache); a POST writes its file and commits in threads
-so that concurrent POSTs overlap their syncs.
+(below), to tell what the framework costs from what graphattach's own work does. A PUT runs
+inline on the event loop (its client waits for each answer: a thread hop would only add latency,
+and the writes land in the page cache); a POST writes its file and commits in threads so that
+concurrent POSTs overlap their syncs.
 Started by ``bench/cases.py`` as ``granian --interface asgi bench.floor_app:app`` with
 ``FLOOR_DIR`` naming its scratch directory.
 """
