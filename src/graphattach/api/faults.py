@@ -532,6 +532,12 @@ def _throttling_state(engine: FaultEngine) -> dict[str, Any]:
     return {
         "enabled": throttler.limits is not None,
         "limits": throttling_json(throttler.limits),
+        # What counts against the concurrency limit now: lets a test wait until its requests are
+        # admitted instead of sleeping.
+        "inFlight": [
+            {"appId": app_id, "mailbox": mailbox, "requests": count}
+            for (app_id, mailbox), count in sorted(throttler.inflight.items())
+        ],
         "violations": [
             {
                 "at": _iso(v.at),

@@ -199,7 +199,7 @@ class ServerThrottling:
         self._server._admin("DELETE", "/throttling")
 
     def state(self) -> dict[str, Any]:
-        """``{"enabled", "limits", "violations"}`` as ``GET /_graphattach/throttling`` gives it."""
+        """``{"enabled", "limits", "inFlight", "violations"}`` as ``GET /_graphattach/throttling`` gives it."""
         state: dict[str, Any] = self._server._admin("GET", "/throttling")
         return state
 
