@@ -20,7 +20,7 @@ import pybase64
 from starlette.responses import Response, StreamingResponse
 
 from graphattach.api.call import GraphCall, Routes, read_body, user_key
-from graphattach.api.responses import GRAPH_JSON, ChunkStream, empty, graph_json
+from graphattach.api.responses import GRAPH_JSON, ChunkStream, PiecesResponse, empty, graph_json
 from graphattach.auth.permissions import read_permissions, write_permissions
 from graphattach.domain.models import Attachment, Item, User
 from graphattach.protocol.attachments import (
@@ -147,11 +147,11 @@ async def add_attachment(call: GraphCall) -> Response:
             **entity,
         }
     if isinstance(parsed, FileInput):
-        # Spliced in as bytes: base64 needs no JSON escaping, and a megabyte string need not go
-        # through the encoder again.
+        # Spliced in as bytes, sent apart from the rest: base64 needs no JSON escaping, and a
+        # megabyte string need not go through the encoder again nor be copied into one body.
         encoded = parsed.encoded.encode("ascii") if parsed.encoded else pybase64.b64encode(parsed.content)
-        body = b"".join([orjson.dumps(entity)[:-1], b',"contentBytes":"', encoded, b'"}'])
-        return Response(body, status_code=201, headers={"OData-Version": "4.0"}, media_type=GRAPH_JSON)
+        pieces = [orjson.dumps(entity)[:-1] + b',"contentBytes":"', encoded, b'"}']
+        return PiecesResponse(pieces, status_code=201, headers={"OData-Version": "4.0"}, media_type=GRAPH_JSON)
     return graph_json(entity, status=201)
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable
 from typing import Any, cast
 
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from graphattach.protocol.jsonio import dumps
 
@@ -19,6 +19,33 @@ def graph_json(body: Any, status: int = 200, headers: dict[str, str] | None = No
     if headers:
         all_headers.update(headers)
     return Response(dumps(body), status_code=status, headers=all_headers, media_type=GRAPH_JSON)
+
+
+class PiecesResponse(Response):
+    """A response whose body is sent as the given pieces, one message each, never joined: the
+    answer to a POST of a file attachment echoes its megabytes of ``contentBytes``, and joining
+    them to a head and a tail would copy them once more (bench/README.md, the POST row)."""
+
+    def __init__(
+        self,
+        pieces: list[bytes],
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        self.pieces = pieces
+        all_headers = {"Content-Length": str(sum(len(piece) for piece in pieces))}
+        if headers:
+            all_headers.update(headers)
+        super().__init__(None, status_code=status_code, headers=all_headers, media_type=media_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self.pieces) - 1
+        for index, piece in enumerate(self.pieces):
+            await send({"type": "http.response.body", "body": piece, "more_body": index < last})
+        if last < 0:
+            await send({"type": "http.response.body", "body": b""})
 
 
 def empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
