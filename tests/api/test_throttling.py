@@ -74,6 +74,7 @@ class HeldBody:
 
 async def test_a_fifth_concurrent_request_is_refused_and_another_mailbox_is_not(g: Graph) -> None:
     user, other = await new_user(g), await new_user(g)
+    mailbox = (await g.get(f"/users/{user}", user=user)).json()["id"].lower()
     await throttle(g, preset="outlook")
     token = await g.token(user)
     held = [HeldBody(b'{"subject": ', b'"held"}') for _ in range(4)]
@@ -85,10 +86,10 @@ async def test_a_fifth_concurrent_request_is_refused_and_another_mailbox_is_not(
         # could take one of their places.
         for _ in range(500):
             in_flight = (await g.admin("GET", "/throttling")).json()["inFlight"]
-            if [entry["requests"] for entry in in_flight] == [4]:
+            if [entry["requests"] for entry in in_flight if entry["mailbox"] == mailbox] == [4]:
                 break
             await asyncio.sleep(0.02)
-        assert [entry["requests"] for entry in in_flight] == [4], in_flight
+        assert [entry["requests"] for entry in in_flight if entry["mailbox"] == mailbox] == [4], in_flight
         fifth = await g.get(f"/users/{user}/messages", user=user)
         assert_throttled(fifth, "MailboxConcurrency")
         assert (await g.get(f"/users/{other}/messages", user=other)).status_code == 200
