@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -28,12 +30,18 @@ from graphattach.protocol.attachments import (
     decode_base64,
     embedded_item_json,
     expand_item_requested,
+    lift_content_bytes,
+    loads_attachment,
     parse_attachment,
 )
 from graphattach.protocol.item_mime import render_contact, render_event, render_message
 from graphattach.protocol.jsonio import loads_object
 
 STAMP = datetime(2017, 4, 15, 3, 21, 49, 123456, tzinfo=UTC)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _error(exc: pytest.ExceptionInfo[GraphError]) -> tuple[int, str]:
@@ -445,3 +453,149 @@ def test_orjson_prefix_trick_is_valid_json() -> None:
     entity = attachment_json(_attachment())
     encoded = orjson.dumps(entity)[:-1] + b',"contentBytes":"' + base64.b64encode(b"hi") + b'"}'
     assert orjson.loads(encoded)["contentBytes"] == "aGk="
+
+
+# -- contentBytes lifted out of a POST body ------------------------------------------------------
+
+
+def _outcome(body: bytes, *, lift: bool) -> tuple[Any, ...]:
+    """What a POST body becomes: the parsed attachment (``encoded`` as text), or the error."""
+    try:
+        if lift:
+            payload, lifted = loads_attachment(body)
+            parsed = parse_attachment(payload, strict=False, lifted=lifted)
+        else:
+            parsed = parse_attachment(loads_object(body), strict=False)
+    except GraphError as exc:
+        return ("error", exc.status, exc.code, exc.message)
+    if isinstance(parsed, FileInput) and isinstance(parsed.encoded, bytes):
+        parsed.encoded = parsed.encoded.decode("ascii")
+    return ("parsed", parsed)
+
+
+def _file_body(content: bytes, **extra: Any) -> bytes:
+    return orjson.dumps(
+        {"@odata.type": "#microsoft.graph.fileAttachment", "name": "a.bin", **extra, "contentBytes": b64(content)}
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # the key's text escaped inside a value before it, whitespace, the key first
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"say \\"contentBytes\\":\\"","contentBytes":"QUJD"}',
+        b'{ "@odata.type" : "#microsoft.graph.fileAttachment" , "contentBytes"\t:\r\n"QUJD" , "name" : "a" }',
+        b'{"contentBytes":"QUJD","x":[{"contentBytes":"QUI="}],"@odata.type":"#microsoft.graph.fileAttachment","name":"a"}',
+        b'{"name":"\\\\","contentBytes":"","@odata.type":"#microsoft.graph.fileAttachment"}',
+    ],
+)
+def test_a_body_with_the_key_in_plain_sight_is_lifted_and_parses_the_same(body: bytes) -> None:
+    assert lift_content_bytes(body) is not None
+    assert _outcome(body, lift=True) == _outcome(body, lift=False)
+    assert _outcome(body, lift=True)[0] == "parsed"
+
+
+def test_a_plain_body_has_its_content_bytes_lifted_and_parses_the_same() -> None:
+    content = bytes(range(256)) * 40
+    body = _file_body(content, contentType="application/pdf")
+    found = lift_content_bytes(body)
+    assert found is not None
+    rest, lifted = found
+    assert lifted.content == content
+    assert lifted.encoded == b64(content).encode()
+    assert len(rest) < 200 and b'"contentBytes":""' in rest
+    assert _outcome(body, lift=True) == _outcome(body, lift=False)
+    parsed = _outcome(body, lift=True)[1]
+    assert parsed.content == content and parsed.encoded == b64(content)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # not at the top level, or not only there
+        b'[{"contentBytes":"QUJD"}]',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","x":{"contentBytes":"QUJD"},"contentBytes":"QUJD"}',
+        # inside a string: a name that contains the text of the key
+        b'{"say \\"contentBytes":"QUJD","@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":""}',
+        # a value that is not plain base64: escapes, whitespace, the wrong alphabet, padding
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QU\\/D"}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD QUJD"}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJ-"}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJ"}',
+        # a byte-order mark, an unclosed string, a key given twice
+        b'\xef\xbb\xbf{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD"}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a,"contentBytes":"QUJD"}',
+    ],
+)
+def test_a_body_that_is_not_plain_is_parsed_whole(body: bytes) -> None:
+    assert lift_content_bytes(body) is None
+    assert _outcome(body, lift=True) == _outcome(body, lift=False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # lifted, then the rest is refused: the error is the whole body's (its positions too)
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD",}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD","ContentBytes":"QUJD"}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD"} {}',
+        b'{"@odata.type":"#microsoft.graph.itemAttachment","name":"a","contentBytes":"QUJD"}',
+        b'{"@odata.type":"#microsoft.graph.fileAttachment","contentBytes":"QUJD"}',
+        b'{"name":"a","contentBytes":"QUJD"}',
+    ],
+)
+def test_an_error_after_lifting_is_the_whole_bodys_error(body: bytes) -> None:
+    assert lift_content_bytes(body) is not None
+    whole = _outcome(body, lift=False)
+    assert whole[0] == "error"
+    assert _outcome(body, lift=True) == whole
+
+
+_names = st.sampled_from(["contentBytes", "ContentBytes", "name", "x", 'say "contentBytes":"', "contentBytes\\"])
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.text(max_size=12),
+    st.sampled_from(["QUJD", "QUJD QUJD", "QU/D", "", "QUI=", "QUJ", '"contentBytes":"QUJD"']),
+    st.binary(max_size=12).map(b64),
+)
+_json_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_names, inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@st.composite
+def _attachment_bodies(draw: st.DrawFn) -> bytes:
+    """Attachment bodies as different serialisers write them, some of them broken."""
+    kinds = ["#microsoft.graph.fileAttachment"] * 4 + ["#microsoft.graph.itemAttachment"]
+    obj: dict[str, Any] = {"@odata.type": draw(st.sampled_from(kinds))}
+    if draw(st.integers(0, 2)) == 0:  # often none: then most bodies are valid attachments
+        obj.update(draw(st.dictionaries(_names, _json_values, max_size=3)))
+    if draw(st.integers(0, 4)):
+        obj["name"] = draw(st.text(max_size=8))
+    if draw(st.integers(0, 4)):
+        obj["contentBytes"] = draw(st.one_of(st.binary(max_size=40).map(b64), _json_values))
+    keys = list(obj)
+    order = draw(st.permutations(keys))
+    ordered = {k: obj[k] for k in order}
+    text = json.dumps(
+        ordered,
+        ensure_ascii=draw(st.booleans()),
+        separators=draw(st.sampled_from([(",", ":"), (", ", ": "), (",", " :\t")])),
+    )
+    if draw(st.booleans()):
+        text = text.replace("/", "\\/")  # as PHP's json_encode writes
+    body = text.encode()
+    if draw(st.integers(0, 4)) == 0 and body:  # a stray byte somewhere
+        at = draw(st.integers(0, len(body) - 1))
+        body = body[:at] + draw(st.sampled_from([b'"', b"\\", b"{", b"}", b" ", b"\xff", b","])) + body[at + 1 :]
+    return body
+
+
+@given(_attachment_bodies())
+@settings(max_examples=600, deadline=None)
+def test_lifting_content_bytes_never_changes_what_a_body_means(body: bytes) -> None:
+    assert _outcome(body, lift=True) == _outcome(body, lift=False)

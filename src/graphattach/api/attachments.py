@@ -29,6 +29,7 @@ from graphattach.protocol.attachments import (
     attachment_json,
     embedded_item_json,
     expand_item_requested,
+    loads_attachment,
     nested_attachment_options,
     parse_attachment,
     wants_bytes,
@@ -36,7 +37,6 @@ from graphattach.protocol.attachments import (
 from graphattach.protocol.endpoints import Endpoint
 from graphattach.protocol.errors import UpdateNotAllowed
 from graphattach.protocol.holes import Hole, Part, entity_parts, hole_bytes, merge_parts, parts_length
-from graphattach.protocol.jsonio import loads_object
 from graphattach.protocol.odata import context_path, context_url, next_link, page, quote_key
 from graphattach.protocol.paths import Step
 from graphattach.protocol.shape import project
@@ -129,8 +129,8 @@ async def add_attachment(call: GraphCall) -> Response:
     """``POST .../attachments``: 201 with the attachment (contentBytes echoed for a file)."""
     body = await read_body(call.request, call.ctx.settings.max_request_body)
     user, item = await _resolve(call, write=True)
-    payload = loads_object(body)
-    parsed = parse_attachment(payload, version=call.path.version, strict=call.strict)
+    payload, lifted = loads_attachment(body)
+    parsed = parse_attachment(payload, version=call.path.version, strict=call.strict, lifted=lifted)
     attachment = await service.add_parsed(call.ctx, user, item, parsed)
     entity: dict[str, Any] = {"@odata.context": _entity_context(call, user)}
     entity.update(attachment_json(attachment, version=call.path.version))
@@ -149,7 +149,10 @@ async def add_attachment(call: GraphCall) -> Response:
     if isinstance(parsed, FileInput):
         # Spliced in as bytes, sent apart from the rest: base64 needs no JSON escaping, and a
         # megabyte string need not go through the encoder again nor be copied into one body.
-        encoded = parsed.encoded.encode("ascii") if parsed.encoded else pybase64.b64encode(parsed.content)
+        if isinstance(parsed.encoded, bytes):
+            encoded = parsed.encoded
+        else:
+            encoded = parsed.encoded.encode("ascii") if parsed.encoded else pybase64.b64encode(parsed.content)
         pieces = [orjson.dumps(entity)[:-1] + b',"contentBytes":"', encoded, b'"}']
         return PiecesResponse(pieces, status_code=201, headers={"OData-Version": "4.0"}, media_type=GRAPH_JSON)
     return graph_json(entity, status=201)

@@ -33,7 +33,7 @@ from graphattach.domain.errors import GraphError
 from graphattach.domain.models import Attachment
 from graphattach.domain.sizes import file_attachment_size, item_attachment_size, reference_attachment_size
 from graphattach.protocol.errors import AttachmentNestLevelLimitExceeded, BadRequest, UnprocessableType
-from graphattach.protocol.jsonio import duplicate_property, graph_datetime
+from graphattach.protocol.jsonio import duplicate_property, graph_datetime, loads_object
 
 FILE_TYPE = "#microsoft.graph.fileAttachment"
 ITEM_TYPE = "#microsoft.graph.itemAttachment"
@@ -94,8 +94,17 @@ class FileInput:
     content: bytes
     #: ``contentBytes`` as sent when it is exactly ``base64(content)`` (to echo it without
     #: encoding again), else None.
-    encoded: str | None = None
+    encoded: str | bytes | None = None
     kind: Literal["file"] = "file"
+
+
+@dataclass(slots=True)
+class LiftedContent:
+    """The ``contentBytes`` of a request body, taken out before the body is parsed
+    (``lift_content_bytes``): its decoded bytes and its base64 as sent."""
+
+    content: bytes
+    encoded: bytes
 
 
 @dataclass(slots=True)
@@ -257,6 +266,64 @@ def decode_base64(value: str, prop: str = "contentBytes") -> bytes:
     )
 
 
+#: A JSON string (complete), a lone quote (a string the text ends inside), or a bracket.
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|"|[{}\[\]]', re.DOTALL)
+_CONTENT_BYTES_KEY = re.compile(rb'"contentBytes"[ \t\r\n]*:[ \t\r\n]*"')
+#: How far into a body the top-level ``contentBytes`` may start to be lifted out.
+_LIFT_HEAD = 64 * 1024
+
+
+def lift_content_bytes(body: bytes) -> tuple[bytes, LiftedContent] | None:
+    """``body`` with the value of its top-level ``contentBytes`` emptied (``""``), and that value
+    decoded; None when it cannot be done safely (then the caller parses the whole body).
+
+    A file attachment's base64 is nearly all of its POST body: parsed whole, the JSON parser
+    copies it into a string that is then encoded back to bytes to be decoded and echoed. Lifted
+    out, it is decoded straight from the body and the rest is parsed as usual. Only the plain
+    case is lifted: the first ``"contentBytes"`` in the text is a name of the top-level object
+    (nothing before it leaves a string open; one ``{`` is open) and its value is strict base64
+    (no escapes, no whitespace), so parsing the rest sees exactly the document it would have
+    seen. Anything else, and any error, goes through the whole body, with its usual messages."""
+    found = _CONTENT_BYTES_KEY.search(body, 0, _LIFT_HEAD + 64)
+    if found is None or found.start() > _LIFT_HEAD:
+        return None
+    depth = 0
+    for token in _JSON_TOKENS.finditer(body, 0, found.start()):
+        first = body[token.start()]
+        if first == 0x22:  # '"'
+            if token.end() - token.start() == 1:
+                return None  # the key sits inside a string
+        elif first in (0x7B, 0x5B):  # '{' '['
+            depth += 1
+        else:
+            depth -= 1
+    if depth != 1 or body[: found.start()].lstrip()[:1] != b"{":
+        return None
+    start = found.end()
+    end = body.find(b'"', start)
+    if end < 0 or (end - start) % 4:
+        return None
+    encoded = body[start:end]
+    try:
+        content = pybase64.b64decode(encoded, validate=True)
+    except ValueError:
+        return None
+    return body[:start] + body[end:], LiftedContent(content, encoded)
+
+
+def loads_attachment(body: bytes) -> tuple[dict[str, Any], LiftedContent | None]:
+    """A POSTed attachment body as ``loads_object`` parses it, its ``contentBytes`` lifted out
+    (``lift_content_bytes``) when that can be done; an error always comes from parsing the whole
+    body, so that its message is the usual one."""
+    lifted = lift_content_bytes(body)
+    if lifted is not None:
+        try:
+            return loads_object(lifted[0]), lifted[1]
+        except GraphError:
+            pass
+    return loads_object(body), None
+
+
 def _split(payload: dict[str, Any]) -> tuple[str | None, dict[str, tuple[str, Any]]]:
     """The ``@odata.type`` and the properties by lower-case name (annotations dropped)."""
     odata_type: str | None = None
@@ -297,8 +364,11 @@ def parse_attachment(
     version: str = "v1.0",
     strict: bool = True,
     depth: int = 0,
+    lifted: LiftedContent | None = None,
 ) -> AttachmentInput:
-    """Validate one attachment JSON object; nothing is stored here."""
+    """Validate one attachment JSON object; nothing is stored here. ``lifted``: the
+    ``contentBytes`` that ``lift_content_bytes`` took out of the body ``payload`` was parsed from
+    (``payload`` then holds ``""`` in its place)."""
     if not isinstance(payload, dict):
         raise BadRequest("Invalid request body: an attachment must be a JSON object.")
     odata_type, props = _split(payload)
@@ -320,9 +390,13 @@ def parse_attachment(
     if kind == "file":
         name = _string(props, "name", required_in="fileAttachment")
         assert name is not None
-        encoded = _string(props, "contentBytes", required_in="fileAttachment")
-        assert encoded is not None
-        content = decode_base64(encoded)
+        sent = _string(props, "contentBytes", required_in="fileAttachment")
+        assert sent is not None
+        encoded: str | bytes = sent
+        if lifted is not None:
+            encoded, content = lifted.encoded, lifted.content
+        else:
+            content = decode_base64(sent)
         if not content_type:
             content_type = guess_content_type(name)
         echo = encoded if is_canonical_base64(encoded, content) else None
@@ -564,7 +638,7 @@ def base64_length(raw_length: int) -> int:
     return 4 * ((raw_length + 2) // 3)
 
 
-def is_canonical_base64(encoded: str, raw: bytes) -> bool:
+def is_canonical_base64(encoded: str | bytes, raw: bytes) -> bool:
     """Whether ``encoded`` (which decodes to ``raw``) is exactly ``base64(raw)``: no whitespace,
     and the last group has no stray bits (every other group encodes all of its 24 bits)."""
     if len(encoded) != base64_length(len(raw)):
@@ -572,7 +646,8 @@ def is_canonical_base64(encoded: str, raw: bytes) -> bool:
     if not raw:
         return True
     tail = len(raw) % 3 or 3
-    return encoded[-4:] == pybase64.b64encode(raw[-tail:]).decode("ascii")
+    last = pybase64.b64encode(raw[-tail:])
+    return encoded[-4:] == (last if isinstance(encoded, bytes) else last.decode("ascii"))
 
 
 async def base64_stream(chunks: AsyncIterable[bytes | bytearray]) -> AsyncIterator[bytes]:
