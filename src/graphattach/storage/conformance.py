@@ -1033,6 +1033,19 @@ class MetadataStoreConformance:
         assert usage.attachment_bytes == 10
         again = await metadata_store.get_attachment(item.user_id, item.id, attachment.id)
         assert again is not None and again.content_length == 10 and "changed" not in again.data
+        # nested JSON too, both ways: what the caller stored and what the store handed out
+        recipients = [{"emailAddress": {"address": "a@contoso.com"}}]
+        nested = make_item(inbox, data={"body": {"content": "hi"}, "toRecipients": recipients})
+        await metadata_store.add_item(nested)
+        recipients[0]["emailAddress"]["address"] = "changed-before@contoso.com"
+        got_item = await metadata_store.get_item(nested.user_id, nested.id)
+        assert got_item is not None
+        got_item.data["body"]["content"] = "changed"
+        got_item.data["toRecipients"].append({"emailAddress": {"address": "b@contoso.com"}})
+        stored_item = await metadata_store.get_item(nested.user_id, nested.id)
+        assert stored_item is not None
+        expected = {"body": {"content": "hi"}, "toRecipients": [{"emailAddress": {"address": "a@contoso.com"}}]}
+        assert stored_item.data == expected
 
     async def test_concurrent_advances_one_wins(self, metadata_store: MetadataStore) -> None:
         user, inbox = await self.mailbox(metadata_store)

@@ -11,7 +11,9 @@ import asyncio
 import atexit
 import copy
 import ctypes
+import dataclasses
 import fcntl
+import functools
 import itertools
 import mmap
 import os
@@ -26,7 +28,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from graphattach.domain.models import (
     SESSION_STATES,
@@ -72,14 +74,48 @@ _DATETIME_FIELDS = ("created", "last_modified", "expires", "ended")
 _FLAT_RECORDS = (UploadSession,)
 
 
+#: Values that are never changed in place: a copy shares them.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime})
+
+
+def _copy_value(value: Any) -> Any:
+    """A deep copy of ``value``: the JSON values records keep (``data``) are copied by hand, a
+    few times faster than ``copy.deepcopy``, whose memo this plain data does not need."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {key: _copy_value(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_value(item) for item in value]
+    return copy.deepcopy(value)
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind)) if dataclasses.is_dataclass(kind) else ()
+
+
 def _clone(record: R) -> R:
     """A deep copy with its datetimes normalised to aware UTC, as the persistent backends return."""
-    clone = copy.copy(record) if isinstance(record, _FLAT_RECORDS) else copy.deepcopy(record)
+    kind: Any = type(record)
+    names = _field_names(kind)
+    clone: Any
+    if isinstance(record, _FLAT_RECORDS):
+        clone = copy.copy(record)
+    elif names:
+        clone = copy.copy(record)
+        for name in names:
+            value = getattr(clone, name)
+            if type(value) not in _IMMUTABLE:
+                setattr(clone, name, _copy_value(value))
+    else:
+        clone = copy.deepcopy(record)
     for name in _DATETIME_FIELDS:
         value = getattr(clone, name, None)
         if isinstance(value, datetime):
             setattr(clone, name, as_utc(value))
-    return clone
+    return cast(R, clone)
 
 
 def _check_limits(
