@@ -9,7 +9,9 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   unsynced). ``PUT /{name}?two-syncs`` commits with ``synchronous=FULL`` instead: the two syncs
   per range of the earlier design (the bytes, then the session's progress). With ``?no-sync``
   (a PUT or a POST) nothing is synced and nothing committed: the floor of ``--in-memory``.
-- ``POST /post``: parse the JSON body with orjson, decode ``contentBytes`` with pybase64, write
+- ``POST /post``: parse the JSON body with orjson, its ``contentBytes`` taken out first and decoded
+  straight from the body with pybase64 (as graphattach does since 2026-12-04; before, the floor
+  parsed the whole body into strings, about 0.5 ms more per 1 MiB POST), write
   the bytes to a new file with ``fdatasync``, ``fsync`` its directory (a new file's name is on
   disk only once its directory is synced: https://man7.org/linux/man-pages/man2/fsync.2.html),
   commit a row, and answer 201 echoing the JSON with ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
@@ -91,10 +93,13 @@ async def _body(receive: Any, length: int | None) -> bytes:
     return b"".join(parts)
 
 
-async def _answer(send: Any, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _answer(send: Any, status: int, body: bytes | list[bytes]) -> None:
+    pieces = body if isinstance(body, list) else [body]
+    length = sum(len(piece) for piece in pieces)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    for index, piece in enumerate(pieces):
+        await send({"type": "http.response.body", "body": piece, "more_body": index < len(pieces) - 1})
 
 
 def _put_file(path: str) -> int:
@@ -154,19 +159,30 @@ def _insert(name: str, size: int) -> None:
     db.execute("COMMIT")
 
 
-async def _post(body: bytes, sync: bool = True) -> bytes:
-    payload = orjson.loads(body)
-    content = pybase64.b64decode(payload["contentBytes"], validate=True)
+def _lift(body: bytes) -> tuple[dict[str, Any], bytes, bytes]:
+    """The JSON body parsed with its ``contentBytes`` taken out first, as graphattach does
+    (``lift_content_bytes``): the rest parsed, the base64 decoded straight from the body, and the
+    base64 as sent (one copy, to echo it). Unchecked: the bench sends it plain."""
+    start = body.index(b'"contentBytes":"') + len(b'"contentBytes":"')
+    end = body.index(b'"', start)
+    encoded = body[start:end]
+    return orjson.loads(body[:start] + body[end:]), pybase64.b64decode(encoded, validate=True), encoded
+
+
+async def _post(body: bytes, sync: bool = True) -> list[bytes]:
+    payload, content, encoded = _lift(body)
     name = f"post-{os.getpid()}-{next(_names)}.bin"
     loop = asyncio.get_running_loop()
     # Concurrent requests overlap their syncs: the file in any thread, the commit in the one
     # thread that owns the SQLite connection.
     if not sync:  # the floor of --in-memory: the bytes are kept, nothing is written
         _state.setdefault("kept", {})[name] = content
-        return orjson.dumps({"id": name, "size": len(content), "contentBytes": payload["contentBytes"]})
-    await loop.run_in_executor(None, _write_file, name, content)
-    await loop.run_in_executor(_state["db_thread"], _insert, name, len(content))
-    return orjson.dumps({"id": name, "size": len(content), "contentBytes": payload["contentBytes"]})
+    else:
+        await loop.run_in_executor(None, _write_file, name, content)
+        await loop.run_in_executor(_state["db_thread"], _insert, name, len(content))
+    head = orjson.dumps({"id": name, "name": payload.get("name"), "size": len(content)})
+    # Sent as its pieces, one ASGI message each, as graphattach sends it (no copy into one body).
+    return [head[:-1] + b',"contentBytes":"', encoded, b'"}']
 
 
 def _pieces(size: int) -> list[bytes]:
