@@ -105,6 +105,46 @@ async def test_bytes_past_the_limit_go_to_the_spill_directory(tmp_path: Path) ->
     assert not spill_dir.exists()
 
 
+async def test_a_blob_written_in_one_piece_keeps_it_without_a_copy(tmp_path: Path) -> None:
+    store = MemoryBlobStore(1000, spill_parent=tmp_path)
+    piece = bytes(range(200))
+    assert await store.write("one", _chunks(piece)) == 200
+    assert [chunk async for chunk in store.read("one")] == [piece]
+    assert next(iter([chunk async for chunk in store.read("one")])) is piece  # the same object
+    assert store.resident_bytes == 200
+    # a bytearray may change after the write: it is copied
+    mutable = bytearray(b"m" * 100)
+    await store.write("mutable", _chunks(mutable))
+    mutable[:] = b"!" * 100
+    assert await _read(store, "mutable") == b"m" * 100
+    # written again (at an offset, or over): the kept piece is copied first and left as it was
+    assert await store.write("one", _chunks(b"tail"), offset=200) == 204
+    assert await _read(store, "one") == piece + b"tail" and piece == bytes(range(200))
+    assert await store.write("one", _chunks(b"new")) == 3
+    assert await _read(store, "one") == b"new" and store.resident_bytes == 3 + 100
+    # a first piece followed by more: one array of both
+    assert await store.write("two", _chunks(b"a" * 50, b"b" * 50)) == 100
+    assert await _read(store, "two") == b"a" * 50 + b"b" * 50 and store.resident_bytes == 203
+    # a held first piece, then one past the limit: the whole blob moves to the spill directory
+    assert await store.write("big", _chunks(b"c" * 500, b"d" * 500)) == 1000
+    assert await _read(store, "big") == b"c" * 500 + b"d" * 500
+    assert store.resident_bytes == 203 and store.spill_dir is not None
+    await store.close()
+
+
+async def test_a_write_that_fails_after_its_first_piece_leaves_nothing_counted(tmp_path: Path) -> None:
+    store = MemoryBlobStore(1000, spill_parent=tmp_path)
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"x" * 300
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.write("k", failing())
+    assert store.resident_bytes == 0 and await _read(store, "k") == b""
+    await store.close()
+
+
 async def test_a_write_that_fails_after_moving_keeps_only_the_prefix(tmp_path: Path) -> None:
     store = MemoryBlobStore(1000, spill_parent=tmp_path)
     await store.write("k", _chunks(b"x" * 800))

@@ -1076,14 +1076,15 @@ def _populate(mapping: mmap.mmap, start: int, end: int) -> None:
             return
 
 
-def _footprint(data: bytearray | _Reserved) -> int:
+def _footprint(data: bytes | bytearray | _Reserved) -> int:
     """The memory a blob's bytes hold: a reserved mapping holds its whole size from the start."""
     return data.capacity if isinstance(data, _Reserved) else len(data)
 
 
 @dataclass(slots=True)
 class _Blob:
-    data: bytearray | _Reserved
+    #: ``bytes``: a blob written in one piece, kept as it came (copied once written again).
+    data: bytes | bytearray | _Reserved
     mtime: datetime
 
 
@@ -1269,6 +1270,7 @@ class MemoryBlobStore:
         if key in self._spilled and self._spill is not None:
             return await self._spill_write(self._spill, key, chunks, offset, limit)
         blob = self._blobs.get(key)
+        fresh = blob is None
         if blob is None:
             if offset > 0:
                 raise RecordNotFound(key)
@@ -1279,7 +1281,10 @@ class MemoryBlobStore:
             blob = self._blobs[key] = _Blob(bytearray(), _wall_clock())
         elif len(blob.data) < offset:
             raise ValueError(f"blob {key!r} is shorter than {offset}")
+        elif type(blob.data) is bytes:
+            blob.data = bytearray(blob.data)  # a blob kept as it came is written again
         data = blob.data
+        assert not isinstance(data, bytes)
         # A reserved mapping's memory was counted when it was made; a byte array's as it grows.
         grows = not isinstance(data, _Reserved)
         if grows:
@@ -1289,21 +1294,36 @@ class MemoryBlobStore:
         received = 0
         capped = self.memory_limit is not None and grows
         iterator = aiter(chunks)
+        # A new blob's first chunk is held, not copied: if no other follows (a POST's decoded
+        # attachment), the blob keeps that immutable bytes object as it is.
+        held: bytes | None = None
         try:
             async for chunk in iterator:
                 received += len(chunk)
                 if limit is not None and received > limit:
                     raise ValueError(f"more than {limit} bytes")
                 if capped and not self._fits(len(chunk)):
+                    if held is not None:
+                        data.extend(held)
+                        held = None
                     break  # this blob moves to the spill directory, with the rest of its bytes
-                data.extend(chunk)  # bytearray.extend takes a bytes-like object as one block
+                if fresh and held is None and not data and type(chunk) is bytes:
+                    held = chunk
+                else:
+                    if held is not None:
+                        data.extend(held)
+                        held = None
+                    data.extend(chunk)  # bytearray.extend takes a bytes-like object as one block
                 if grows:
                     self.resident_bytes += len(chunk)
             else:
+                if held is not None:
+                    blob.data = held
+                    return len(held)
                 return len(data)
         except BaseException:
             if self._blobs.get(key) is blob and grows:
-                self.resident_bytes -= len(data) - offset
+                self.resident_bytes -= len(data) - offset + (len(held) if held is not None else 0)
             del data[offset:]
             raise
         finally:
@@ -1339,6 +1359,7 @@ class MemoryBlobStore:
         """Move a blob that outgrew the memory limit in the middle of a write to the spill
         directory: its acknowledged ``offset`` bytes first, then the write goes on there."""
         data = blob.data
+        assert not isinstance(data, bytes)  # ``write`` made it writable
         try:
             spill = await self._spill_store()
             await self._spill_write(spill, key, _pieces(data, 0, offset), 0, None)
@@ -1460,7 +1481,7 @@ async def _no_chunks() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover
 
 
-async def _pieces(data: bytearray | _Reserved, start: int, stop: int) -> AsyncIterator[bytes]:
+async def _pieces(data: bytes | bytearray | _Reserved, start: int, stop: int) -> AsyncIterator[bytes]:
     for position in range(start, stop, _MOVE_PIECE):
         yield bytes(data[position : min(position + _MOVE_PIECE, stop)])
 
