@@ -393,7 +393,7 @@ def parse_attachment(
         sent = _string(props, "contentBytes", required_in="fileAttachment")
         assert sent is not None
         encoded: str | bytes = sent
-        if lifted is not None:
+        if lifted is not None and sent == "":
             encoded, content = lifted.encoded, lifted.content
         else:
             content = decode_base64(sent)
