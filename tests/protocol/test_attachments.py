@@ -522,7 +522,7 @@ def test_a_plain_body_has_its_content_bytes_lifted_and_parses_the_same() -> None
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD QUJD"}',
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJ-"}',
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJ"}',
-        # a byte-order mark, an unclosed string, a key given twice
+        # a byte-order mark, an unclosed string
         b'\xef\xbb\xbf{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD"}',
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a,"contentBytes":"QUJD"}',
     ],
@@ -535,7 +535,8 @@ def test_a_body_that_is_not_plain_is_parsed_whole(body: bytes) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        # lifted, then the rest is refused: the error is the whole body's (its positions too)
+        # lifted, then the rest is refused (a trailing comma, a key given twice, text after the
+        # object, the wrong type, a property missing): the error is the whole body's
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD",}',
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD","ContentBytes":"QUJD"}',
         b'{"@odata.type":"#microsoft.graph.fileAttachment","name":"a","contentBytes":"QUJD"} {}',
