@@ -135,11 +135,14 @@ def test_a_stalled_put_never_holds_up_the_sweep_of_other_sessions(patient_server
         http.delete("/_graphattach/clock")
 
 
-def test_a_stalled_put_is_answered_408_and_frees_its_session(strict_server: ServerProcess) -> None:
+#: A range past ``uploads.PREFETCH_LIMIT`` is read by the request's own task; a small one, on
+#: embedded storage, by a task of its own while the session is fetched: both stall alike.
+@pytest.mark.parametrize("length", [RANGE, 1000], ids=["large-range", "small-range"])
+def test_a_stalled_put_is_answered_408_and_frees_its_session(strict_server: ServerProcess, length: int) -> None:
     with httpx.Client(base_url=strict_server.root, timeout=HANG) as http:
         token = _token(http)
         url = _upload_url(http, token, SIZE)
-        sock = _stalled_put(strict_server, url)
+        sock = _stalled_put(strict_server, url, length)
         try:
             status, body = _read_response(sock)
             assert status == 408

@@ -12,7 +12,6 @@ import base64
 import random
 import re
 import secrets
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -100,8 +99,18 @@ def new_id(kind: str) -> str:
 
 
 def new_guid() -> str:
-    """A version-4 GUID from the current source."""
-    return str(uuid.UUID(bytes=token_bytes(16), version=4))
+    """A version-4 GUID from the current source (every request mints one: formatted here, the
+    same text as ``str(uuid.UUID(bytes=..., version=4))`` at a fraction of its cost)."""
+    return guid_of(token_bytes(16))
+
+
+def guid_of(raw: bytes) -> str:
+    """The version-4 GUID whose random bits are ``raw`` (16 bytes), as ``uuid.UUID`` sets them."""
+    data = bytearray(raw)
+    data[6] = (data[6] & 0x0F) | 0x40  # version 4
+    data[8] = (data[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = data.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def looks_like_id(value: str) -> bool:
