@@ -33,13 +33,22 @@ def _results() -> dict[str, Any]:
     }
 
 
-def test_the_1_kib_bound_is_the_status_get_plus_the_floors_write() -> None:
+def test_the_1_kib_bound_is_the_status_get_plus_the_floors_write_on_disk() -> None:
     results = _results()
     # the floor's write: 1/800 - 1/1600 s (the medians of the runs that measured it)
     assert tiny_put_bound(results, in_memory=False) == pytest.approx(1 / (1 / 1000 + 1 / 800 - 1 / 1600))
-    assert tiny_put_bound(results, in_memory=True) == pytest.approx(1000)
     del results["physical.tiny_puts"]["extra"]
     assert tiny_put_bound(results, in_memory=False) is None
+
+
+def test_the_1_kib_bound_is_the_status_get_plus_taking_the_body_in_memory() -> None:
+    results = _results()
+    assert tiny_put_bound(results, in_memory=True) is None  # the empty-body floor was not measured
+    results["physical.tiny_puts"] = _result(800, [{"empty_rate": 1500}, {"empty_rate": 1700}, {}])
+    # taking the body: the floor's 1/800 s less the empty-body floor's 1/1600 s
+    assert tiny_put_bound(results, in_memory=True) == pytest.approx(1 / (1 / 1000 + 1 / 800 - 1 / 1600))
+    text = markdown({**_data(), "results": results, "meta": {**_data()["meta"], "in_memory": True}})
+    assert "status GET + taking the body: 77 % (615)" in text
 
 
 def test_a_miss_past_its_ceiling_is_told_apart_from_graphattachs_own() -> None:
@@ -70,8 +79,9 @@ def test_a_ceiling_that_reaches_the_target_leaves_the_miss_graphattachs() -> Non
     assert check.verdict.startswith("**missed by")
 
 
-def test_the_markdown_has_the_ceiling_column() -> None:
-    data = {
+def _data() -> dict[str, Any]:
+    """A whole run's data, as ``markdown`` takes it."""
+    return {
         "meta": {
             "started": "now",
             "mode": "full",
@@ -83,6 +93,10 @@ def test_the_markdown_has_the_ceiling_column() -> None:
         },
         "results": _results(),
     }
+
+
+def test_the_markdown_has_the_ceiling_column() -> None:
+    data = _data()
     text = markdown(data)
     assert "| check | measured (medians) | target | ceiling in this run | result |" in text
     assert "status GET + the floor's write: 77 % (615)" in text

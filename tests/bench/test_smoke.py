@@ -84,3 +84,18 @@ def test_the_1_kib_puts_measure_their_bound(smoke: dict) -> None:
     results = smoke["results"]
     assert all(e["no_sync_rate"] > 0 for e in results["physical.tiny_puts"]["extra"])
     assert all(e["status_rate"] > 0 for e in results["graphattach.tiny_puts"]["extra"])
+
+
+def test_in_memory_the_1_kib_puts_measure_their_bound(tmp_path: Path) -> None:
+    """In memory the bound adds taking the body: the floor's PUT with an empty body is measured."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--in-memory", "--workloads", "tiny_puts", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a guard against a hang, not a timing assertion
+    )
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    results = json.loads((tmp_path / "latest.json").read_text())["results"]
+    assert all(e["empty_rate"] > 0 for e in results["physical.tiny_puts"]["extra"])
+    assert "status GET + taking the body: " in (tmp_path / "latest.md").read_text()

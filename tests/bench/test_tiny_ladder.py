@@ -17,7 +17,9 @@ def test_every_rung_of_the_ladder_is_measured(tmp_path: Path, in_memory: bool) -
     args = ["--rounds", "1", "--seconds", "0.3", "--requests", "40", "--out", str(out)]
     done = run_bench("bench.tiny_ladder", *args, *(["--in-memory"] if in_memory else []), timeout=300)
     rungs = json.loads(out.read_text())["rungs"]
-    expected = {"floor", "framework", "stack", "status", "put", "bound"} | (set() if in_memory else {"floor-nosync"})
+    expected = {"floor", "framework", "stack", "status", "put", "bound"} | (
+        {"floor-empty"} if in_memory else {"floor-nosync"}
+    )
     assert set(rungs) == expected
     assert all(rungs[rung]["median"] > 0 for rung in expected)
     assert "framework" in done.stdout
