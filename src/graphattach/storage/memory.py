@@ -96,15 +96,24 @@ def _field_names(kind: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(kind)) if dataclasses.is_dataclass(kind) else ()
 
 
+def _fields_copy(record: Any, kind: type, names: tuple[str, ...]) -> Any:
+    """A shallow copy of a dataclass record, field by field (a third of ``copy.copy``'s time,
+    which goes through ``__reduce_ex__``)."""
+    clone: Any = object.__new__(kind)
+    for name in names:
+        object.__setattr__(clone, name, getattr(record, name))
+    return clone
+
+
 def _clone(record: R) -> R:
     """A deep copy with its datetimes normalised to aware UTC, as the persistent backends return."""
     kind: Any = type(record)
     names = _field_names(kind)
     clone: Any
     if isinstance(record, _FLAT_RECORDS):
-        clone = copy.copy(record)
+        clone = _fields_copy(record, kind, names)
     elif names:
-        clone = copy.copy(record)
+        clone = _fields_copy(record, kind, names)
         for name in names:
             value = getattr(clone, name)
             if type(value) not in _IMMUTABLE:
