@@ -235,35 +235,34 @@ class GraphMiddleware:
             await send(message)
 
         try:
-            try:
-                await self.app(scope, tracking_receive, send_with_headers)
-            except GraphError as exc:
-                if started:
-                    raise
-                await self._send_error(exc, request_id, client_request_id, send_with_headers)
-            except ConnectionDropped:
-                raise  # a fault rule closes the connection on purpose
-            except ClientDisconnect:
-                # A client that goes away mid-body is normal (a cancelled upload, a closed laptop):
-                # one line, no traceback, and nobody to answer.
-                log.info(
-                    "client disconnected during %s %s (request-id %s)",
-                    scope.get("method"),
-                    scope.get("path"),
-                    request_id,
-                )
-            except StorageFull as exc:
-                # Graph's answer when storage is full: 507 (https://learn.microsoft.com/graph/errors),
-                # with the store's own account of what filled up.
-                log.error("storage full on %s %s: %s", scope.get("method"), scope.get("path"), exc)
-                if started:
-                    raise
-                await self._send_error(QuotaExceeded(str(exc)), request_id, client_request_id, send_with_headers)
-            except Exception:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-                if started:
-                    raise
-                await self._send_error(InternalServerError(), request_id, client_request_id, send_with_headers)
+            await self.app(scope, tracking_receive, send_with_headers)
+        except GraphError as exc:
+            if started:
+                raise
+            await self._send_error(exc, request_id, client_request_id, send_with_headers)
+        except ConnectionDropped:
+            raise  # a fault rule closes the connection on purpose
+        except ClientDisconnect:
+            # A client that goes away mid-body is normal (a cancelled upload, a closed laptop):
+            # one line, no traceback, and nobody to answer.
+            log.info(
+                "client disconnected during %s %s (request-id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+        except StorageFull as exc:
+            # Graph's answer when storage is full: 507 (https://learn.microsoft.com/graph/errors),
+            # with the store's own account of what filled up.
+            log.error("storage full on %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if started:
+                raise
+            await self._send_error(QuotaExceeded(str(exc)), request_id, client_request_id, send_with_headers)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await self._send_error(InternalServerError(), request_id, client_request_id, send_with_headers)
         finally:
             if watch is not None:
                 watch.close()
