@@ -455,7 +455,8 @@ class FloorPostSmall(FloorCase):
     )
     label_no_sync = (
         "no-sync floor: POST 1 MiB base64 JSON, base64 lifted out and decoded (pybase64), the rest parsed (orjson),"
-        " kept in memory, echo in pieces"
+        " kept in memory up to graphattach's default --memory-limit (512 MiB) and written to files unsynced past it,"
+        " echo in pieces"
     )
     unit = "req/s"
 

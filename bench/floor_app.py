@@ -14,7 +14,9 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   parsed the whole body into strings, about 0.5 ms more per 1 MiB POST), write
   the bytes to a new file with ``fdatasync``, ``fsync`` its directory (a new file's name is on
   disk only once its directory is synced: https://man7.org/linux/man-pages/man2/fsync.2.html),
-  commit a row, and answer 201 echoing the JSON with ``contentBytes``, as Graph does. ``DELETE /`` removes all files (between runs, untimed).
+  commit a row, and answer 201 echoing the JSON with ``contentBytes``, as Graph does. With
+  ``?no-sync`` the bytes are kept in memory up to graphattach's default ``--memory-limit`` and
+  written to files unsynced past it, as the in-memory store spills them. ``DELETE /`` removes all files (between runs, untimed).
 - ``GET /download/{size}``: send ``size`` random bytes from memory, in pieces of graphattach's
   stream chunk (1.5 MiB, ``STREAM_CHUNK`` in src/graphattach/protocol/attachments.py): the most
   granian takes from a Python app, with no file read at all. ``$value`` is held against it.
@@ -48,7 +50,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from graphattach.settings import DEFAULT_MEMORY_LIMIT
+
 _DIR = Path(os.environ.get("FLOOR_DIR", "."))
+#: What the no-sync floor keeps in memory of POSTed bytes before it writes them to files:
+#: graphattach's default ``--memory-limit``.
+MEMORY_LIMIT = DEFAULT_MEMORY_LIMIT
 _state: dict[str, Any] = {}
 _names = itertools.count()
 #: graphattach's ``STREAM_CHUNK``: the size of each piece ``$value`` hands to granian.
@@ -138,13 +145,16 @@ def _settle(fd: int, mode: bytes) -> bytes:
     return b'{"nextExpectedRanges":["%d"]}' % received
 
 
-def _write_file(name: str, content: bytes) -> None:
+def _write_file(name: str, content: bytes, sync: bool = True) -> None:
     fd = os.open(_DIR / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, content)
-        os.fdatasync(fd)
+        if sync:
+            os.fdatasync(fd)
     finally:
         os.close(fd)
+    if not sync:
+        return
     directory = os.open(_DIR, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(directory)
@@ -175,8 +185,15 @@ async def _post(body: bytes, sync: bool = True) -> list[bytes]:
     loop = asyncio.get_running_loop()
     # Concurrent requests overlap their syncs: the file in any thread, the commit in the one
     # thread that owns the SQLite connection.
-    if not sync:  # the floor of --in-memory: the bytes are kept, nothing is written
-        _state.setdefault("kept", {})[name] = content
+    if not sync:  # the floor of --in-memory: nothing is synced
+        # Kept in memory while less than the in-memory store's default cap is kept, as graphattach
+        # keeps them; past it written to a file, unsynced, as graphattach spills them.
+        kept: dict[str, bytes] = _state.setdefault("kept", {})
+        if _state.get("kept_bytes", 0) < MEMORY_LIMIT:
+            kept[name] = content
+            _state["kept_bytes"] = _state.get("kept_bytes", 0) + len(content)
+        else:
+            await loop.run_in_executor(None, _write_file, name, content, False)
     else:
         await loop.run_in_executor(None, _write_file, name, content)
         await loop.run_in_executor(_state["db_thread"], _insert, name, len(content))
@@ -228,6 +245,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             os.close(fd)
         _state["fds"].clear()
         _state.pop("kept", None)
+        _state.pop("kept_bytes", None)
         for entry in os.scandir(_DIR):
             if entry.name.startswith(("post-", "put-")):
                 os.unlink(entry.path)
