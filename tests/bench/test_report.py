@@ -70,6 +70,21 @@ def test_a_miss_past_its_ceiling_is_told_apart_from_graphattachs_own() -> None:
     assert post.ceiling == "" and post.verdict.startswith("**missed by 44 %")
 
 
+def test_the_absolute_1_kib_target_is_bounded_by_the_lower_of_the_floor_and_the_put_bound() -> None:
+    results = _results()
+    results["physical.tiny_puts"] = _result(2000, [{"no_sync_rate": 4000}])
+    results["graphattach.tiny_puts"] = _result(900, [{"status_rate": 2000}])
+    absolute = {c.name: c for c in checks(results)}["1 KiB PUTs"]
+    # the floor (2,000) reaches 1,500, the bound (1 / (1/2000 + 1/2000 - 1/4000) = 1,333) does not
+    assert absolute.ceiling == "status GET + the floor's write: 1,333 PUT/s"
+    assert absolute.ceiling_ok is False and "the target is past the ceiling" in absolute.verdict
+    # faster status GETs: the bound (2,667) is above the floor, which is then the ceiling
+    results["graphattach.tiny_puts"] = _result(900, [{"status_rate": 8000}])
+    absolute = {c.name: c for c in checks(results)}["1 KiB PUTs"]
+    assert absolute.ceiling == "durable floor: 2,000 PUT/s"
+    assert absolute.ceiling_ok is True and absolute.verdict.startswith("**missed by 40 %")
+
+
 def test_a_ceiling_that_reaches_the_target_leaves_the_miss_graphattachs() -> None:
     results = _results()
     results["tus.upload_big"] = _result(150, unit="MB/s")  # the floor 2×, graphattach 1.33×: target 1.5×
