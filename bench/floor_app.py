@@ -7,7 +7,9 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   ``synchronous=NORMAL``: not synced), answer a small JSON status: the one sync per acknowledged
   range of an upload session whose blob is its journal (the bytes; the session's row follows
   unsynced). ``PUT /{name}?two-syncs`` commits with ``synchronous=FULL`` instead: the two syncs
-  per range of the earlier design (the bytes, then the session's progress). With ``?no-sync``
+  per range of the earlier design (the bytes, then the session's progress). ``PUT
+  /{name}?threaded`` syncs in a thread and commits in the connection's thread, so that the PUTs
+  of uploads at once overlap their syncs (the ceiling of graphattach's concurrent uploads). With ``?no-sync``
   (a PUT or a POST) nothing is synced and nothing committed: the floor of ``--in-memory``.
 - ``POST /post``: parse the JSON body with orjson, its ``contentBytes`` taken out first and decoded
   straight from the body with pybase64 (as graphattach does since 2026-12-04; before, the floor
@@ -129,7 +131,21 @@ async def _put(receive: Any, path: str, mode: bytes, length: int | None) -> byte
         message = await receive()
         arrived += os.write(fd, message.get("body", b""))
         more = message.get("more_body", False)
+    if mode == b"threaded":
+        # The sync in any thread, the commit in the one that owns the connection: PUTs of
+        # concurrent uploads overlap their syncs, as graphattach's do.
+        received = os.lseek(fd, 0, os.SEEK_CUR)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, os.fdatasync, fd)
+        await loop.run_in_executor(_state["db_thread"], _commit, _state["lazy_db"], received)
+        return b'{"nextExpectedRanges":["%d"]}' % received
     return _settle(fd, mode)
+
+
+def _commit(db: sqlite3.Connection, received: int) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("UPDATE progress SET received = ? WHERE id = 1", (received,))
+    db.execute("COMMIT")
 
 
 def _settle(fd: int, mode: bytes) -> bytes:
@@ -138,10 +154,7 @@ def _settle(fd: int, mode: bytes) -> bytes:
     if mode == b"no-sync":
         return b'{"nextExpectedRanges":["%d"]}' % received
     os.fdatasync(fd)
-    db = _state["db"] if mode == b"two-syncs" else _state["lazy_db"]
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("UPDATE progress SET received = ? WHERE id = 1", (received,))
-    db.execute("COMMIT")
+    _commit(_state["db"] if mode == b"two-syncs" else _state["lazy_db"], received)
     return b'{"nextExpectedRanges":["%d"]}' % received
 
 

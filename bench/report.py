@@ -227,7 +227,12 @@ def checks(results: dict[str, Any], in_memory: bool = False, cpus: int | None = 
     machine's, for the bound on uploads at once."""
     m: Callable[[str], float | None] = lambda key: _median(results, key)  # noqa: E731
     floor = "no-sync floor" if in_memory else "durable floor"
-    floor_concurrent, floor_single = m("physical.upload_concurrent"), m("physical.upload_big")
+    floor_concurrent = m("physical.upload_concurrent")
+    # On disk the floor's own single upload is the one it made with its syncs in threads, as in
+    # its uploads at once (bench/cases.py, FloorUploadConcurrent); in memory, FloorUploadBig.
+    floor_single = (
+        m("physical.upload_big") if in_memory else _extra_median(results, "physical.upload_concurrent", "single_rate")
+    )
     common = [
         _ratio_check(
             "Concurrent uploads, aggregate vs one upload",
@@ -236,9 +241,9 @@ def checks(results: dict[str, Any], in_memory: bool = False, cpus: int | None = 
             1.3,
             "single upload",
             _lowest(
-                # in memory: what the no-sync floor gains from the same uploads at once
-                Ceiling(floor_concurrent / floor_single, "no-sync floor's own", ratio=True)
-                if in_memory and floor_concurrent and floor_single
+                # what the floor gains from the same uploads at once
+                Ceiling(floor_concurrent / floor_single, f"{floor}'s own", ratio=True)
+                if floor_concurrent and floor_single
                 else None,
                 cpu_ceiling(results, cpus),
             ),

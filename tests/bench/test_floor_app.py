@@ -68,3 +68,21 @@ def test_the_durable_floor_writes_every_post_to_a_file(floor: Path) -> None:
     assert "kept" not in floor_app._state
     assert _posted_files(floor) == raws
     assert floor_app._state["db"].execute("SELECT count(*) FROM files").fetchone()[0] == 3
+
+
+def test_a_threaded_put_appends_syncs_and_commits_as_the_inline_one_does(floor: Path) -> None:
+    """``?threaded`` (the floor's uploads at once on disk) moves the sync and commit off the loop."""
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=floor_app.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://floor") as client:
+            return [await client.put("/up?threaded", content=piece) for piece in (b"a" * 10, b"b" * 5)]
+
+    answers = asyncio.run(run())
+    assert [a.json() for a in answers] == [{"nextExpectedRanges": ["10"]}, {"nextExpectedRanges": ["15"]}]
+    assert _put_files(floor) == [b"a" * 10 + b"b" * 5]
+    assert floor_app._state["lazy_db"].execute("SELECT received FROM progress").fetchone()[0] == 15
+
+
+def _put_files(directory: Path) -> list[bytes]:
+    return sorted(path.read_bytes() for path in directory.glob("put-*"))

@@ -129,9 +129,14 @@ def test_in_memory_concurrency_is_held_against_the_no_sync_floors_own_gain() -> 
     assert check.ok is False and check.ceiling_ok is False
     assert check.ceiling == "no-sync floor's own: 1.10×"
     assert "graphattach at 91 % of the ceiling" in check.verdict  # 1.0× of the floor's 1.1×
-    # on disk the no-sync floor bounds nothing (graphattach's syncs overlap, the floor's would not)
+    # on disk the floor's uploads at once sync in threads and are held against its own single
+    # upload made that way (``single_rate``), not against its inline-sync single upload
     on_disk = {c.name: c for c in checks(results)}["Concurrent uploads, aggregate vs one upload"]
-    assert on_disk.ceiling == "" and on_disk.ceiling_ok is None
+    assert on_disk.ceiling == "" and on_disk.ceiling_ok is None  # not measured: no ceiling
+    results["physical.upload_concurrent"] = _result(330, [{"single_rate": 220}, {"single_rate": 240}], unit="MB/s")
+    on_disk = {c.name: c for c in checks(results)}["Concurrent uploads, aggregate vs one upload"]
+    assert on_disk.ceiling == "durable floor's own: 1.43×"  # 330 / 230
+    assert on_disk.ceiling_ok is True and on_disk.verdict.startswith("**missed by")
 
 
 def test_uploads_at_once_are_bounded_by_the_cpus_the_single_upload_left_idle() -> None:

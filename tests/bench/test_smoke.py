@@ -32,6 +32,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = json.loads((out / "latest.json").read_text())
     assert (out / "latest.md").exists()
     data["_stderr"] = proc.stderr
+    data["_markdown"] = (out / "latest.md").read_text()
     return data
 
 
@@ -77,6 +78,14 @@ def test_every_workload_runs(smoke: dict) -> None:
     for workload in ("post_small", "upload_big", "upload_concurrent", "tiny_puts", "download_big", "content_bytes"):
         result = results[f"graphattach.{workload}"]
         assert result["status"] == "ok", (workload, result["note"])
+
+
+def test_on_disk_the_floor_measures_its_own_gain_from_uploads_at_once(smoke: dict) -> None:
+    """The durable floor's uploads at once (syncs in threads) and its single upload made the same way."""
+    result = smoke["results"]["physical.upload_concurrent"]
+    assert result["status"] == "ok" and result["summary"]["median"] > 0
+    assert all(e["single_rate"] > 0 for e in result["extra"])
+    assert "durable floor's own: " in smoke["_markdown"]
 
 
 def test_the_1_kib_puts_measure_their_bound(smoke: dict) -> None:
