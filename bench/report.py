@@ -35,7 +35,8 @@ PHYSICAL_REFERENCE = {
 def _chart_label(key: str, in_memory: bool = False) -> str:
     target, workload = key.split(".", 1)
     if key == "physical.upload_concurrent":
-        return "no-sync floor"  # run only against --in-memory (bench/cases.py)
+        # in memory the no-sync floor, on disk the durable floor syncing in threads (bench/cases.py)
+        return "no-sync floor" if in_memory else "durable floor"
     if target == "physical" and workload not in PHYSICAL_WORKLOADS:
         label = PHYSICAL_REFERENCE[workload][1] if workload in PHYSICAL_REFERENCE else "durable floor"
         # against --in-memory the floor syncs nothing

@@ -139,6 +139,14 @@ def test_in_memory_concurrency_is_held_against_the_no_sync_floors_own_gain() -> 
     assert on_disk.ceiling_ok is True and on_disk.verdict.startswith("**missed by")
 
 
+def test_the_floors_uploads_at_once_are_named_for_the_mode() -> None:
+    data = _data()
+    data["results"]["physical.upload_concurrent"] = _result(330, unit="MB/s")
+    assert "| Concurrent uploads (aggregate) | durable floor |" in markdown(data)
+    data["meta"]["in_memory"] = True
+    assert "| Concurrent uploads (aggregate) | no-sync floor |" in markdown(data)
+
+
 def test_uploads_at_once_are_bounded_by_the_cpus_the_single_upload_left_idle() -> None:
     results = _results()
     results["graphattach.upload_big"]["summary"]["cores_busy"] = 1.6  # of 2: at most 1.25× more
