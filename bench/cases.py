@@ -147,8 +147,6 @@ class Case:
     target = ""
     label = ""
     unit = "MB/s"
-    #: Run only against ``--in-memory`` graphattach.
-    only_in_memory = False
 
     def __init__(self, env: Env) -> None:
         self.env = env

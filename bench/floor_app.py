@@ -9,8 +9,9 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   unsynced). ``PUT /{name}?two-syncs`` commits with ``synchronous=FULL`` instead: the two syncs
   per range of the earlier design (the bytes, then the session's progress). ``PUT
   /{name}?threaded`` syncs in a thread and commits in the connection's thread, so that the PUTs
-  of uploads at once overlap their syncs (the ceiling of graphattach's concurrent uploads). With ``?no-sync``
-  (a PUT or a POST) nothing is synced and nothing committed: the floor of ``--in-memory``.
+  of uploads at once overlap their syncs (the ceiling of graphattach's concurrent uploads).
+  With ``?no-sync`` (a PUT or a POST) nothing is synced and nothing committed: the floor of
+  ``--in-memory``.
 - ``POST /post``: parse the JSON body with orjson, its ``contentBytes`` taken out first and decoded
   straight from the body with pybase64 (as graphattach does since 2026-12-04; before, the floor
   parsed the whole body into strings, about 0.5 ms more per 1 MiB POST), write
@@ -18,7 +19,8 @@ against it, because for them no anchor is comparable (nginx and @tus/server do n
   disk only once its directory is synced: https://man7.org/linux/man-pages/man2/fsync.2.html),
   commit a row, and answer 201 echoing the JSON with ``contentBytes``, as Graph does. With
   ``?no-sync`` the bytes are kept in memory up to graphattach's default ``--memory-limit`` and
-  written to files unsynced past it, as the in-memory store spills them. ``DELETE /`` removes all files (between runs, untimed).
+  written to files unsynced past it, as the in-memory store spills them. ``DELETE /`` removes
+  all files (between runs, untimed).
 - ``GET /download/{size}``: send ``size`` random bytes from memory, in pieces of graphattach's
   stream chunk (1.5 MiB, ``STREAM_CHUNK`` in src/graphattach/protocol/attachments.py): the most
   granian takes from a Python app, with no file read at all. ``$value`` is held against it.

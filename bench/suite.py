@@ -192,11 +192,7 @@ class Runner:
             for workload, _title, _unit in C.WORKLOADS:
                 if opts.workloads and workload not in opts.workloads:
                     continue
-                group = [
-                    cls(env)
-                    for cls in C.CASES[workload]
-                    if self.wanted(cls.target) and (opts.in_memory or not cls.only_in_memory)
-                ]
+                group = [cls(env) for cls in C.CASES[workload] if self.wanted(cls.target)]
                 self._group(group)
         finally:
             for server in (env.nginx, env.tus, env.ga):

@@ -1,4 +1,4 @@
-"""The durable floor's POST (bench/floor_app.py): what its no-sync mode keeps and what it writes."""
+"""The floor app (bench/floor_app.py): what its POST keeps and writes, and its threaded PUT."""
 
 from __future__ import annotations
 
